@@ -1,0 +1,27 @@
+# The two commands a newcomer needs: `make up` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install up test bench clean
+
+$(BIN)/raftkube: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/raftkube
+
+up: install
+	$(BIN)/raftkube up $(ARGS)
+
+test: install
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python bench/kv.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .raftkube .pytest_cache

@@ -1,0 +1,98 @@
+"""Every key's revisions, sorted by key, so ranges can be read at the head or at an older revision.
+
+Each key maps to the list of its states in revision order. A delete appends a tombstone, and a
+later put starts a new life (a new generation, in etcd's words) with version 1:
+
+    key "foo":  put@2 (v1)  put@5 (v2)  delete@7 (tombstone)  put@9 (v1)
+    read at 6 -> the put@5 state; read at 8 -> absent; read at 10 -> the put@9 state
+
+Compaction at revision C keeps, for each key, the newest state at or below C (if it is not a
+tombstone) and everything above C; a key whose only remaining state is a tombstone is dropped.
+"""
+from __future__ import annotations
+
+from bisect import bisect_right
+from typing import Iterator
+
+from sortedcontainers import SortedDict
+
+from kvstore.kv import KeyValue
+
+ALL_KEYS_FROM = b"\0"  # etcd: range_end "\0" means every key >= key
+
+
+class KeyIndex:
+    def __init__(self) -> None:
+        self._keys: SortedDict = SortedDict()  # bytes -> list[KeyValue], oldest first
+        self.live_count = 0
+
+    def get(self, key: bytes, revision: int | None = None) -> KeyValue | None:
+        """The key's state at `revision` (the head when None), or None when absent."""
+        states = self._keys.get(key)
+        if not states:
+            return None
+        kv = states[-1] if revision is None else _at(states, revision)
+        if kv is None or kv.is_tombstone:
+            return None
+        return kv
+
+    def keys_in(self, key: bytes, range_end: bytes) -> Iterator[bytes]:
+        """Keys that ever existed in [key, range_end), with etcd's meaning of range_end."""
+        if not range_end:
+            if key in self._keys:
+                yield key
+            return
+        if range_end == ALL_KEYS_FROM:
+            yield from self._keys.irange(minimum=key)
+            return
+        yield from self._keys.irange(minimum=key, maximum=range_end, inclusive=(True, False))
+
+    def range(self, key: bytes, range_end: bytes, revision: int | None = None) -> Iterator[KeyValue]:
+        """Live states in [key, range_end) at `revision`, sorted by key."""
+        for k in self.keys_in(key, range_end):
+            kv = self.get(k, revision)
+            if kv is not None:
+                yield kv
+
+    def put(self, kv: KeyValue) -> None:
+        states = self._keys.get(kv.key)
+        if states is None:
+            self._keys[kv.key] = [kv]
+            self.live_count += 1
+            return
+        if states[-1].is_tombstone:
+            self.live_count += 1
+        states.append(kv)
+
+    def delete(self, tomb: KeyValue) -> None:
+        """Append a tombstone; the caller has checked the key is live."""
+        self._keys[tomb.key].append(tomb)
+        self.live_count -= 1
+
+    def compact(self, revision: int) -> None:
+        """Forget every state that no read at `revision` or later can see."""
+        dead = []
+        for key, states in self._keys.items():
+            if states[0].mod_revision > revision or len(states) == 1 and not states[0].is_tombstone:
+                continue
+            cut = bisect_right(states, revision, key=_mod_revision)  # states[:cut] are <= revision
+            keep_from = cut - 1  # the newest state at or below `revision` is still visible there
+            if states[keep_from].is_tombstone:
+                keep_from += 1
+            if keep_from >= len(states):
+                dead.append(key)
+            elif keep_from > 0:
+                del states[:keep_from]
+        for key in dead:
+            del self._keys[key]
+
+
+def _mod_revision(kv: KeyValue) -> int:
+    return kv.mod_revision
+
+
+def _at(states: list[KeyValue], revision: int) -> KeyValue | None:
+    if states[-1].mod_revision <= revision:
+        return states[-1]
+    i = bisect_right(states, revision, key=_mod_revision)
+    return states[i - 1] if i else None

@@ -1,0 +1,237 @@
+"""The MVCC state machine alone: etcd v3 semantics with no thread, socket or clock."""
+import copy
+import pickle
+import random
+
+from kvstore import errors
+from kvstore.kv import DELETE, PUT
+from kvstore.mvcc import StateMachine
+
+
+def run(m: StateMachine, req, rid=None):
+    result, _ = m.apply({"id": rid, "req": req})
+    return result
+
+
+def put(m, key, value, **kw):
+    return run(m, {"op": "put", "key": key, "value": value, **kw})
+
+
+def get(m, key, **kw):
+    return m.range({"key": key, **kw})
+
+
+def test_every_write_raises_the_revision_by_exactly_one():
+    m = StateMachine()
+    assert m.revision == 1
+    assert put(m, b"a", b"1")["revision"] == 2
+    assert put(m, b"b", b"1")["revision"] == 3
+    res = run(m, {"op": "txn", "success": [{"op": "put", "key": b"c", "value": b""},
+                                            {"op": "put", "key": b"d", "value": b""}]})
+    assert res["revision"] == 4 and m.revision == 4
+    assert run(m, {"op": "delete_range", "key": b"a", "range_end": b"z"})["deleted"] == 4
+    assert m.revision == 5
+
+
+def test_reads_and_noop_deletes_leave_the_revision_alone():
+    m = StateMachine()
+    put(m, b"a", b"1")
+    assert run(m, {"op": "delete_range", "key": b"zz"})["deleted"] == 0
+    assert run(m, {"op": "txn", "success": [{"op": "range", "key": b"a"}]})["revision"] == 2
+    assert run(m, {"op": "lease_grant", "ttl": 10, "now": 0})["revision"] == 2
+    assert m.revision == 2
+
+
+def test_versions_and_create_revision_follow_a_keys_generations():
+    m = StateMachine()
+    put(m, b"k", b"1")
+    put(m, b"k", b"2")
+    kv = get(m, b"k")["kvs"][0]
+    assert (kv.create_revision, kv.mod_revision, kv.version) == (2, 3, 2)
+    run(m, {"op": "delete_range", "key": b"k"})
+    assert get(m, b"k")["kvs"] == []
+    put(m, b"k", b"3")
+    kv = get(m, b"k")["kvs"][0]
+    assert (kv.create_revision, kv.mod_revision, kv.version) == (5, 5, 1)
+
+
+def test_range_prefix_limit_count_keys_only_and_all_keys():
+    m = StateMachine()
+    for k in [b"a/1", b"a/2", b"a/3", b"b/1"]:
+        put(m, k, b"v" + k)
+    res = get(m, b"a/", range_end=b"a0", limit=2)
+    assert [kv.key for kv in res["kvs"]] == [b"a/1", b"a/2"] and res["more"] and res["count"] == 3
+    assert get(m, b"a/", range_end=b"a0", count_only=True)["kvs"] == []
+    assert get(m, b"a/", range_end=b"a0", count_only=True)["count"] == 3
+    assert {kv.value for kv in get(m, b"a/", range_end=b"a0", keys_only=True)["kvs"]} == {b""}
+    assert get(m, b"\0", range_end=b"\0")["count"] == 4
+    desc = get(m, b"a", range_end=b"c", sort_order="DESCEND", sort_target="KEY")["kvs"]
+    assert [kv.key for kv in desc] == [b"b/1", b"a/3", b"a/2", b"a/1"]
+
+
+def test_read_at_an_older_revision_sees_that_revision():
+    m = StateMachine()
+    put(m, b"k", b"old")  # rev 2
+    put(m, b"k", b"new")  # rev 3
+    run(m, {"op": "delete_range", "key": b"k"})  # rev 4
+    assert get(m, b"k", revision=2)["kvs"][0].value == b"old"
+    assert get(m, b"k", revision=3)["kvs"][0].value == b"new"
+    assert get(m, b"k", revision=4)["kvs"] == []
+    assert get(m, b"k", revision=9) == errors.FUTURE_REV
+
+
+def test_compaction_forgets_old_revisions_and_reports_etcds_error():
+    m = StateMachine()
+    for i in range(5):
+        put(m, b"k", str(i).encode())  # revs 2..6
+    put(m, b"gone", b"x")  # rev 7
+    run(m, {"op": "delete_range", "key": b"gone"})  # rev 8
+    assert run(m, {"op": "compact", "revision": 5}) == {"revision": 8}
+    assert get(m, b"k", revision=4) == errors.COMPACTED
+    assert get(m, b"k", revision=5)["kvs"][0].value == b"3"
+    assert get(m, b"k")["kvs"][0].value == b"4"
+    assert run(m, {"op": "compact", "revision": 5}) == errors.COMPACTED
+    assert run(m, {"op": "compact", "revision": 99}) == errors.FUTURE_REV
+    assert m.events_since(3) == errors.COMPACTED
+    assert [e.revision for e in m.events_since(5)] == [5, 6, 7, 8]
+    run(m, {"op": "compact", "revision": 8})
+    assert b"gone" not in list(m.index.keys_in(b"\0", b"\0"))
+
+
+def test_txn_compares_on_every_target_and_runs_one_branch():
+    m = StateMachine()
+    put(m, b"k", b"v", )  # create 2, mod 2, version 1
+    cases = [
+        ({"target": "VALUE", "result": "EQUAL", "value": b"v"}, True),
+        ({"target": "VALUE", "result": "NOT_EQUAL", "value": b"v"}, False),
+        ({"target": "VERSION", "result": "GREATER", "version": 0}, True),
+        ({"target": "CREATE", "result": "EQUAL", "create_revision": 2}, True),
+        ({"target": "MOD", "result": "LESS", "mod_revision": 2}, False),
+        ({"target": "LEASE", "result": "EQUAL", "lease": 0}, True),
+    ]
+    for compare, expected in cases:
+        res = run(m, {"op": "txn", "compare": [{"key": b"k", **compare}],
+                      "success": [{"op": "range", "key": b"k"}],
+                      "failure": [{"op": "range", "key": b"missing"}]})
+        assert res["succeeded"] is expected, compare
+    # A missing key compares as version 0 (create-if-absent), and its value never matches.
+    res = run(m, {"op": "txn", "compare": [{"key": b"new", "target": "VERSION", "version": 0}],
+                  "success": [{"op": "put", "key": b"new", "value": b"1"}]})
+    assert res["succeeded"] and get(m, b"new")["count"] == 1
+    res = run(m, {"op": "txn", "compare": [{"key": b"nope", "target": "VALUE", "result": "NOT_EQUAL", "value": b"x"}]})
+    assert res["succeeded"] is False
+
+
+def test_nested_txn_and_duplicate_keys():
+    m = StateMachine()
+    res = run(m, {"op": "txn", "success": [
+        {"op": "put", "key": b"a", "value": b"1"},
+        {"op": "txn", "compare": [{"key": b"a", "target": "VERSION", "version": 0}],
+         "success": [{"op": "put", "key": b"b", "value": b"chosen before the txn ran"}]},
+    ]})
+    assert res["succeeded"] and res["responses"][1]["succeeded"] is True
+    assert get(m, b"b")["count"] == 1 and m.revision == 2
+    dup = run(m, {"op": "txn", "success": [{"op": "put", "key": b"x", "value": b""},
+                                          {"op": "put", "key": b"x", "value": b""}]})
+    assert dup == errors.DUPLICATE_KEY
+    overlap = run(m, {"op": "txn", "success": [{"op": "put", "key": b"x", "value": b""},
+                                              {"op": "delete_range", "key": b"a", "range_end": b"z"}]})
+    assert overlap == errors.DUPLICATE_KEY and m.revision == 2
+
+
+def test_a_failing_txn_changes_nothing():
+    m = StateMachine()
+    res = run(m, {"op": "txn", "success": [{"op": "put", "key": b"a", "value": b"1"},
+                                          {"op": "put", "key": b"b", "value": b"1", "lease": 42}]})
+    assert res == errors.LEASE_NOT_FOUND
+    assert get(m, b"a")["count"] == 0 and m.revision == 1
+
+
+def test_leases_attach_keys_and_revoke_deletes_them_as_events():
+    m = StateMachine()
+    lease = run(m, {"op": "lease_grant", "ttl": 5, "id": 77, "now": 100.0})
+    assert lease["id"] == 77
+    assert run(m, {"op": "lease_grant", "ttl": 5, "id": 77, "now": 100.0}) == errors.LEASE_EXISTS
+    put(m, b"a", b"1", lease=77)
+    put(m, b"b", b"1", lease=77)
+    assert m.lease_time_to_live(77, 101.2, True)["ttl"] == 4
+    assert m.lease_time_to_live(77, 101.2, True)["keys"] == [b"a", b"b"]
+    result, events = m.apply({"id": None, "req": {"op": "lease_revoke", "id": 77}})
+    assert result == {"revision": 4}  # puts at 2 and 3, one revision for the whole revoke
+    assert [(e.type, e.kv.key, e.revision) for e in events] == [(DELETE, b"a", 4), (DELETE, b"b", 4)]
+    assert run(m, {"op": "lease_revoke", "id": 77}) == errors.LEASE_NOT_FOUND
+
+
+def test_lease_expiry_is_decided_by_the_now_in_the_command():
+    m = StateMachine()
+    a = run(m, {"op": "lease_grant", "ttl": 10, "now": 0.0}, rid=1)["id"]
+    b = run(m, {"op": "lease_grant", "ttl": 10, "now": 0.0}, rid=2)["id"]
+    put(m, b"k", b"v", lease=a)
+    run(m, {"op": "lease_keepalive", "id": b, "now": 5.0})
+    assert run(m, {"op": "lease_expire", "now": 11.0})["expired"] == [a]
+    assert get(m, b"k")["count"] == 0 and m.leases.get(b) is not None
+    run(m, {"op": "lease_promote", "now": 20.0})
+    assert run(m, {"op": "lease_expire", "now": 25.0})["expired"] == []
+
+
+def test_a_retried_request_id_is_applied_once():
+    m = StateMachine()
+    first = run(m, {"op": "put", "key": b"k", "value": b"1"}, rid=(9, 1))
+    again = run(m, {"op": "put", "key": b"k", "value": b"1"}, rid=(9, 1))
+    assert first == again and m.revision == 2
+    assert get(m, b"k")["kvs"][0].version == 1
+
+
+def test_apply_never_raises_on_garbage():
+    m = StateMachine()
+    for junk in [{}, {"req": None}, {"req": {"op": "nope"}}, {"req": {"op": "put"}},
+                 {"req": {"op": "txn", "success": [{"op": "put"}]}}, {"req": {"op": "compact", "revision": "x"}},
+                 {"req": {"op": "txn", "compare": [{"key": b"k", "target": "VERSION", "version": "abc"}]}}]:
+        result, events = m.apply(junk)
+        assert isinstance(result, errors.KVError) and events == []
+    assert m.revision == 1
+
+
+def test_watch_history_has_every_event_with_prev_kv():
+    m = StateMachine()
+    put(m, b"k", b"1")
+    put(m, b"k", b"2")
+    run(m, {"op": "delete_range", "key": b"k"})
+    evs = m.events_since(0)
+    assert [(e.type, e.revision) for e in evs] == [(PUT, 2), (PUT, 3), (DELETE, 4)]
+    assert evs[1].prev_kv.value == b"1" and evs[2].prev_kv.value == b"2"
+    assert [e.revision for e in m.events_since(3)] == [3, 4]
+
+
+def _random_commands(rng: random.Random, n: int):
+    keys = [b"k%d" % i for i in range(8)]
+    for i in range(n):
+        kind = rng.random()
+        if kind < 0.5:
+            req = {"op": "put", "key": rng.choice(keys), "value": b"%d" % i}
+        elif kind < 0.7:
+            req = {"op": "delete_range", "key": rng.choice(keys), "range_end": rng.choice([b"", b"k5"])}
+        elif kind < 0.9:
+            k = rng.choice(keys)
+            req = {"op": "txn", "compare": [{"key": k, "target": "VERSION", "result": "GREATER", "version": 1}],
+                   "success": [{"op": "delete_range", "key": k}],
+                   "failure": [{"op": "put", "key": k, "value": b"t"}]}
+        else:
+            req = {"op": "compact", "revision": max(1, i - 5)}
+        yield {"id": (1, i), "req": req}
+
+
+def test_the_same_commands_give_the_same_state_even_through_a_snapshot():
+    commands = list(_random_commands(random.Random(7), 400))
+    a, b = StateMachine(), StateMachine()
+    for cmd in commands[:200]:
+        a.apply(copy.deepcopy(cmd))
+        b.apply(copy.deepcopy(cmd))
+    b = pickle.loads(pickle.dumps(b))  # a snapshot taken half way
+    for cmd in commands[200:]:
+        ra, _ = a.apply(copy.deepcopy(cmd))
+        rb, _ = b.apply(copy.deepcopy(cmd))
+        assert ra == rb
+    full = {"key": b"\0", "range_end": b"\0"}
+    assert a.range(full) == b.range(full)
+    assert a.revision == b.revision and a.history == b.history
