@@ -25,6 +25,7 @@ from kvstore.kv import DELETE, PUT, Event, KeyValue, tombstone
 from kvstore.leases import LeaseTable
 
 MAX_TXN_OPS = 128
+MIN_LEASE_TTL = 2  # etcd raises shorter TTLs to this (with its default election timeout)
 DEDUP_WINDOW = 20_000  # request ids remembered, so a retried proposal is applied once
 
 Request = dict[str, Any]
@@ -46,6 +47,7 @@ class StateMachine:
         self.index = KeyIndex()
         self.leases = LeaseTable()
         self.history: list[Event] = []  # every event after compact_revision, in order
+        self.members: dict[str, dict[str, Any]] = {}  # raft address -> what a master announced
         self._recent: OrderedDict[Any, Result] = OrderedDict()
 
     # -- the one entry point -------------------------------------------------------------
@@ -83,8 +85,8 @@ class StateMachine:
         if not key:
             return errors.KEY_NOT_PROVIDED
         kvs = list(self.index.range(key, req.get("range_end") or b"", revision or None))
+        count = len(kvs)  # etcd counts before the min/max revision filters
         kvs = _filter(kvs, req)
-        count = len(kvs)
         kvs = _sort(kvs, req)
         limit = int(req.get("limit") or 0)
         more = bool(limit) and count > limit
@@ -237,7 +239,7 @@ class StateMachine:
         key = c.get("key") or b""
         range_end = c.get("range_end") or b""
         kvs = list(self.index.range(key, range_end)) if range_end else [self.index.get(key)]
-        target = c.get("target", "VALUE")
+        target = c.get("target", "VERSION")
         if kvs == [None] or not kvs:
             if target == "VALUE":
                 return False  # etcd: comparing the value of a missing key always fails
@@ -246,6 +248,14 @@ class StateMachine:
 
     def _noop(self, req: Request, rid: Any) -> Result:
         """A barrier: its only effect is its place in the log (see Store.read_index)."""
+        return {"revision": self.revision}
+
+    def _member_announce(self, req: Request, rid: Any) -> Result:
+        """A master says who it is (name, raft address, client URLs); not a key, no revision."""
+        info = req.get("member")
+        if not isinstance(info, dict) or not isinstance(info.get("raft"), str):
+            return errors.invalid("member_announce needs a member with a raft address")
+        self.members[info["raft"]] = dict(info)
         return {"revision": self.revision}
 
     # -- compaction -----------------------------------------------------------------------
@@ -275,7 +285,7 @@ class StateMachine:
             return errors.LEASE_EXISTS
         if not lease_id:
             lease_id = self.leases.pick_id(hash_request_id(rid))
-        lease = self.leases.grant(lease_id, ttl, float(req.get("now") or 0))
+        lease = self.leases.grant(lease_id, max(ttl, MIN_LEASE_TTL), float(req.get("now") or 0))
         return {"revision": self.revision, "id": lease.id, "ttl": lease.ttl}
 
     def _lease_revoke(self, req: Request, rid: Any) -> Result:
@@ -316,7 +326,7 @@ class StateMachine:
 _OPS = {"put": "_put_request", "delete_range": "_delete_request", "txn": "_txn_request",
         "compact": "_compact", "lease_grant": "_lease_grant", "lease_revoke": "_lease_revoke",
         "lease_keepalive": "_lease_keepalive", "lease_expire": "_lease_expire",
-        "lease_promote": "_lease_promote", "noop": "_noop"}
+        "lease_promote": "_lease_promote", "noop": "_noop", "member_announce": "_member_announce"}
 
 # -- pure helpers --------------------------------------------------------------------------
 
@@ -446,5 +456,8 @@ def hash_request_id(rid: Any) -> int:
             h = (h * 1_000_003 + hash_request_id(part)) & ((1 << 64) - 1)
         return h
     if isinstance(rid, bytes):
-        return int.from_bytes(rid[:8].ljust(8, b"\0"), "big")
+        h = 0
+        for i in range(0, len(rid), 8):
+            h = (h * 0x9E3779B97F4A7C15 ^ int.from_bytes(rid[i:i + 8], "big")) & ((1 << 64) - 1)
+        return h
     return 1

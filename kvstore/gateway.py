@@ -1,0 +1,226 @@
+"""The KV API: a subset of etcd v3's JSON gateway over the Store, on aiohttp.
+
+Every handler decodes with `gateway_codec`, calls the Store, and encodes the answer with the
+header etcd puts on every response. Errors leave as etcd's `{"error","message","code"}` with the
+HTTP status grpc-gateway gives that gRPC code.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from kvstore import errors
+from kvstore import gateway_codec as codec
+from kvstore.errors import KVError, KVFailure
+from kvstore.gateway_watch import WatchStream, line
+from kvstore.store import Store
+from kvstore.watch import WatchHub
+
+log = logging.getLogger("raftkube.gateway")
+
+MAX_REQUEST_BYTES = 3 * (1 << 19)  # 1.5 MiB, etcd's --max-request-bytes default
+VERSION = "3.4.0-raftkube"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(err: KVError, status: int | None = None) -> web.Response:
+    body = {"error": err.message, "code": err.code, "message": err.message}
+    return web.json_response(body, status=status or err.http_status)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except KVFailure as exc:
+        return error_response(exc.error)
+    except codec.BadRequest as exc:
+        return error_response(errors.invalid(str(exc)))
+    except web.HTTPException as exc:
+        if exc.status == 413:  # etcd answers an over-sized request with InvalidArgument
+            return error_response(errors.REQUEST_TOO_LARGE)
+        if exc.status >= 400:
+            reason = exc.reason or "request failed"
+            code = errors.UNIMPLEMENTED if exc.status in (404, 405) else errors.INVALID_ARGUMENT
+            return error_response(KVError(code, f"{reason}: {request.method} {request.path}"), exc.status)
+        raise
+
+
+class KVGateway:
+    def __init__(self, store: Store, hub: WatchHub, *, cluster_id: int, member_id: int,
+                 member_ids: Callable[[], list[dict]], data_dir: str) -> None:
+        self.store = store
+        self.hub = hub
+        self.cluster_id = cluster_id
+        self.member_id = member_id
+        self.member_ids = member_ids
+        self.data_dir = data_dir
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[_errors], client_max_size=MAX_REQUEST_BYTES)
+        routes = {
+            "/v3/kv/range": self.range, "/v3/kv/put": self.put, "/v3/kv/deleterange": self.delete_range,
+            "/v3/kv/txn": self.txn, "/v3/kv/compaction": self.compaction, "/v3/watch": self.watch,
+            "/v3/lease/grant": self.lease_grant, "/v3/lease/revoke": self.lease_revoke,
+            "/v3/kv/lease/revoke": self.lease_revoke, "/v3/lease/keepalive": self.lease_keepalive,
+            "/v3/lease/timetolive": self.lease_timetolive, "/v3/kv/lease/timetolive": self.lease_timetolive,
+            "/v3/lease/leases": self.lease_leases, "/v3/kv/lease/leases": self.lease_leases,
+            "/v3/maintenance/status": self.status, "/v3/cluster/member/list": self.member_list,
+        }
+        for path, handler in routes.items():
+            app.router.add_post(path, handler)
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/version", self.version)
+        return app
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def header(self, revision: int | None = None) -> dict:
+        if revision is None:
+            revision = self.store.machine.revision
+        return codec.header(cluster_id=self.cluster_id, member_id=self.member_id, revision=revision,
+                            raft_term=self.store.replica.raftCurrentTerm)
+
+    @staticmethod
+    async def body(request: web.Request) -> Any:
+        raw = await request.read()
+        if not raw.strip():
+            return {}
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise codec.BadRequest(f"request body is not valid JSON: {exc}") from None
+
+    # -- kv -------------------------------------------------------------------------------
+
+    async def range(self, request: web.Request) -> web.Response:
+        req, serializable = codec.range_request(await self.body(request))
+        res = await self.store.range(req, serializable=serializable)
+        return web.json_response(codec.range_response(res, self.header(res["revision"])))
+
+    async def put(self, request: web.Request) -> web.Response:
+        req = codec.put_request(await self.body(request))
+        if not req["key"]:
+            raise KVFailure(errors.KEY_NOT_PROVIDED)
+        res = await self.store.propose(req)
+        return web.json_response(codec.put_response(res, self.header(res["revision"])))
+
+    async def delete_range(self, request: web.Request) -> web.Response:
+        req = codec.delete_request(await self.body(request))
+        if not req["key"]:
+            raise KVFailure(errors.KEY_NOT_PROVIDED)
+        res = await self.store.propose(req)
+        return web.json_response(codec.delete_response(res, self.header(res["revision"])))
+
+    async def txn(self, request: web.Request) -> web.Response:
+        req = codec.txn_request(await self.body(request))
+        res = await self.store.propose(req)
+        return web.json_response(codec.txn_response(res, self.header(res["revision"])))
+
+    async def compaction(self, request: web.Request) -> web.Response:
+        res = await self.store.propose(codec.compaction_request(await self.body(request)))
+        return web.json_response({"header": self.header(res["revision"])})
+
+    # -- leases ---------------------------------------------------------------------------
+
+    async def lease_grant(self, request: web.Request) -> web.Response:
+        req = codec.lease_grant_request(await self.body(request))
+        res = await self.store.propose({**req, "now": time.time()})
+        return web.json_response(codec.lease_response(res, self.header(res["revision"])))
+
+    async def lease_revoke(self, request: web.Request) -> web.Response:
+        lease = codec.lease_id(await self.body(request), "lease revoke request")
+        res = await self.store.propose({"op": "lease_revoke", "id": lease})
+        return web.json_response({"header": self.header(res["revision"])})
+
+    async def lease_keepalive(self, request: web.Request) -> web.StreamResponse:
+        """A stream in etcd: one `{"result": ...}` line per request object in the body."""
+        ids = [codec.lease_id(obj, "lease keepalive request") for obj in codec.json_stream(await request.read())]
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        for lease in ids:
+            try:
+                res = await self.store.propose({"op": "lease_keepalive", "id": lease, "now": time.time()})
+            except KVFailure as exc:
+                if exc.error != errors.LEASE_NOT_FOUND:
+                    raise
+                res = {"revision": self.store.machine.revision, "id": lease, "ttl": 0}  # etcd: TTL left out
+            await resp.write(line({"result": codec.lease_response(res, self.header(res["revision"]))}))
+        return resp
+
+    async def lease_timetolive(self, request: web.Request) -> web.Response:
+        lease, with_keys = codec.timetolive_request(await self.body(request))
+        await self.store.read_index()
+        with self.store.lock:
+            res = self.store.machine.lease_time_to_live(lease, time.time(), with_keys)
+        out = {"header": self.header(res["revision"]), "ID": str(res["id"]), "TTL": str(res["ttl"])}
+        if res["granted_ttl"]:
+            out["grantedTTL"] = str(res["granted_ttl"])
+        if res["keys"]:
+            out["keys"] = [codec.enc_bytes(k) for k in res["keys"]]
+        return web.json_response(out)
+
+    async def lease_leases(self, request: web.Request) -> web.Response:
+        await self.body(request)
+        await self.store.read_index()
+        with self.store.lock:
+            ids = self.store.machine.lease_ids()
+        out: dict[str, Any] = {"header": self.header()}
+        if ids:
+            out["leases"] = [{"ID": str(i)} for i in ids]
+        return web.json_response(out)
+
+    # -- watch ----------------------------------------------------------------------------
+
+    async def watch(self, request: web.Request) -> web.StreamResponse:
+        """etcd's watch stream over HTTP: every request object in the body, then events until the
+        client goes away. The stream stays open after its watchers are cancelled, as etcd's does."""
+        stream = WatchStream(self, codec.json_stream(await request.read()))
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        try:
+            await stream.run(resp, request)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            stream.close()
+        return resp
+
+    # -- maintenance and cluster ------------------------------------------------------------
+
+    async def status(self, request: web.Request) -> web.Response:
+        await self.body(request)
+        st = self.store.raft_status()
+        leader = st.get("leader")
+        leader_id = next((m["id"] for m in self.member_ids() if m["raft"] == leader), 0) if leader else 0
+        size = sum(os.path.getsize(os.path.join(self.data_dir, f)) for f in os.listdir(self.data_dir)
+                   if os.path.isfile(os.path.join(self.data_dir, f)))
+        out = {"header": self.header(), "version": VERSION, "dbSize": str(size), "dbSizeInUse": str(size),
+               "leader": str(leader_id), "raftIndex": str(st.get("commit_idx", 0)),
+               "raftTerm": str(st.get("raft_term", 0)), "raftAppliedIndex": str(st.get("last_applied", 0))}
+        return web.json_response({k: v for k, v in out.items() if v != "0"})
+
+    async def member_list(self, request: web.Request) -> web.Response:
+        await self.body(request)
+        members = []
+        for m in self.member_ids():
+            member = {"ID": str(m["id"]), "name": m.get("name", ""), "peerURLs": [f"http://{m['raft']}"]}
+            if m.get("kv"):
+                member["clientURLs"] = [m["kv"]]
+            members.append({k: v for k, v in member.items() if v})
+        return web.json_response({"header": self.header(), "members": members})
+
+    async def health(self, request: web.Request) -> web.Response:
+        healthy = bool(self.store.raft_status().get("leader"))
+        return web.json_response({"health": "true" if healthy else "false"}, status=200 if healthy else 503)
+
+    async def version(self, request: web.Request) -> web.Response:
+        return web.json_response({"etcdserver": VERSION, "etcdcluster": "3.4.0"})
+

@@ -1,0 +1,176 @@
+"""A Raft journal for pysyncobj that is on disk before it counts.
+
+pysyncobj's own FileJournal writes an mmap and never syncs it (see PYSYNCOBJ-NOTES.md). This one
+implements the same interface with an append-only file: `add` only buffers; `sync` writes the
+buffer and fdatasyncs it. The replica calls `sync` before any Raft message leaves the process and
+before every tick's commit calculation (kvstore/replica.py), so a follower acknowledges, and the
+leader counts itself, only entries that are on disk. Many entries appended in one tick share one
+fdatasync: that is our group commit at the disk.
+
+Record layout: u32 length of (idx, term, command) | u32 crc32 of it | u64 idx | u64 term | command.
+A torn or corrupt tail (a crash mid-write) is cut off on open.
+Term and vote are written to `<path>.meta` as JSON through a synced temporary file and a rename.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+
+_HEAD = struct.Struct("<II")
+_IDX_TERM = struct.Struct("<QQ")
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Replace `path` with `data` so that a crash leaves either the old or the new file."""
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path)
+
+
+def _encode(command: bytes, idx: int, term: int) -> bytes:
+    body = _IDX_TERM.pack(idx, term) + bytes(command)
+    return _HEAD.pack(len(body), zlib.crc32(body)) + body
+
+
+class DurableJournal:
+    """The interface pysyncobj's SyncObj expects of `createJournal(path)`."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._meta_path = path + ".meta"
+        self._entries: list[tuple[bytes, int, int]] = []
+        self._ends: list[int] = []  # file offset after each entry
+        self._pending = bytearray()
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._load()
+        self._meta = self._load_meta()
+        self._meta_dirty = False
+
+    # -- loading --------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        size = os.fstat(self._fd).st_size
+        data = os.pread(self._fd, size, 0) if size else b""
+        pos = 0
+        while pos + _HEAD.size <= len(data):
+            length, crc = _HEAD.unpack_from(data, pos)
+            body = data[pos + _HEAD.size: pos + _HEAD.size + length]
+            if length < _IDX_TERM.size or len(body) != length or zlib.crc32(body) != crc:
+                break
+            idx, term = _IDX_TERM.unpack_from(body)
+            pos += _HEAD.size + length
+            self._entries.append((body[_IDX_TERM.size:], idx, term))
+            self._ends.append(pos)
+        if pos != size:
+            os.ftruncate(self._fd, pos)
+            os.fsync(self._fd)
+
+    def _load_meta(self) -> dict:
+        try:
+            with open(self._meta_path, "rb") as f:
+                return json.loads(f.read())
+        except (OSError, ValueError):
+            return {}
+
+    # -- the log --------------------------------------------------------------------------
+
+    def add(self, command: bytes, idx: int, term: int) -> None:
+        record = _encode(command, idx, term)
+        self._entries.append((command, idx, term))
+        self._ends.append((self._ends[-1] if self._ends else 0) + len(record))
+        self._pending += record
+
+    def sync(self) -> None:
+        """Make every added entry durable; cheap when there is nothing new."""
+        if self._pending:
+            offset = self._ends[-1] - len(self._pending)
+            os.pwrite(self._fd, self._pending, offset)
+            os.fdatasync(self._fd)
+            self._pending.clear()
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._ends.clear()
+        self._pending.clear()
+        os.ftruncate(self._fd, 0)
+        os.fsync(self._fd)
+
+    def deleteEntriesFrom(self, entryFrom: int) -> None:  # noqa: N802 - pysyncobj's name
+        """Drop entries [entryFrom:] (a follower's log conflicted with the leader's)."""
+        self.sync()
+        del self._entries[entryFrom:]
+        del self._ends[entryFrom:]
+        os.ftruncate(self._fd, self._ends[-1] if self._ends else 0)
+        os.fsync(self._fd)
+
+    def deleteEntriesTo(self, entryTo: int) -> None:  # noqa: N802
+        """Drop entries [:entryTo] (they are in a snapshot now): rewrite the file atomically."""
+        keep = self._entries[entryTo:]
+        self._pending.clear()
+        write_atomically(self._path, b"".join(_encode(*e) for e in keep))
+        os.close(self._fd)
+        self._fd = os.open(self._path, os.O_RDWR)
+        self._entries, self._ends = [], []
+        pos = 0
+        for command, idx, term in keep:
+            pos += _HEAD.size + _IDX_TERM.size + len(command)
+            self._entries.append((command, idx, term))
+            self._ends.append(pos)
+
+    def __getitem__(self, item):
+        return self._entries[item]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def flush(self) -> None:
+        self.sync()
+
+    def _destroy(self) -> None:
+        self.sync()
+        self._save_meta_if_dirty()
+        os.close(self._fd)
+
+    # -- meta: commit index (lazily), term and vote (at once) ---------------------------
+
+    def setRaftCommitIndex(self, raftCommitIndex: int) -> None:  # noqa: N802
+        self._meta["raftCommitIndex"] = raftCommitIndex
+        self._meta_dirty = True
+
+    def getRaftCommitIndex(self) -> int:  # noqa: N802
+        return self._meta.get("raftCommitIndex", 1)
+
+    def setCurrentTerm(self, term: int, votedForNodeId) -> None:  # noqa: N802
+        """Raft's currentTerm and votedFor must be durable before a vote leaves (Raft fig. 2)."""
+        self._meta["currentTerm"] = term
+        self._meta["votedForNodeId"] = votedForNodeId
+        write_atomically(self._meta_path, json.dumps(self._meta).encode())
+        self._meta_dirty = False
+
+    def getCurrentTerm(self) -> int:  # noqa: N802
+        return self._meta.get("currentTerm", 0)
+
+    def getVotedForNodeId(self):  # noqa: N802
+        return self._meta.get("votedForNodeId")
+
+    def onOneSecondTimer(self) -> None:  # noqa: N802
+        self._save_meta_if_dirty()
+
+    def _save_meta_if_dirty(self) -> None:
+        if self._meta_dirty:
+            write_atomically(self._meta_path, json.dumps(self._meta).encode())
+            self._meta_dirty = False

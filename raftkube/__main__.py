@@ -1,0 +1,3 @@
+from raftkube.cli import main
+
+main()

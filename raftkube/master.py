@@ -1,0 +1,173 @@
+"""`raftkube master`: one master process: the replicated store and the APIs in front of it."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import logging
+import os
+import secrets
+import signal
+import time
+
+from aiohttp import web
+
+from kvstore.errors import KVFailure
+from kvstore.gateway import KVGateway
+from kvstore.leader_duties import LeaderDuties, Retention
+from kvstore.replica import Replica
+from kvstore.store import Store
+from kvstore.watch import WatchHub
+
+log = logging.getLogger("raftkube.master")
+
+
+def id64(text: str) -> int:
+    """A stable 64-bit id, as etcd uses for members and clusters."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def split_hostport(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise SystemExit(f"raftkube master: expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", required=True, help="this master's name, e.g. m1")
+    p.add_argument("--raft", required=True, help="HOST:PORT of this master's Raft port (its identity)")
+    p.add_argument("--peers", default="", help="comma-separated HOST:PORT Raft addresses of the other masters")
+    p.add_argument("--kv-listen", required=True, help="HOST:PORT for the etcd v3 JSON gateway")
+    p.add_argument("--api-listen", required=True, help="HOST:PORT for the kube API")
+    p.add_argument("--data-dir", required=True, help="where the journal and snapshots live")
+    p.add_argument("--secret-file", help="file holding the cluster secret (required with --peers)")
+    p.add_argument("--request-timeout", type=float, default=2.0,
+                   help="seconds a write or linearizable read may wait for a quorum (default 2)")
+    p.add_argument("--auto-compaction-retention", default="10000",
+                   help="revisions to keep (e.g. 10000) or a time window (e.g. 5m); 0 keeps everything")
+    p.add_argument("--enable-failpoints", action="store_true",
+                   help="serve /debug/failpoints (partitions for chaos demos); never in production")
+
+
+def read_secret(args: argparse.Namespace, peers: list[str]) -> str:
+    if args.secret_file:
+        with open(args.secret_file) as f:
+            secret = f.read().strip()
+        if not secret:
+            raise SystemExit(f"raftkube master {args.name}: the secret file {args.secret_file} is empty")
+        return secret
+    if peers:
+        raise SystemExit(f"raftkube master {args.name}: --secret-file is required with --peers: "
+                         "the Raft port never runs without the cluster secret")
+    path = os.path.join(args.data_dir, "cluster.secret")  # a lone master makes its own
+    if not os.path.exists(path):
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    with open(path) as f:
+        return f.read().strip()
+
+
+class Master:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+        os.makedirs(args.data_dir, exist_ok=True)
+        self.secret = read_secret(args, self.peers)
+        self.cluster_id = id64(",".join(sorted([args.raft, *self.peers])))
+        self.member_id = id64(args.raft)
+
+    def members(self) -> list[dict]:
+        """Every master we know: the configured ones, with what each announced about itself."""
+        with self.store.lock:
+            announced = dict(self.store.machine.members)
+        out = []
+        for raft in sorted({self.args.raft, *self.peers, *announced}):
+            out.append({"id": id64(raft), "raft": raft, **announced.get(raft, {})})
+        return out
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.hub = WatchHub()
+        self.replica = Replica(
+            self_addr=self.args.raft, peers=self.peers, data_dir=self.args.data_dir, secret=self.secret,
+            on_applied=lambda events, rev: loop.call_soon_threadsafe(self.hub.publish, events, rev),
+            on_restored=lambda: loop.call_soon_threadsafe(
+                self.hub.reset, "etcdserver: this master's store was replaced by a snapshot; "
+                                "re-watch from the revision after your last event"),
+        )
+        self.store = Store(self.replica, name=self.args.name, deadline=self.args.request_timeout)
+        gateway = KVGateway(self.store, self.hub, cluster_id=self.cluster_id, member_id=self.member_id,
+                            member_ids=self.members, data_dir=self.args.data_dir)
+        kv_app = gateway.app()
+        if self.args.enable_failpoints:
+            kv_app.router.add_post("/debug/failpoints", self.failpoints)
+        runners = [await self._serve(kv_app, self.args.kv_listen), await self._serve(self.health_app(), self.args.api_listen)]
+        duties = LeaderDuties(self.store, Retention.parse(self.args.auto_compaction_retention))
+        tasks = [asyncio.create_task(duties.run()), asyncio.create_task(self.announce())]
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("master %s: raft %s, kv http://%s, api http://%s, data %s", self.args.name, self.args.raft,
+                 self.args.kv_listen, self.args.api_listen, self.args.data_dir)
+        await stop.wait()
+        log.info("master %s: stopping", self.args.name)
+        for t in tasks:
+            t.cancel()
+        for r in runners:
+            await r.cleanup()
+        self.replica.destroy()
+
+    async def _serve(self, app: web.Application, listen: str) -> web.AppRunner:
+        host, port = split_hostport(listen)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        return runner
+
+    async def announce(self) -> None:
+        """Tell the cluster who we are, once, retrying until a quorum takes it."""
+        info = {"raft": self.args.raft, "name": self.args.name, "kv": f"http://{self.args.kv_listen}",
+                "api": f"http://{self.args.api_listen}"}
+        while True:
+            with self.store.lock:
+                if self.store.machine.members.get(self.args.raft) == info:
+                    return
+            try:
+                await self.store.propose({"op": "member_announce", "member": info})
+                return
+            except KVFailure:
+                await asyncio.sleep(0.5)
+
+    def health_app(self) -> web.Application:
+        """Health of this master for load balancers; the kube API itself comes with the api package."""
+        app = web.Application()
+
+        async def livez(request: web.Request) -> web.Response:
+            return web.Response(text="ok")
+
+        async def readyz(request: web.Request) -> web.Response:
+            try:
+                await self.store.read_index(timeout=1.0)
+            except KVFailure as exc:
+                return web.Response(status=503, text=f"not ready: {exc.error.message}")
+            return web.Response(text="ok")
+
+        app.router.add_get("/livez", livez)
+        app.router.add_get("/healthz", readyz)
+        app.router.add_get("/readyz", readyz)
+        return app
+
+    async def failpoints(self, request: web.Request) -> web.Response:
+        """POST {"partition": ["HOST:PORT", ...]} cuts this master off from those Raft peers; [] heals."""
+        body = await request.json()
+        peers = body.get("partition", []) if isinstance(body, dict) else None
+        if not isinstance(peers, list) or not all(isinstance(p, str) for p in peers):
+            return web.json_response({"error": "partition must be a list of HOST:PORT strings"}, status=400)
+        self.replica.set_partitioned(set(peers))
+        return web.json_response({"partition": sorted(self.replica.partitioned_peers()), "at": time.time()})
+
+
+def run(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.name} %(name)s: %(message)s")
+    asyncio.run(Master(args).run())

@@ -1,0 +1,206 @@
+"""`raftkube up`: a whole local cluster in the foreground, stopped by Ctrl-C or SIGTERM.
+
+The masters' addresses are their Raft identities, so the first `up` on a state dir picks the ports
+and writes them to `STATE_DIR/layout.json`; later `up`s on the same dir reuse them and find the
+data again. While it runs, `STATE_DIR/cluster.json` says where everything is.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+import urllib.request
+from typing import Any
+
+from raftkube import cluster_file
+
+READY_TIMEOUT = 30.0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--masters", type=int, default=3, choices=[1, 3, 5, 7])
+    p.add_argument("--state-dir", default=".raftkube")
+    p.add_argument("--base-port", type=int, default=0,
+                   help="master i uses raft BASE+100+i, kv BASE+200+i, api BASE+300+i (default: free ports)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def plan_layout(state_dir: str, masters: int, base_port: int) -> list[dict[str, str]]:
+    layout_path = os.path.join(state_dir, "layout.json")
+    if os.path.exists(layout_path):
+        with open(layout_path) as f:
+            layout = json.load(f)
+        if len(layout) != masters:
+            raise SystemExit(f"raftkube up: {state_dir} holds a {len(layout)}-master cluster; use --masters "
+                             f"{len(layout)}, or another --state-dir for a new cluster")
+        return layout
+    layout = []
+    for i in range(masters):
+        ports = [base_port + off + i for off in (100, 200, 300)] if base_port else [free_port() for _ in range(3)]
+        layout.append({"name": f"m{i + 1}", "raft": f"127.0.0.1:{ports[0]}",
+                       "kv": f"127.0.0.1:{ports[1]}", "api": f"127.0.0.1:{ports[2]}"})
+    with open(layout_path, "w") as f:
+        json.dump(layout, f, indent=2)
+    return layout
+
+
+def ensure_secret(state_dir: str) -> str:
+    path = os.path.join(state_dir, "cluster.secret")
+    if not os.path.exists(path):
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    return path
+
+
+def master_argv(m: dict[str, str], layout: list[dict[str, str]], state_dir: str, secret_file: str) -> list[str]:
+    peers = ",".join(o["raft"] for o in layout if o is not m)
+    return [sys.executable, "-m", "raftkube", "master", "--name", m["name"], "--raft", m["raft"],
+            "--peers", peers, "--kv-listen", m["kv"], "--api-listen", m["api"],
+            "--data-dir", os.path.join(state_dir, "data", m["name"]), "--secret-file", secret_file,
+            "--enable-failpoints"]
+
+
+def spawn(argv: list[str], log_path: str) -> int:
+    """Start a process in its own session (so Ctrl-C reaches only `up`), logging to a file."""
+    import subprocess
+
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    return proc.pid
+
+
+def is_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/readyz", timeout=1.5) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def start(state_dir: str, masters: int, base_port: int) -> dict[str, Any]:
+    state_dir = os.path.abspath(state_dir)
+    os.makedirs(os.path.join(state_dir, "logs"), exist_ok=True)
+    layout = plan_layout(state_dir, masters, base_port)
+    secret_file = ensure_secret(state_dir)
+    entries = []
+    for m in layout:
+        argv = master_argv(m, layout, state_dir, secret_file)
+        pid = spawn(argv, os.path.join(state_dir, "logs", f"{m['name']}.log"))
+        entries.append({"name": m["name"], "pid": pid, "raft": m["raft"], "kv": f"http://{m['kv']}",
+                        "api": f"http://{m['api']}", "data_dir": argv[argv.index("--data-dir") + 1],
+                        "argv": argv})
+    info = {"masters": entries, "nodes": [], "api": entries[0]["api"], "state_dir": state_dir}
+    cluster_file.write(state_dir, info)
+    return info
+
+
+def wait_ready(info: dict[str, Any], timeout: float = READY_TIMEOUT) -> bool:
+    deadline = time.monotonic() + timeout
+    pending = {m["name"]: m["api"] for m in info["masters"]}
+    pids = {m["name"]: m["pid"] for m in info["masters"]}
+    while pending and time.monotonic() < deadline:
+        for name, url in list(pending.items()):
+            if not _alive(pids[name]):
+                print(f"  {name} exited; its log is in {info['state_dir']}/logs/{name}.log", flush=True)
+                del pending[name]
+            elif is_ready(url):
+                print(f"  {name} ready ({url})", flush=True)
+                del pending[name]
+        time.sleep(0.2)
+    return all(_alive(pid) for pid in pids.values()) and not pending
+
+
+def stop(state_dir: str, grace: float = 5.0) -> None:
+    """Stop every process cluster.json names (restarted masters included), then forget it."""
+    try:
+        info = cluster_file.read(state_dir)
+    except SystemExit:
+        return
+    pids = [p["pid"] for p in info["masters"] + info.get("nodes", [])]
+    for pid in pids:
+        _signal(pid, signal.SIGCONT)  # a paused master cannot handle SIGTERM
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.05)
+    for pid in pids:
+        _signal(pid, signal.SIGKILL)
+    for pid in pids:
+        _reap(pid)
+    os.remove(cluster_file.path(state_dir))
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _alive(pid: int) -> bool:
+    _reap(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def quickstart(info: dict[str, Any], state_dir: str) -> str:
+    kv = info["masters"][0]["kv"]
+    leader_hint = f"raftkube status --state-dir {state_dir}"
+    return f"""
+raftkube is up: {len(info['masters'])} masters (state in {state_dir}, logs in {state_dir}/logs).
+
+  Talk to the store (etcd v3 JSON gateway, keys and values in base64):
+    curl -s {kv}/v3/kv/put   -d '{{"key":"Zm9v","value":"YmFy"}}'
+    curl -s {kv}/v3/kv/range -d '{{"key":"Zm9v"}}'
+    curl -sN {kv}/v3/watch -d '{{"create_request":{{"key":"Zm9v"}}}}'      # then put again elsewhere
+  See who leads:      {leader_hint}
+  Kill the leader:    kill -9 <pid of the leader from `status`>   (writes go on through the others)
+
+Press Ctrl-C to stop every process started here; `make up` again finds the data.
+"""
+
+
+def run(args: argparse.Namespace) -> int:
+    state_dir = os.path.abspath(args.state_dir)
+    if os.path.exists(cluster_file.path(state_dir)):
+        info = cluster_file.read(state_dir)
+        if any(_alive(m["pid"]) for m in info["masters"]):
+            raise SystemExit(f"raftkube up: a cluster from {state_dir} is already running; stop it first")
+        os.remove(cluster_file.path(state_dir))
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1) or (_ for _ in ()).throw(KeyboardInterrupt))
+    print(f"starting {args.masters} masters from {state_dir} ...", flush=True)
+    try:
+        info = start(state_dir, args.masters, args.base_port)
+        if not wait_ready(info):
+            print(f"raftkube up: not every master became ready within {READY_TIMEOUT:.0f}s; "
+                  f"see {state_dir}/logs", file=sys.stderr, flush=True)
+        print(quickstart(info, state_dir), flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+    finally:
+        stop(state_dir)
+    return 0
