@@ -1,0 +1,148 @@
+"""A small async client for the etcd v3 JSON gateway: ours, or a real etcd's.
+
+Used by the benchmark (the same client against both), the tests and `raftkube` tools. Keys and
+values are bytes; the client does the base64 and the string-encoded integers.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, AsyncIterator
+
+import aiohttp
+
+
+class EtcdError(Exception):
+    def __init__(self, status: int, body: dict[str, Any]):
+        super().__init__(f"HTTP {status}: {body.get('message') or body}")
+        self.status = status
+        self.code = body.get("code")
+        self.body = body
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def unb64(text: str | None) -> bytes:
+    return base64.b64decode(text) if text else b""
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The range_end that makes [prefix, end) cover every key starting with prefix."""
+    end = bytearray(prefix)
+    while end:
+        if end[-1] < 0xFF:
+            end[-1] += 1
+            return bytes(end)
+        end.pop()
+    return b"\0"
+
+
+class KVClient:
+    def __init__(self, endpoint: str, *, timeout: float = 5.0, session: aiohttp.ClientSession | None = None):
+        self.endpoint = endpoint.rstrip("/")
+        self._own_session = session is None
+        self._session = session
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def __aenter__(self) -> "KVClient":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        return self._session
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+
+    async def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        async with self.session.post(self.endpoint + path, data=json.dumps(body), timeout=self._timeout) as r:
+            text = await r.text()
+            try:
+                data = json.loads(text) if text.strip() else {}
+            except ValueError:
+                data = {"message": text}
+            if r.status != 200:
+                raise EtcdError(r.status, data)
+            return data
+
+    async def put(self, key: bytes, value: bytes, *, lease: int = 0, prev_kv: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {"key": b64(key), "value": b64(value)}
+        if lease:
+            body["lease"] = str(lease)
+        if prev_kv:
+            body["prev_kv"] = True
+        return await self.call("/v3/kv/put", body)
+
+    async def range(self, key: bytes, range_end: bytes = b"", *, serializable: bool = False,
+                    revision: int = 0, limit: int = 0, **extra: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"key": b64(key), **extra}
+        if range_end:
+            body["range_end"] = b64(range_end)
+        if serializable:
+            body["serializable"] = True
+        if revision:
+            body["revision"] = str(revision)
+        if limit:
+            body["limit"] = str(limit)
+        return await self.call("/v3/kv/range", body)
+
+    async def get(self, key: bytes, **kw: Any) -> bytes | None:
+        kvs = (await self.range(key, **kw)).get("kvs") or []
+        return unb64(kvs[0].get("value")) if kvs else None
+
+    async def delete(self, key: bytes, range_end: bytes = b"", *, prev_kv: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {"key": b64(key)}
+        if range_end:
+            body["range_end"] = b64(range_end)
+        if prev_kv:
+            body["prev_kv"] = True
+        return await self.call("/v3/kv/deleterange", body)
+
+    async def txn(self, compare: list[dict], success: list[dict], failure: list[dict] | None = None) -> dict[str, Any]:
+        return await self.call("/v3/kv/txn", {"compare": compare, "success": success, "failure": failure or []})
+
+    async def cas(self, key: bytes, expected_mod_revision: int, value: bytes) -> bool:
+        """Put `value` only if the key is still at `expected_mod_revision` (0: does not exist)."""
+        res = await self.txn([{"key": b64(key), "target": "MOD", "result": "EQUAL",
+                               "mod_revision": str(expected_mod_revision)}],
+                             [{"request_put": {"key": b64(key), "value": b64(value)}}])
+        return bool(res.get("succeeded"))
+
+    async def compact(self, revision: int) -> dict[str, Any]:
+        return await self.call("/v3/kv/compaction", {"revision": str(revision)})
+
+    async def lease_grant(self, ttl: int, lease_id: int = 0) -> int:
+        res = await self.call("/v3/lease/grant", {"TTL": str(ttl), "ID": str(lease_id)})
+        return int(res["ID"])
+
+    async def status(self) -> dict[str, Any]:
+        return await self.call("/v3/maintenance/status", {})
+
+    async def watch(self, key: bytes, range_end: bytes = b"", *, start_revision: int = 0,
+                    prev_kv: bool = False, progress_notify: bool = False) -> AsyncIterator[dict[str, Any]]:
+        """Yield each `result` message of a watch stream, `created` first."""
+        create: dict[str, Any] = {"key": b64(key)}
+        if range_end:
+            create["range_end"] = b64(range_end)
+        if start_revision:
+            create["start_revision"] = str(start_revision)
+        if prev_kv:
+            create["prev_kv"] = True
+        if progress_notify:
+            create["progress_notify"] = True
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
+        async with self.session.post(self.endpoint + "/v3/watch", data=json.dumps({"create_request": create}),
+                                     timeout=timeout) as r:
+            if r.status != 200:
+                raise EtcdError(r.status, json.loads(await r.text() or "{}"))
+            async for raw in r.content:
+                if raw.strip():
+                    yield json.loads(raw)["result"]

@@ -1,0 +1,87 @@
+"""Real masters as OS processes on 127.0.0.1, for integration tests: start, kill, pause, restart."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from typing import Any, Awaitable, Callable
+
+import aiohttp
+
+from kvstore.client import EtcdError, KVClient
+from raftkube import cluster_file, up
+
+# What a client may meet while masters die: an error answer, a dropped connection, a timeout.
+TRANSIENT = (EtcdError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 15.0, what: str = "condition") -> Any:
+    """Retry `check` until it returns something truthy without raising, or fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            result = await check()
+            if result:
+                return result
+            last = result
+        except TRANSIENT as exc:
+            last = exc
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what} not reached within {timeout}s (last: {last!r})")
+
+
+class Cluster:
+    def __init__(self, state_dir: str, masters: int = 3) -> None:
+        self.state_dir = state_dir
+        self.info = up.start(state_dir, masters, 0)
+        if not up.wait_ready(self.info):
+            self.stop()
+            raise RuntimeError(f"masters did not become ready; logs in {state_dir}/logs")
+        self.clients: dict[str, KVClient] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return [m["name"] for m in self.info["masters"]]
+
+    def master(self, name: str) -> dict[str, Any]:
+        return next(m for m in self.info["masters"] if m["name"] == name)
+
+    def kv(self, name: str, timeout: float = 5.0) -> KVClient:
+        if name not in self.clients:
+            self.clients[name] = KVClient(self.master(name)["kv"], timeout=timeout)
+        return self.clients[name]
+
+    async def leader(self, among: list[str] | None = None, timeout: float = 15.0) -> str:
+        """The name of the master every reachable one agrees leads."""
+        names = among or self.names
+
+        async def agreed() -> str | None:
+            ids, leaders = {}, set()
+            for name in names:
+                st = await self.kv(name).status()
+                ids[st["header"]["member_id"]] = name
+                leaders.add(st.get("leader"))
+            return ids.get(leaders.pop()) if len(leaders) == 1 else None
+
+        return await eventually(agreed, timeout=timeout, what="an agreed leader")
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        pid = self.master(name)["pid"]
+        os.kill(pid, sig)
+        if sig == signal.SIGKILL:
+            os.waitpid(pid, 0)
+
+    def restart(self, name: str) -> None:
+        m = self.master(name)
+        m["pid"] = up.spawn(m["argv"], os.path.join(self.state_dir, "logs", f"{name}.log"))
+        cluster_file.write(self.state_dir, self.info)
+
+    async def close_clients(self) -> None:
+        for c in self.clients.values():
+            await c.close()
+        self.clients.clear()
+
+    def stop(self) -> None:
+        up.stop(self.state_dir)

@@ -1,0 +1,157 @@
+"""Three real masters: replication, failover, quorum loss and durability, with real kills (Raft §5)."""
+import asyncio
+import signal
+import time
+
+import pytest
+
+from kvstore.client import EtcdError
+from tests.integration.cluster import TRANSIENT, eventually
+
+
+async def test_a_write_on_a_follower_is_read_on_every_master(cluster):
+    leader = await cluster.leader()
+    follower = next(n for n in cluster.names if n != leader)
+    res = await cluster.kv(follower).put(b"greeting", b"hello")
+    revision = int(res["header"]["revision"])
+    for name in cluster.names:
+        # linearizable read: sees the write at once, on any master
+        assert await cluster.kv(name).get(b"greeting") == b"hello"
+        # serializable read: each replica catches up to the revision on its own
+        await eventually(lambda n=name: _serializable_at(cluster, n, revision), what=f"{name} applied")
+
+
+async def _serializable_at(cluster, name, revision):
+    res = await cluster.kv(name).range(b"greeting", serializable=True)
+    return int(res["header"]["revision"]) >= revision and res["kvs"][0]
+
+
+async def test_leader_kill_writes_go_on_and_no_acknowledged_write_is_lost(cluster):
+    """Kill -9 the leader while clients write through every master; every acked write survives."""
+    leader = await cluster.leader()
+    acked: dict[bytes, bytes] = {}
+    stop = asyncio.Event()
+
+    async def writer(name: str, wid: int) -> None:
+        i = 0
+        while not stop.is_set():
+            key, value = b"w%d/%05d" % (wid, i), b"v%d" % i
+            try:
+                await cluster.kv(name).put(key, value)
+                acked[key] = value
+            except TRANSIENT:
+                pass  # failed or unknown: not acknowledged
+            i += 1
+
+    survivors = [n for n in cluster.names if n != leader]
+    writers = [asyncio.create_task(writer(n, i)) for i, n in enumerate(cluster.names * 2)]
+    await eventually(lambda: asyncio.sleep(0, len(acked) > 50), what="writes before the kill")
+    cluster.kill(leader)
+    before = len(acked)
+    await eventually(lambda: asyncio.sleep(0, len(acked) > before + 50), timeout=15, what="writes after the kill")
+    stop.set()
+    await asyncio.gather(*writers)
+    new_leader = await cluster.leader(among=survivors)
+    assert new_leader != leader
+    res = await cluster.kv(survivors[0]).range(b"w", b"x")
+    stored = {_unb64(kv["key"]): _unb64(kv.get("value")) for kv in res.get("kvs", [])}
+    missing = {k for k in acked if stored.get(k) != acked[k]}
+    assert not missing, f"{len(missing)} acknowledged writes lost, e.g. {sorted(missing)[:3]}"
+
+
+def _unb64(text):
+    import base64
+    return base64.b64decode(text or "")
+
+
+async def test_without_quorum_writes_fail_fast_and_serializable_reads_answer(cluster):
+    await cluster.kv("m1").put(b"k", b"before")
+    cluster.kill("m2")
+    cluster.kill("m3")
+    lone = cluster.kv("m1", timeout=10)
+    started = time.monotonic()
+    with pytest.raises(EtcdError) as err:
+        await lone.put(b"k", b"after")
+    elapsed = time.monotonic() - started
+    assert err.value.status == 503 and err.value.code == 14
+    assert "no quorum" in err.value.body["message"]
+    assert elapsed < 2.5 + 1.0  # the 2 s request deadline, with room for a busy machine
+    with pytest.raises(EtcdError) as err:
+        await lone.range(b"k")  # a linearizable read needs a quorum too
+    assert err.value.status == 503
+    assert await lone.get(b"k", serializable=True) == b"before"
+
+    cluster.restart("m2")  # one back: a majority again
+    await eventually(lambda: lone.put(b"k", b"again"), timeout=20, what="writes after a restart")
+    assert await cluster.kv("m2").get(b"k") == b"again"
+
+
+async def test_every_acknowledged_write_survives_kill_9_of_every_master(cluster):
+    acked = {}
+    for i in range(200):
+        key = b"d/%03d" % i
+        await cluster.kv(cluster.names[i % 3]).put(key, b"%d" % i)
+        acked[key] = b"%d" % i
+    for name in cluster.names:
+        cluster.kill(name)
+    for name in cluster.names:
+        cluster.restart(name)
+    await cluster.close_clients()
+    res = await eventually(lambda: cluster.kv("m3").range(b"d/", b"d0"), timeout=30, what="a restarted quorum")
+    stored = {_unb64(kv["key"]): _unb64(kv.get("value")) for kv in res["kvs"]}
+    assert stored == acked
+    assert int(res["header"]["revision"]) >= 201
+
+
+async def test_a_watch_on_a_survivor_sees_every_event_once_in_order_across_the_leaders_death(cluster):
+    leader = await cluster.leader()
+    watcher_on = next(n for n in cluster.names if n != leader)
+    writer_on = next(n for n in cluster.names if n not in (leader, watcher_on))
+    start = int((await cluster.kv(writer_on).status())["header"]["revision"]) + 1
+    seen: list[int] = []
+    written: list[int] = []
+
+    async def watch() -> None:
+        async for msg in cluster.kv(watcher_on).watch(b"e/", b"e0", start_revision=start):
+            for ev in msg.get("events", []):
+                seen.append(int(ev["kv"]["mod_revision"]))
+
+    task = asyncio.create_task(watch())
+
+    counter = iter(range(10**6))
+
+    async def write(n: int) -> None:
+        for _ in range(n):
+            try:  # a new key each time, so each revision stays visible in the final range
+                res = await cluster.kv(writer_on).put(b"e/%d" % next(counter), b"x")
+                written.append(int(res["header"]["revision"]))
+            except TRANSIENT:
+                pass
+
+    await write(30)
+    cluster.kill(leader)
+    await write(30)
+    await eventually(lambda: asyncio.sleep(0, written and seen[-1:] == written[-1:]), what="the watch caught up")
+    task.cancel()
+    assert seen == sorted(set(seen)), "events repeated or out of order"
+    assert set(written) <= set(seen), "acknowledged writes missing from the watch"
+    # No gap: every revision from the start on that touched e/ is there.
+    res = await cluster.kv(writer_on).range(b"e/", b"e0")
+    assert sorted(int(kv["mod_revision"]) for kv in res["kvs"]) == seen
+
+
+async def test_paused_leader_is_replaced_and_rejoins(cluster):
+    leader = await cluster.leader()
+    others = [n for n in cluster.names if n != leader]
+    cluster.kill(leader, signal.SIGSTOP)
+    try:
+        new = await cluster.leader(among=others)
+        assert new != leader
+        await cluster.kv(others[0]).put(b"p", b"while paused")
+    finally:
+        cluster.kill(leader, signal.SIGCONT)
+    await eventually(lambda: _value_is(cluster, leader, b"p", b"while paused"), what="the old leader caught up")
+
+
+async def _value_is(cluster, name, key, value):
+    return await cluster.kv(name).get(key) == value
