@@ -94,20 +94,26 @@ class Store:
         return result
 
     async def read_index(self, *, timeout: float | None = None) -> None:
-        """Wait until the local replica has applied everything committed before this call."""
-        if self._barrier is None:
-            self._barrier = self._enqueue(None, 8, timeout)
-        await self._wait(self._barrier)
+        """Wait until the local replica has applied everything committed before this call.
+
+        Reads join the barrier that is still queued; once it is proposed, later reads need a
+        new one (a barrier proposed before a read began says nothing about writes before it)."""
+        p = self._barrier
+        if p is None:
+            p = self._barrier = self._pending(None, 8, timeout)
+            self._queue.append(p)
+            self._maybe_flush()
+        await self._wait(p)
 
     async def _submit(self, command: dict, size: int, timeout: float | None) -> Result:
-        return await self._wait(self._enqueue(command, size, timeout))
-
-    def _enqueue(self, command: dict | None, size: int, timeout: float | None) -> _Pending:
-        deadline = time.monotonic() + (timeout or self.deadline)
-        p = _Pending(command, self._loop.create_future(), size, deadline)
+        p = self._pending(command, size, timeout)
         self._queue.append(p)
         self._maybe_flush()
-        return p
+        return await self._wait(p)
+
+    def _pending(self, command: dict | None, size: int, timeout: float | None) -> _Pending:
+        deadline = time.monotonic() + (timeout or self.deadline)
+        return _Pending(command, self._loop.create_future(), size, deadline)
 
     async def _wait(self, p: _Pending) -> Result:
         remaining = p.deadline - time.monotonic()
@@ -115,7 +121,7 @@ class Store:
             return await asyncio.wait_for(asyncio.shield(p.future), max(remaining, 0.001))
         except asyncio.TimeoutError:
             self._give_up(p)
-            raise KVFailure(self._no_quorum_error(p.maybe_applied)) from None
+            raise KVFailure(self._no_quorum_error(p)) from None
 
     def _give_up(self, p: _Pending) -> None:
         if p in self._queue:
@@ -176,14 +182,18 @@ class Store:
         self._retry_handle = None
         self._maybe_flush()
 
-    def _no_quorum_error(self, maybe_applied: bool) -> KVError:
+    def _no_quorum_error(self, p: _Pending) -> KVError:
         status = self.raft_status()
-        leader = status.get("leader") or "none"
-        outcome = ("the request may still be applied: read before you retry" if maybe_applied
-                   else "the request was not applied")
+        if p.command is None:
+            outcome = ("a linearizable read needs one; a serializable read answers from this master's "
+                       "possibly stale copy")
+        elif p.maybe_applied:
+            outcome = "the request may still be applied: read before you retry"
+        else:
+            outcome = "the request was not applied"
         return errors.unavailable(
             f"etcdserver: request timed out: no quorum: master {self.name} could not get a majority "
-            f"of the masters to commit within {self.deadline:g}s (raft leader: {leader}, "
+            f"of the masters to commit within {self.deadline:g}s (raft leader: {status.get('leader') or 'none'}, "
             f"term {status.get('raft_term', '?')}); {outcome}")
 
     # -- reads ----------------------------------------------------------------------------

@@ -1,0 +1,121 @@
+"""What every workload needs from a running cluster, whichever system it is.
+
+`Cluster` is the little interface both `RaftkubeCluster` and `EtcdCluster` offer (start, kill -9,
+restart, stop); `Harness` wraps one with a single aiohttp session and the etcd-JSON `KVClient`s
+that all workloads use, plus the two questions asked of either system the same way: who leads,
+and is everyone healthy again.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Iterator, Protocol
+
+import aiohttp
+
+from kvstore.client import EtcdError, KVClient
+
+# What a client may meet while members die: an error answer, a dropped connection, a timeout.
+TRANSIENT = (EtcdError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
+
+HEALTH_KEY = b"bench/health"
+
+
+class Cluster(Protocol):
+    label: str            # "raftkube" or "etcd": the column of the final table
+    names: list[str]      # member names, in a fixed order
+    keep_logs: bool       # set on trouble: `stop` then keeps the logs (not the data) for a look
+
+    def start(self) -> None: ...
+    def endpoint(self, name: str) -> str: ...   # the member's etcd v3 JSON gateway URL
+    def kill(self, name: str) -> None: ...      # kill -9, and reap
+    def restart(self, name: str) -> None: ...   # same command line, same data dir
+    def stop(self) -> None: ...                 # every process it started, and its temp dirs
+    def logs(self) -> str: ...                  # where to look when something went wrong
+
+
+@contextlib.contextmanager
+def running(cluster: Cluster) -> Iterator[Cluster]:
+    """Start the cluster and stop it on the way out, whatever happens (Ctrl-C included)."""
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def describe(exc: BaseException) -> str:
+    """A short, stable description of a failed request, for counting and printing."""
+    if isinstance(exc, EtcdError):
+        message = exc.body.get("message") or exc.body.get("error") or exc.body
+        return f"HTTP {exc.status} (code {exc.code}): {message}"
+    if isinstance(exc, asyncio.TimeoutError):
+        return "client timeout"
+    return f"{type(exc).__name__}: {exc}".rstrip(": ")
+
+
+class Harness:
+    """One aiohttp session for the whole run against one cluster; clients share it."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        self._clients: dict[tuple[str, float], KVClient] = {}
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    @property
+    def names(self) -> list[str]:
+        return self.cluster.names
+
+    def client(self, name: str, timeout: float = 5.0) -> KVClient:
+        key = (name, timeout)
+        if key not in self._clients:
+            self._clients[key] = KVClient(self.cluster.endpoint(name), timeout=timeout, session=self.session)
+        return self._clients[key]
+
+    def clients(self, names: list[str] | None = None, timeout: float = 5.0) -> list[KVClient]:
+        return [self.client(n, timeout) for n in names or self.names]
+
+    async def agreed_leader(self, among: list[str] | None = None) -> str | None:
+        """The member every one of `among` names as leader, or None if they disagree or fail."""
+        ids: dict[str, str] = {}
+        leaders: set[str] = set()
+        for name in among or self.names:
+            st = await self.client(name, timeout=1.0).status()
+            ids[str(st["header"]["member_id"])] = name
+            leaders.add(str(st.get("leader", "0")))
+        return ids.get(leaders.pop()) if len(leaders) == 1 else None
+
+    async def leader(self, among: list[str] | None = None, timeout: float = 30.0) -> str:
+        return await self._until(lambda: self.agreed_leader(among), timeout, "an agreed leader")
+
+    async def healthy(self, among: list[str] | None = None) -> bool:
+        """Every member agrees on a leader and answers a linearizable read."""
+        if await self.agreed_leader(among) is None:
+            return False
+        for name in among or self.names:
+            await self.client(name, timeout=1.0).range(HEALTH_KEY)
+        return True
+
+    async def wait_healthy(self, timeout: float = 60.0) -> float:
+        """Wait until the whole cluster is healthy; return how long that took (s)."""
+        started = time.perf_counter()
+        await self._until(self.healthy, timeout, "a healthy cluster")
+        return time.perf_counter() - started
+
+    async def _until(self, check, timeout: float, what: str):
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            try:
+                result = await check()
+                if result:
+                    return result
+            except TRANSIENT as exc:
+                last = describe(exc)
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"{self.cluster.label}: no {what} within {timeout:.0f}s "
+                           f"(last: {last}); logs in {self.cluster.logs()}")

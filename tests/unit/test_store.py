@@ -1,0 +1,108 @@
+"""The Store's pipeline against a scripted replica: group commit, shared barriers, retries, deadlines."""
+import asyncio
+import threading
+
+import msgpack
+import pytest
+from pysyncobj.config import FAIL_REASON
+
+from kvstore.errors import KVFailure
+from kvstore.mvcc import StateMachine
+from kvstore.store import Store
+
+
+class ScriptedReplica:
+    """Records each proposed batch; the test decides when and how each one completes."""
+
+    def __init__(self):
+        self.consumer = self
+        self.machine = StateMachine()
+        self.lock = threading.Lock()
+        self.proposals: list[tuple[list[dict], object]] = []
+        self.always_fail: int | None = None  # a FAIL_REASON every proposal meets at once
+
+    def apply_batch(self, packed, callback):
+        self.proposals.append((msgpack.unpackb(packed, raw=False), callback))
+        if self.always_fail is not None:
+            callback(None, self.always_fail)
+
+    def commit(self, i):
+        commands, callback = self.proposals[i]
+        callback([self.machine.apply(c)[0] for c in commands], FAIL_REASON.SUCCESS)
+
+    def fail(self, i, reason):
+        self.proposals[i][1](None, reason)
+
+    def getStatus(self):
+        return {"state": 0, "leader": None, "raft_term": 3, "commit_idx": 0, "last_applied": 0,
+                "has_quorum": False, "self": type("N", (), {"id": "127.0.0.1:1"})()}
+
+
+async def settle():
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_writes_that_arrive_while_batches_are_in_flight_share_the_next_batch():
+    replica = ScriptedReplica()
+    store = Store(replica, name="m1", max_inflight=1)
+    first = asyncio.create_task(store.propose({"op": "put", "key": b"a", "value": b"1"}))
+    await settle()
+    rest = [asyncio.create_task(store.propose({"op": "put", "key": b"k%d" % i, "value": b""})) for i in range(10)]
+    await settle()
+    assert len(replica.proposals) == 1  # the others wait for the one in flight
+    replica.commit(0)
+    await settle()
+    assert len(replica.proposals) == 2 and len(replica.proposals[1][0]) == 10
+    replica.commit(1)
+    assert (await first)["revision"] == 2
+    assert sorted(r["revision"] for r in await asyncio.gather(*rest)) == list(range(3, 13))
+
+
+async def test_reads_share_a_queued_barrier_but_never_one_already_proposed():
+    """A barrier proposed before a read began cannot order that read after earlier writes."""
+    replica = ScriptedReplica()
+    store = Store(replica, name="m1", max_inflight=1)
+    write = asyncio.create_task(store.propose({"op": "put", "key": b"a", "value": b"1"}))
+    await settle()
+    reads = [asyncio.create_task(store.read_index()) for _ in range(5)]
+    await settle()
+    replica.commit(0)
+    await settle()
+    assert [c["req"]["op"] for c in replica.proposals[1][0]] == ["noop"]  # one barrier for five reads
+    replica.commit(1)
+    await asyncio.gather(write, *reads)
+    late = asyncio.create_task(store.read_index())
+    await settle()
+    assert not late.done() and len(replica.proposals) == 3  # a fresh barrier, not the finished one
+    replica.commit(2)
+    await late
+
+
+async def test_a_failed_proposal_is_retried_with_the_same_request_id():
+    replica = ScriptedReplica()
+    store = Store(replica, name="m1")
+    write = asyncio.create_task(store.propose({"op": "put", "key": b"a", "value": b"1"}))
+    await settle()
+    replica.fail(0, FAIL_REASON.LEADER_CHANGED)
+    await asyncio.sleep(0.05)
+    assert len(replica.proposals) == 2
+    assert replica.proposals[0][0][0]["id"] == replica.proposals[1][0][0]["id"]
+    replica.commit(0)  # the first attempt did make it into the log after all
+    replica.commit(1)  # ...and the retry is applied once
+    assert (await write)["revision"] == 2 and replica.machine.revision == 2
+
+
+@pytest.mark.parametrize("reason,outcome", [
+    (FAIL_REASON.MISSING_LEADER, "the request was not applied"),
+    (FAIL_REASON.LEADER_CHANGED, "may still be applied"),
+])
+async def test_the_deadline_error_says_no_quorum_and_whether_it_may_apply(reason, outcome):
+    replica = ScriptedReplica()
+    store = Store(replica, name="m1", deadline=0.2)
+    replica.always_fail = reason
+    write = asyncio.create_task(store.propose({"op": "put", "key": b"a", "value": b"1"}))
+    with pytest.raises(KVFailure) as err:
+        await write
+    assert err.value.error.code == 14 and "no quorum" in err.value.error.message
+    assert outcome in err.value.error.message
