@@ -24,6 +24,7 @@ ALL_KEYS_FROM = b"\0"  # etcd: range_end "\0" means every key >= key
 class KeyIndex:
     def __init__(self) -> None:
         self._keys: SortedDict = SortedDict()  # bytes -> list[KeyValue], oldest first
+        self._with_history: set[bytes] = set()  # keys holding more than one live state: what compact visits
         self.live_count = 0
 
     def get(self, key: bytes, revision: int | None = None) -> KeyValue | None:
@@ -63,28 +64,31 @@ class KeyIndex:
         if states[-1].is_tombstone:
             self.live_count += 1
         states.append(kv)
+        self._with_history.add(kv.key)
 
     def delete(self, tomb: KeyValue) -> None:
         """Append a tombstone; the caller has checked the key is live."""
         self._keys[tomb.key].append(tomb)
+        self._with_history.add(tomb.key)
         self.live_count -= 1
 
     def compact(self, revision: int) -> None:
         """Forget every state that no read at `revision` or later can see."""
-        dead = []
-        for key, states in self._keys.items():
-            if states[0].mod_revision > revision or len(states) == 1 and not states[0].is_tombstone:
-                continue
+        for key in sorted(self._with_history):
+            states = self._keys[key]
             cut = bisect_right(states, revision, key=_mod_revision)  # states[:cut] are <= revision
+            if cut == 0:
+                continue
             keep_from = cut - 1  # the newest state at or below `revision` is still visible there
             if states[keep_from].is_tombstone:
                 keep_from += 1
             if keep_from >= len(states):
-                dead.append(key)
-            elif keep_from > 0:
-                del states[:keep_from]
-        for key in dead:
-            del self._keys[key]
+                del self._keys[key]
+                self._with_history.discard(key)
+                continue
+            del states[:keep_from]
+            if len(states) == 1 and not states[0].is_tombstone:
+                self._with_history.discard(key)
 
 
 def _mod_revision(kv: KeyValue) -> int:
