@@ -56,7 +56,7 @@ WORKLOADS: list[tuple[str, Workload]] = [
 
 def config(args: argparse.Namespace) -> wl.Config:
     if args.quick:
-        cfg = wl.Config(duration=1.0, warmup=0.2, watch_keys=300, failover_rounds=2)
+        cfg = wl.Config(duration=0.8, warmup=0.2, watch_keys=300, failover_rounds=2)
     else:
         cfg = wl.Config(duration=4.0, warmup=0.5, watch_keys=2000, failover_rounds=5)
     if args.duration:
@@ -66,6 +66,7 @@ def config(args: argparse.Namespace) -> wl.Config:
 
 async def run_suite(cluster: Cluster, cfg: wl.Config, report: wl.Report) -> None:
     """Every workload in turn against one running cluster; a failed one is reported, not fatal."""
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
     h = Harness(cluster)
     try:
         report.say(f"{len(cluster.names)} members healthy after {await h.wait_healthy():.1f} s")
@@ -79,13 +80,20 @@ async def run_suite(cluster: Cluster, cfg: wl.Config, report: wl.Report) -> None
         await h.close()
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # so that every `finally` runs and the clusters are stopped
+
+
 def bench(cluster: Cluster, cfg: wl.Config) -> wl.Report:
     started = time.monotonic()
     report = wl.Report(cluster.label)
     print(f"\n== {cluster.label} ==", flush=True)
+    signal.signal(signal.SIGTERM, _terminate)  # outside the event loop; inside, run_suite's handler
     with running(cluster):
         try:
             asyncio.run(run_suite(cluster, cfg, report))
+        except asyncio.CancelledError:  # SIGTERM while the loop ran
+            raise KeyboardInterrupt from None
         except RuntimeError as exc:
             report.problem(f"stopped early: {exc}")
         finally:
@@ -145,14 +153,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # so that every `finally` runs and the clusters are stopped
-
-
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     cfg = config(args)
-    signal.signal(signal.SIGTERM, _terminate)
     etcd = ensure_etcd() if args.etcd else None
     print(f"{cfg.duration:g} s per closed-loop workload after {cfg.warmup:g} s warm-up, "
           f"{cfg.watch_keys} watched puts, {cfg.failover_rounds} failover rounds, "

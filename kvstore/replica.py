@@ -93,7 +93,7 @@ class Replica(SyncObj):
     def __init__(self, *, self_addr: str, peers: list[str], data_dir: str, secret: str,
                  on_applied: OnApplied, on_restored: Callable[[], None],
                  on_state_changed: Callable[[int, int], None] | None = None,
-                 timing: dict[str, float] | None = None) -> None:
+                 snapshot_entries: int = 20_000, timing: dict[str, float] | None = None) -> None:
         os.makedirs(data_dir, exist_ok=True)
         self.consumer = KVConsumer(on_applied, on_restored)
         timing = {**DEFAULT_TIMING, **(timing or {})}
@@ -106,24 +106,24 @@ class Replica(SyncObj):
             commandsWaitLeader=False,  # fail fast with MISSING_LEADER; the Store retries
             dynamicMembershipChange=True,
             onStateChanged=on_state_changed,
-            logCompactionMinEntries=20_000,
+            logCompactionMinEntries=snapshot_entries,
             logCompactionMinTime=300,
             **timing,
         )
         super().__init__(self_addr, peers, conf, consumers=[self.consumer],
                          transportClass=_SyncingTransport)
+        # Nothing may be stored on self from here on: pysyncobj snapshots every attribute added
+        # after its __init__, and a transport does not pickle.
         journal = self._SyncObj__raftLog  # pysyncobj 0.3.17 keeps both private
-        transport: _SyncingTransport = self._SyncObj__transport
-        transport.before_send = journal.sync
+        self._SyncObj__transport.before_send = journal.sync
         self.addOnTickCallback(journal.sync)  # covers a 1-master cluster, which sends nothing
-        self._transport = transport
 
     def set_partitioned(self, peers: set[str]) -> None:
         """Failpoint: behave as if the network to these peers (raft addresses) were cut."""
-        self._transport.partitioned = frozenset(peers)
+        self._SyncObj__transport.partitioned = frozenset(peers)
 
     def partitioned_peers(self) -> frozenset[str]:
-        return self._transport.partitioned
+        return self._SyncObj__transport.partitioned
 
 
 DEFAULT_TIMING = {

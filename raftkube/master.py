@@ -46,6 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds a write or linearizable read may wait for a quorum (default 2)")
     p.add_argument("--auto-compaction-retention", default="10000",
                    help="revisions to keep (e.g. 10000) or a time window (e.g. 5m); 0 keeps everything")
+    p.add_argument("--snapshot-entries", type=int, default=20_000,
+                   help="snapshot the state and trim the Raft log after this many entries")
     p.add_argument("--enable-failpoints", action="store_true",
                    help="serve /debug/failpoints (partitions for chaos demos); never in production")
 
@@ -95,6 +97,7 @@ class Master:
             on_restored=lambda: loop.call_soon_threadsafe(
                 self.hub.reset, "etcdserver: this master's store was replaced by a snapshot; "
                                 "re-watch from the revision after your last event"),
+            snapshot_entries=self.args.snapshot_entries,
         )
         self.store = Store(self.replica, name=self.args.name, deadline=self.args.request_timeout)
         gateway = KVGateway(self.store, self.hub, cluster_id=self.cluster_id, member_id=self.member_id,

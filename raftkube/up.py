@@ -62,12 +62,13 @@ def ensure_secret(state_dir: str) -> str:
     return path
 
 
-def master_argv(m: dict[str, str], layout: list[dict[str, str]], state_dir: str, secret_file: str) -> list[str]:
+def master_argv(m: dict[str, str], layout: list[dict[str, str]], state_dir: str, secret_file: str,
+                extra: tuple[str, ...] = ()) -> list[str]:
     peers = ",".join(o["raft"] for o in layout if o is not m)
     return [sys.executable, "-m", "raftkube", "master", "--name", m["name"], "--raft", m["raft"],
             "--peers", peers, "--kv-listen", m["kv"], "--api-listen", m["api"],
             "--data-dir", os.path.join(state_dir, "data", m["name"]), "--secret-file", secret_file,
-            "--enable-failpoints"]
+            "--enable-failpoints", *extra]
 
 
 def spawn(argv: list[str], log_path: str) -> int:
@@ -88,14 +89,15 @@ def is_ready(url: str) -> bool:
         return False
 
 
-def start(state_dir: str, masters: int, base_port: int) -> dict[str, Any]:
+def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Spawn the masters and write cluster.json; `master_flags` go to every `raftkube master`."""
     state_dir = os.path.abspath(state_dir)
     os.makedirs(os.path.join(state_dir, "logs"), exist_ok=True)
     layout = plan_layout(state_dir, masters, base_port)
     secret_file = ensure_secret(state_dir)
     entries = []
     for m in layout:
-        argv = master_argv(m, layout, state_dir, secret_file)
+        argv = master_argv(m, layout, state_dir, secret_file, master_flags)
         pid = spawn(argv, os.path.join(state_dir, "logs", f"{m['name']}.log"))
         entries.append({"name": m["name"], "pid": pid, "raft": m["raft"], "kv": f"http://{m['kv']}",
                         "api": f"http://{m['api']}", "data_dir": argv[argv.index("--data-dir") + 1],

@@ -33,9 +33,9 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 15
 
 
 class Cluster:
-    def __init__(self, state_dir: str, masters: int = 3) -> None:
+    def __init__(self, state_dir: str, masters: int = 3, master_flags: tuple[str, ...] = ()) -> None:
         self.state_dir = state_dir
-        self.info = up.start(state_dir, masters, 0)
+        self.info = up.start(state_dir, masters, 0, master_flags)
         if not up.wait_ready(self.info):
             self.stop()
             raise RuntimeError(f"masters did not become ready; logs in {state_dir}/logs")
