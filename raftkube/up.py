@@ -168,7 +168,8 @@ def _reap(pid: int) -> None:
 
 def quickstart(info: dict[str, Any], state_dir: str) -> str:
     kv = info["masters"][0]["kv"]
-    leader_hint = f"raftkube status --state-dir {state_dir}"
+    command = os.path.relpath(sys.argv[0]) if os.path.basename(sys.argv[0]) == "raftkube" else "raftkube"
+    leader_hint = f"{command} status --state-dir {os.path.relpath(state_dir)}"
     return f"""
 raftkube is up: {len(info['masters'])} masters (state in {state_dir}, logs in {state_dir}/logs).
 
@@ -183,6 +184,10 @@ Press Ctrl-C to stop every process started here; `make up` again finds the data.
 """
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
     state_dir = os.path.abspath(args.state_dir)
     if os.path.exists(cluster_file.path(state_dir)):
@@ -190,8 +195,7 @@ def run(args: argparse.Namespace) -> int:
         if any(_alive(m["pid"]) for m in info["masters"]):
             raise SystemExit(f"raftkube up: a cluster from {state_dir} is already running; stop it first")
         os.remove(cluster_file.path(state_dir))
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1) or (_ for _ in ()).throw(KeyboardInterrupt))
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the cluster just as Ctrl-C does
     print(f"starting {args.masters} masters from {state_dir} ...", flush=True)
     try:
         info = start(state_dir, args.masters, args.base_port)

@@ -1,0 +1,88 @@
+"""`raftkube up` and `raftkube status` as a user runs them: start, use, SIGTERM, start again."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from raftkube import cluster_file
+
+
+def _wait_for(predicate, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not reached within {timeout}s")
+
+
+def _post(url, body):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.load(r)
+
+
+def _up(state_dir, masters):
+    proc = subprocess.Popen([sys.executable, "-m", "raftkube", "up", "--masters", str(masters),
+                             "--state-dir", state_dir], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _wait_for(lambda: proc.poll() is not None or "raftkube is up" in (proc.stdout.readline() or ""),
+              what="`raftkube up` ready")
+    assert proc.poll() is None
+    return proc
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split()[2] != "Z"
+
+
+def test_up_status_sigterm_and_up_again_keeps_the_data(tmp_path):
+    state_dir = str(tmp_path / "state")
+    proc = _up(state_dir, 3)
+    try:
+        info = cluster_file.read(state_dir)
+        assert [m["name"] for m in info["masters"]] == ["m1", "m2", "m3"]
+        assert all(m["argv"][3:5] == ["master", "--name"] for m in info["masters"])
+        _post(info["masters"][0]["kv"] + "/v3/kv/put", {"key": "a2VlcA==", "value": "bWU="})
+        status = subprocess.run([sys.executable, "-m", "raftkube", "status", "--state-dir", state_dir],
+                                capture_output=True, text=True, timeout=30)
+        assert status.returncode == 0
+        lines = status.stdout.splitlines()
+        assert sum(" leader " in line for line in lines[1:4]) == 1 and sum(" follower " in line for line in lines) == 2
+        assert lines[-1].startswith("leader: m")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    pids = [m["pid"] for m in info["masters"]]
+    assert not any(_alive(pid) for pid in pids), "a master outlived `raftkube up`"
+    assert not os.path.exists(cluster_file.path(state_dir))
+
+    proc = _up(state_dir, 3)
+    try:
+        info = cluster_file.read(state_dir)
+        got = _post(info["masters"][2]["kv"] + "/v3/kv/range", {"key": "a2VlcA=="})
+        assert got["kvs"][0]["value"] == "bWU="
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
+def test_a_single_master_cluster_works_alone(tmp_path):
+    state_dir = str(tmp_path / "one")
+    proc = _up(state_dir, 1)
+    try:
+        kv = cluster_file.read(state_dir)["masters"][0]["kv"]
+        put = _post(kv + "/v3/kv/put", {"key": "eA==", "value": "eQ=="})
+        assert put["header"]["revision"] == "2"
+        assert _post(kv + "/v3/kv/range", {"key": "eA=="})["kvs"][0]["value"] == "eQ=="
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
