@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import deque
 import logging
 import os
 import time
@@ -66,7 +67,7 @@ class Store:
         self.deadline = deadline
         self.max_inflight = max_inflight
         self._loop = asyncio.get_running_loop()
-        self._queue: list[_Pending] = []
+        self._queue: deque[_Pending] = deque()
         self._barrier: _Pending | None = None  # the queued barrier new reads join
         self._inflight = 0
         self._ids = itertools.count(1)
@@ -136,7 +137,7 @@ class Store:
             batch: list[_Pending] = []
             size = 0
             while self._queue and (not batch or size + self._queue[0].size <= MAX_BATCH_BYTES):
-                p = self._queue.pop(0)
+                p = self._queue.popleft()
                 if p.future.done():
                     continue
                 batch.append(p)
@@ -172,7 +173,7 @@ class Store:
             retry = [p for p in batch if not p.future.done()]
             for p in retry:
                 p.maybe_in_log |= err not in _NOT_IN_LOG
-            self._queue[:0] = retry
+            self._queue.extendleft(reversed(retry))  # first in line, in their order
             if self._retry_handle is None:
                 self._retry_handle = self._loop.call_later(RETRY_DELAY, self._retry)
             return
