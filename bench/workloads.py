@@ -36,6 +36,7 @@ class Config:
     watch_keys: int          # puts the watch workload makes
     failover_rounds: int
     value: bytes = b"v" * 100
+    only: list[str] = field(default_factory=list)  # workload names to run (substrings); all if empty
 
 
 @dataclass
