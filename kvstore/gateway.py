@@ -7,12 +7,12 @@ HTTP status grpc-gateway gives that gRPC code.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
 from typing import Any, Awaitable, Callable
 
+import orjson
 from aiohttp import web
 
 from kvstore import errors
@@ -30,9 +30,13 @@ VERSION = "3.4.0-raftkube"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def reply(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
 def error_response(err: KVError, status: int | None = None) -> web.Response:
     body = {"error": err.message, "code": err.code, "message": err.message}
-    return web.json_response(body, status=status or err.http_status)
+    return reply(body, status=status or err.http_status)
 
 
 @web.middleware
@@ -94,8 +98,8 @@ class KVGateway:
         if not raw.strip():
             return {}
         try:
-            return json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
             raise codec.BadRequest(f"request body is not valid JSON: {exc}") from None
 
     # -- kv -------------------------------------------------------------------------------
@@ -103,42 +107,42 @@ class KVGateway:
     async def range(self, request: web.Request) -> web.Response:
         req, serializable = codec.range_request(await self.body(request))
         res = await self.store.range(req, serializable=serializable)
-        return web.json_response(codec.range_response(res, self.header(res["revision"])))
+        return reply(codec.range_response(res, self.header(res["revision"])))
 
     async def put(self, request: web.Request) -> web.Response:
         req = codec.put_request(await self.body(request))
         if not req["key"]:
             raise KVFailure(errors.KEY_NOT_PROVIDED)
         res = await self.store.propose(req)
-        return web.json_response(codec.put_response(res, self.header(res["revision"])))
+        return reply(codec.put_response(res, self.header(res["revision"])))
 
     async def delete_range(self, request: web.Request) -> web.Response:
         req = codec.delete_request(await self.body(request))
         if not req["key"]:
             raise KVFailure(errors.KEY_NOT_PROVIDED)
         res = await self.store.propose(req)
-        return web.json_response(codec.delete_response(res, self.header(res["revision"])))
+        return reply(codec.delete_response(res, self.header(res["revision"])))
 
     async def txn(self, request: web.Request) -> web.Response:
         req = codec.txn_request(await self.body(request))
         res = await self.store.propose(req)
-        return web.json_response(codec.txn_response(res, self.header(res["revision"])))
+        return reply(codec.txn_response(res, self.header(res["revision"])))
 
     async def compaction(self, request: web.Request) -> web.Response:
         res = await self.store.propose(codec.compaction_request(await self.body(request)))
-        return web.json_response({"header": self.header(res["revision"])})
+        return reply({"header": self.header(res["revision"])})
 
     # -- leases ---------------------------------------------------------------------------
 
     async def lease_grant(self, request: web.Request) -> web.Response:
         req = codec.lease_grant_request(await self.body(request))
         res = await self.store.propose({**req, "now": time.time()})
-        return web.json_response(codec.lease_response(res, self.header(res["revision"])))
+        return reply(codec.lease_response(res, self.header(res["revision"])))
 
     async def lease_revoke(self, request: web.Request) -> web.Response:
         lease = codec.lease_id(await self.body(request), "lease revoke request")
         res = await self.store.propose({"op": "lease_revoke", "id": lease})
-        return web.json_response({"header": self.header(res["revision"])})
+        return reply({"header": self.header(res["revision"])})
 
     async def lease_keepalive(self, request: web.Request) -> web.StreamResponse:
         """A stream in etcd: one `{"result": ...}` line per request object in the body."""
@@ -158,24 +162,22 @@ class KVGateway:
     async def lease_timetolive(self, request: web.Request) -> web.Response:
         lease, with_keys = codec.timetolive_request(await self.body(request))
         await self.store.read_index()
-        with self.store.lock:
-            res = self.store.machine.lease_time_to_live(lease, time.time(), with_keys)
+        res = self.store.machine.lease_time_to_live(lease, time.time(), with_keys)
         out = {"header": self.header(res["revision"]), "ID": str(res["id"]), "TTL": str(res["ttl"])}
         if res["granted_ttl"]:
             out["grantedTTL"] = str(res["granted_ttl"])
         if res["keys"]:
             out["keys"] = [codec.enc_bytes(k) for k in res["keys"]]
-        return web.json_response(out)
+        return reply(out)
 
     async def lease_leases(self, request: web.Request) -> web.Response:
         await self.body(request)
         await self.store.read_index()
-        with self.store.lock:
-            ids = self.store.machine.lease_ids()
+        ids = self.store.machine.lease_ids()
         out: dict[str, Any] = {"header": self.header()}
         if ids:
             out["leases"] = [{"ID": str(i)} for i in ids]
-        return web.json_response(out)
+        return reply(out)
 
     # -- watch ----------------------------------------------------------------------------
 
@@ -205,7 +207,7 @@ class KVGateway:
         out = {"header": self.header(), "version": VERSION, "dbSize": str(size), "dbSizeInUse": str(size),
                "leader": str(leader_id), "raftIndex": str(st.get("commit_idx", 0)),
                "raftTerm": str(st.get("raft_term", 0)), "raftAppliedIndex": str(st.get("last_applied", 0))}
-        return web.json_response({k: v for k, v in out.items() if v != "0"})
+        return reply({k: v for k, v in out.items() if v != "0"})
 
     async def member_list(self, request: web.Request) -> web.Response:
         await self.body(request)
@@ -215,12 +217,12 @@ class KVGateway:
             if m.get("kv"):
                 member["clientURLs"] = [m["kv"]]
             members.append({k: v for k, v in member.items() if v})
-        return web.json_response({"header": self.header(), "members": members})
+        return reply({"header": self.header(), "members": members})
 
     async def health(self, request: web.Request) -> web.Response:
         healthy = bool(self.store.raft_status().get("leader"))
-        return web.json_response({"health": "true" if healthy else "false"}, status=200 if healthy else 503)
+        return reply({"health": "true" if healthy else "false"}, status=200 if healthy else 503)
 
     async def version(self, request: web.Request) -> web.Response:
-        return web.json_response({"etcdserver": VERSION, "etcdcluster": "3.4.0"})
+        return reply({"etcdserver": VERSION, "etcdcluster": "3.4.0"})
 

@@ -6,10 +6,10 @@ cancel_reason, events) and leave out default values, as etcd's gateway does.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from kvstore import gateway_codec as codec
@@ -21,7 +21,7 @@ DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream"
 
 
 def line(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+    return orjson.dumps(obj) + b"\n"
 
 
 class WatchStream:
@@ -99,8 +99,7 @@ class WatchStream:
                                prev_kv=create["prev_kv"])
         await resp.write(self.result(watch_id=watch_id, created=True))
         if isinstance(opened, KVError):  # compacted: etcd says so and keeps the stream open
-            with self.gateway.store.lock:
-                compact_rev = self.gateway.store.machine.compact_revision
+            compact_rev = self.gateway.store.machine.compact_revision
             await resp.write(self.result(revision=0, watch_id=watch_id, canceled=True,
                                          compact_revision=str(compact_rev)))
             return

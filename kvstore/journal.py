@@ -2,10 +2,10 @@
 
 pysyncobj's own FileJournal writes an mmap and never syncs it (see PYSYNCOBJ-NOTES.md). This one
 implements the same interface with an append-only file: `add` only buffers; `sync` writes the
-buffer and fdatasyncs it. The replica calls `sync` before any Raft message leaves the process and
-before every tick's commit calculation (kvstore/replica.py), so a follower acknowledges, and the
-leader counts itself, only entries that are on disk. Many entries appended in one tick share one
-fdatasync: that is our group commit at the disk.
+buffer and fdatasyncs it. The replica calls `sync` before a follower acknowledges entries and at
+the end of every tick, before the leader's next commit calculation (kvstore/replica.py), so only
+entries that are on disk are counted. Many entries appended in one tick share one fdatasync:
+that is our group commit at the disk.
 
 Record layout: u32 length of (idx, term, command) | u32 crc32 of it | u64 idx | u64 term | command.
 A torn or corrupt tail (a crash mid-write) is cut off on open.
@@ -55,8 +55,13 @@ class DurableJournal:
         self._entries: list[tuple[bytes, int, int]] = []
         self._ends: list[int] = []  # file offset after each entry
         self._pending = bytearray()
+        self._shadow: list[tuple[tuple[bytes, int, int], int]] = []  # (entry, its end offset)
+        self._generation = 0  # raised by every write or truncation of the file
+        self.synced_generation = 0  # the newest generation an fdatasync has covered
+        self.truncations = 0  # real conflicts cut from the file (acknowledgements in flight go stale)
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         self._load()
+        self._written = self._end()
         self._meta = self._load_meta()
         self._meta_dirty = False
 
@@ -87,44 +92,101 @@ class DurableJournal:
             return {}
 
     # -- the log --------------------------------------------------------------------------
+    #
+    # The file holds the log's records up to `_written`; `_pending` holds the bytes that follow
+    # them, not yet written. `_shadow` lists entries removed by deleteEntriesFrom whose records
+    # still follow the log's end: pysyncobj's leader moves a follower's next index back when a
+    # late acknowledgement arrives and resends entries the follower has, which the follower
+    # handles as delete-then-add. Re-adding an identical entry just takes its record back, so a
+    # resend costs no write and no sync. Whatever follows the log's end is cut before a sync.
+
+    def _end(self) -> int:
+        return self._ends[-1] if self._ends else 0
 
     def add(self, command: bytes, idx: int, term: int) -> None:
-        record = _encode(command, idx, term)
-        self._entries.append((command, idx, term))
-        self._ends.append((self._ends[-1] if self._ends else 0) + len(record))
+        entry = (bytes(command), idx, term)
+        if self._shadow and self._shadow[0][0] == entry:
+            self._entries.append(entry)
+            self._ends.append(self._shadow.pop(0)[1])
+            return
+        self._shadow.clear()
+        record = _encode(*entry)
+        start = self._end()
+        if start < self._written:  # a real conflict: what the file holds past here is stale
+            self._truncate(start)
+        else:
+            del self._pending[start - self._written:]
         self._pending += record
+        self._entries.append(entry)
+        self._ends.append(start + len(record))
+
+    def _truncate(self, end: int) -> None:
+        os.ftruncate(self._fd, end)
+        self._written = end
+        self._pending.clear()
+        self._generation += 1
+        self.truncations += 1
+
+    def write_out(self) -> int:
+        """Hand the log as it stands (and nothing after it) to the OS; return its generation:
+        it is on disk once an fdatasync that started after this call has finished."""
+        end = self._end()
+        if self._shadow or end < self._written + len(self._pending):
+            self._shadow.clear()
+            if end < self._written:
+                self._truncate(end)
+            else:
+                del self._pending[end - self._written:]
+        if self._pending:
+            os.pwrite(self._fd, self._pending, self._written)
+            self._written += len(self._pending)
+            self._pending.clear()
+            self._generation += 1
+        return self._generation
+
+    def needs_sync(self) -> bool:
+        return self._generation > self.synced_generation or bool(self._pending) or bool(self._shadow)
+
+    def mark_synced(self, generation: int) -> None:
+        self.synced_generation = max(self.synced_generation, generation)
+
+    def fileno(self) -> int:
+        return self._fd
 
     def sync(self) -> None:
-        """Make every added entry durable; cheap when there is nothing new."""
-        if self._pending:
-            offset = self._ends[-1] - len(self._pending)
-            os.pwrite(self._fd, self._pending, offset)
+        """Make the log durable as it stands, now; cheap when nothing changed."""
+        generation = self.write_out()
+        if generation > self.synced_generation:
             os.fdatasync(self._fd)
-            self._pending.clear()
+            self.mark_synced(generation)
 
     def clear(self) -> None:
         self._entries.clear()
         self._ends.clear()
-        self._pending.clear()
-        os.ftruncate(self._fd, 0)
+        self._shadow.clear()
+        self._truncate(0)
         os.fsync(self._fd)
+        self.mark_synced(self._generation)
 
     def deleteEntriesFrom(self, entryFrom: int) -> None:  # noqa: N802 - pysyncobj's name
-        """Drop entries [entryFrom:] (a follower's log conflicted with the leader's)."""
-        self.sync()
+        """Drop entries [entryFrom:] (the leader's log differs, or it is resending them)."""
+        removed = list(zip(self._entries[entryFrom:], self._ends[entryFrom:]))
+        self._shadow[:0] = removed
         del self._entries[entryFrom:]
         del self._ends[entryFrom:]
-        os.ftruncate(self._fd, self._ends[-1] if self._ends else 0)
-        os.fsync(self._fd)
 
     def deleteEntriesTo(self, entryTo: int) -> None:  # noqa: N802
         """Drop entries [:entryTo] (they are in a snapshot now): rewrite the file atomically."""
         keep = self._entries[entryTo:]
-        self._pending.clear()
-        write_atomically(self._path, b"".join(_encode(*e) for e in keep))
+        data = b"".join(_encode(*e) for e in keep)
+        write_atomically(self._path, data)
         os.close(self._fd)
         self._fd = os.open(self._path, os.O_RDWR)
-        self._entries, self._ends = [], []
+        self._entries, self._ends, self._shadow = [], [], []
+        self._pending.clear()
+        self._written = len(data)
+        self._generation += 1
+        self.mark_synced(self._generation)  # write_atomically synced it
         pos = 0
         for command, idx, term in keep:
             pos += _HEAD.size + _IDX_TERM.size + len(command)

@@ -66,8 +66,7 @@ class LeaderDuties:
             await self.store.propose({"op": "lease_promote", "now": time.time()})
             self._was_leader = True
         now = time.time()
-        with self.store.lock:
-            expired = self.store.machine.lease_expired(now)
+        expired = self.store.machine.lease_expired(now)
         if expired:
             await self.store.propose({"op": "lease_expire", "now": now})
         await self._maybe_compact()
@@ -77,9 +76,8 @@ class LeaderDuties:
         if now - self._last_compact_check < self.compact_every:
             return
         self._last_compact_check = now
-        with self.store.lock:
-            revision = self.store.machine.revision
-            compacted = self.store.machine.compact_revision
+        revision = self.store.machine.revision
+        compacted = self.store.machine.compact_revision
         target = self.compaction_target(revision, now)
         if target > compacted and target <= revision:
             await self.store.propose({"op": "compact", "revision": target})

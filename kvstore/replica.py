@@ -1,43 +1,109 @@
-"""The Raft glue: one pysyncobj replica carrying the MVCC state machine.
+"""The Raft glue: one pysyncobj replica carrying the MVCC state machine, on the asyncio loop.
 
 What we add around pysyncobj (see PYSYNCOBJ-NOTES.md for why each is needed):
-- durability: `DurableJournal` replaces pysyncobj's unsynced mmap journal, and `_SyncingTransport`
-  syncs it before any message leaves, so "acknowledged" means "on disk on a majority";
-- one replicated method, `apply_batch`, that applies a msgpack list of commands under a lock the
-  readers share, and hands the events to `on_applied` (called on the Raft thread);
+- one thread: pysyncobj runs without its tick thread. Its sockets are watched by the event loop
+  (`LoopPoller`), and `Replica` runs a tick after socket events, after new proposals, and every
+  `TICK_PERIOD` for timeouts. Apply, callbacks, reads and HTTP handlers never run at the same
+  time, so the state machine needs no lock and no hand-over between threads costs latency;
+- durability: `DurableJournal` replaces pysyncobj's unsynced mmap journal; a follower's
+  acknowledgement waits until its entries are on disk (`_SyncingTransport`), and the leader's
+  next commit calculation waits for its own sync (`_Pacer`): acknowledged means on disk on a
+  majority. Syncs run off the loop (`DiskSync`), so a sync never stalls HTTP requests;
+- group commit: the leader sends what a tick appended in one message per follower (`_Pacer`);
+- one replicated method, `apply_batch`, that applies a msgpack list of commands and hands the
+  events to `on_applied`;
 - security: the cluster secret is always set, and the Raft port binds the `--raft` host only;
-- a failpoint (`partitioned`) that drops every Raft message to and from chosen peers, for chaos
-  demos without root.
-
-Threading: pysyncobj's tick thread applies commands and runs callbacks. Readers on the event loop
-take `lock` around every read of `consumer.machine`.
+- a failpoint (`set_partitioned`) that drops every Raft message to and from chosen peers, for
+  chaos demos without root.
 """
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
-import threading
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import msgpack
 import pysyncobj.syncobj as _syncobj_module
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj.poller import POLL_EVENT_TYPE, Poller
 from pysyncobj.transport import TCPTransport
 
+from kvstore.disk_sync import DiskSync
 from kvstore.journal import DurableJournal
 from kvstore.kv import Event
 from kvstore.mvcc import StateMachine
 
+log = logging.getLogger("raftkube.replica")
+
 OnApplied = Callable[[list[Event], int], None]
+TICK_PERIOD = 0.01  # seconds between ticks when nothing happens: election and heartbeat timers
 
 
-def _create_journal(path: str | None = None):
+@dataclass
+class _Watched:
+    fd: int  # our duplicate of pysyncobj's descriptor
+    callback: Callable[[int, int], None]
+    writing: bool = False
+
+
+class LoopPoller(Poller):
+    """pysyncobj's poller interface on the asyncio loop: the loop watches the sockets and calls
+    pysyncobj's handlers; `poll` has nothing left to do. After every event, `after_event` runs
+    (the replica schedules a tick there).
+
+    The loop watches a duplicate of each descriptor: pysyncobj closes a socket before it
+    unsubscribes it, and the loop cannot stop watching a descriptor that is already closed."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.after_event: Callable[[], None] = lambda: None
+        self._watched: dict[int, _Watched] = {}
+
+    def subscribe(self, descr: int, callback: Callable[[int, int], None], eventMask: int) -> None:  # noqa: N803
+        w = self._watched.get(descr)
+        if w is None:
+            w = self._watched[descr] = _Watched(os.dup(descr), callback)
+            self.loop.add_reader(w.fd, self._fire, descr, POLL_EVENT_TYPE.READ)  # pysyncobj always reads
+        w.callback = callback
+        writing = bool(eventMask & POLL_EVENT_TYPE.WRITE)
+        if writing and not w.writing:
+            self.loop.add_writer(w.fd, self._fire, descr, POLL_EVENT_TYPE.WRITE)
+        elif w.writing and not writing:
+            self.loop.remove_writer(w.fd)
+        w.writing = writing
+
+    def unsubscribe(self, descr: int) -> None:
+        w = self._watched.pop(descr, None)
+        if w is not None:
+            self.loop.remove_reader(w.fd)
+            self.loop.remove_writer(w.fd)
+            os.close(w.fd)
+
+    def poll(self, timeout: float) -> None:
+        """Nothing to wait for: the loop delivers events as they come."""
+
+    def _fire(self, descr: int, event: int) -> None:
+        w = self._watched.get(descr)
+        if w is not None:
+            w.callback(descr, event)
+        self.after_event()
+
+
+def _create_journal(path: str | None = None) -> DurableJournal:
     if path is None:
         raise ValueError("raftkube replicas always keep a journal on disk")
     return DurableJournal(path)
 
 
-# pysyncobj builds its journal through this module-level name (pysyncobj 0.3.17, syncobj.py).
+def _create_poller(poller_type: str) -> LoopPoller:
+    return LoopPoller(asyncio.get_running_loop())
+
+
+# pysyncobj builds its journal and poller through these module-level names (0.3.17, syncobj.py).
 _syncobj_module.createJournal = _create_journal
+_syncobj_module.createPoller = _create_poller
 
 
 class KVConsumer(SyncObjConsumer):
@@ -46,41 +112,44 @@ class KVConsumer(SyncObjConsumer):
     def __init__(self, on_applied: OnApplied, on_restored: Callable[[], None]) -> None:
         self._on_applied = on_applied
         self._on_restored = on_restored
-        self.lock = threading.Lock()
         super().__init__()
         self.machine = StateMachine()
 
     @replicated
     def apply_batch(self, batch: bytes) -> list[Any]:
-        commands = msgpack.unpackb(batch, raw=False)
         results = []
         events: list[Event] = []
-        with self.lock:
-            for command in commands:
-                result, evs = self.machine.apply(command)
-                results.append(result)
-                events.extend(evs)
-            revision = self.machine.revision
-        self._on_applied(events, revision)
+        for command in msgpack.unpackb(batch, raw=False):
+            result, evs = self.machine.apply(command)
+            results.append(result)
+            events.extend(evs)
+        self._on_applied(events, self.machine.revision)
         return results
 
     def _deserialize(self, data: dict) -> None:
         """A snapshot replaces the state (restart, or a lagging follower catching up)."""
-        with self.lock:
-            super()._deserialize(data)
+        super()._deserialize(data)
         self._on_restored()
 
 
 class _SyncingTransport(TCPTransport):
-    """Syncs the journal before every message, and drops messages for a partition failpoint."""
+    """Holds a follower's acknowledgements until the entries are on disk; drops messages for a
+    partition failpoint."""
 
-    before_send: Callable[[], None] = staticmethod(lambda: None)
+    ack_when_durable: Callable[[Any, dict], None] | None = None
     partitioned: frozenset[str] = frozenset()
 
     def send(self, node, message) -> bool:
         if node.id in self.partitioned:
             return False
-        self.before_send()
+        if message.get("type") == "next_node_idx" and message.get("success") and self.ack_when_durable:
+            self.ack_when_durable(node, message)  # "I have your entries up to N": on disk first
+            return True
+        return super().send(node, message)
+
+    def send_now(self, node, message) -> bool:
+        if node.id in self.partitioned:
+            return False
         return super().send(node, message)
 
     def _onMessageReceived(self, node, message) -> None:  # noqa: N802 - pysyncobj's name
@@ -89,34 +158,118 @@ class _SyncingTransport(TCPTransport):
         super()._onMessageReceived(node, message)
 
 
+class _Pacer:
+    """When the replica ticks, and what it does after each tick.
+
+    After every tick (once pysyncobj has appended every queued command), the leader sends the
+    new entries and the new commit index to the followers in one message each, then the journal
+    is synced off the loop (`DiskSync`), and no tick runs until that sync is done: the leader's
+    next commit calculation counts itself only for entries on its disk. pysyncobj alone either
+    sends per command (one follower fsync each) or waits for the next heartbeat. The leader may
+    send before its own sync (Raft thesis §10.2.1)."""
+
+    def __init__(self) -> None:
+        self.replica: Replica | None = None
+        self.sent = (0, 0)  # (last log index, commit index) the followers were last sent
+        self.tick_scheduled = False
+        self.syncing = False
+        self.timer: asyncio.TimerHandle | None = None
+
+    def start(self, replica: "Replica", loop: asyncio.AbstractEventLoop) -> None:
+        self.replica = replica
+        self.journal: DurableJournal = replica._SyncObj__raftLog
+        self.disk = DiskSync(self.journal, loop)
+        self.loop = loop
+        replica._poller.after_event = self.soon
+        transport: _SyncingTransport = replica._SyncObj__transport
+        transport.ack_when_durable = self.ack_when_durable
+        self.timer = loop.call_later(TICK_PERIOD, self.periodic)
+
+    def soon(self) -> None:
+        """Tick once the loop has run what is ready (many events, one tick)."""
+        if not self.tick_scheduled and self.replica is not None:
+            self.tick_scheduled = True
+            self.loop.call_soon(self.tick)
+
+    def periodic(self) -> None:
+        self.timer = self.loop.call_later(TICK_PERIOD, self.periodic)
+        self.tick()
+
+    def tick(self) -> None:
+        self.tick_scheduled = False
+        if self.replica is None or self.syncing:  # stopped, or the sync's end will tick
+            return
+        try:
+            self.replica.doTick(0.0)
+        except Exception:  # noqa: BLE001 - pysyncobj's own tick thread logs and carries on too
+            log.exception("raft tick failed")
+
+    def after_tick(self) -> None:
+        replica = self.replica
+        if replica._isLeader():
+            now = (replica._SyncObj__getCurrentLogIndex(), replica.raftCommitIndex)
+            if now != self.sent:
+                self.sent = now
+                replica._SyncObj__sendAppendEntries()  # first: followers write while we do
+        if self.journal.needs_sync():
+            self.syncing = True
+            self.disk.when_durable(self._synced)
+
+    def _synced(self) -> None:
+        self.syncing = False
+        self.soon()
+
+    def ack_when_durable(self, node, message: dict) -> None:
+        truncations = self.journal.truncations
+        transport: _SyncingTransport = self.replica._SyncObj__transport
+
+        def send() -> None:
+            if self.journal.truncations == truncations:  # else the entries it vouches for are gone
+                transport.send_now(node, message)
+
+        self.disk.when_durable(send)
+
+    def stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.replica = None
+        self.disk.close()
+
+
 class Replica(SyncObj):
     def __init__(self, *, self_addr: str, peers: list[str], data_dir: str, secret: str,
                  on_applied: OnApplied, on_restored: Callable[[], None],
-                 on_state_changed: Callable[[int, int], None] | None = None,
                  snapshot_entries: int = 20_000, timing: dict[str, float] | None = None) -> None:
         os.makedirs(data_dir, exist_ok=True)
+        # Attributes set before SyncObj.__init__ stay out of its snapshots; set none after it.
         self.consumer = KVConsumer(on_applied, on_restored)
-        timing = {**DEFAULT_TIMING, **(timing or {})}
+        self._pace = _Pacer()
         conf = SyncObjConf(
+            autoTick=False,  # ticks come from the event loop (_Pacer)
             password=secret,
             bindAddress=self_addr,
             journalFile=os.path.join(data_dir, "raft.journal"),
             fullDumpFile=os.path.join(data_dir, "raft.snapshot"),
-            appendEntriesUseBatch=False,  # send entries as they come, not on the next heartbeat
+            appendEntriesUseBatch=True,  # entries leave once per tick, from _Pacer.after_tick
             commandsWaitLeader=False,  # fail fast with MISSING_LEADER; the Store retries
             dynamicMembershipChange=True,
-            onStateChanged=on_state_changed,
             logCompactionMinEntries=snapshot_entries,
             logCompactionMinTime=300,
-            **timing,
+            **{**DEFAULT_TIMING, **(timing or {})},
         )
         super().__init__(self_addr, peers, conf, consumers=[self.consumer],
                          transportClass=_SyncingTransport)
-        # Nothing may be stored on self from here on: pysyncobj snapshots every attribute added
-        # after its __init__, and a transport does not pickle.
-        journal = self._SyncObj__raftLog  # pysyncobj 0.3.17 keeps both private
-        self._SyncObj__transport.before_send = journal.sync
-        self.addOnTickCallback(journal.sync)  # covers a 1-master cluster, which sends nothing
+        # pysyncobj 0.3.17 keeps the journal, the transport and the sender private (see _Pacer).
+        self.addOnTickCallback(self._pace.after_tick)
+        self._pace.start(self, asyncio.get_running_loop())
+
+    def wake(self) -> None:
+        """Take new commands on the next turn of the loop rather than at the next timer tick."""
+        self._pace.soon()
+
+    def close(self) -> None:
+        self._pace.stop()
+        self.destroy()
 
     def set_partitioned(self, peers: set[str]) -> None:
         """Failpoint: behave as if the network to these peers (raft addresses) were cut."""
@@ -130,7 +283,6 @@ DEFAULT_TIMING = {
     "raftMinTimeout": 0.3,
     "raftMaxTimeout": 0.6,
     "appendEntriesPeriod": 0.05,
-    "autoTickPeriod": 0.01,
     "connectionTimeout": 1.5,
     "connectionRetryTime": 0.3,
     "leaderFallbackTimeout": 1.0,

@@ -25,7 +25,6 @@ import itertools
 from collections import deque
 import logging
 import os
-import time
 from typing import Any
 
 import msgpack
@@ -45,23 +44,39 @@ RETRY_DELAY = 0.02
 
 
 class _Pending:
-    __slots__ = ("command", "future", "size", "deadline", "in_flight", "maybe_in_log")
+    """One request on its way: its packed command, the future its callers await, its timer."""
 
-    def __init__(self, command: dict | None, future: asyncio.Future, size: int, deadline: float):
-        self.command = command  # None for a read barrier
+    __slots__ = ("packed", "future", "timer", "in_flight", "maybe_in_log")
+
+    def __init__(self, packed: bytes, future: asyncio.Future) -> None:
+        self.packed = packed  # the msgpack command; NOOP for a read barrier
         self.future = future
-        self.size = size
-        self.deadline = deadline
+        self.timer: asyncio.TimerHandle | None = None
         self.in_flight = False
         self.maybe_in_log = False  # an earlier proposal of it ended with an unknown outcome
+
+    @property
+    def is_barrier(self) -> bool:
+        return self.packed is NOOP
 
     @property
     def maybe_applied(self) -> bool:
         return self.in_flight or self.maybe_in_log
 
 
+NOOP = msgpack.packb({"req": {"op": "noop"}})
+
+
+def pack_batch(parts: list[bytes]) -> bytes:
+    """A msgpack array of already packed commands (what msgpack.packb(list) would give)."""
+    n = len(parts)
+    head = bytes([0x90 | n]) if n < 16 else b"\xdc" + n.to_bytes(2, "big") if n < 1 << 16 \
+        else b"\xdd" + n.to_bytes(4, "big")
+    return head + b"".join(parts)
+
+
 class Store:
-    def __init__(self, replica, *, name: str, deadline: float = 2.0, max_inflight: int = 4) -> None:
+    def __init__(self, replica, *, name: str, deadline: float = 2.0, max_inflight: int = 2) -> None:
         self.replica = replica
         self.name = name
         self.deadline = deadline
@@ -73,23 +88,26 @@ class Store:
         self._ids = itertools.count(1)
         self._nonce = os.urandom(8)
         self._retry_handle: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    def close(self) -> None:
+        """Propose nothing more (the replica is going away)."""
+        self._closed = True
+        if self._retry_handle is not None:
+            self._retry_handle.cancel()
 
     @property
     def machine(self):
         return self.replica.consumer.machine
-
-    @property
-    def lock(self):
-        return self.replica.consumer.lock
 
     # -- writes ---------------------------------------------------------------------------
 
     async def propose(self, req: Request, *, timeout: float | None = None) -> Result:
         """Commit `req` through Raft and return its result (a KVError is raised as KVFailure)."""
         rid = self._nonce + next(self._ids).to_bytes(8, "big")
-        command = {"id": rid, "req": req}
-        size = len(msgpack.packb(command, use_bin_type=True))
-        result = await self._submit(command, size, timeout)
+        p = self._new(msgpack.packb({"id": rid, "req": req}), timeout)
+        self._enqueue(p)
+        result = await asyncio.shield(p.future)  # a caller that goes away leaves it be
         if isinstance(result, KVError):
             raise KVFailure(result)
         return result
@@ -101,47 +119,39 @@ class Store:
         new one (a barrier proposed before a read began says nothing about writes before it)."""
         p = self._barrier
         if p is None:
-            p = self._barrier = self._pending(None, 8, timeout)
-            self._queue.append(p)
-            self._maybe_flush()
-        await self._wait(p)
+            p = self._barrier = self._new(NOOP, timeout)  # set before _enqueue may propose it
+            self._enqueue(p)
+        await asyncio.shield(p.future)  # shared by every read queued with it
 
-    async def _submit(self, command: dict, size: int, timeout: float | None) -> Result:
-        p = self._pending(command, size, timeout)
+    def _new(self, packed: bytes, timeout: float | None) -> _Pending:
+        p = _Pending(packed, self._loop.create_future())
+        p.timer = self._loop.call_later(timeout or self.deadline, self._expire, p)
+        return p
+
+    def _enqueue(self, p: _Pending) -> None:
         self._queue.append(p)
         self._maybe_flush()
-        return await self._wait(p)
 
-    def _pending(self, command: dict | None, size: int, timeout: float | None) -> _Pending:
-        deadline = time.monotonic() + (timeout or self.deadline)
-        return _Pending(command, self._loop.create_future(), size, deadline)
-
-    async def _wait(self, p: _Pending) -> Result:
-        remaining = p.deadline - time.monotonic()
-        try:
-            return await asyncio.wait_for(asyncio.shield(p.future), max(remaining, 0.001))
-        except asyncio.TimeoutError:
-            self._give_up(p)
-            raise KVFailure(self._no_quorum_error(p)) from None
-
-    def _give_up(self, p: _Pending) -> None:
+    def _expire(self, p: _Pending) -> None:
+        """The deadline passed without a commit: no quorum, as far as this master can tell."""
+        if p.future.done():
+            return
         if p in self._queue:
             self._queue.remove(p)
         if self._barrier is p:
             self._barrier = None
-        if not p.future.done():
-            p.future.cancel()
+        p.future.set_exception(KVFailure(self._no_quorum_error(p)))
 
     def _maybe_flush(self) -> None:
-        while self._queue and self._inflight < self.max_inflight:
+        while not self._closed and self._queue and self._inflight < self.max_inflight:
             batch: list[_Pending] = []
             size = 0
-            while self._queue and (not batch or size + self._queue[0].size <= MAX_BATCH_BYTES):
+            while self._queue and (not batch or size + len(self._queue[0].packed) <= MAX_BATCH_BYTES):
                 p = self._queue.popleft()
                 if p.future.done():
                     continue
                 batch.append(p)
-                size += p.size
+                size += len(p.packed)
                 if p is self._barrier:
                     self._barrier = None  # reads arriving from now on need a later barrier
             if not batch:
@@ -149,16 +159,15 @@ class Store:
             self._propose(batch)
 
     def _propose(self, batch: list[_Pending]) -> None:
-        commands = [p.command if p.command is not None else {"req": {"op": "noop"}} for p in batch]
-        packed = msgpack.packb(commands, use_bin_type=True)
         for p in batch:
             p.in_flight = True
         self._inflight += 1
 
-        def on_done(results: Any, err: int) -> None:  # on the Raft thread
-            self._loop.call_soon_threadsafe(self._on_batch_done, batch, results, err)
+        def on_done(results: Any, err: int) -> None:  # inside a Raft tick: finish outside it
+            self._loop.call_soon(self._on_batch_done, batch, results, err)
 
-        self.replica.consumer.apply_batch(packed, callback=on_done)
+        self.replica.consumer.apply_batch(pack_batch([p.packed for p in batch]), callback=on_done)
+        self.replica.wake()
 
     def _on_batch_done(self, batch: list[_Pending], results: Any, err: int) -> None:
         self._inflight -= 1
@@ -168,6 +177,7 @@ class Store:
             for p, result in zip(batch, results):
                 if not p.future.done():
                     p.future.set_result(result)
+                    p.timer.cancel()
         else:
             log.debug("%s: batch of %d failed with pysyncobj reason %s; retrying", self.name, len(batch), err)
             retry = [p for p in batch if not p.future.done()]
@@ -185,7 +195,7 @@ class Store:
 
     def _no_quorum_error(self, p: _Pending) -> KVError:
         status = self.raft_status()
-        if p.command is None:
+        if p.is_barrier:
             outcome = ("a linearizable read needs one; a serializable read answers from this master's "
                        "possibly stale copy")
         elif p.maybe_applied:
@@ -202,8 +212,7 @@ class Store:
     async def range(self, req: Request, *, serializable: bool = False) -> Result:
         if not serializable:
             await self.read_index()
-        with self.lock:
-            result = self.machine.range(req)
+        result = self.machine.range(req)
         if isinstance(result, KVError):
             raise KVFailure(result)
         return result
@@ -211,14 +220,7 @@ class Store:
     # -- status ---------------------------------------------------------------------------
 
     def raft_status(self) -> dict[str, Any]:
-        for _ in range(3):
-            try:
-                status = self.replica.getStatus()
-                break
-            except RuntimeError:  # a dict changed size under us on the Raft thread
-                continue
-        else:
-            return {}
+        status = self.replica.getStatus()
         leader = status.get("leader")
         return {
             "state": {0: "follower", 1: "candidate", 2: "leader"}.get(status["state"], "unknown"),

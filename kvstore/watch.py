@@ -1,12 +1,12 @@
 """Watches: every open watch on this replica, fed by the events its apply emits.
 
-The state machine knows nothing of watchers. After each applied batch the Raft thread hands the
-events to `WatchHub.publish` on the event loop (in apply order, through `call_soon_threadsafe`),
-and the hub puts the matching ones on each watcher's stream queue.
+The state machine knows nothing of watchers. After each applied batch the replica hands the
+events to `WatchHub.publish` (in apply order), and the hub puts the matching ones on each
+watcher's stream queue.
 
-A new watch first reads the history from its start revision under the store lock, then joins the
-hub with `next_rev` set just past the revision it read at: events that were applied but not yet
-published are skipped by revision, so a watcher sees each revision once, in order, with no gap.
+A new watch first reads the history from its start revision, then joins the hub with `next_rev`
+set just past the revision it read at; `publish` only passes on revisions at or after a
+watcher's `next_rev`, so a watcher sees each revision once, in order, with no gap.
 A stream whose queue grows past `QUEUE_LIMIT` batches is too slow: its watcher is cancelled with an
 error (etcd clients then re-watch from their last revision), rather than slowing apply down or
 silently dropping events.
@@ -68,10 +68,9 @@ class WatchHub:
              sink: asyncio.Queue, filters: frozenset[int] = frozenset(),
              prev_kv: bool = False) -> tuple[Watcher, list[Event]] | KVError:
         """Register a watcher; return it with the history it must see first."""
-        with store.lock:
-            head = store.machine.revision
-            start = start_revision or head + 1
-            history = store.machine.events_since(start) if start <= head else []
+        head = store.machine.revision
+        start = start_revision or head + 1
+        history = store.machine.events_since(start) if start <= head else []
         if isinstance(history, KVError):
             return history
         w = Watcher(watch_id, key, range_end, start, sink, filters, prev_kv, hub_id=next(self._ids))

@@ -10,6 +10,7 @@ import secrets
 import signal
 import time
 
+import uvloop
 from aiohttp import web
 
 from kvstore.errors import KVFailure
@@ -81,8 +82,7 @@ class Master:
 
     def members(self) -> list[dict]:
         """Every master we know: the configured ones, with what each announced about itself."""
-        with self.store.lock:
-            announced = dict(self.store.machine.members)
+        announced = dict(self.store.machine.members)
         out = []
         for raft in sorted({self.args.raft, *self.peers, *announced}):
             out.append({"id": id64(raft), "raft": raft, **announced.get(raft, {})})
@@ -93,10 +93,9 @@ class Master:
         self.hub = WatchHub()
         self.replica = Replica(
             self_addr=self.args.raft, peers=self.peers, data_dir=self.args.data_dir, secret=self.secret,
-            on_applied=lambda events, rev: loop.call_soon_threadsafe(self.hub.publish, events, rev),
-            on_restored=lambda: loop.call_soon_threadsafe(
-                self.hub.reset, "etcdserver: this master's store was replaced by a snapshot; "
-                                "re-watch from the revision after your last event"),
+            on_applied=self.hub.publish,
+            on_restored=lambda: self.hub.reset("etcdserver: this master's store was replaced by a snapshot; "
+                                               "re-watch from the revision after your last event"),
             snapshot_entries=self.args.snapshot_entries,
         )
         self.store = Store(self.replica, name=self.args.name, deadline=self.args.request_timeout)
@@ -119,7 +118,8 @@ class Master:
             t.cancel()
         for r in runners:
             await r.cleanup()
-        self.replica.destroy()
+        self.store.close()
+        self.replica.close()
 
     async def _serve(self, app: web.Application, listen: str) -> web.AppRunner:
         host, port = split_hostport(listen)
@@ -133,9 +133,8 @@ class Master:
         info = {"raft": self.args.raft, "name": self.args.name, "kv": f"http://{self.args.kv_listen}",
                 "api": f"http://{self.args.api_listen}"}
         while True:
-            with self.store.lock:
-                if self.store.machine.members.get(self.args.raft) == info:
-                    return
+            if self.store.machine.members.get(self.args.raft) == info:
+                return
             try:
                 await self.store.propose({"op": "member_announce", "member": info})
                 return
@@ -173,4 +172,4 @@ class Master:
 
 def run(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.name} %(name)s: %(message)s")
-    asyncio.run(Master(args).run())
+    uvloop.run(Master(args).run())

@@ -59,3 +59,39 @@ def test_delete_from_and_to_rewrite_the_file(tmp_path):
     expected = [(b"c%d" % i, i, 1) for i in range(4, 9)] + [(b"new9", 9, 2)]
     assert entries(j) == expected
     assert entries(DurableJournal(path)) == expected
+
+
+def test_a_resent_suffix_costs_no_write_and_a_conflict_truncates(tmp_path, monkeypatch):
+    """A leader resending entries we hold is delete-then-add to pysyncobj: take the records back."""
+    path = str(tmp_path / "raft.journal")
+    j = DurableJournal(path)
+    for i in range(1, 6):
+        j.add(b"c%d" % i, i, 1)
+    j.sync()
+    writes = []
+    real_pwrite = os.pwrite
+    monkeypatch.setattr(os, "pwrite", lambda fd, data, off: writes.append(bytes(data)) or real_pwrite(fd, data, off))
+    j.deleteEntriesFrom(2)  # resend of 3..5, then one new entry
+    for i in range(3, 6):
+        j.add(b"c%d" % i, i, 1)
+    j.add(b"c6", 6, 1)
+    j.sync()
+    assert len(writes) == 1 and b"c6" in writes[0] and b"c3" not in writes[0]
+    monkeypatch.undo()
+    assert entries(DurableJournal(path))[-1] == (b"c6", 6, 1)
+
+    j.deleteEntriesFrom(3)  # the new leader's log differs from entry 4 on
+    j.add(b"x4", 4, 2)
+    j.sync()
+    assert entries(DurableJournal(path)) == [(b"c1", 1, 1), (b"c2", 2, 1), (b"c3", 3, 1), (b"x4", 4, 2)]
+
+
+def test_a_dropped_tail_does_not_come_back_after_a_sync(tmp_path):
+    path = str(tmp_path / "raft.journal")
+    j = DurableJournal(path)
+    for i in range(1, 5):
+        j.add(b"c%d" % i, i, 1)
+    j.sync()
+    j.deleteEntriesFrom(2)
+    j.sync()
+    assert entries(DurableJournal(path)) == [(b"c1", 1, 1), (b"c2", 2, 1)]

@@ -1,6 +1,5 @@
 """The Store's pipeline against a scripted replica: group commit, shared barriers, retries, deadlines."""
 import asyncio
-import threading
 
 import msgpack
 import pytest
@@ -17,7 +16,6 @@ class ScriptedReplica:
     def __init__(self):
         self.consumer = self
         self.machine = StateMachine()
-        self.lock = threading.Lock()
         self.proposals: list[tuple[list[dict], object]] = []
         self.always_fail: int | None = None  # a FAIL_REASON every proposal meets at once
 
@@ -25,6 +23,9 @@ class ScriptedReplica:
         self.proposals.append((msgpack.unpackb(packed, raw=False), callback))
         if self.always_fail is not None:
             callback(None, self.always_fail)
+
+    def wake(self):
+        pass
 
     def commit(self, i):
         commands, callback = self.proposals[i]
@@ -75,8 +76,14 @@ async def test_reads_share_a_queued_barrier_but_never_one_already_proposed():
     late = asyncio.create_task(store.read_index())
     await settle()
     assert not late.done() and len(replica.proposals) == 3  # a fresh barrier, not the finished one
+    later = asyncio.create_task(store.read_index())  # arrives while that barrier is on its way
+    await settle()
     replica.commit(2)
     await late
+    await settle()
+    assert not later.done() and len(replica.proposals) == 4  # so it needs one of its own
+    replica.commit(3)
+    await later
 
 
 async def test_a_failed_proposal_is_retried_with_the_same_request_id():

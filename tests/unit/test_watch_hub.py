@@ -1,6 +1,5 @@
 """The watch hub: each revision once, in order, from history then live; slow watchers cancelled."""
 import asyncio
-import threading
 
 from kvstore import watch
 from kvstore.mvcc import StateMachine
@@ -10,7 +9,6 @@ from kvstore.watch import WatchHub
 class LocalStore:
     def __init__(self):
         self.machine = StateMachine()
-        self.lock = threading.Lock()
 
     def put(self, key, value):
         return self.machine.apply({"req": {"op": "put", "key": key, "value": value}})

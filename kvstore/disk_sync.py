@@ -1,0 +1,68 @@
+"""fdatasync off the event loop: callers wait for their journal generation to be on disk.
+
+A sync takes a fraction of a millisecond to a few milliseconds; on the event loop it would stall
+every HTTP request of this master. Here the loop hands the journal's writes to the OS, one
+thread runs fdatasync, and each waiter's callback runs on the loop once an fdatasync that started
+after its writes has finished. Waiters that arrive during a sync share the next one: group commit.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+from kvstore.journal import DurableJournal
+
+log = logging.getLogger("raftkube.disk")
+
+
+class DiskSync:
+    def __init__(self, journal: DurableJournal, loop: asyncio.AbstractEventLoop) -> None:
+        self.journal = journal
+        self.loop = loop
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="fdatasync")
+        self._waiters: list[tuple[int, Callable[[], None]]] = []
+        self._running = False
+        self.failed = False
+
+    def when_durable(self, callback: Callable[[], None]) -> None:
+        """Run `callback` on the loop once everything written so far is on disk."""
+        generation = self.journal.write_out()
+        if generation <= self.journal.synced_generation:
+            callback()
+            return
+        self._waiters.append((generation, callback))
+        self._maybe_start()
+
+    @property
+    def busy(self) -> bool:
+        return self._running
+
+    def _maybe_start(self) -> None:
+        if self._running or not self._waiters or self.failed:
+            return
+        self._running = True
+        target = self.journal.write_out()
+        fd = self.journal.fileno()
+        future = self.loop.run_in_executor(self._thread, os.fdatasync, fd)
+        future.add_done_callback(lambda f: self._done(f, target, fd))
+
+    def _done(self, future: asyncio.Future, target: int, fd: int) -> None:
+        self._running = False
+        error = future.exception()
+        if error is not None and fd == self.journal.fileno():
+            # The disk refused: nothing more can be acknowledged (etcd stops the member too).
+            log.critical("fdatasync of the Raft journal failed: %s; this master acknowledges nothing more", error)
+            self.failed = True
+            return
+        self.journal.mark_synced(target)
+        ready = [cb for gen, cb in self._waiters if gen <= self.journal.synced_generation]
+        self._waiters = [(gen, cb) for gen, cb in self._waiters if gen > self.journal.synced_generation]
+        for callback in ready:
+            callback()
+        self._maybe_start()
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
