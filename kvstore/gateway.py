@@ -25,6 +25,7 @@ from kvstore.watch import WatchHub
 log = logging.getLogger("raftkube.gateway")
 
 MAX_REQUEST_BYTES = 3 * (1 << 19)  # 1.5 MiB, etcd's --max-request-bytes default
+ENCODE_CHUNK = 2000  # key-values encoded between two turns of the event loop
 VERSION = "3.4.0-raftkube"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -107,7 +108,12 @@ class KVGateway:
     async def range(self, request: web.Request) -> web.Response:
         req, serializable = codec.range_request(await self.body(request))
         res = await self.store.range(req, serializable=serializable)
-        return reply(codec.range_response(res, self.header(res["revision"])))
+        encoded = []
+        for i in range(0, len(res["kvs"]), ENCODE_CHUNK):
+            if i:
+                await asyncio.sleep(0)  # Raft shares this loop: let it run between chunks
+            encoded.extend(codec.enc_kv(kv) for kv in res["kvs"][i:i + ENCODE_CHUNK])
+        return reply(codec.range_response(res, self.header(res["revision"]), encoded))
 
     async def put(self, request: web.Request) -> web.Response:
         req = codec.put_request(await self.body(request))

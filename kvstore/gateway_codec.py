@@ -269,9 +269,9 @@ def lease_response(res: dict, header: dict) -> dict:
     return _with_header(header, {"ID": str(res["id"]), "TTL": str(res.get("ttl", 0))})
 
 
-def range_response(res: dict, header: dict) -> dict:
-    return _with_header(header, {"kvs": [enc_kv(kv) for kv in res["kvs"]], "more": res["more"],
-                                 "count": str(res["count"])})
+def range_response(res: dict, header: dict, encoded_kvs: list[dict] | None = None) -> dict:
+    kvs = encoded_kvs if encoded_kvs is not None else [enc_kv(kv) for kv in res["kvs"]]
+    return _with_header(header, {"kvs": kvs, "more": res["more"], "count": str(res["count"])})
 
 
 def put_response(res: dict, header: dict) -> dict:
