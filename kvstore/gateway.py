@@ -60,8 +60,9 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 class KVGateway:
     def __init__(self, store: Store, hub: WatchHub, *, cluster_id: int, member_id: int,
-                 member_ids: Callable[[], list[dict]], data_dir: str) -> None:
+                 member_ids: Callable[[], list[dict]], data_dir: str, progress_interval: float = 10.0) -> None:
         self.store = store
+        self.progress_interval = progress_interval  # seconds between watch progress notifications
         self.hub = hub
         self.cluster_id = cluster_id
         self.member_id = member_id

@@ -16,7 +16,6 @@ from kvstore import gateway_codec as codec
 from kvstore.errors import KVError
 from kvstore.watch import FILTER_TYPES, Watcher
 
-PROGRESS_INTERVAL = 10.0  # seconds between progress notifications, for watchers that asked
 DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream"
 
 
@@ -65,11 +64,12 @@ class WatchStream:
             else:
                 await resp.write(self.result(watch_id=-1))
         last_progress = time.monotonic()
+        interval = self.gateway.progress_interval
         while request.transport is not None and not request.transport.is_closing():
             try:
-                w, events = await asyncio.wait_for(self.sink.get(), timeout=1.0)
+                w, events = await asyncio.wait_for(self.sink.get(), timeout=min(1.0, interval))
             except asyncio.TimeoutError:
-                if self.progress_wanted and time.monotonic() - last_progress >= PROGRESS_INTERVAL:
+                if self.progress_wanted and time.monotonic() - last_progress >= interval:
                     last_progress = time.monotonic()
                     for wid in sorted(self.progress_wanted & set(self.watchers)):
                         await resp.write(self.result(revision=self.watchers[wid].progress, watch_id=wid))

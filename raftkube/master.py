@@ -47,6 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds a write or linearizable read may wait for a quorum (default 2)")
     p.add_argument("--auto-compaction-retention", default="10000",
                    help="revisions to keep (e.g. 10000) or a time window (e.g. 5m); 0 keeps everything")
+    p.add_argument("--watch-progress-interval", type=float, default=10.0,
+                   help="seconds between progress notifications on idle watches that ask for them")
     p.add_argument("--snapshot-entries", type=int, default=20_000,
                    help="snapshot the state and trim the Raft log after this many entries")
     p.add_argument("--enable-failpoints", action="store_true",
@@ -100,7 +102,8 @@ class Master:
         )
         self.store = Store(self.replica, name=self.args.name, deadline=self.args.request_timeout)
         gateway = KVGateway(self.store, self.hub, cluster_id=self.cluster_id, member_id=self.member_id,
-                            member_ids=self.members, data_dir=self.args.data_dir)
+                            member_ids=self.members, data_dir=self.args.data_dir,
+                            progress_interval=self.args.watch_progress_interval)
         kv_app = gateway.app()
         if self.args.enable_failpoints:
             kv_app.router.add_post("/debug/failpoints", self.failpoints)

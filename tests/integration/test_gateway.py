@@ -17,7 +17,8 @@ from tests.integration.cluster import Cluster, eventually
 
 @pytest.fixture(scope="module")
 def kv_cluster(tmp_path_factory):
-    c = Cluster(str(tmp_path_factory.mktemp("gateway") / "cluster"), 3)
+    c = Cluster(str(tmp_path_factory.mktemp("gateway") / "cluster"), 3,
+                master_flags=("--watch-progress-interval", "0.5"))
     yield c
     c.stop()
 
@@ -188,3 +189,18 @@ async def test_a_raw_pickle_on_the_raft_port_has_no_effect(kv, kv_cluster, tmp_p
     assert await revision(kv) == before + 1
     status = await kv.status()
     assert int(status["raftTerm"]) < 10**6
+
+
+async def test_an_idle_watch_gets_progress_notifications_at_the_current_revision(kv, kv_cluster):
+    other = KVClient(kv_cluster.master("m1")["kv"])
+    try:
+        messages = kv.watch(b"quiet/", b"quiet0", progress_notify=True)
+        assert (await messages.__anext__()).get("created")
+        head = int((await other.put(b"elsewhere", b"x"))["header"]["revision"])
+        progress = await asyncio.wait_for(messages.__anext__(), timeout=10)
+        while int(progress["header"]["revision"]) < head:  # it catches up with writes elsewhere
+            progress = await asyncio.wait_for(messages.__anext__(), timeout=10)
+        assert "events" not in progress and "created" not in progress
+        await messages.aclose()
+    finally:
+        await other.close()
