@@ -117,23 +117,21 @@ class KVGateway:
         return reply(codec.range_response(res, self.header(res["revision"]), encoded))
 
     async def put(self, request: web.Request) -> web.Response:
-        req = codec.put_request(await self.body(request))
-        if not req["key"]:
-            raise KVFailure(errors.KEY_NOT_PROVIDED)
-        res = await self.store.propose(req)
-        return reply(codec.put_response(res, self.header(res["revision"])))
+        return await self._write(request, codec.put_request, codec.put_response)
 
     async def delete_range(self, request: web.Request) -> web.Response:
-        req = codec.delete_request(await self.body(request))
-        if not req["key"]:
-            raise KVFailure(errors.KEY_NOT_PROVIDED)
-        res = await self.store.propose(req)
-        return reply(codec.delete_response(res, self.header(res["revision"])))
+        return await self._write(request, codec.delete_request, codec.delete_response)
 
     async def txn(self, request: web.Request) -> web.Response:
-        req = codec.txn_request(await self.body(request))
+        return await self._write(request, codec.txn_request, codec.txn_response)
+
+    async def _write(self, request: web.Request, decode: Callable[[Any], dict],
+                     encode: Callable[[dict, dict], dict]) -> web.Response:
+        req = decode(await self.body(request))
+        if req["op"] != "txn" and not req["key"]:  # refused here: no Raft round for it
+            raise KVFailure(errors.KEY_NOT_PROVIDED)
         res = await self.store.propose(req)
-        return reply(codec.txn_response(res, self.header(res["revision"])))
+        return reply(encode(res, self.header(res["revision"])))
 
     async def compaction(self, request: web.Request) -> web.Response:
         res = await self.store.propose(codec.compaction_request(await self.body(request)))
