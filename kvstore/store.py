@@ -107,7 +107,7 @@ class Store:
         rid = self._nonce + next(self._ids).to_bytes(8, "big")
         p = self._new(msgpack.packb({"id": rid, "req": req}), timeout)
         self._enqueue(p)
-        result = await asyncio.shield(p.future)  # a caller that goes away leaves it be
+        result = await p.future  # a caller that goes away cancels it: it is then not proposed, or its result dropped
         if isinstance(result, KVError):
             raise KVFailure(result)
         return result
