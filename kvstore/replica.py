@@ -163,8 +163,9 @@ class _Pacer:
 
     After every tick (once pysyncobj has appended every queued command), the leader sends the
     new entries and the new commit index to the followers in one message each, then the journal
-    is synced off the loop (`DiskSync`), and no tick runs until that sync is done: the leader's
-    next commit calculation counts itself only for entries on its disk. pysyncobj alone either
+    is synced off the loop (`DiskSync`). No tick of a leader runs while its journal holds
+    entries not yet on disk: its commit calculation counts itself only for entries on its disk.
+    A follower ticks on: its acknowledgements wait for its syncs instead. pysyncobj alone either
     sends per command (one follower fsync each) or waits for the next heartbeat. The leader may
     send before its own sync (Raft thesis §10.2.1)."""
 
@@ -199,6 +200,9 @@ class _Pacer:
         self.tick_scheduled = False
         if self.replica is None or self.syncing:  # stopped, or the sync's end will tick
             return
+        if self.replica._isLeader() and self.journal.needs_sync():
+            self.sync_then_tick()  # a leader's commit calculation counts its own log
+            return
         try:
             self.replica.doTick(0.0)
         except Exception:  # noqa: BLE001 - pysyncobj's own tick thread logs and carries on too
@@ -211,9 +215,13 @@ class _Pacer:
             if now != self.sent:
                 self.sent = now
                 replica._SyncObj__sendAppendEntries()  # first: followers write while we do
-        if self.journal.needs_sync():
-            self.syncing = True
-            self.disk.when_durable(self._synced)
+            if self.journal.needs_sync():
+                self.sync_then_tick()
+        # A follower's entries are synced before it acknowledges them (ack_when_durable).
+
+    def sync_then_tick(self) -> None:
+        self.syncing = True
+        self.disk.when_durable(self._synced)
 
     def _synced(self) -> None:
         self.syncing = False
