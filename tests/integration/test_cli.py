@@ -29,9 +29,14 @@ def _post(url, body):
 def _up(state_dir, masters):
     proc = subprocess.Popen([sys.executable, "-m", "raftkube", "up", "--masters", str(masters),
                              "--state-dir", state_dir], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    _wait_for(lambda: proc.poll() is not None or "raftkube is up" in (proc.stdout.readline() or ""),
-              what="`raftkube up` ready")
-    assert proc.poll() is None
+    try:
+        _wait_for(lambda: proc.poll() is not None or "raftkube is up" in (proc.stdout.readline() or ""),
+                  what="`raftkube up` ready")
+        assert proc.poll() is None, "`raftkube up` exited early"
+    except BaseException:
+        proc.send_signal(signal.SIGTERM)  # it stops the masters it started
+        proc.wait(timeout=30)
+        raise
     return proc
 
 
