@@ -19,8 +19,10 @@ etcd v3 JSON gateway, one aiohttp session per cluster, 100-byte values, it measu
   7. no quorum: kill a majority (followers), one put on the surviving leader with a 15 s client
      timeout: how long until it fails, and with what error; then restart them
 
-Closed-loop requests go round-robin over every member's endpoint (see workloads.py). Each figure
-is printed as it is measured, then a table with the ratio ours/etcd (above 1: ours is higher,
+Both clusters run side by side (idle but for their heartbeats when not measured) and each workload
+runs on one, then on the other, so the two figures of a row are minutes apart at most: this 2-core
+machine's speed drifts by a third between runs. Closed-loop requests go round-robin over every
+member's endpoint (see workloads.py). Each figure is printed as it is measured, then a table with the ratio ours/etcd (above 1: ours is higher,
 better for ops/s, worse for latency and seconds). It asserts nothing. Every process it starts is
 killed at the end, on Ctrl-C and SIGTERM too; on trouble the logs are kept and their place printed.
 Default: under 2 minutes with --etcd (on 2 cores); --quick: a smoke run of about 40 s.
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import signal
 import sys
@@ -67,44 +70,50 @@ def config(args: argparse.Namespace) -> wl.Config:
     return cfg
 
 
-async def run_suite(cluster: Cluster, cfg: wl.Config, report: wl.Report) -> None:
-    """Every workload in turn against one running cluster; a failed one is reported, not fatal."""
+async def run_suite(clusters: list[Cluster], cfg: wl.Config, reports: list[wl.Report]) -> None:
+    """Every workload in turn, on each cluster one after the other, so that both figures of a row
+    are taken minutes apart at most (this machine's speed drifts); a failed one is reported."""
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
-    h = Harness(cluster)
+    harnesses = [Harness(c) for c in clusters]
     try:
-        report.say(f"{len(cluster.names)} members healthy after {await h.wait_healthy():.1f} s")
+        for h, report in zip(harnesses, reports):
+            report.say(f"{len(h.names)} members healthy after {await h.wait_healthy():.1f} s")
         for name, workload in WORKLOADS:
             if cfg.only and not any(word in name for word in cfg.only):
                 continue
-            try:
-                await workload(h, cfg, report)
-            except (*TRANSIENT, RuntimeError) as exc:
-                report.problem(f"{name} failed: {describe(exc)}")
-                await h.wait_healthy()  # if even that fails, the rest would be meaningless
+            for h, report in zip(harnesses, reports):
+                try:
+                    await workload(h, cfg, report)
+                except (*TRANSIENT, RuntimeError) as exc:
+                    report.problem(f"{name} failed: {describe(exc)}")
+                    await h.wait_healthy()  # if even that fails, the rest would be meaningless
     finally:
-        await h.close()
+        for h in harnesses:
+            await h.close()
 
 
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # so that every `finally` runs and the clusters are stopped
 
 
-def bench(cluster: Cluster, cfg: wl.Config) -> wl.Report:
+def bench(clusters: list[Cluster], cfg: wl.Config) -> list[wl.Report]:
     started = time.monotonic()
-    report = wl.Report(cluster.label)
-    print(f"\n== {cluster.label} ==", flush=True)
+    reports = [wl.Report(c.label) for c in clusters]
     signal.signal(signal.SIGTERM, _terminate)  # outside the event loop; inside, run_suite's handler
-    with running(cluster):
+    with contextlib.ExitStack() as stack:
+        for c in clusters:
+            stack.enter_context(running(c))
         try:
-            asyncio.run(run_suite(cluster, cfg, report))
+            asyncio.run(run_suite(clusters, cfg, reports))
         except asyncio.CancelledError:  # SIGTERM while the loop ran
             raise KeyboardInterrupt from None
         except RuntimeError as exc:
-            report.problem(f"stopped early: {exc}")
+            reports[0].problem(f"stopped early: {exc}")
         finally:
-            cluster.keep_logs = bool(report.problems)
-    report.say(f"done in {time.monotonic() - started:.0f} s")
-    return report
+            for c, r in zip(clusters, reports):
+                c.keep_logs = bool(r.problems)
+    print(f"done in {time.monotonic() - started:.0f} s", flush=True)
+    return reports
 
 
 # -- the table ------------------------------------------------------------------------------
@@ -171,7 +180,7 @@ def main(argv: list[str]) -> int:
     if etcd:
         clusters.append(EtcdCluster(args.masters, etcd))
     try:
-        reports = [bench(c, cfg) for c in clusters]
+        reports = bench(clusters, cfg)
     except KeyboardInterrupt:
         print("\ninterrupted; every process started here is stopped", file=sys.stderr)
         return 130
