@@ -1,10 +1,10 @@
-"""The `raftkube` command: master, up, status."""
+"""The `raftkube` command: master, up, status, chaos."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from raftkube import master, status, up
+from raftkube import chaos, master, status, up
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,6 +22,10 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("status", help="each master's Raft role, term and indexes")
     status.add_arguments(p)
     p.set_defaults(run=status.run)
+
+    p = sub.add_parser("chaos", help="kill, pause, resume, restart, partition or heal a master; name the leader")
+    chaos.add_arguments(p)
+    p.set_defaults(run=chaos.run)
 
     args = parser.parse_args(argv)
     sys.exit(args.run(args) or 0)

@@ -164,13 +164,21 @@ class Master:
         return app
 
     async def failpoints(self, request: web.Request) -> web.Response:
-        """POST {"partition": ["HOST:PORT", ...]} cuts this master off from those Raft peers; [] heals."""
-        body = await request.json()
-        peers = body.get("partition", []) if isinstance(body, dict) else None
-        if not isinstance(peers, list) or not all(isinstance(p, str) for p in peers):
-            return web.json_response({"error": "partition must be a list of HOST:PORT strings"}, status=400)
-        self.replica.set_partitioned(set(peers))
-        return web.json_response({"partition": sorted(self.replica.partitioned_peers()), "at": time.time()})
+        """POST {"cut": ["HOST:PORT", ...]} drops all Raft traffic with those peers;
+        {"heal": [...]} restores it. Answers the peers now cut off."""
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        lists = [body.get(k, []) for k in ("cut", "heal")] if isinstance(body, dict) else None
+        if not lists or not all(isinstance(v, list) and all(isinstance(p, str) for p in v) for v in lists):
+            return web.json_response({"error": 'expected {"cut": ["HOST:PORT", ...]} or {"heal": [...]}'},
+                                     status=400)
+        cut, heal = lists
+        peers = (set(self.replica.partitioned_peers()) | set(cut)) - set(heal)
+        self.replica.set_partitioned(peers)
+        log.info("failpoint: Raft traffic cut with %s", sorted(peers) or "nobody")
+        return web.json_response({"partition": sorted(peers), "at": time.time()})
 
 
 def run(args: argparse.Namespace) -> None:

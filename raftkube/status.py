@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -12,6 +13,8 @@ from raftkube import cluster_file
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state-dir", default=".raftkube")
+    p.add_argument("--watch", nargs="?", type=float, const=1.0, metavar="SECONDS",
+                   help="redraw every SECONDS (default 1) until Ctrl-C: watch a failover live")
 
 
 def kv_status(kv_url: str, timeout: float = 1.5) -> dict[str, Any] | None:
@@ -57,5 +60,13 @@ def render(rows: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    print(render(collect(cluster_file.read(args.state_dir))))
-    return 0
+    if not args.watch:
+        print(render(collect(cluster_file.read(args.state_dir))))
+        return 0
+    try:
+        while True:
+            screen = render(collect(cluster_file.read(args.state_dir)))  # re-read: pids change
+            print(f"\033[H\033[J{time.strftime('%H:%M:%S')}  (Ctrl-C to stop)\n{screen}", flush=True)
+            time.sleep(args.watch)
+    except KeyboardInterrupt:
+        return 0

@@ -113,14 +113,14 @@ def wait_ready(info: dict[str, Any], timeout: float = READY_TIMEOUT) -> bool:
     pids = {m["name"]: m["pid"] for m in info["masters"]}
     while pending and time.monotonic() < deadline:
         for name, url in list(pending.items()):
-            if not _alive(pids[name]):
+            if not is_running(pids[name]):
                 print(f"  {name} exited; its log is in {info['state_dir']}/logs/{name}.log", flush=True)
                 del pending[name]
             elif is_ready(url):
                 print(f"  {name} ready ({url})", flush=True)
                 del pending[name]
         time.sleep(0.2)
-    return all(_alive(pid) for pid in pids.values()) and not pending
+    return all(is_running(pid) for pid in pids.values()) and not pending
 
 
 def stop(state_dir: str, grace: float = 5.0) -> None:
@@ -134,7 +134,7 @@ def stop(state_dir: str, grace: float = 5.0) -> None:
         _signal(pid, signal.SIGCONT)  # a paused master cannot handle SIGTERM
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+    while time.monotonic() < deadline and any(is_running(pid) for pid in pids):
         time.sleep(0.05)
     for pid in pids:
         _signal(pid, signal.SIGKILL)
@@ -150,13 +150,20 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-def _alive(pid: int) -> bool:
+def is_running(pid: int) -> bool:
+    """Alive and not a zombie (a killed master stays a zombie until `up`, its parent, reaps it)."""
     _reap(pid)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
-    return True
+
+
+def wait_gone(pid: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while is_running(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def _reap(pid: int) -> None:
@@ -192,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     state_dir = os.path.abspath(args.state_dir)
     if os.path.exists(cluster_file.path(state_dir)):
         info = cluster_file.read(state_dir)
-        if any(_alive(m["pid"]) for m in info["masters"]):
+        if any(is_running(m["pid"]) for m in info["masters"]):
             raise SystemExit(f"raftkube up: a cluster from {state_dir} is already running; stop it first")
         os.remove(cluster_file.path(state_dir))
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the cluster just as Ctrl-C does

@@ -1,0 +1,102 @@
+"""`raftkube chaos`: break a running local cluster on purpose, by master name.
+
+    kill MASTER       SIGKILL; the master stays down until `restart`
+    pause MASTER      SIGSTOP: alive but silent (a GC pause, a frozen VM)
+    resume MASTER     SIGCONT
+    restart MASTER    start it again with its recorded command line (killing it first if it runs)
+    partition MASTER  cut its Raft traffic with every other master, both ways, while it keeps
+                      running and serving clients (the masters' failpoints, enabled by `up`)
+    heal MASTER       undo `partition`
+    leader            print the name of the master every reachable master agrees leads
+
+Everything is found through STATE_DIR/cluster.json; `restart` writes the new pid there.
+A partition needs no root: each master drops the Raft messages to and from the peers it is told
+about (kvstore/replica.py `set_partitioned`), so `raftkube chaos kill $(raftkube chaos leader)` and
+`raftkube chaos partition m1` work on a laptop as they do in a container.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import urllib.request
+from typing import Any
+
+from raftkube import cluster_file, status, up
+
+ACTIONS = ["kill", "pause", "resume", "restart", "partition", "heal", "leader"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=ACTIONS)
+    p.add_argument("master", nargs="?", help="the master's name, e.g. m1 (not for `leader`)")
+    p.add_argument("--state-dir", default=".raftkube")
+
+
+def find(info: dict[str, Any], name: str) -> dict[str, Any]:
+    for m in info["masters"]:
+        if m["name"] == name:
+            return m
+    names = ", ".join(m["name"] for m in info["masters"])
+    raise SystemExit(f"raftkube chaos: no master named {name!r} (the masters are {names})")
+
+
+def failpoint(m: dict[str, Any], change: str, peers: list[str]) -> None:
+    """Tell master `m` to cut or heal its Raft traffic with `peers` (raft addresses)."""
+    req = urllib.request.Request(m["kv"] + "/debug/failpoints", data=json.dumps({change: peers}).encode(),
+                                 method="POST", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=3) as r:
+            r.read()
+    except OSError as exc:
+        raise SystemExit(f"raftkube chaos: master {m['name']} did not take the failpoint ({exc}); is it "
+                         "running (not paused), and was it started with --enable-failpoints (as `up` does)?")
+
+
+def leader(info: dict[str, Any]) -> str | None:
+    leaders = {r["name"] for r in status.collect(info) if r.get("role") == "leader"}
+    return leaders.pop() if len(leaders) == 1 else None
+
+
+def send_signal(m: dict[str, Any], sig: int) -> None:
+    try:
+        os.kill(m["pid"], sig)
+    except ProcessLookupError:
+        raise SystemExit(f"raftkube chaos: master {m['name']} (pid {m['pid']}) is not running; "
+                         f"`raftkube chaos restart {m['name']}` starts it") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    info = cluster_file.read(args.state_dir)
+    if args.action == "leader":
+        name = leader(info)
+        if name is None:
+            print("raftkube chaos: no leader right now (no quorum, or an election is running)", file=sys.stderr)
+            return 1
+        print(name)
+        return 0
+    if not args.master:
+        raise SystemExit(f"raftkube chaos {args.action}: which master? (e.g. m1)")
+    m = find(info, args.master)
+    others = [o for o in info["masters"] if o is not m]
+    if args.action == "kill":
+        send_signal(m, signal.SIGKILL)
+    elif args.action == "pause":
+        send_signal(m, signal.SIGSTOP)
+    elif args.action == "resume":
+        send_signal(m, signal.SIGCONT)
+    elif args.action == "restart":
+        if up.is_running(m["pid"]):
+            os.kill(m["pid"], signal.SIGKILL)
+            up.wait_gone(m["pid"])
+        m["pid"] = up.spawn(m["argv"], os.path.join(info["state_dir"], "logs", f"{m['name']}.log"))
+        cluster_file.write(args.state_dir, info)
+    else:  # partition or heal: both ends of every link, so no message crosses either way
+        change = "cut" if args.action == "partition" else "heal"
+        failpoint(m, change, [o["raft"] for o in others])
+        for o in others:
+            failpoint(o, change, [m["raft"]])
+    print(f"{args.action} {m['name']}: done (pid {m['pid']})")
+    return 0
