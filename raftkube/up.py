@@ -176,7 +176,7 @@ def _reap(pid: int) -> None:
 def quickstart(info: dict[str, Any], state_dir: str) -> str:
     kv = info["masters"][0]["kv"]
     command = os.path.relpath(sys.argv[0]) if os.path.basename(sys.argv[0]) == "raftkube" else "raftkube"
-    leader_hint = f"{command} status --state-dir {os.path.relpath(state_dir)}"
+    flags = "" if os.path.abspath(state_dir) == os.path.abspath(".raftkube") else f" --state-dir {state_dir}"
     return f"""
 raftkube is up: {len(info['masters'])} masters (state in {state_dir}, logs in {state_dir}/logs).
 
@@ -184,8 +184,9 @@ raftkube is up: {len(info['masters'])} masters (state in {state_dir}, logs in {s
     curl -s {kv}/v3/kv/put   -d '{{"key":"Zm9v","value":"YmFy"}}'
     curl -s {kv}/v3/kv/range -d '{{"key":"Zm9v"}}'
     curl -sN {kv}/v3/watch -d '{{"create_request":{{"key":"Zm9v"}}}}'      # then put again elsewhere
-  See who leads:      {leader_hint}
-  Kill the leader:    kill -9 <pid of the leader from `status`>   (writes go on through the others)
+  Watch the masters:  {command} status --watch{flags}
+  Kill the leader:    {command} chaos kill $({command} chaos leader{flags}){flags}
+  Bring it back:      {command} chaos restart m1{flags}     (also: pause, resume, partition, heal)
 
 Press Ctrl-C to stop every process started here; `make up` again finds the data.
 """
