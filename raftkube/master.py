@@ -13,6 +13,7 @@ import time
 import uvloop
 from aiohttp import web
 
+from api.server import ApiServer
 from kvstore.errors import KVFailure
 from kvstore.gateway import KVGateway
 from kvstore.leader_duties import LeaderDuties, Retention
@@ -107,9 +108,13 @@ class Master:
         kv_app = gateway.app()
         if self.args.enable_failpoints:
             kv_app.router.add_post("/debug/failpoints", self.failpoints)
-        runners = [await self._serve(kv_app, self.args.kv_listen), await self._serve(self.health_app(), self.args.api_listen)]
+        api = ApiServer(self.store, self.hub)
+        api_app = api.app()
+        self.add_health_routes(api_app)
+        runners = [await self._serve(kv_app, self.args.kv_listen), await self._serve(api_app, self.args.api_listen)]
         duties = LeaderDuties(self.store, Retention.parse(self.args.auto_compaction_retention))
-        tasks = [asyncio.create_task(duties.run()), asyncio.create_task(self.announce())]
+        tasks = [asyncio.create_task(duties.run()), asyncio.create_task(self.announce()),
+                 asyncio.create_task(api.ensure_default_namespaces())]
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
@@ -144,9 +149,8 @@ class Master:
             except KVFailure:
                 await asyncio.sleep(0.5)
 
-    def health_app(self) -> web.Application:
-        """Health of this master for load balancers; the kube API itself comes with the api package."""
-        app = web.Application()
+    def add_health_routes(self, app: web.Application) -> None:
+        """/livez: the process answers; /readyz and /healthz: it can reach a quorum (load balancers)."""
 
         async def livez(request: web.Request) -> web.Response:
             return web.Response(text="ok")
@@ -161,7 +165,6 @@ class Master:
         app.router.add_get("/livez", livez)
         app.router.add_get("/healthz", readyz)
         app.router.add_get("/readyz", readyz)
-        return app
 
     async def failpoints(self, request: web.Request) -> web.Response:
         """POST {"cut": ["HOST:PORT", ...]} drops all Raft traffic with those peers;

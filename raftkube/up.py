@@ -17,7 +17,7 @@ import time
 import urllib.request
 from typing import Any
 
-from raftkube import cluster_file
+from raftkube import cluster_file, kubeconfig
 
 READY_TIMEOUT = 30.0
 
@@ -102,7 +102,10 @@ def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str,
         entries.append({"name": m["name"], "pid": pid, "raft": m["raft"], "kv": f"http://{m['kv']}",
                         "api": f"http://{m['api']}", "data_dir": argv[argv.index("--data-dir") + 1],
                         "argv": argv})
-    info = {"masters": entries, "nodes": [], "api": entries[0]["api"], "state_dir": state_dir}
+    # Until the load balancer (issue 6) exists, kubectl talks to the first master.
+    kubeconfig_path = kubeconfig.write(os.path.join(state_dir, "kubeconfig"), entries[0]["api"])
+    info = {"masters": entries, "nodes": [], "api": entries[0]["api"], "kubeconfig": kubeconfig_path,
+            "state_dir": state_dir}
     cluster_file.write(state_dir, info)
     return info
 
@@ -179,6 +182,11 @@ def quickstart(info: dict[str, Any], state_dir: str) -> str:
     flags = "" if os.path.abspath(state_dir) == os.path.abspath(".raftkube") else f" --state-dir {state_dir}"
     return f"""
 raftkube is up: {len(info['masters'])} masters (state in {state_dir}, logs in {state_dir}/logs).
+
+  Use kubectl:
+    export KUBECONFIG={info['kubeconfig']}
+    kubectl get namespaces
+    kubectl apply -f your-configmap.yaml && kubectl get configmaps -w
 
   Talk to the store (etcd v3 JSON gateway, keys and values in base64):
     curl -s {kv}/v3/kv/put   -d '{{"key":"Zm9v","value":"YmFy"}}'

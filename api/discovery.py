@@ -1,0 +1,92 @@
+"""What kubectl asks before anything else: the version, the groups, the resources, OpenAPI v3.
+
+Legacy discovery only (APIVersions, APIGroupList, APIResourceList): kubectl falls back to it when
+the aggregated form is not offered (KUBECTL-WIRE.md). The OpenAPI documents are the minimal ones
+kubectl needs to hand field validation to the server (`fieldValidation=Strict|Warn|Ignore`).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from api.registry import GROUPS, RESOURCES, Resource, in_group_version
+
+VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-raftkube", "gitCommit": "", "gitTreeState": "clean",
+           "buildDate": "2026-11-26T00:00:00Z", "goVersion": "python", "compiler": "cpython",
+           "platform": "linux/amd64"}
+OPENAPI_HASH = "raftkube-1"
+
+# Subresources that are another kind: (group, version, kind, verbs).
+_SUB_KINDS = {"scale": ("autoscaling", "v1", "Scale", ["get", "patch", "update"]),
+              "eviction": ("policy", "v1", "Eviction", ["create"]),
+              "binding": ("", "v1", "Binding", ["create"]),
+              "log": (None, None, None, ["get"]),
+              "finalize": (None, None, None, ["update"]),
+              "status": (None, None, None, ["get", "patch", "update"])}
+
+
+def api_versions(server_address: str) -> dict[str, Any]:
+    return {"kind": "APIVersions", "versions": ["v1"],
+            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]}
+
+
+def api_groups() -> dict[str, Any]:
+    groups = []
+    for group, versions in GROUPS.items():
+        if not group:
+            continue
+        gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+        groups.append({"name": group, "versions": gvs, "preferredVersion": gvs[0]})
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+
+def _entry(res: Resource) -> dict[str, Any]:
+    out = {"name": res.plural, "singularName": res.singular, "namespaced": res.namespaced, "kind": res.kind,
+           "verbs": list(res.verbs)}
+    if res.short_names:
+        out["shortNames"] = list(res.short_names)
+    return out
+
+
+def resource_list(group: str, version: str) -> dict[str, Any] | None:
+    resources = in_group_version(group, version)
+    if not resources:
+        return None
+    entries = []
+    for res in resources:
+        entries.append(_entry(res))
+        for sub in res.subresources:
+            g, v, kind, verbs = _SUB_KINDS[sub]
+            entry = {"name": f"{res.plural}/{sub}", "singularName": "", "namespaced": res.namespaced,
+                     "kind": kind or res.kind, "verbs": verbs}
+            if g is not None:
+                entry.update(group=g, version=v)
+            entries.append(entry)
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": resources[0].group_version,
+            "resources": entries}
+
+
+def openapi_root() -> dict[str, Any]:
+    paths = {}
+    for group, versions in GROUPS.items():
+        for v in versions:
+            name = f"apis/{group}/{v}" if group else f"api/{v}"
+            paths[name] = {"serverRelativeURL": f"/openapi/v3/{name}?hash={OPENAPI_HASH}"}
+    return {"paths": paths}
+
+
+def openapi_document(group: str, version: str) -> dict[str, Any] | None:
+    """Per kind, a `patch` operation that names its group-version-kind and takes fieldValidation."""
+    resources = in_group_version(group, version)
+    if not resources:
+        return None
+    paths = {}
+    for res in resources:
+        base = f"/apis/{group}/{version}" if group else f"/api/{version}"
+        path = (f"{base}/namespaces/{{namespace}}/{res.plural}/{{name}}" if res.namespaced
+                else f"{base}/{res.plural}/{{name}}")
+        paths[path] = {"patch": {
+            "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": res.kind},
+            "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "OK"}}}}
+    return {"openapi": "3.0.0", "info": {"title": "raftkube", "version": VERSION["gitVersion"]},
+            "paths": paths, "components": {"schemas": {}}}

@@ -1,0 +1,66 @@
+"""Kubernetes errors: an `ApiError` raised anywhere in a handler leaves as a `Status` object."""
+from __future__ import annotations
+
+from typing import Any
+
+REASONS = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed", 406: "NotAcceptable",
+           409: "Conflict", 410: "Expired", 413: "RequestEntityTooLarge", 415: "UnsupportedMediaType",
+           422: "Invalid", 500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout"}
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, message: str, *, reason: str | None = None,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.reason = reason or REASONS.get(code, "Unknown")
+        self.details = details
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                               "message": self.message, "reason": self.reason, "code": self.code}
+        if self.details:
+            out["details"] = self.details
+        return out
+
+
+def _details(resource: str, name: str, group: str = "") -> dict[str, Any]:
+    out = {"name": name, "kind": resource}
+    if group:
+        out["group"] = group
+    return out
+
+
+def not_found(resource: str, name: str, group: str = "") -> ApiError:
+    what = f"{resource}.{group}" if group else resource
+    return ApiError(404, f'{what} "{name}" not found', details=_details(resource, name, group))
+
+
+def already_exists(resource: str, name: str, group: str = "") -> ApiError:
+    what = f"{resource}.{group}" if group else resource
+    return ApiError(409, f'{what} "{name}" already exists', reason="AlreadyExists",
+                    details=_details(resource, name, group))
+
+
+def conflict(resource: str, name: str, group: str = "") -> ApiError:
+    what = f"{resource}.{group}" if group else resource
+    return ApiError(409, f'Operation cannot be fulfilled on {what} "{name}": the object has been modified; '
+                         "please apply your changes to the latest version and try again",
+                    details=_details(resource, name, group))
+
+
+def invalid(kind: str, name: str, causes: list[tuple[str, str]], group: str = "") -> ApiError:
+    """422 with one cause per bad field: (field path, what is wrong)."""
+    text = "; ".join(f"{f}: {m}" for f, m in causes)
+    return ApiError(422, f'{kind} "{name}" is invalid: {text}',
+                    details={**_details(kind.lower(), name, group),
+                             "causes": [{"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in causes]})
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError(400, message)
+
+
+def gone(message: str) -> ApiError:
+    return ApiError(410, message, reason="Expired")

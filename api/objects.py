@@ -1,0 +1,137 @@
+"""What the server fills in and checks on every object: metadata on create, the rules of update."""
+from __future__ import annotations
+
+import datetime
+import re
+import secrets
+import uuid
+from typing import Any
+
+from api import errors
+from api.registry import Resource
+
+Obj = dict[str, Any]
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' generateName alphabet
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _name_problem(res: Resource, name: str) -> str | None:
+    if res.kind == "Namespace":
+        ok = len(name) <= 63 and DNS1123_LABEL.match(name)
+        rule = "a lowercase RFC 1123 label (lowercase letters, digits and '-', at most 63 characters)"
+    else:
+        ok = len(name) <= 253 and DNS1123_SUBDOMAIN.match(name)
+        rule = "a lowercase RFC 1123 subdomain (lowercase letters, digits, '-' and '.', at most 253 characters)"
+    return None if ok else f"Invalid value: {name!r}: must be {rule}"
+
+
+def _key_problem(key: str) -> str | None:
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
+        return f"Invalid value: {key!r}: prefix part must be a DNS subdomain"
+    if not name or len(name) > 63 or not QUALIFIED_NAME.match(name):
+        return (f"Invalid value: {key!r}: name part must consist of alphanumeric characters, '-', '_' or '.', "
+                "start and end with an alphanumeric character, at most 63 characters")
+    return None
+
+
+def check_metadata(res: Resource, obj: Obj) -> None:
+    """422 Invalid, with a cause per bad field, for a bad name, labels or annotations."""
+    meta = obj["metadata"]
+    causes = []
+    problem = _name_problem(res, meta.get("name", ""))
+    if problem:
+        causes.append(("metadata.name", problem))
+    labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    if not isinstance(labels, dict) or not isinstance(annotations, dict):
+        causes.append(("metadata.labels", "labels and annotations must be maps of strings"))
+    else:
+        for key, value in labels.items():
+            problem = _key_problem(key)
+            if problem:
+                causes.append((f"metadata.labels.{key}", problem))
+            elif not isinstance(value, str) or len(value) > 63 or not LABEL_VALUE.match(value):
+                causes.append((f"metadata.labels.{key}", f"Invalid value: {value!r}: a label value must be at most "
+                               "63 alphanumeric characters, '-', '_' or '.', starting and ending alphanumeric"))
+        for key, value in annotations.items():
+            problem = _key_problem(key)
+            if problem or not isinstance(value, str):
+                causes.append((f"metadata.annotations.{key}", problem or "annotation values must be strings"))
+    if causes:
+        raise errors.invalid(res.kind, meta.get("name", ""), causes, res.group)
+
+
+def for_create(res: Resource, body: Any, namespace: str | None) -> Obj:
+    """The object to store for a create: kind, apiVersion, name, namespace, uid, timestamps."""
+    if not isinstance(body, dict):
+        raise errors.bad_request("the request body must be a JSON or YAML object")
+    kind, api_version = body.get("kind"), body.get("apiVersion")
+    if kind not in (None, res.kind) or api_version not in (None, res.group_version):
+        raise errors.bad_request(f"the body is a {api_version}/{kind}, not a {res.group_version}/{res.kind}")
+    meta = dict(body.get("metadata") or {})
+    if res.namespaced:
+        if meta.get("namespace") not in (None, "", namespace):
+            raise errors.bad_request("the namespace of the provided object does not match the namespace "
+                                     "sent on the request")
+        meta["namespace"] = namespace
+    else:
+        meta.pop("namespace", None)
+    if not meta.get("name"):
+        if not meta.get("generateName"):
+            raise errors.invalid(res.kind, "", [("metadata.name", "Required value: name or generateName is required")],
+                                 res.group)
+        meta["name"] = meta["generateName"] + "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
+    for server_owned in ("resourceVersion", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"):
+        meta.pop(server_owned, None)
+    meta.update(uid=str(uuid.uuid4()), creationTimestamp=now(), generation=1)
+    obj = {**body, "apiVersion": res.group_version, "kind": res.kind, "metadata": meta}
+    check_metadata(res, obj)
+    return obj
+
+
+def for_update(res: Resource, old: Obj, body: Any, subresource: str | None) -> Obj:
+    """The object to store for a PUT: identity kept; with a status subresource, a PUT of the object
+    leaves status alone and a PUT of /status changes only status. Spec changes raise generation."""
+    if not isinstance(body, dict):
+        raise errors.bad_request("the request body must be a JSON or YAML object")
+    old_meta = old["metadata"]
+    meta = dict(body.get("metadata") or {})
+    if meta.get("name") not in (None, old_meta["name"]):
+        raise errors.bad_request(f"the name of the object ({meta.get('name')}) does not match the name on the URL "
+                                 f"({old_meta['name']})")
+    for kept in ("name", "namespace", "uid", "creationTimestamp", "generation", "deletionTimestamp",
+                 "deletionGracePeriodSeconds"):
+        if kept in old_meta:
+            meta[kept] = old_meta[kept]
+    meta.pop("resourceVersion", None)
+    if subresource == "status":
+        new = {**old, "status": body.get("status")}
+        new["metadata"] = {**old_meta}
+        new["metadata"].pop("resourceVersion", None)
+    else:
+        new = {**body, "apiVersion": res.group_version, "kind": res.kind, "metadata": meta}
+        if "status" in res.subresources:
+            if "status" in old:
+                new["status"] = old["status"]
+            else:
+                new.pop("status", None)
+    if _spec(new) != _spec(old):
+        new["metadata"]["generation"] = int(old_meta.get("generation", 1)) + 1
+    if new.get("status") is None:
+        new.pop("status", None)
+    check_metadata(res, new)
+    return new
+
+
+def _spec(obj: Obj) -> Any:
+    """What counts as spec for generation: everything but metadata and status."""
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}

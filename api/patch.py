@@ -1,0 +1,175 @@
+"""PATCH bodies: JSON merge patch (RFC 7386), JSON patch (RFC 6902) and strategic merge patch.
+
+Strategic merge is merge patch with Kubernetes' list rules: some lists are merged by a key
+(containers by name, ports by containerPort, ...), the rest are replaced whole, and `$patch`,
+`$setElementOrder/`, `$retainKeys` and `$deleteFromPrimitiveList/` directives steer it.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from api import errors
+
+MERGE_KEYS = {"containers": "name", "initContainers": "name", "ephemeralContainers": "name", "env": "name",
+              "volumes": "name", "imagePullSecrets": "name", "volumeMounts": "mountPath",
+              "ports": "containerPort", "conditions": "type", "ownerReferences": "uid", "tolerations": "key",
+              "hostAliases": "ip", "topologySpreadConstraints": "topologyKey"}
+
+JSON_MERGE = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+STRATEGIC = "application/strategic-merge-patch+json"
+
+
+def apply_patch(content_type: str, obj: dict, patch: Any) -> dict:
+    if content_type == JSON_MERGE:
+        return merge(obj, _object(patch))
+    if content_type == STRATEGIC:
+        return strategic(obj, _object(patch))
+    if content_type == JSON_PATCH:
+        return json_patch(obj, patch)
+    raise errors.ApiError(415, f"the patch type {content_type!r} is not supported; use {JSON_MERGE}, "
+                               f"{JSON_PATCH} or {STRATEGIC}")
+
+
+def _object(patch: Any) -> dict:
+    if not isinstance(patch, dict):
+        raise errors.bad_request("a merge patch must be a JSON object")
+    return patch
+
+
+def merge(target: Any, patch: Any) -> Any:
+    """RFC 7386: objects merge, null deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge(out.get(key), value)
+    return out
+
+
+def strategic(target: Any, patch: Any, field: str = "") -> Any:
+    if isinstance(patch, list):
+        return _strategic_list(target, patch, field)
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    if patch.get("$patch") == "replace":
+        return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if key.startswith("$setElementOrder/") or key in ("$patch", "$retainKeys"):
+            continue
+        if key.startswith("$deleteFromPrimitiveList/"):
+            name = key.split("/", 1)[1]
+            out[name] = [v for v in out.get(name) or [] if v not in (value or [])]
+            continue
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = strategic(out.get(key), value, key)
+    if isinstance(patch.get("$retainKeys"), list):
+        out = {k: v for k, v in out.items() if k in patch["$retainKeys"]}
+    return out
+
+
+def _strategic_list(target: Any, patch: list, field: str) -> list:
+    key = MERGE_KEYS.get(field)
+    if key is None or not all(isinstance(item, dict) for item in patch):
+        return [item for item in copy.deepcopy(patch) if not (isinstance(item, dict) and "$patch" in item)]
+    merged = [dict(item) for item in target] if isinstance(target, list) else []
+    for item in patch:
+        if item.get("$patch") == "replace":
+            return [{k: v for k, v in i.items() if k != "$patch"} for i in patch if i.get("$patch") != "delete"]
+        position = next((i for i, old in enumerate(merged) if isinstance(old, dict) and old.get(key) == item.get(key)),
+                        None)
+        if item.get("$patch") == "delete":
+            if position is not None:
+                merged.pop(position)
+        elif position is None:
+            merged.append(strategic({}, item))
+        else:
+            merged[position] = strategic(merged[position], item)
+    return merged
+
+
+def _pointer(path: str) -> list[str]:
+    if path == "":
+        return []
+    if not path.startswith("/"):
+        raise errors.bad_request(f"invalid JSON pointer {path!r}")
+    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
+
+
+def _walk(doc: Any, parts: list[str]) -> Any:
+    for part in parts:
+        if isinstance(doc, list):
+            if not part.isdigit() or int(part) >= len(doc):
+                raise errors.bad_request(f"no element {part!r} in a list of {len(doc)}")
+            doc = doc[int(part)]
+        elif isinstance(doc, dict) and part in doc:
+            doc = doc[part]
+        else:
+            raise errors.bad_request(f"path element {part!r} not found")
+    return doc
+
+
+def json_patch(obj: dict, operations: Any) -> dict:
+    """RFC 6902: add, remove, replace, move, copy, test."""
+    if not isinstance(operations, list):
+        raise errors.bad_request("a JSON patch must be a list of operations")
+    doc = copy.deepcopy(obj)
+    for op in operations:
+        if not isinstance(op, dict) or "op" not in op or "path" not in op:
+            raise errors.bad_request(f"invalid JSON patch operation {op!r}")
+        kind, parts = op["op"], _pointer(op["path"])
+        if kind in ("move", "copy"):
+            value = copy.deepcopy(_walk(doc, _pointer(op.get("from", ""))))
+            if kind == "move":
+                doc = _remove(doc, _pointer(op["from"]))
+            doc = _add(doc, parts, value)
+        elif kind == "add":
+            doc = _add(doc, parts, copy.deepcopy(op.get("value")))
+        elif kind == "remove":
+            doc = _remove(doc, parts)
+        elif kind == "replace":
+            _walk(doc, parts)
+            doc = _add(_remove(doc, parts), parts, copy.deepcopy(op.get("value")))
+        elif kind == "test":
+            if _walk(doc, parts) != op.get("value"):
+                raise errors.ApiError(422, f"test failed at {op['path']}")
+        else:
+            raise errors.bad_request(f"unknown JSON patch operation {kind!r}")
+    return doc
+
+
+def _add(doc: Any, parts: list[str], value: Any) -> Any:
+    if not parts:
+        return value
+    parent = _walk(doc, parts[:-1])
+    last = parts[-1]
+    if isinstance(parent, list):
+        index = len(parent) if last == "-" else int(last) if last.isdigit() else -1
+        if not 0 <= index <= len(parent):
+            raise errors.bad_request(f"index {last!r} out of range")
+        parent.insert(index, value)
+    elif isinstance(parent, dict):
+        parent[last] = value
+    else:
+        raise errors.bad_request(f"cannot add to {type(parent).__name__}")
+    return doc
+
+
+def _remove(doc: Any, parts: list[str]) -> Any:
+    if not parts:
+        raise errors.bad_request("cannot remove the whole object")
+    parent = _walk(doc, parts[:-1])
+    last = parts[-1]
+    _walk(parent, [last])
+    if isinstance(parent, list):
+        parent.pop(int(last))
+    else:
+        del parent[last]
+    return doc

@@ -1,0 +1,76 @@
+"""The resource types this API server serves, and where each lives in the store."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Resource:
+    group: str  # "" for the core group
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+    @property
+    def group_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    def prefix(self, namespace: str | None = None) -> str:
+        """The key prefix of every object of this type (in one namespace, when given)."""
+        base = f"/registry/{self.group + '/' if self.group else ''}{self.plural}/"
+        return base + f"{namespace}/" if namespace and self.namespaced else base
+
+    def key(self, namespace: str | None, name: str) -> str:
+        return self.prefix(namespace) + name
+
+
+def _r(group: str, kind: str, plural: str, namespaced: bool = True, short: tuple[str, ...] = (),
+       sub: tuple[str, ...] = ()) -> Resource:
+    return Resource(group, "v1", kind, plural, namespaced, short, sub)
+
+
+RESOURCES: list[Resource] = [
+    _r("", "Namespace", "namespaces", False, ("ns",), ("status", "finalize")),
+    _r("", "Node", "nodes", False, ("no",), ("status",)),
+    _r("", "Pod", "pods", True, ("po",), ("status", "binding", "log", "eviction")),
+    _r("", "Service", "services", True, ("svc",), ("status",)),
+    _r("", "Endpoints", "endpoints", True, ("ep",)),
+    _r("", "ConfigMap", "configmaps", True, ("cm",)),
+    _r("", "Secret", "secrets", True),
+    _r("", "Event", "events", True, ("ev",)),
+    _r("", "ServiceAccount", "serviceaccounts", True, ("sa",)),
+    _r("apps", "Deployment", "deployments", True, ("deploy",), ("status", "scale")),
+    _r("apps", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale")),
+    _r("apps", "StatefulSet", "statefulsets", True, ("sts",), ("status", "scale")),
+    _r("apps", "DaemonSet", "daemonsets", True, ("ds",), ("status",)),
+    _r("apps", "ControllerRevision", "controllerrevisions", True),
+    _r("batch", "Job", "jobs", True, (), ("status",)),
+    _r("coordination.k8s.io", "Lease", "leases", True),
+]
+
+GROUPS: dict[str, list[str]] = {}  # group -> versions, in discovery order
+for _res in RESOURCES:
+    GROUPS.setdefault(_res.group, [])
+    if _res.version not in GROUPS[_res.group]:
+        GROUPS[_res.group].append(_res.version)
+
+_BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
+
+
+def lookup(group: str, version: str, plural: str) -> Resource | None:
+    return _BY_PATH.get((group, version, plural))
+
+
+def in_group_version(group: str, version: str) -> list[Resource]:
+    return [r for r in RESOURCES if r.group == group and r.version == version]
+
+
+DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")

@@ -1,0 +1,99 @@
+"""Label and field selectors, parsed once and matched against objects (pure functions).
+
+    labels:  app=web, tier!=db, env in (prod,staging), env notin (dev), release, !canary
+    fields:  metadata.name=x, metadata.namespace!=kube-system, spec.nodeName=n1, status.phase=Running
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+from api.errors import bad_request
+
+Matcher = Callable[[dict[str, Any]], bool]
+
+_SET = re.compile(r"^\s*(!?)([A-Za-z0-9._/-]+)\s*(?:(notin|in)\s*\(([^)]*)\))?\s*$")
+_EQ = re.compile(r"^\s*([A-Za-z0-9._/-]+)\s*(==|=|!=)\s*([A-Za-z0-9._-]*)\s*$")
+
+
+def _split(text: str) -> list[str]:
+    """Split on commas outside parentheses."""
+    parts, depth, current = [], 0, ""
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    if current.strip():
+        parts.append(current)
+    return parts
+
+
+def parse_labels(text: str | None) -> Matcher:
+    requirements: list[Matcher] = []
+    for part in _split(text or ""):
+        eq = _EQ.match(part)
+        if eq:
+            key, op, value = eq.groups()
+            if op == "!=":
+                requirements.append(lambda labels, k=key, v=value: labels.get(k) != v)
+            else:
+                requirements.append(lambda labels, k=key, v=value: labels.get(k) == v)
+            continue
+        m = _SET.match(part)
+        if not m or (m.group(1) and m.group(3)):
+            raise bad_request(f"unable to parse requirement: {part.strip()!r} in labelSelector {text!r}")
+        negate, key, op, values = m.groups()
+        if op:
+            allowed = {v.strip() for v in values.split(",") if v.strip()}
+            if op == "in":
+                requirements.append(lambda labels, k=key, a=allowed: labels.get(k) in a)
+            else:
+                requirements.append(lambda labels, k=key, a=allowed: labels.get(k) not in a)
+        elif negate:
+            requirements.append(lambda labels, k=key: k not in labels)
+        else:
+            requirements.append(lambda labels, k=key: k in labels)
+
+    def matches(obj: dict[str, Any]) -> bool:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        return all(req(labels) for req in requirements)
+
+    return matches
+
+
+def field_value(obj: dict[str, Any], path: str) -> str:
+    value: Any = obj
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return "" if value is None else str(value)
+
+
+def parse_fields(text: str | None) -> Matcher:
+    requirements: list[tuple[str, bool, str]] = []
+    for part in _split(text or ""):
+        m = _EQ.match(part)
+        if not m:
+            raise bad_request(f"invalid field selector: {part.strip()!r}")
+        path, op, value = m.groups()
+        requirements.append((path, op != "!=", value))
+
+    def matches(obj: dict[str, Any]) -> bool:
+        return all((field_value(obj, path) == value) == equal for path, equal, value in requirements)
+
+    return matches
+
+
+def single_name(text: str | None) -> str | None:
+    """The name a `metadata.name=X` field selector pins, if that is all it says (a cheap get)."""
+    parts = _split(text or "")
+    if len(parts) == 1:
+        m = _EQ.match(parts[0])
+        if m and m.group(1) == "metadata.name" and m.group(2) != "!=":
+            return m.group(3)
+    return None

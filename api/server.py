@@ -1,0 +1,339 @@
+"""The kube API on aiohttp: discovery, and get/list/watch/create/update/patch/delete of every resource.
+
+Paths are parsed by `parse_path` into (resource, namespace, name, subresource); one handler per
+verb does the rest through `ObjectStore`. Every `ApiError` becomes a Status object; a store
+without quorum becomes 503 ServiceUnavailable with the store's message.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from api import discovery, errors, objects, patch, tables
+from api.errors import ApiError
+from api.registry import DEFAULT_NAMESPACES, Resource, lookup
+from api.selectors import parse_fields, parse_labels, single_name
+from api.storage import ObjectStore, decode
+from kvstore.client import prefix_end
+from kvstore.errors import KVError, KVFailure
+from kvstore.kv import DELETE
+from kvstore.watch import WatchHub
+
+MAX_BODY = 3 << 20
+BOOKMARK_INTERVAL = 5.0  # seconds between bookmarks on a watch that allows them
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json",
+                        headers=headers)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return reply(exc.status(), exc.code)
+    except KVFailure as exc:
+        code = 503 if exc.error.code == 14 else 500
+        return reply(ApiError(code, exc.error.message).status(), code)
+    except web.HTTPRequestEntityTooLarge:
+        return reply(ApiError(413, f"request body is larger than {MAX_BODY} bytes").status(), 413)
+
+
+@dataclass
+class Target:
+    res: Resource
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+
+
+def parse_path(path: str) -> Target:
+    """/api/v1[/namespaces/NS]/PLURAL[/NAME[/SUB]] and /apis/GROUP/VERSION/... (404 otherwise)."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:1] == ["api"] and len(parts) >= 3:
+        group, version, rest = "", parts[1], parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 4:
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        raise ApiError(404, f"the server could not find the requested resource ({path})")
+    namespace = None
+    if rest[0] == "namespaces" and len(rest) >= 3 and not (len(rest) == 3 and rest[2] in ("status", "finalize")):
+        namespace, rest = rest[1], rest[2:]
+    res = lookup(group, version, rest[0])
+    if res is None or len(rest) > 3 or (namespace and not res.namespaced):
+        raise ApiError(404, f"the server could not find the requested resource ({path})")
+    name = rest[1] if len(rest) > 1 else None
+    sub = rest[2] if len(rest) > 2 else None
+    if sub is not None and sub not in res.subresources:
+        raise ApiError(404, f"{res.plural} has no subresource {sub!r}")
+    return Target(res, namespace, name, sub)
+
+
+class ApiServer:
+    def __init__(self, store, hub: WatchHub) -> None:
+        self.objects = ObjectStore(store)
+        self.store = store
+        self.hub = hub
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY)
+        for path in ("/version", "/version/"):
+            app.router.add_get(path, lambda r: asyncio.sleep(0, reply(discovery.VERSION)))
+        app.router.add_get("/api", self.api_versions)
+        app.router.add_get("/apis", lambda r: asyncio.sleep(0, reply(discovery.api_groups())))
+        app.router.add_get("/api/{version}", self.resource_list)
+        app.router.add_get("/apis/{group}/{version}", self.resource_list)
+        app.router.add_get("/openapi/v3", lambda r: asyncio.sleep(0, reply(discovery.openapi_root())))
+        app.router.add_get("/openapi/v3/api/{version}", self.openapi)
+        app.router.add_get("/openapi/v3/apis/{group}/{version}", self.openapi)
+        app.router.add_route("*", "/api/{tail:.+}", self.resource)
+        app.router.add_route("*", "/apis/{tail:.+}", self.resource)
+        return app
+
+    # -- discovery ------------------------------------------------------------------------
+
+    async def api_versions(self, request: web.Request) -> web.Response:
+        return reply(discovery.api_versions(request.host))
+
+    async def resource_list(self, request: web.Request) -> web.Response:
+        found = discovery.resource_list(request.match_info.get("group", ""), request.match_info["version"])
+        if found is None:
+            raise ApiError(404, f"the server could not find the requested resource ({request.path})")
+        return reply(found)
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        found = discovery.openapi_document(request.match_info.get("group", ""), request.match_info["version"])
+        if found is None:
+            raise ApiError(404, f"no OpenAPI document for {request.path}")
+        return reply(found)
+
+    # -- resources ------------------------------------------------------------------------
+
+    async def resource(self, request: web.Request) -> web.StreamResponse:
+        t = parse_path(request.path)
+        q = request.query
+        method = request.method
+        if method == "GET" and t.name is None:
+            if q.get("watch") in ("true", "1"):
+                return await self.watch(request, t)
+            return await self.list(request, t)
+        if method == "GET":
+            return await self.get(request, t)
+        if method == "POST" and t.name is None:
+            return await self.create(request, t)
+        if method == "PUT" and t.name is not None:
+            return await self.update(request, t)
+        if method == "PATCH" and t.name is not None:
+            return await self.patch(request, t)
+        if method == "DELETE" and t.name is not None:
+            return await self.delete(request, t)
+        if method == "DELETE":
+            return await self.delete_collection(request, t)
+        raise ApiError(405, f"{method} is not supported on {request.path}")
+
+    async def body(self, request: web.Request) -> Any:
+        if "protobuf" in request.content_type or "cbor" in request.content_type:
+            # client-go then retries in JSON (its fallback for servers without protobuf)
+            raise errors.ApiError(415, f"the body content type {request.content_type} is not supported: "
+                                       "send application/json")
+        raw = await request.read()
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise errors.bad_request(f"the request body is not valid JSON: {exc}") from None
+
+    async def get(self, request: web.Request, t: Target) -> web.Response:
+        if t.subresource not in (None, "status"):
+            raise ApiError(405, f"GET of {t.res.plural}/{t.subresource} is not served yet")
+        obj = await self.objects.get(t.res, t.namespace, t.name, local=request.query.get("resourceVersion") == "0")
+        if tables.wants_table(request.headers.get("Accept", "")):
+            return reply(tables.table(t.res, [obj], None))
+        return reply(obj)
+
+    async def list(self, request: web.Request, t: Target) -> web.Response:
+        q = request.query
+        local = q.get("resourceVersion") == "0"
+        name = single_name(q.get("fieldSelector"))
+        if name is not None:  # kubectl's wait and rollout ask for one object this way
+            try:
+                items = [await self.objects.get(t.res, t.namespace, name, local=local)]
+            except ApiError:
+                items = []
+            revision = self.objects.revision
+        else:
+            items, revision = await self.objects.list(t.res, t.namespace, local=local)
+        items = self.select(items, q)
+        if tables.wants_table(request.headers.get("Accept", "")):
+            return reply(tables.table(t.res, items, str(revision)))
+        return reply({"kind": f"{t.res.kind}List", "apiVersion": t.res.group_version,
+                      "metadata": {"resourceVersion": str(revision)}, "items": items})
+
+    @staticmethod
+    def select(items: list[dict], q: Any) -> list[dict]:
+        labels, fields = parse_labels(q.get("labelSelector")), parse_fields(q.get("fieldSelector"))
+        return [o for o in items if labels(o) and fields(o)]
+
+    async def create(self, request: web.Request, t: Target) -> web.Response:
+        if t.subresource:
+            raise ApiError(405, f"POST to {t.res.plural}/{t.subresource} is not served yet")
+        obj = objects.for_create(t.res, await self.body(request), t.namespace)
+        if t.res.namespaced:
+            await self.require_namespace(t.namespace)
+        return reply(await self.objects.create(t.res, obj), 201)
+
+    async def require_namespace(self, namespace: str) -> None:
+        ns_res = lookup("", "v1", "namespaces")
+        try:
+            await self.objects.get(ns_res, None, namespace)
+        except ApiError as exc:
+            if exc.code == 404:
+                raise ApiError(404, f'namespaces "{namespace}" not found',
+                               details={"name": namespace, "kind": "namespaces"}) from None
+            raise
+
+    async def update(self, request: web.Request, t: Target) -> web.Response:
+        body = await self.body(request)
+        rv = ((body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None)
+        old = await self.objects.get(t.res, t.namespace, t.name)
+        new = objects.for_update(t.res, old, body, t.subresource)
+        expected = int(rv) if rv and str(rv).isdigit() else int(old["metadata"]["resourceVersion"])
+        return reply(await self.objects.update(t.res, new, expected))
+
+    async def patch(self, request: web.Request, t: Target) -> web.Response:
+        """Read, patch, compare-and-swap; a race with another writer is retried here (kubectl's
+        patches carry no resourceVersion, so a 409 would be ours to absorb)."""
+        content_type = request.content_type
+        body = await self.body(request)
+        for _ in range(10):
+            old = await self.objects.get(t.res, t.namespace, t.name)
+            patched = patch.apply_patch(content_type, old, body)
+            new = objects.for_update(t.res, old, patched, t.subresource)
+            wanted = (patched.get("metadata") or {}).get("resourceVersion")
+            expected = int(wanted) if wanted else int(old["metadata"]["resourceVersion"])
+            try:
+                return reply(await self.objects.update(t.res, new, expected))
+            except ApiError as exc:
+                if exc.code != 409 or wanted:
+                    raise
+        raise errors.conflict(t.res.plural, t.name, t.res.group)
+
+    async def delete(self, request: web.Request, t: Target) -> web.Response:
+        return reply(await self.objects.delete(t.res, t.namespace, t.name))
+
+    async def delete_collection(self, request: web.Request, t: Target) -> web.Response:
+        items, _ = await self.objects.list(t.res, t.namespace)
+        deleted = []
+        for obj in self.select(items, request.query):
+            try:
+                deleted.append(await self.objects.delete(t.res, t.namespace, obj["metadata"]["name"]))
+            except ApiError as exc:
+                if exc.code != 404:
+                    raise
+        return reply({"kind": f"{t.res.kind}List", "apiVersion": t.res.group_version,
+                      "metadata": {"resourceVersion": str(self.objects.revision)}, "items": deleted})
+
+    # -- watch ----------------------------------------------------------------------------
+
+    async def watch(self, request: web.Request, t: Target) -> web.StreamResponse:
+        """Newline-delimited events from the store's watch hub, from resourceVersion on (or, without
+        one, every object as ADDED first, as Kubernetes does)."""
+        q = request.query
+        labels, fields = parse_labels(q.get("labelSelector")), parse_fields(q.get("fieldSelector"))
+        as_table = tables.wants_table(request.headers.get("Accept", ""))
+        rv_text = q.get("resourceVersion") or ""
+        if rv_text and not rv_text.isdigit():
+            raise errors.bad_request(f"invalid resourceVersion {rv_text!r}")
+        prefix = t.res.prefix(t.namespace).encode()
+        sink: asyncio.Queue = asyncio.Queue()
+        initial: list[dict] = []
+        start = int(rv_text) + 1 if rv_text not in ("", "0") else 0
+        if not start:
+            initial, revision = await self.objects.list(t.res, t.namespace, local=True)
+            start = revision + 1
+        opened = self.hub.open(self.store, watch_id=0, key=prefix, range_end=prefix_end(prefix),
+                               start_revision=start, sink=sink)
+        resp = web.StreamResponse(headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+        await resp.prepare(request)
+
+        async def send(kind: str, obj: dict) -> None:
+            if kind not in ("BOOKMARK", "ERROR") and not (labels(obj) and fields(obj)):
+                return
+            if as_table and kind != "ERROR":
+                obj = tables.table(t.res, [obj], None) if kind != "BOOKMARK" else obj
+            await resp.write(orjson.dumps({"type": kind, "object": obj}) + b"\n")
+
+        if isinstance(opened, KVError):
+            status = errors.gone(f"too old resource version: {rv_text} "
+                                 f"(the history starts at {self.store.machine.compact_revision})").status()
+            await resp.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
+            return resp
+        watcher, backlog = opened
+        timeout = float(q.get("timeoutSeconds") or 1800)
+        deadline = asyncio.get_running_loop().time() + timeout
+        bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
+        try:
+            for obj in initial:
+                await send("ADDED", obj)
+            for ev in backlog:
+                await send(*event(ev))
+            await self._stream(request, watcher, sink, send, deadline, bookmarks, t.res)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self.hub.close(watcher)
+        return resp
+
+    async def _stream(self, request, watcher, sink, send, deadline: float, bookmarks: bool, res: Resource) -> None:
+        loop = asyncio.get_running_loop()
+        idle = 0.0
+        while loop.time() < deadline and request.transport is not None and not request.transport.is_closing():
+            try:
+                _, events = await asyncio.wait_for(sink.get(), timeout=1.0)
+            except asyncio.TimeoutError:
+                idle += 1.0
+                if bookmarks and idle >= BOOKMARK_INTERVAL:
+                    idle = 0.0
+                    await send("BOOKMARK", {"kind": res.kind, "apiVersion": res.group_version,
+                                            "metadata": {"resourceVersion": str(watcher.progress)}})
+                continue
+            if events is None:  # cancelled: the client re-lists or re-watches
+                await send("ERROR", errors.gone(watcher.cancel_reason or "watch cancelled").status())
+                return
+            idle = 0.0
+            for ev in events:
+                await send(*event(ev))
+
+    # -- start-up -------------------------------------------------------------------------
+
+    async def ensure_default_namespaces(self) -> None:
+        """default, kube-system, kube-public, kube-node-lease exist from the start (any master may
+        create them; the create is a compare-and-swap, so only one wins)."""
+        ns_res = lookup("", "v1", "namespaces")
+        pending = list(DEFAULT_NAMESPACES)
+        while pending:
+            name = pending[0]
+            try:
+                obj = objects.for_create(ns_res, {"metadata": {"name": name}}, None)
+                obj["spec"], obj["status"] = {"finalizers": ["kubernetes"]}, {"phase": "Active"}
+                await self.objects.create(ns_res, obj)
+                pending.pop(0)
+            except ApiError:
+                pending.pop(0)  # already there
+            except KVFailure:
+                await asyncio.sleep(0.5)  # no quorum yet
+
+
+def event(ev) -> tuple[str, dict]:
+    """A store event as a Kubernetes watch event."""
+    if ev.type == DELETE:
+        obj = decode(ev.prev_kv)
+        obj["metadata"]["resourceVersion"] = str(ev.revision)
+        return "DELETED", obj
+    return ("ADDED" if ev.kv.version == 1 else "MODIFIED"), decode(ev.kv)

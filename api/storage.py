@@ -1,0 +1,94 @@
+"""Kubernetes objects in the store: one key per object, msgpack values, resourceVersion = mod_revision.
+
+Every write is a compare-and-swap txn on the object's key, so two masters can never both create
+the same name, and an update that carries a resourceVersion only lands on that exact version.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from api import errors
+from api.registry import Resource
+from kvstore.client import prefix_end
+from kvstore.kv import KeyValue
+from kvstore.store import Store
+
+Obj = dict[str, Any]
+
+
+def decode(kv: KeyValue) -> Obj:
+    obj = msgpack.unpackb(kv.value, raw=False)
+    obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+    return obj
+
+
+def encode(obj: Obj) -> bytes:
+    meta = {k: v for k, v in obj.get("metadata", {}).items() if k != "resourceVersion"}
+    return msgpack.packb({**obj, "metadata": meta}, use_bin_type=True)
+
+
+class ObjectStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @property
+    def revision(self) -> int:
+        return self.store.machine.revision
+
+    async def get(self, res: Resource, namespace: str | None, name: str, *, local: bool = False) -> Obj:
+        key = res.key(namespace, name).encode()
+        found = await self.store.range({"op": "range", "key": key}, serializable=local)
+        if not found["kvs"]:
+            raise errors.not_found(res.plural, name, res.group)
+        return decode(found["kvs"][0])
+
+    async def list(self, res: Resource, namespace: str | None, *, local: bool = False) -> tuple[list[Obj], int]:
+        prefix = res.prefix(namespace).encode()
+        found = await self.store.range({"op": "range", "key": prefix, "range_end": prefix_end(prefix)},
+                                       serializable=local)
+        return [decode(kv) for kv in found["kvs"]], found["revision"]
+
+    async def create(self, res: Resource, obj: Obj) -> Obj:
+        meta = obj["metadata"]
+        key = res.key(meta.get("namespace"), meta["name"]).encode()
+        done = await self.store.propose({
+            "op": "txn", "compare": [{"key": key, "target": "VERSION", "result": "EQUAL", "version": 0}],
+            "success": [{"op": "put", "key": key, "value": encode(obj)}], "failure": []})
+        if not done["succeeded"]:
+            raise errors.already_exists(res.plural, meta["name"], res.group)
+        return {**obj, "metadata": {**meta, "resourceVersion": str(done["revision"])}}
+
+    async def update(self, res: Resource, obj: Obj, expected_rv: int | None) -> Obj:
+        """Replace the object: only if it is still at `expected_rv` (when given), and exists."""
+        meta = obj["metadata"]
+        key = res.key(meta.get("namespace"), meta["name"]).encode()
+        compare = ({"key": key, "target": "MOD", "result": "EQUAL", "mod_revision": expected_rv} if expected_rv
+                   else {"key": key, "target": "VERSION", "result": "GREATER", "version": 0})
+        done = await self.store.propose({
+            "op": "txn", "compare": [compare], "success": [{"op": "put", "key": key, "value": encode(obj)}],
+            "failure": [{"op": "range", "key": key}]})
+        if not done["succeeded"]:
+            if not done["responses"][0]["kvs"]:
+                raise errors.not_found(res.plural, meta["name"], res.group)
+            raise errors.conflict(res.plural, meta["name"], res.group)
+        return {**obj, "metadata": {**meta, "resourceVersion": str(done["revision"])}}
+
+    async def delete(self, res: Resource, namespace: str | None, name: str,
+                     expected_rv: int | None = None) -> Obj:
+        key = res.key(namespace, name).encode()
+        compare = ([{"key": key, "target": "MOD", "result": "EQUAL", "mod_revision": expected_rv}]
+                   if expected_rv else [])
+        done = await self.store.propose({
+            "op": "txn", "compare": compare,
+            "success": [{"op": "delete_range", "key": key, "prev_kv": True}],
+            "failure": [{"op": "range", "key": key}]})
+        if not done["succeeded"]:
+            if not done["responses"][0]["kvs"]:
+                raise errors.not_found(res.plural, name, res.group)
+            raise errors.conflict(res.plural, name, res.group)
+        gone = done["responses"][0]["prev_kvs"]
+        if not gone:
+            raise errors.not_found(res.plural, name, res.group)
+        return decode(gone[0])

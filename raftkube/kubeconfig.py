@@ -1,0 +1,23 @@
+"""A kubeconfig for a local cluster, so that `kubectl` (and the Python client) find it."""
+from __future__ import annotations
+
+import json
+import os
+
+
+def render(server: str, name: str = "raftkube") -> str:
+    config = {
+        "apiVersion": "v1", "kind": "Config", "current-context": name, "preferences": {},
+        "clusters": [{"name": name, "cluster": {"server": server}}],
+        "users": [{"name": name, "user": {}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name, "namespace": "default"}}],
+    }
+    return json.dumps(config, indent=2) + "\n"  # JSON is YAML: kubectl reads it as it is
+
+
+def write(path: str, server: str) -> str:
+    tmp = path + ".tmp"
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.write(render(server))
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,121 @@
+"""The real /usr/bin/kubectl against three masters: discovery, get (Tables), create -f, apply, label,
+patch, get -w, delete, and writes on one master read through another (KUBECTL-WIRE.md)."""
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from raftkube import kubeconfig
+from tests.integration.cluster import Cluster
+
+pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+
+CONFIGMAP = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {name}
+  labels: {{app: demo}}
+data:
+  greeting: {value}
+"""
+
+
+class Kubectl:
+    """Runs the real kubectl with a private HOME and a kubeconfig per master."""
+
+    def __init__(self, home, cluster: Cluster) -> None:
+        self.home = str(home)
+        self.configs = {n: kubeconfig.write(f"{home}/{n}.kubeconfig", cluster.master(n)["api"]) for n in cluster.names}
+
+    def env(self, master: str = "m1") -> dict:
+        return {**os.environ, "HOME": self.home, "KUBECONFIG": self.configs[master]}
+
+    def __call__(self, *args, master="m1", stdin=None, check=True):
+        out = subprocess.run(["kubectl", *args], env=self.env(master), input=stdin, capture_output=True,
+                             text=True, timeout=60)
+        if check:
+            assert out.returncode == 0, f"kubectl {' '.join(args)}: {out.stderr}"
+        return out
+
+
+@pytest.fixture(scope="module")
+def kube(tmp_path_factory):
+    c = Cluster(str(tmp_path_factory.mktemp("kubectl") / "cluster"), 3)
+    try:
+        run = Kubectl(tmp_path_factory.mktemp("kubectl-home"), c)  # kubectl caches discovery in ~/.kube
+        _wait_for_namespaces(run)
+        yield run
+    finally:
+        c.stop()
+
+
+def _wait_for_namespaces(run: Kubectl) -> None:
+    _wait_until(lambda: "namespace/kube-system" in run("get", "namespaces", "-o", "name", check=False).stdout,
+                "the default namespaces", timeout=30)
+
+
+def test_discovery_and_default_namespaces(kube):
+    resources = kube("api-resources", "-o", "name").stdout.split()
+    for name in ["pods", "configmaps", "namespaces", "deployments.apps", "jobs.batch", "leases.coordination.k8s.io"]:
+        assert name in resources
+    table = kube("get", "namespaces").stdout.splitlines()
+    assert table[0].split() == ["NAME", "STATUS", "AGE"]
+    assert {line.split()[0] for line in table[1:]} >= {"default", "kube-system", "kube-public", "kube-node-lease"}
+    assert '"gitVersion": "v1.32.0-raftkube"' in kube("version", "-o", "json").stdout
+
+
+def test_create_get_label_apply_delete_across_masters(kube):
+    assert "created" in kube("create", "-f", "-", stdin=CONFIGMAP.format(name="web", value="hello")).stdout
+    dup = kube("create", "-f", "-", stdin=CONFIGMAP.format(name="web", value="x"), check=False)
+    assert dup.returncode != 0 and "AlreadyExists" in dup.stderr
+    # written through m1, read through m3: every master serves the same store
+    got = json.loads(kube("get", "configmap", "web", "-o", "json", master="m3").stdout)
+    assert got["data"] == {"greeting": "hello"} and got["metadata"]["uid"]
+    kube("label", "configmap", "web", "tier=front", master="m2")
+    assert kube("get", "cm", "-l", "tier=front", "-A", "-o", "name").stdout.split() == ["configmap/web"]
+    assert kube("get", "cm", "-l", "tier!=front", "-o", "name").stdout.strip() == ""
+    kube("apply", "-f", "-", stdin=CONFIGMAP.format(name="web", value="changed"))
+    got = json.loads(kube("get", "cm", "web", "-o", "json", master="m2").stdout)
+    assert got["data"]["greeting"] == "changed" and got["metadata"]["labels"]["tier"] == "front"
+    kube("patch", "cm", "web", "--type=json", "-p", '[{"op":"add","path":"/data/extra","value":"1"}]')
+    assert json.loads(kube("get", "cm", "web", "-o", "json").stdout)["data"]["extra"] == "1"
+    kube("delete", "configmap", "web", master="m3")
+    gone = kube("get", "configmap", "web", check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr
+
+
+def test_get_watch_streams_changes(kube, tmp_path):
+    """kubectl lists, then watches from the list's resourceVersion: every later change arrives."""
+    kube("create", "-f", "-", stdin=CONFIGMAP.format(name="before", value="0"))
+    out_file = tmp_path / "watch.out"
+    with open(out_file, "w") as out:
+        watch = subprocess.Popen(["kubectl", "get", "configmaps", "-w", "-o", "name"], stdout=out,
+                                 stderr=subprocess.STDOUT, env=kube.env("m2"))
+    try:
+        _wait_until(lambda: "configmap/before" in out_file.read_text(), "the list before the watch")
+        kube("create", "-f", "-", stdin=CONFIGMAP.format(name="watched", value="1"))
+        kube("delete", "configmap", "watched")
+        _wait_until(lambda: out_file.read_text().count("configmap/watched") >= 2, "the create and delete events")
+    finally:
+        watch.terminate()
+        watch.wait(timeout=10)
+        kube("delete", "configmap", "before")
+
+
+def _wait_until(condition, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not seen within {timeout}s")
+
+
+def test_bad_requests_are_clear_4xx(kube):
+    bad = kube("create", "-f", "-", stdin=CONFIGMAP.format(name="Not_A_Name", value="x"), check=False)
+    assert bad.returncode != 0 and "Invalid" in bad.stderr and "metadata.name" in bad.stderr
+    missing_ns = kube("create", "-n", "nowhere", "-f", "-", stdin=CONFIGMAP.format(name="x", value="y"), check=False)
+    assert missing_ns.returncode != 0 and 'namespaces "nowhere" not found' in missing_ns.stderr

@@ -1,0 +1,43 @@
+"""Label and field selectors as kubectl sends them."""
+import pytest
+
+from api.errors import ApiError
+from api.selectors import parse_fields, parse_labels, single_name
+
+
+def obj(labels=None, **fields):
+    o = {"metadata": {"name": "x", "namespace": "default", "labels": labels or {}}, "spec": {}, "status": {}}
+    o["spec"].update(fields.get("spec", {}))
+    o["status"].update(fields.get("status", {}))
+    return o
+
+
+@pytest.mark.parametrize("selector,labels,expected", [
+    ("app=web", {"app": "web"}, True),
+    ("app==web", {"app": "db"}, False),
+    ("app!=web", {}, True),
+    ("env in (prod, staging)", {"env": "staging"}, True),
+    ("env notin (prod,staging)", {"env": "prod"}, False),
+    ("env notin (prod)", {}, True),
+    ("release", {"release": ""}, True),
+    ("!canary", {"canary": "yes"}, False),
+    ("app=web,env in (prod),!canary", {"app": "web", "env": "prod"}, True),
+    ("", {"anything": "x"}, True),
+])
+def test_label_selectors(selector, labels, expected):
+    assert parse_labels(selector)(obj(labels)) is expected
+
+
+def test_field_selectors_on_the_fields_kubectl_uses():
+    pod = obj(spec={"nodeName": "n1"}, status={"phase": "Running"})
+    assert parse_fields("spec.nodeName=n1,status.phase=Running")(pod)
+    assert not parse_fields("spec.nodeName=n2")(pod)
+    assert parse_fields("metadata.namespace!=kube-system")(pod)
+    assert single_name("metadata.name=x") == "x" and single_name("metadata.name=x,spec.nodeName=a") is None
+
+
+@pytest.mark.parametrize("bad", ["app in prod", "a=(b", "!x in (a)"])
+def test_garbage_is_a_400(bad):
+    with pytest.raises(ApiError) as err:
+        parse_labels(bad)
+    assert err.value.code == 400
