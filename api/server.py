@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from api import discovery, errors, objects, patch, tables
+from api import discovery, errors, objects, patch, protobuf, tables
 from api.errors import ApiError
 from api.registry import DEFAULT_NAMESPACES, Resource, lookup
 from api.selectors import parse_fields, parse_labels, single_name
@@ -139,11 +139,13 @@ class ApiServer:
         raise ApiError(405, f"{method} is not supported on {request.path}")
 
     async def body(self, request: web.Request) -> Any:
-        if "protobuf" in request.content_type or "cbor" in request.content_type:
-            # client-go then retries in JSON (its fallback for servers without protobuf)
-            raise errors.ApiError(415, f"the body content type {request.content_type} is not supported: "
-                                       "send application/json")
         raw = await request.read()
+        if request.content_type == "application/vnd.kubernetes.protobuf":
+            try:
+                return protobuf.decode(raw)
+            except (protobuf.ProtobufUnsupported, UnicodeDecodeError, ValueError) as exc:
+                raise errors.ApiError(415, f"this protobuf body could not be read ({exc}); send it as "
+                                           "application/json") from None
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:

@@ -119,3 +119,25 @@ def test_bad_requests_are_clear_4xx(kube):
     assert bad.returncode != 0 and "Invalid" in bad.stderr and "metadata.name" in bad.stderr
     missing_ns = kube("create", "-n", "nowhere", "-f", "-", stdin=CONFIGMAP.format(name="x", value="y"), check=False)
     assert missing_ns.returncode != 0 and 'namespaces "nowhere" not found' in missing_ns.stderr
+
+
+def test_typed_create_commands_which_send_protobuf(kube):
+    """kubectl's generators send protobuf bodies and do not fall back to JSON (api/protobuf.py)."""
+    kube("create", "namespace", "typed")
+    kube("create", "configmap", "cfg", "-n", "typed", "--from-literal=a=1")
+    kube("create", "secret", "generic", "pw", "-n", "typed", "--from-literal=password=hunter2")
+    kube("create", "deployment", "web", "-n", "typed", "--image=nginx", "--replicas=2", "--port=80")
+    kube("create", "service", "clusterip", "web", "-n", "typed", "--tcp=80:8080")
+    kube("create", "job", "once", "-n", "typed", "--image=busybox", "--", "echo", "hi")
+    kube("create", "serviceaccount", "robot", "-n", "typed")
+    kube("run", "solo", "-n", "typed", "--image=busybox", "--env=A=1", "--", "sleep", "1")
+    names = kube("get", "cm,secret,deploy,svc,job,sa,pod", "-n", "typed", "-o", "name").stdout.split()
+    assert set(names) >= {"configmap/cfg", "secret/pw", "deployment.apps/web", "service/web", "job.batch/once",
+                          "serviceaccount/robot", "pod/solo"}
+    deploy = json.loads(kube("get", "deploy", "web", "-n", "typed", "-o", "json").stdout)
+    assert deploy["spec"]["replicas"] == 2
+    assert deploy["spec"]["template"]["spec"]["containers"][0]["ports"] == [{"containerPort": 80}]
+    secret = json.loads(kube("get", "secret", "pw", "-n", "typed", "-o", "json").stdout)
+    assert secret["data"]["password"] == "aHVudGVyMg=="  # base64, as Kubernetes keeps []byte in JSON
+    svc = json.loads(kube("get", "svc", "web", "-n", "typed", "-o", "json").stdout)
+    assert svc["spec"]["ports"][0]["targetPort"] == 8080
