@@ -7,17 +7,19 @@ without quorum becomes 503 ServiceUnavailable with the store's message.
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 import orjson
 from aiohttp import web
 
-from api import discovery, errors, objects, patch, protobuf, tables
+from api import defaults, discovery, errors, objects, patch, protobuf, tables, validation
+from api.cluster_ips import DEFAULT_RANGE, PREFIX, ClusterIPRange
 from api.errors import ApiError
 from api.registry import DEFAULT_NAMESPACES, Resource, lookup
 from api.selectors import parse_fields, parse_labels, single_name
-from api.storage import ObjectStore, decode
+from api.storage import ClaimTaken, ObjectStore, decode
 from kvstore.client import prefix_end
 from kvstore.errors import KVError, KVFailure
 from kvstore.kv import DELETE
@@ -77,10 +79,12 @@ def parse_path(path: str) -> Target:
 
 
 class ApiServer:
-    def __init__(self, store, hub: WatchHub) -> None:
+    def __init__(self, store, hub: WatchHub, *, service_ip_range: str = DEFAULT_RANGE) -> None:
         self.objects = ObjectStore(store)
         self.store = store
         self.hub = hub
+        self.ips = ClusterIPRange(service_ip_range)
+        self.rng = random.Random()
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY)
@@ -186,9 +190,42 @@ class ApiServer:
         if t.subresource:
             raise ApiError(405, f"POST to {t.res.plural}/{t.subresource} is not served yet")
         obj = objects.for_create(t.res, await self.body(request), t.namespace)
+        defaults.apply(t.res.kind, obj)
+        if t.res.kind == "Job":
+            defaults.job_selector(obj)
+        self.check(t.res, obj, validation.check(t.res.kind, obj))
         if t.res.namespaced:
             await self.require_namespace(t.namespace)
+        if t.res.kind == "Service":
+            return reply(await self.create_service(t.res, obj), 201)
         return reply(await self.objects.create(t.res, obj), 201)
+
+    @staticmethod
+    def check(res: Resource, obj: dict, causes: list[tuple[str, str]]) -> None:
+        if causes:
+            raise errors.invalid(res.kind, obj["metadata"]["name"], causes, res.group)
+
+    async def create_service(self, res: Resource, obj: dict) -> dict:
+        """Claim a ClusterIP in the same txn as the Service; on a race for the same IP, pick again."""
+        spec = obj.setdefault("spec", {})
+        wanted = spec.get("clusterIP")
+        if spec.get("type") == "ExternalName" or wanted == "None":
+            return await self.objects.create(res, obj)
+        if wanted and not self.ips.contains(wanted):
+            self.check(res, obj, [("spec.clusterIP", f"Invalid value: {wanted!r}: provided IP is not in the valid "
+                                                     f"range {self.ips.network}")])
+        for _ in range(20):
+            taken = {k[len(PREFIX):].decode() for k in await self.objects.keys(PREFIX)}
+            ip = wanted or self.ips.pick(taken, self.rng)
+            spec["clusterIP"], spec["clusterIPs"] = ip, [ip]
+            owner = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}".encode()
+            try:
+                return await self.objects.create(res, obj, claims=((self.ips.key(ip), owner),))
+            except ClaimTaken:
+                if wanted:
+                    self.check(res, obj, [("spec.clusterIP", f"Invalid value: {wanted!r}: provided IP is "
+                                                             "already allocated")])
+        raise ApiError(503, "could not allocate a ClusterIP after 20 tries; try again")
 
     async def require_namespace(self, namespace: str) -> None:
         ns_res = lookup("", "v1", "namespaces")
@@ -200,11 +237,17 @@ class ApiServer:
                                details={"name": namespace, "kind": "namespaces"}) from None
             raise
 
+    def prepare_update(self, t: Target, old: dict, body: Any) -> dict:
+        new = objects.for_update(t.res, old, body, t.subresource)
+        defaults.apply(t.res.kind, new)
+        self.check(t.res, new, validation.check_update(t.res.kind, old, new))
+        return new
+
     async def update(self, request: web.Request, t: Target) -> web.Response:
         body = await self.body(request)
         rv = ((body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None)
         old = await self.objects.get(t.res, t.namespace, t.name)
-        new = objects.for_update(t.res, old, body, t.subresource)
+        new = self.prepare_update(t, old, body)
         expected = int(rv) if rv and str(rv).isdigit() else int(old["metadata"]["resourceVersion"])
         return reply(await self.objects.update(t.res, new, expected))
 
@@ -216,7 +259,7 @@ class ApiServer:
         for _ in range(10):
             old = await self.objects.get(t.res, t.namespace, t.name)
             patched = patch.apply_patch(content_type, old, body)
-            new = objects.for_update(t.res, old, patched, t.subresource)
+            new = self.prepare_update(t, old, patched)
             wanted = (patched.get("metadata") or {}).get("resourceVersion")
             expected = int(wanted) if wanted else int(old["metadata"]["resourceVersion"])
             try:
@@ -227,14 +270,29 @@ class ApiServer:
         raise errors.conflict(t.res.plural, t.name, t.res.group)
 
     async def delete(self, request: web.Request, t: Target) -> web.Response:
-        return reply(await self.objects.delete(t.res, t.namespace, t.name))
+        return reply(await self.delete_one(t.res, t.namespace, t.name))
+
+    async def delete_one(self, res: Resource, namespace: str | None, name: str) -> dict:
+        if res.kind != "Service":
+            return await self.objects.delete(res, namespace, name)
+        for _ in range(10):  # a Service gives its ClusterIP back in the same txn
+            obj = await self.objects.get(res, namespace, name)
+            ip = (obj.get("spec") or {}).get("clusterIP")
+            release = (self.ips.key(ip),) if ip and ip != "None" else ()
+            try:
+                return await self.objects.delete(res, namespace, name, int(obj["metadata"]["resourceVersion"]),
+                                                 release)
+            except ApiError as exc:
+                if exc.code != 409:
+                    raise
+        raise errors.conflict(res.plural, name, res.group)
 
     async def delete_collection(self, request: web.Request, t: Target) -> web.Response:
         items, _ = await self.objects.list(t.res, t.namespace)
         deleted = []
         for obj in self.select(items, request.query):
             try:
-                deleted.append(await self.objects.delete(t.res, t.namespace, obj["metadata"]["name"]))
+                deleted.append(await self.delete_one(t.res, t.namespace, obj["metadata"]["name"]))
             except ApiError as exc:
                 if exc.code != 404:
                     raise
@@ -323,7 +381,7 @@ class ApiServer:
             name = pending[0]
             try:
                 obj = objects.for_create(ns_res, {"metadata": {"name": name}}, None)
-                obj["spec"], obj["status"] = {"finalizers": ["kubernetes"]}, {"phase": "Active"}
+                defaults.apply("Namespace", obj)
                 await self.objects.create(ns_res, obj)
                 pending.pop(0)
             except ApiError:

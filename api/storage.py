@@ -50,14 +50,22 @@ class ObjectStore:
                                        serializable=local)
         return [decode(kv) for kv in found["kvs"]], found["revision"]
 
-    async def create(self, res: Resource, obj: Obj) -> Obj:
+    async def create(self, res: Resource, obj: Obj, claims: tuple[tuple[bytes, bytes], ...] = ()) -> Obj:
+        """Create the object; with `claims`, also create those keys (a ClusterIP), all or nothing."""
         meta = obj["metadata"]
         key = res.key(meta.get("namespace"), meta["name"]).encode()
+        keys = [key] + [k for k, _ in claims]
         done = await self.store.propose({
-            "op": "txn", "compare": [{"key": key, "target": "VERSION", "result": "EQUAL", "version": 0}],
-            "success": [{"op": "put", "key": key, "value": encode(obj)}], "failure": []})
+            "op": "txn",
+            "compare": [{"key": k, "target": "VERSION", "result": "EQUAL", "version": 0} for k in keys],
+            "success": [{"op": "put", "key": key, "value": encode(obj)}]
+                       + [{"op": "put", "key": k, "value": v} for k, v in claims],
+            "failure": [{"op": "range", "key": k, "count_only": True} for k in keys]})
         if not done["succeeded"]:
-            raise errors.already_exists(res.plural, meta["name"], res.group)
+            taken = [k for k, r in zip(keys, done["responses"]) if r["count"]]
+            if key in taken:
+                raise errors.already_exists(res.plural, meta["name"], res.group)
+            raise ClaimTaken(taken[0])
         return {**obj, "metadata": {**meta, "resourceVersion": str(done["revision"])}}
 
     async def update(self, res: Resource, obj: Obj, expected_rv: int | None) -> Obj:
@@ -76,13 +84,15 @@ class ObjectStore:
         return {**obj, "metadata": {**meta, "resourceVersion": str(done["revision"])}}
 
     async def delete(self, res: Resource, namespace: str | None, name: str,
-                     expected_rv: int | None = None) -> Obj:
+                     expected_rv: int | None = None, release: tuple[bytes, ...] = ()) -> Obj:
+        """Delete the object (only at `expected_rv`, when given) and the keys it claimed."""
         key = res.key(namespace, name).encode()
         compare = ([{"key": key, "target": "MOD", "result": "EQUAL", "mod_revision": expected_rv}]
                    if expected_rv else [])
         done = await self.store.propose({
             "op": "txn", "compare": compare,
-            "success": [{"op": "delete_range", "key": key, "prev_kv": True}],
+            "success": [{"op": "delete_range", "key": key, "prev_kv": True}]
+                       + [{"op": "delete_range", "key": k} for k in release],
             "failure": [{"op": "range", "key": key}]})
         if not done["succeeded"]:
             if not done["responses"][0]["kvs"]:
@@ -92,3 +102,17 @@ class ObjectStore:
         if not gone:
             raise errors.not_found(res.plural, name, res.group)
         return decode(gone[0])
+
+    async def keys(self, prefix: bytes) -> list[bytes]:
+        """The keys under a prefix, from this replica (a hint: the txn that uses it checks again)."""
+        found = await self.store.range({"op": "range", "key": prefix, "range_end": prefix_end(prefix),
+                                        "keys_only": True}, serializable=True)
+        return [kv.key for kv in found["kvs"]]
+
+
+class ClaimTaken(Exception):
+    """A key a create wanted to claim exists already (someone else's ClusterIP)."""
+
+    def __init__(self, key: bytes) -> None:
+        super().__init__(key.decode(errors="replace"))
+        self.key = key

@@ -48,6 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds a write or linearizable read may wait for a quorum (default 2)")
     p.add_argument("--auto-compaction-retention", default="10000",
                    help="revisions to keep (e.g. 10000) or a time window (e.g. 5m); 0 keeps everything")
+    p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12",
+                   help="the CIDR ClusterIPs are allocated from (default 10.96.0.0/12)")
     p.add_argument("--watch-progress-interval", type=float, default=10.0,
                    help="seconds between progress notifications on idle watches that ask for them")
     p.add_argument("--snapshot-entries", type=int, default=20_000,
@@ -108,7 +110,7 @@ class Master:
         kv_app = gateway.app()
         if self.args.enable_failpoints:
             kv_app.router.add_post("/debug/failpoints", self.failpoints)
-        api = ApiServer(self.store, self.hub)
+        api = ApiServer(self.store, self.hub, service_ip_range=self.args.service_cluster_ip_range)
         api_app = api.app()
         self.add_health_routes(api_app)
         runners = [await self._serve(kv_app, self.args.kv_listen), await self._serve(api_app, self.args.api_listen)]

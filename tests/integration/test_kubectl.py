@@ -136,8 +136,62 @@ def test_typed_create_commands_which_send_protobuf(kube):
                           "serviceaccount/robot", "pod/solo"}
     deploy = json.loads(kube("get", "deploy", "web", "-n", "typed", "-o", "json").stdout)
     assert deploy["spec"]["replicas"] == 2
-    assert deploy["spec"]["template"]["spec"]["containers"][0]["ports"] == [{"containerPort": 80}]
+    assert deploy["spec"]["template"]["spec"]["containers"][0]["ports"] == [{"containerPort": 80, "protocol": "TCP"}]
     secret = json.loads(kube("get", "secret", "pw", "-n", "typed", "-o", "json").stdout)
     assert secret["data"]["password"] == "aHVudGVyMg=="  # base64, as Kubernetes keeps []byte in JSON
     svc = json.loads(kube("get", "svc", "web", "-n", "typed", "-o", "json").stdout)
     assert svc["spec"]["ports"][0]["targetPort"] == 8080
+
+
+DEPLOYMENT = """apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  selector: {{matchLabels: {{app: {selector}}}}}
+  template:
+    metadata: {{labels: {{app: {label}}}}}
+    spec:
+      containers: [{{name: main, image: "nginx:1.27"}}]
+"""
+
+
+def test_defaults_and_validation_as_kubernetes_does_them(kube):
+    kube("apply", "-f", "-", stdin=DEPLOYMENT.format(name="defaulted", selector="a", label="a"))
+    d = json.loads(kube("get", "deploy", "defaulted", "-o", "json").stdout)
+    assert d["spec"]["replicas"] == 1 and d["spec"]["revisionHistoryLimit"] == 10
+    assert d["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}
+    pod_spec = d["spec"]["template"]["spec"]
+    assert pod_spec["restartPolicy"] == "Always" and pod_spec["terminationGracePeriodSeconds"] == 30
+    assert pod_spec["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+    assert pod_spec["containers"][0]["terminationMessagePath"] == "/dev/termination-log"
+
+    bad = kube("apply", "-f", "-", stdin=DEPLOYMENT.format(name="mismatch", selector="a", label="b"), check=False)
+    assert bad.returncode != 0 and "Invalid" in bad.stderr and "spec.template.metadata.labels" in bad.stderr
+    immutable = kube("apply", "-f", "-", stdin=DEPLOYMENT.format(name="defaulted", selector="z", label="z"),
+                     check=False)
+    assert immutable.returncode != 0 and "field is immutable" in immutable.stderr
+    kube("create", "job", "j", "--image=busybox", "--", "true")
+    spec = json.loads(kube("get", "job", "j", "-o", "json").stdout)["spec"]
+    assert spec["backoffLimit"] == 6 and spec["completions"] == 1
+    uid_label = spec["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"]
+    assert spec["template"]["metadata"]["labels"]["batch.kubernetes.io/controller-uid"] == uid_label
+
+
+def test_every_service_gets_its_own_cluster_ip_from_the_range(kube):
+    ips = []
+    for i in range(5):
+        kube("create", "service", "clusterip", f"s{i}", "--tcp=80:8080", master=f"m{i % 3 + 1}")
+        spec = json.loads(kube("get", "svc", f"s{i}", "-o", "json").stdout)["spec"]
+        assert spec["clusterIPs"] == [spec["clusterIP"]]
+        ips.append(spec["clusterIP"])
+    assert len(set(ips)) == 5 and all(ip.startswith("10.") for ip in ips)
+    taken = f"""apiVersion: v1
+kind: Service
+metadata: {{name: copycat}}
+spec: {{clusterIP: "{ips[0]}", ports: [{{port: 80}}]}}
+"""
+    clash = kube("apply", "-f", "-", stdin=taken, check=False)
+    assert clash.returncode != 0 and "already allocated" in clash.stderr
+    kube("delete", "svc", "s0")
+    kube("apply", "-f", "-", stdin=taken)  # freed with its Service, the address can be had again
+    assert json.loads(kube("get", "svc", "copycat", "-o", "json").stdout)["spec"]["clusterIP"] == ips[0]

@@ -1,0 +1,110 @@
+"""What makes an object invalid (422): required fields, ranges, selectors, immutable fields.
+
+Each check returns (field path, message) causes; the server turns a non-empty list into a 422
+Invalid Status with one cause per field, as Kubernetes does.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from api.objects import DNS1123_LABEL
+from api.selectors import selector_matches
+
+Obj = dict[str, Any]
+Causes = list[tuple[str, str]]
+
+WORKLOADS = {"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job"}
+
+
+def _containers(spec: Any, path: str) -> Causes:
+    if not isinstance(spec, dict):
+        return [(path, "Required value")]
+    causes: Causes = []
+    containers = spec.get("containers")
+    if not isinstance(containers, list) or not containers:
+        return [(f"{path}.containers", "Required value: at least one container")]
+    seen = set()
+    for i, c in enumerate((spec.get("initContainers") or []) + containers):
+        where = f"{path}.containers[{i}]"
+        if not isinstance(c, dict):
+            causes.append((where, "Invalid value: a container must be an object"))
+            continue
+        name = c.get("name")
+        if not isinstance(name, str) or not name:
+            causes.append((f"{where}.name", "Required value"))
+        elif not DNS1123_LABEL.match(name) or len(name) > 63:
+            causes.append((f"{where}.name", f"Invalid value: {name!r}: must be a lowercase RFC 1123 label"))
+        elif name in seen:
+            causes.append((f"{where}.name", f"Duplicate value: {name!r}"))
+        seen.add(name)
+        if not isinstance(c.get("image"), str) or not c.get("image"):
+            causes.append((f"{where}.image", "Required value"))
+        for j, port in enumerate(c.get("ports") or []):
+            number = port.get("containerPort") if isinstance(port, dict) else None
+            if not isinstance(number, int) or not 1 <= number <= 65535:
+                causes.append((f"{where}.ports[{j}].containerPort",
+                               f"Invalid value: {number!r}: must be between 1 and 65535, inclusive"))
+    return causes
+
+
+def _selector(spec: Obj) -> Causes:
+    selector = spec.get("selector")
+    if not isinstance(selector, dict) or not (selector.get("matchLabels") or selector.get("matchExpressions")):
+        return [("spec.selector", "Required value")]
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    try:
+        matches = selector_matches(selector, labels)
+    except ValueError as exc:
+        return [("spec.selector", f"Invalid value: {exc}")]
+    if not matches:
+        return [("spec.template.metadata.labels", f"Invalid value: {labels!r}: `selector` does not match "
+                                                  "template `labels`")]
+    return []
+
+
+def check(kind: str, obj: Obj) -> Causes:
+    spec = obj.get("spec")
+    if kind == "Pod":
+        return _containers(spec, "spec")
+    if kind in WORKLOADS:
+        if not isinstance(spec, dict):
+            return [("spec", "Required value")]
+        causes = _containers((spec.get("template") or {}).get("spec"), "spec.template.spec")
+        if kind == "Job":
+            policy = ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy")
+            if policy not in ("Never", "OnFailure"):
+                causes.append(("spec.template.spec.restartPolicy",
+                               f'Unsupported value: "{policy}": supported values: "OnFailure", "Never"'))
+        else:
+            causes += _selector(spec)
+        for field in ("replicas", "parallelism", "completions", "backoffLimit"):
+            value = spec.get(field)
+            if value is not None and (not isinstance(value, int) or value < 0):
+                causes.append((f"spec.{field}", f"Invalid value: {value!r}: must be greater than or equal to 0"))
+        return causes
+    if kind == "Service" and isinstance(spec, dict) and spec.get("type") != "ExternalName":
+        causes = []
+        for i, port in enumerate(spec.get("ports") or []):
+            number = port.get("port") if isinstance(port, dict) else None
+            if not isinstance(number, int) or not 1 <= number <= 65535:
+                causes.append((f"spec.ports[{i}].port", f"Invalid value: {number!r}: must be between 1 and 65535"))
+        return causes
+    return []
+
+
+IMMUTABLE = {"Deployment": ["spec.selector"], "ReplicaSet": ["spec.selector"], "StatefulSet": ["spec.selector"],
+             "DaemonSet": ["spec.selector"], "Job": ["spec.selector"], "Service": ["spec.clusterIP"]}
+
+
+def _get(obj: Obj, path: str) -> Any:
+    for part in path.split("."):
+        obj = obj.get(part) if isinstance(obj, dict) else None
+    return obj
+
+
+def check_update(kind: str, old: Obj, new: Obj) -> Causes:
+    causes = check(kind, new)
+    for path in IMMUTABLE.get(kind, []):
+        if _get(new, path) != _get(old, path):
+            causes.append((path, f"Invalid value: {_get(new, path)!r}: field is immutable"))
+    return causes
