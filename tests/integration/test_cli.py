@@ -65,6 +65,7 @@ def test_up_status_sigterm_and_up_again_keeps_the_data(tmp_path):
         assert lines[-1].startswith("leader: m")
     finally:
         proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)  # an impatient second one must not leave masters behind
         proc.wait(timeout=30)
     pids = [m["pid"] for m in info["masters"]]
     assert not any(_alive(pid) for pid in pids), "a master outlived `raftkube up`"
