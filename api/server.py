@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from api import defaults, discovery, errors, objects, patch, protobuf, tables, validation
+from api import defaults, deletion, discovery, errors, objects, patch, protobuf, subresources, tables, validation
 from api.cluster_ips import DEFAULT_RANGE, PREFIX, ClusterIPRange
 from api.errors import ApiError
 from api.registry import DEFAULT_NAMESPACES, Resource, lookup
@@ -132,6 +132,8 @@ class ApiServer:
             return await self.get(request, t)
         if method == "POST" and t.name is None:
             return await self.create(request, t)
+        if method == "POST" and t.subresource in ("binding", "eviction"):
+            return await self.pod_action(request, t)
         if method == "PUT" and t.name is not None:
             return await self.update(request, t)
         if method == "PATCH" and t.name is not None:
@@ -156,9 +158,13 @@ class ApiServer:
             raise errors.bad_request(f"the request body is not valid JSON: {exc}") from None
 
     async def get(self, request: web.Request, t: Target) -> web.Response:
-        if t.subresource not in (None, "status"):
-            raise ApiError(405, f"GET of {t.res.plural}/{t.subresource} is not served yet")
+        if t.subresource == "log":
+            raise ApiError(503, "pod logs are served by the pod's kubelet, and no node agents exist yet")
+        if t.subresource not in (None, "status", "scale"):
+            raise ApiError(405, f"GET of {t.res.plural}/{t.subresource} is not supported")
         obj = await self.objects.get(t.res, t.namespace, t.name, local=request.query.get("resourceVersion") == "0")
+        if t.subresource == "scale":
+            return reply(subresources.scale_of(obj))
         if tables.wants_table(request.headers.get("Accept", "")):
             return reply(tables.table(t.res, [obj], None))
         return reply(obj)
@@ -230,18 +236,37 @@ class ApiServer:
     async def require_namespace(self, namespace: str) -> None:
         ns_res = lookup("", "v1", "namespaces")
         try:
-            await self.objects.get(ns_res, None, namespace)
+            ns = await self.objects.get(ns_res, None, namespace)
         except ApiError as exc:
             if exc.code == 404:
                 raise ApiError(404, f'namespaces "{namespace}" not found',
                                details={"name": namespace, "kind": "namespaces"}) from None
             raise
+        if deletion.terminating(ns):
+            raise ApiError(403, f"unable to create new content in namespace {namespace} because it is being "
+                                "terminated", reason="Forbidden", details={"name": namespace, "kind": "namespaces"})
 
     def prepare_update(self, t: Target, old: dict, body: Any) -> dict:
+        if t.subresource == "scale":
+            return self.prepare_update(Target(t.res, t.namespace, t.name, None), old,
+                                       subresources.with_replicas(old, body))
+        if t.subresource == "finalize":  # a namespace's spec.finalizers, and nothing else
+            spec = body.get("spec") if isinstance(body, dict) else None
+            body = {**old, "spec": {**(old.get("spec") or {}), "finalizers": (spec or {}).get("finalizers") or []}}
+            t = Target(t.res, t.namespace, t.name, None)
         new = objects.for_update(t.res, old, body, t.subresource)
         defaults.apply(t.res.kind, new)
         self.check(t.res, new, validation.check_update(t.res.kind, old, new))
         return new
+
+    async def store_update(self, t: Target, new: dict, expected: int) -> web.Response:
+        """Write an update; one that removed the last finalizer of a marked object removes it."""
+        saved = await self.objects.update(t.res, new, expected)
+        if deletion.finished(t.res, saved):
+            await self.objects.delete(t.res, t.namespace, t.name, int(saved["metadata"]["resourceVersion"]))
+        if t.subresource == "scale":
+            return reply(subresources.scale_of(saved))
+        return reply(saved)
 
     async def update(self, request: web.Request, t: Target) -> web.Response:
         body = await self.body(request)
@@ -249,7 +274,7 @@ class ApiServer:
         old = await self.objects.get(t.res, t.namespace, t.name)
         new = self.prepare_update(t, old, body)
         expected = int(rv) if rv and str(rv).isdigit() else int(old["metadata"]["resourceVersion"])
-        return reply(await self.objects.update(t.res, new, expected))
+        return await self.store_update(t, new, expected)
 
     async def patch(self, request: web.Request, t: Target) -> web.Response:
         """Read, patch, compare-and-swap; a race with another writer is retried here (kubectl's
@@ -258,30 +283,54 @@ class ApiServer:
         body = await self.body(request)
         for _ in range(10):
             old = await self.objects.get(t.res, t.namespace, t.name)
-            patched = patch.apply_patch(content_type, old, body)
+            target = subresources.scale_of(old) if t.subresource == "scale" else old
+            patched = patch.apply_patch(content_type, target, body)
             new = self.prepare_update(t, old, patched)
-            wanted = (patched.get("metadata") or {}).get("resourceVersion")
+            wanted = (patched.get("metadata") or {}).get("resourceVersion") if t.subresource != "scale" else None
             expected = int(wanted) if wanted else int(old["metadata"]["resourceVersion"])
             try:
-                return reply(await self.objects.update(t.res, new, expected))
+                return await self.store_update(t, new, expected)
             except ApiError as exc:
                 if exc.code != 409 or wanted:
                     raise
         raise errors.conflict(t.res.plural, t.name, t.res.group)
 
-    async def delete(self, request: web.Request, t: Target) -> web.Response:
-        return reply(await self.delete_one(t.res, t.namespace, t.name))
-
-    async def delete_one(self, res: Resource, namespace: str | None, name: str) -> dict:
-        if res.kind != "Service":
-            return await self.objects.delete(res, namespace, name)
-        for _ in range(10):  # a Service gives its ClusterIP back in the same txn
-            obj = await self.objects.get(res, namespace, name)
-            ip = (obj.get("spec") or {}).get("clusterIP")
-            release = (self.ips.key(ip),) if ip and ip != "None" else ()
+    async def pod_action(self, request: web.Request, t: Target) -> web.Response:
+        """POST pods/NAME/binding (the scheduler's) and pods/NAME/eviction (kubectl drain's)."""
+        body = await self.body(request)
+        if t.subresource == "eviction":
+            await self.delete_one(t.res, t.namespace, t.name, deletion.options((body or {}).get("deleteOptions"), {}))
+            return reply(subresources.success(), 201)
+        for _ in range(10):
+            pod = await self.objects.get(t.res, t.namespace, t.name)
+            new = subresources.bound(pod, body)  # 409 if bound already: not a race to retry
             try:
-                return await self.objects.delete(res, namespace, name, int(obj["metadata"]["resourceVersion"]),
-                                                 release)
+                await self.objects.update(t.res, new, int(pod["metadata"]["resourceVersion"]))
+                return reply(subresources.success(), 201)
+            except ApiError as exc:
+                if exc.code != 409:
+                    raise
+        raise errors.conflict(t.res.plural, t.name, t.res.group)
+
+    async def delete(self, request: web.Request, t: Target) -> web.Response:
+        body = await self.body(request) if (await request.read()).strip() else {}  # DeleteOptions, if any
+        return reply(await self.delete_one(t.res, t.namespace, t.name, deletion.options(body, request.query)))
+
+    async def delete_one(self, res: Resource, namespace: str | None, name: str, opts: dict | None = None) -> dict:
+        """Remove the object, or mark it (deletion.plan); a Service gives back its ClusterIP."""
+        for _ in range(10):
+            obj = await self.objects.get(res, namespace, name)
+            deletion.check_preconditions(res, obj, opts or {})
+            rv = int(obj["metadata"]["resourceVersion"])
+            try:
+                marked = deletion.plan(res, obj, opts or {})
+                if marked is obj:
+                    return obj
+                if marked is not None:
+                    return await self.objects.update(res, marked, rv)
+                ip = (obj.get("spec") or {}).get("clusterIP") if res.kind == "Service" else None
+                release = (self.ips.key(ip),) if ip and ip != "None" else ()
+                return await self.objects.delete(res, namespace, name, rv, release)
             except ApiError as exc:
                 if exc.code != 409:
                     raise

@@ -195,3 +195,66 @@ spec: {{clusterIP: "{ips[0]}", ports: [{{port: 80}}]}}
     kube("delete", "svc", "s0")
     kube("apply", "-f", "-", stdin=taken)  # freed with its Service, the address can be had again
     assert json.loads(kube("get", "svc", "copycat", "-o", "json").stdout)["spec"]["clusterIP"] == ips[0]
+
+
+POD = """apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  {node}containers: [{{name: c, image: busybox}}]
+"""
+
+
+def test_scale_subresource(kube):
+    kube("create", "deployment", "scaled", "--image=nginx:1.27")
+    kube("scale", "deployment", "scaled", "--replicas=4")
+    scale = json.loads(kube("get", "--raw", "/apis/apps/v1/namespaces/default/deployments/scaled/scale").stdout)
+    assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 4
+    assert scale["status"]["selector"] == "app=scaled"
+
+
+def test_binding_once_graceful_deletion_and_eviction(kube):
+    kube("apply", "-f", "-", stdin=POD.format(name="unbound", node=""))
+    binding = json.dumps({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "unbound"},
+                          "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"}})
+    kube("create", "--raw", "/api/v1/namespaces/default/pods/unbound/binding", "-f", "-", stdin=binding)
+    pod = json.loads(kube("get", "pod", "unbound", "-o", "json").stdout)
+    assert pod["spec"]["nodeName"] == "n1"
+    assert [c["status"] for c in pod["status"]["conditions"] if c["type"] == "PodScheduled"] == ["True"]
+    again = kube("create", "--raw", "/api/v1/namespaces/default/pods/unbound/binding", "-f", "-", stdin=binding,
+                 check=False)
+    assert again.returncode != 0 and "already assigned" in again.stderr
+
+    kube("delete", "pod", "unbound", "--wait=false")  # bound: its kubelet must stop it first
+    pod = json.loads(kube("get", "pod", "unbound", "-o", "json").stdout)
+    assert pod["metadata"]["deletionTimestamp"] and pod["metadata"]["deletionGracePeriodSeconds"] == 30
+    kube("delete", "pod", "unbound", "--grace-period=0", "--force")
+    assert kube("get", "pod", "unbound", check=False).returncode != 0
+
+    kube("apply", "-f", "-", stdin=POD.format(name="evicted", node=""))
+    eviction = json.dumps({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "evicted"}})
+    kube("create", "--raw", "/api/v1/namespaces/default/pods/evicted/eviction", "-f", "-", stdin=eviction)
+    assert kube("get", "pod", "evicted", check=False).returncode != 0
+
+
+def test_finalizers_hold_a_deletion_until_removed(kube):
+    cm = CONFIGMAP.format(name="held", value="x").replace("labels: {app: demo}", "finalizers: [example.com/hold]")
+    kube("apply", "-f", "-", stdin=cm)
+    kube("delete", "cm", "held", "--wait=false")
+    marked = json.loads(kube("get", "cm", "held", "-o", "json").stdout)
+    assert marked["metadata"]["deletionTimestamp"]
+    kube("patch", "cm", "held", "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+    assert kube("get", "cm", "held", check=False).returncode != 0
+
+
+def test_a_terminating_namespace_takes_nothing_new_and_goes_when_finalized(kube):
+    kube("create", "namespace", "doomed")
+    kube("delete", "namespace", "doomed", "--wait=false")
+    ns = json.loads(kube("get", "namespace", "doomed", "-o", "json").stdout)
+    assert ns["status"]["phase"] == "Terminating"
+    refused = kube("create", "configmap", "late", "-n", "doomed", "--from-literal=a=b", check=False)
+    assert refused.returncode != 0 and "being terminated" in refused.stderr
+    # What the namespace controller does once the namespace is empty:
+    ns["spec"]["finalizers"] = []
+    kube("replace", "--raw", "/api/v1/namespaces/doomed/finalize", "-f", "-", stdin=json.dumps(ns))
+    assert kube("get", "namespace", "doomed", check=False).returncode != 0
