@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from api import defaults, deletion, discovery, errors, objects, patch, protobuf, subresources, tables, validation
+from api import auth, defaults, deletion, discovery, errors, objects, patch, protobuf, subresources, tables, validation
 from api.cluster_ips import DEFAULT_RANGE, PREFIX, ClusterIPRange
 from api.errors import ApiError
 from api.registry import DEFAULT_NAMESPACES, Resource, lookup
@@ -79,7 +79,9 @@ def parse_path(path: str) -> Target:
 
 
 class ApiServer:
-    def __init__(self, store, hub: WatchHub, *, service_ip_range: str = DEFAULT_RANGE) -> None:
+    def __init__(self, store, hub: WatchHub, *, service_ip_range: str = DEFAULT_RANGE,
+                 tokens: dict[str, str] | None = None) -> None:
+        self.tokens = tokens  # None: no authentication (a master started by hand without --token-file)
         self.objects = ObjectStore(store)
         self.store = store
         self.hub = hub
@@ -87,7 +89,8 @@ class ApiServer:
         self.rng = random.Random()
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY)
+        middlewares = [auth.middleware(self.tokens)] if self.tokens is not None else []
+        app = web.Application(middlewares=[*middlewares, _errors], client_max_size=MAX_BODY)
         for path in ("/version", "/version/"):
             app.router.add_get(path, lambda r: asyncio.sleep(0, reply(discovery.VERSION)))
         app.router.add_get("/api", self.api_versions)

@@ -5,19 +5,19 @@ import json
 import os
 
 
-def render(server: str, name: str = "raftkube") -> str:
+def render(server: str, token: str | None = None, name: str = "raftkube") -> str:
     config = {
         "apiVersion": "v1", "kind": "Config", "current-context": name, "preferences": {},
         "clusters": [{"name": name, "cluster": {"server": server}}],
-        "users": [{"name": name, "user": {}}],
+        "users": [{"name": name, "user": {"token": token} if token else {}}],
         "contexts": [{"name": name, "context": {"cluster": name, "user": name, "namespace": "default"}}],
     }
     return json.dumps(config, indent=2) + "\n"  # JSON is YAML: kubectl reads it as it is
 
 
-def write(path: str, server: str) -> str:
+def write(path: str, server: str, token: str | None = None) -> str:
     tmp = path + ".tmp"
     with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-        f.write(render(server))
+        f.write(render(server, token))
     os.replace(tmp, path)
     return path

@@ -13,6 +13,7 @@ import time
 import uvloop
 from aiohttp import web
 
+from api.auth import load_tokens
 from api.server import ApiServer
 from kvstore.errors import KVFailure
 from kvstore.gateway import KVGateway
@@ -44,6 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--api-listen", required=True, help="HOST:PORT for the kube API")
     p.add_argument("--data-dir", required=True, help="where the journal and snapshots live")
     p.add_argument("--secret-file", help="file holding the cluster secret (required with --peers)")
+    p.add_argument("--token-file", help="token,user lines: the bearer tokens the kube API accepts")
     p.add_argument("--request-timeout", type=float, default=2.0,
                    help="seconds a write or linearizable read may wait for a quorum (default 2)")
     p.add_argument("--auto-compaction-retention", default="10000",
@@ -110,7 +112,10 @@ class Master:
         kv_app = gateway.app()
         if self.args.enable_failpoints:
             kv_app.router.add_post("/debug/failpoints", self.failpoints)
-        api = ApiServer(self.store, self.hub, service_ip_range=self.args.service_cluster_ip_range)
+        tokens = load_tokens(self.args.token_file) if self.args.token_file else None
+        if tokens is None:
+            log.warning("master %s: no --token-file: the kube API answers anyone who can reach it", self.args.name)
+        api = ApiServer(self.store, self.hub, service_ip_range=self.args.service_cluster_ip_range, tokens=tokens)
         api_app = api.app()
         self.add_health_routes(api_app)
         runners = [await self._serve(kv_app, self.args.kv_listen), await self._serve(api_app, self.args.api_listen)]

@@ -62,6 +62,7 @@ def ensure_secret(state_dir: str) -> str:
     return path
 
 
+
 def master_argv(m: dict[str, str], layout: list[dict[str, str]], state_dir: str, secret_file: str,
                 extra: tuple[str, ...] = ()) -> list[str]:
     peers = ",".join(o["raft"] for o in layout if o is not m)
@@ -93,6 +94,7 @@ def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str,
     """Spawn the masters and write cluster.json; `master_flags` go to every `raftkube master`."""
     state_dir = os.path.abspath(state_dir)
     os.makedirs(os.path.join(state_dir, "logs"), exist_ok=True)
+    os.chmod(state_dir, 0o700)  # secrets, tokens and the data live here
     layout = plan_layout(state_dir, masters, base_port)
     secret_file = ensure_secret(state_dir)
     entries = []
@@ -102,7 +104,8 @@ def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str,
         entries.append({"name": m["name"], "pid": pid, "raft": m["raft"], "kv": f"http://{m['kv']}",
                         "api": f"http://{m['api']}", "data_dir": argv[argv.index("--data-dir") + 1],
                         "argv": argv})
-    # Until the load balancer (issue 6) exists, kubectl talks to the first master.
+    # Until the load balancer exists, kubectl talks to the first master. No token yet: kubectl sends
+    # tokens only over TLS, which the API does not serve yet (masters take --token-file already).
     kubeconfig_path = kubeconfig.write(os.path.join(state_dir, "kubeconfig"), entries[0]["api"])
     info = {"masters": entries, "nodes": [], "api": entries[0]["api"], "kubeconfig": kubeconfig_path,
             "state_dir": state_dir}
