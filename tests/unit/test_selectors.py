@@ -41,3 +41,4 @@ def test_garbage_is_a_400(bad):
     with pytest.raises(ApiError) as err:
         parse_labels(bad)
     assert err.value.code == 400
+
