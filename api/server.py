@@ -7,6 +7,7 @@ without quorum becomes 503 ServiceUnavailable with the store's message.
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -181,14 +182,20 @@ class ApiServer:
                 items = [await self.objects.get(t.res, t.namespace, name, local=local)]
             except ApiError:
                 items = []
-            revision = self.objects.revision
+            revision, following = self.objects.revision, None
         else:
-            items, revision = await self.objects.list(t.res, t.namespace, local=local)
+            revision, start = continue_token(q.get("continue"))
+            limit = int(q["limit"]) if q.get("limit", "").isdigit() else 0
+            items, revision, following = await self.objects.page(t.res, t.namespace, local=local and not start,
+                                                                 revision=revision, start=start, limit=limit)
         items = self.select(items, q)
+        meta = {"resourceVersion": str(revision)}
+        if following is not None:
+            meta["continue"] = make_continue_token(revision, following)
         if tables.wants_table(request.headers.get("Accept", "")):
-            return reply(tables.table(t.res, items, str(revision)))
-        return reply({"kind": f"{t.res.kind}List", "apiVersion": t.res.group_version,
-                      "metadata": {"resourceVersion": str(revision)}, "items": items})
+            return reply({**tables.table(t.res, items, str(revision)), "metadata": meta})
+        return reply({"kind": f"{t.res.kind}List", "apiVersion": t.res.group_version, "metadata": meta,
+                      "items": items})
 
     @staticmethod
     def select(items: list[dict], q: Any) -> list[dict]:
@@ -440,6 +447,21 @@ class ApiServer:
                 pending.pop(0)  # already there
             except KVFailure:
                 await asyncio.sleep(0.5)  # no quorum yet
+
+
+def make_continue_token(revision: int, start: bytes) -> str:
+    """Where the next page starts, and the revision every page of this list is read at."""
+    return base64.urlsafe_b64encode(orjson.dumps({"rv": revision, "start": start.decode()})).decode()
+
+
+def continue_token(token: str | None) -> tuple[int, bytes]:
+    if not token:
+        return 0, b""
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(token.encode()))
+        return int(data["rv"]), data["start"].encode()
+    except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        raise errors.bad_request(f"invalid continue token {token[:40]!r}") from None
 
 
 def event(ev) -> tuple[str, dict]:

@@ -12,6 +12,8 @@ import msgpack
 from api import errors
 from api.registry import Resource
 from kvstore.client import prefix_end
+from kvstore import errors as kv_errors
+from kvstore.errors import KVFailure
 from kvstore.kv import KeyValue
 from kvstore.store import Store
 
@@ -45,10 +47,27 @@ class ObjectStore:
         return decode(found["kvs"][0])
 
     async def list(self, res: Resource, namespace: str | None, *, local: bool = False) -> tuple[list[Obj], int]:
+        items, revision, _ = await self.page(res, namespace, local=local)
+        return items, revision
+
+    async def page(self, res: Resource, namespace: str | None, *, local: bool = False, revision: int = 0,
+                   start: bytes = b"", limit: int = 0) -> tuple[list[Obj], int, bytes | None]:
+        """Up to `limit` objects from key `start` on, read at `revision` (the head when 0); the last
+        value is the key the next page starts at, or None at the end."""
         prefix = res.prefix(namespace).encode()
-        found = await self.store.range({"op": "range", "key": prefix, "range_end": prefix_end(prefix)},
-                                       serializable=local)
-        return [decode(kv) for kv in found["kvs"]], found["revision"]
+        if start and not start.startswith(prefix):
+            raise errors.bad_request("the continue token belongs to another list")
+        try:
+            found = await self.store.range({"op": "range", "key": start or prefix, "range_end": prefix_end(prefix),
+                                            "revision": revision, "limit": limit}, serializable=local)
+        except KVFailure as exc:
+            if exc.error == kv_errors.COMPACTED:
+                raise errors.gone("The provided continue parameter is too old to display a consistent list "
+                                  "result. You can start a new list without the continue parameter.") from None
+            raise
+        kvs = found["kvs"]
+        following = kvs[-1].key + b"\0" if found["more"] and kvs else None
+        return [decode(kv) for kv in kvs], revision or found["revision"], following
 
     async def create(self, res: Resource, obj: Obj, claims: tuple[tuple[bytes, bytes], ...] = ()) -> Obj:
         """Create the object; with `claims`, also create those keys (a ClusterIP), all or nothing."""

@@ -259,3 +259,26 @@ def test_a_terminating_namespace_takes_nothing_new_and_goes_when_finalized(kube)
     ns["spec"]["finalizers"] = []
     kube("replace", "--raw", "/api/v1/namespaces/doomed/finalize", "-f", "-", stdin=json.dumps(ns))
     assert kube("get", "namespace", "doomed", check=False).returncode != 0
+
+
+def test_paged_lists_are_consistent_at_one_revision(kube):
+    kube("create", "namespace", "paged")
+    for i in range(5):
+        kube("create", "configmap", f"p{i}", "-n", "paged", "--from-literal=a=b")
+    pages, token = [], None
+    while True:
+        url = "/api/v1/namespaces/paged/configmaps?limit=2" + (f"&continue={token}" if token else "")
+        page = json.loads(kube("get", "--raw", url).stdout)
+        pages.append(page)
+        if page["metadata"].get("continue") and len(pages) == 1:
+            kube("create", "configmap", "late", "-n", "paged", "--from-literal=a=b")  # not in this list
+        token = page["metadata"].get("continue")
+        if not token:
+            break
+    names = [o["metadata"]["name"] for p in pages for o in p["items"]]
+    assert names == [f"p{i}" for i in range(5)] and [len(p["items"]) for p in pages] == [2, 2, 1]
+    assert len({p["metadata"]["resourceVersion"] for p in pages}) == 1
+    assert kube("get", "cm", "-n", "paged", "--chunk-size=2", "-o", "name").stdout.split() == \
+        [f"configmap/{n}" for n in ["late", "p0", "p1", "p2", "p3", "p4"]]
+    bad = kube("get", "--raw", "/api/v1/namespaces/paged/configmaps?limit=1&continue=garbage", check=False)
+    assert bad.returncode != 0 and "continue" in bad.stderr
