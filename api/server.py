@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from api import auth, defaults, deletion, discovery, errors, objects, patch, protobuf, subresources, tables, validation
+from api import auth, defaults, deletion, discovery, errors, fields, objects, patch, protobuf, subresources, tables, validation
 from api.cluster_ips import DEFAULT_RANGE, PREFIX, ClusterIPRange
 from api.errors import ApiError
 from api.registry import DEFAULT_NAMESPACES, Resource, lookup
@@ -205,7 +205,8 @@ class ApiServer:
     async def create(self, request: web.Request, t: Target) -> web.Response:
         if t.subresource:
             raise ApiError(405, f"POST to {t.res.plural}/{t.subresource} is not served yet")
-        obj = objects.for_create(t.res, await self.body(request), t.namespace)
+        body, warnings = fields.check(t.res.kind, await self.body(request), request.query.get("fieldValidation"))
+        obj = objects.for_create(t.res, body, t.namespace)
         defaults.apply(t.res.kind, obj)
         if t.res.kind == "Job":
             defaults.job_selector(obj)
@@ -213,8 +214,8 @@ class ApiServer:
         if t.res.namespaced:
             await self.require_namespace(t.namespace)
         if t.res.kind == "Service":
-            return reply(await self.create_service(t.res, obj), 201)
-        return reply(await self.objects.create(t.res, obj), 201)
+            return reply(await self.create_service(t.res, obj), 201, warned(warnings))
+        return reply(await self.objects.create(t.res, obj), 201, warned(warnings))
 
     @staticmethod
     def check(res: Resource, obj: dict, causes: list[tuple[str, str]]) -> None:
@@ -279,12 +280,14 @@ class ApiServer:
         return reply(saved)
 
     async def update(self, request: web.Request, t: Target) -> web.Response:
-        body = await self.body(request)
+        body, warnings = fields.check(t.res.kind, await self.body(request), request.query.get("fieldValidation"))
         rv = ((body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None)
         old = await self.objects.get(t.res, t.namespace, t.name)
         new = self.prepare_update(t, old, body)
         expected = int(rv) if rv and str(rv).isdigit() else int(old["metadata"]["resourceVersion"])
-        return await self.store_update(t, new, expected)
+        answer = await self.store_update(t, new, expected)
+        answer.headers.update(warned(warnings) or {})
+        return answer
 
     async def patch(self, request: web.Request, t: Target) -> web.Response:
         """Read, patch, compare-and-swap; a race with another writer is retried here (kubectl's
@@ -295,6 +298,8 @@ class ApiServer:
             old = await self.objects.get(t.res, t.namespace, t.name)
             target = subresources.scale_of(old) if t.subresource == "scale" else old
             patched = patch.apply_patch(content_type, target, body)
+            if t.subresource != "scale":
+                patched, warnings = fields.check(t.res.kind, patched, request.query.get("fieldValidation"))
             new = self.prepare_update(t, old, patched)
             wanted = (patched.get("metadata") or {}).get("resourceVersion") if t.subresource != "scale" else None
             expected = int(wanted) if wanted else int(old["metadata"]["resourceVersion"])
@@ -447,6 +452,14 @@ class ApiServer:
                 pending.pop(0)  # already there
             except KVFailure:
                 await asyncio.sleep(0.5)  # no quorum yet
+
+
+def warned(messages: list[str]) -> dict[str, str] | None:
+    """Warning headers (RFC 7234 form, as kube-apiserver sends them), or None."""
+    if not messages:
+        return None
+    quoted = (m.replace("\\", "\\\\").replace('"', '\\"') for m in messages)
+    return {"Warning": ", ".join(f'299 - "{m}"' for m in quoted)}
 
 
 def make_continue_token(revision: int, start: bytes) -> str:

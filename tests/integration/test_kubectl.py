@@ -282,3 +282,12 @@ def test_paged_lists_are_consistent_at_one_revision(kube):
         [f"configmap/{n}" for n in ["late", "p0", "p1", "p2", "p3", "p4"]]
     bad = kube("get", "--raw", "/api/v1/namespaces/paged/configmaps?limit=1&continue=garbage", check=False)
     assert bad.returncode != 0 and "continue" in bad.stderr
+
+
+def test_field_validation_strict_and_warn(kube):
+    typo = CONFIGMAP.format(name="typo", value="x") + "extra: oops\n"
+    strict = kube("create", "-f", "-", stdin=typo, check=False)  # kubectl asks Strict by default
+    assert strict.returncode != 0 and 'unknown field "extra"' in strict.stderr
+    warned = kube("create", "--validate=warn", "-f", "-", stdin=typo)
+    assert 'unknown field "extra"' in warned.stderr
+    assert "extra" not in json.loads(kube("get", "cm", "typo", "-o", "json").stdout)  # and it is not stored
