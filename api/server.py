@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 import orjson
+import yaml
 from aiohttp import web
 
-from api import auth, defaults, deletion, discovery, errors, fields, objects, patch, protobuf, subresources, tables, validation
+from api import apply, auth, defaults, deletion, discovery, errors, fields, objects, patch, protobuf, subresources, tables, validation
 from api.cluster_ips import DEFAULT_RANGE, PREFIX, ClusterIPRange
 from api.errors import ApiError
 from api.registry import DEFAULT_NAMESPACES, Resource, lookup
@@ -27,6 +28,8 @@ from kvstore.kv import DELETE
 from kvstore.watch import WatchHub
 
 MAX_BODY = 3 << 20
+APPLY_PATCH = "application/apply-patch+yaml"
+YAML_TYPES = {APPLY_PATCH, "application/yaml"}
 BOOKMARK_INTERVAL = 5.0  # seconds between bookmarks on a watch that allows them
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -150,6 +153,11 @@ class ApiServer:
 
     async def body(self, request: web.Request) -> Any:
         raw = await request.read()
+        if request.content_type in YAML_TYPES:
+            try:
+                return yaml.safe_load(raw)
+            except yaml.YAMLError as exc:
+                raise errors.bad_request(f"the request body is not valid YAML: {exc}") from None
         if request.content_type == "application/vnd.kubernetes.protobuf":
             try:
                 return protobuf.decode(raw)
@@ -289,10 +297,50 @@ class ApiServer:
         answer.headers.update(warned(warnings) or {})
         return answer
 
+    async def server_side_apply(self, request: web.Request, t: Target) -> web.Response:
+        """PATCH with application/apply-patch+yaml: create or update the object from a configuration,
+        owned by `fieldManager` (api/apply.py)."""
+        manager = request.query.get("fieldManager")
+        if not manager:
+            raise errors.bad_request("fieldManager is required for apply requests")
+        config, warnings = fields.check(t.res.kind, await self.body(request), request.query.get("fieldValidation"))
+        if not isinstance(config, dict):
+            raise errors.bad_request("an apply configuration must be an object")
+        config = {**config, "metadata": {**(config.get("metadata") or {}), "name": t.name}}
+        for _ in range(10):
+            try:
+                old = await self.objects.get(t.res, t.namespace, t.name)
+            except ApiError as exc:
+                if exc.code != 404:
+                    raise
+                obj = objects.for_create(t.res, apply.apply(None, config, manager, t.res.group_version), t.namespace)
+                defaults.apply(t.res.kind, obj)
+                self.check(t.res, obj, validation.check(t.res.kind, obj))
+                if t.res.namespaced:
+                    await self.require_namespace(t.namespace)
+                try:
+                    create = self.create_service if t.res.kind == "Service" else self.objects.create
+                    return reply(await create(t.res, obj), 201, warned(warnings))
+                except ApiError as exc:
+                    if exc.reason != "AlreadyExists":
+                        raise
+                    continue  # someone created it meanwhile: apply to theirs
+            new = self.prepare_update(t, old, apply.apply(old, config, manager, t.res.group_version))
+            if new == {**old, "metadata": {k: v for k, v in old["metadata"].items() if k != "resourceVersion"}}:
+                return reply(old, 200, warned(warnings))  # nothing to change: no new revision
+            try:
+                return await self.store_update(t, new, int(old["metadata"]["resourceVersion"]))
+            except ApiError as exc:
+                if exc.code != 409:
+                    raise
+        raise errors.conflict(t.res.plural, t.name, t.res.group)
+
     async def patch(self, request: web.Request, t: Target) -> web.Response:
         """Read, patch, compare-and-swap; a race with another writer is retried here (kubectl's
         patches carry no resourceVersion, so a 409 would be ours to absorb)."""
         content_type = request.content_type
+        if content_type == APPLY_PATCH:
+            return await self.server_side_apply(request, t)
         body = await self.body(request)
         for _ in range(10):
             old = await self.objects.get(t.res, t.namespace, t.name)

@@ -291,3 +291,19 @@ def test_field_validation_strict_and_warn(kube):
     warned = kube("create", "--validate=warn", "-f", "-", stdin=typo)
     assert 'unknown field "extra"' in warned.stderr
     assert "extra" not in json.loads(kube("get", "cm", "typo", "-o", "json").stdout)  # and it is not stored
+
+
+def test_server_side_apply_twice_changes_nothing_and_removed_fields_go(kube):
+    manifest = CONFIGMAP.format(name="ssa", value="one") + "  second: two\n"
+    created = kube("apply", "--server-side", "-f", "-", stdin=manifest)
+    assert "serverside-applied" in created.stdout
+    first = json.loads(kube("get", "cm", "ssa", "-o", "json", "--show-managed-fields").stdout)
+    assert first["data"] == {"greeting": "one", "second": "two"}
+    assert [m["manager"] for m in first["metadata"]["managedFields"]] == ["kubectl"]
+    kube("apply", "--server-side", "-f", "-", stdin=manifest)
+    again = json.loads(kube("get", "cm", "ssa", "-o", "json").stdout)
+    assert again["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+    kube("label", "cm", "ssa", "owner=someone-else")  # another manager's field survives applies
+    kube("apply", "--server-side", "-f", "-", stdin=CONFIGMAP.format(name="ssa", value="changed"))
+    last = json.loads(kube("get", "cm", "ssa", "-o", "json").stdout)
+    assert last["data"] == {"greeting": "changed"} and last["metadata"]["labels"]["owner"] == "someone-else"
