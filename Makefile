@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install up test bench clean
+.PHONY: install up test bench bench-api clean
 
 $(BIN)/raftkube: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: install
 
 bench: install
 	$(BIN)/python bench/kv.py $(ARGS)
+
+bench-api: install
+	$(BIN)/python bench/api.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .raftkube .pytest_cache
