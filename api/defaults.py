@@ -7,6 +7,11 @@ from typing import Any
 Obj = dict[str, Any]
 
 
+def _list(value: Any) -> list:
+    """Lists only: a wrong type is validation's to report, not ours to trip over."""
+    return value if isinstance(value, list) else []
+
+
 def _image_pull_policy(image: str) -> str:
     tail = image.rsplit("/", 1)[-1]
     if "@" in tail:
@@ -22,29 +27,31 @@ def pod_spec(spec: Obj) -> None:
     spec.setdefault("schedulerName", "default-scheduler")
     spec.setdefault("securityContext", {})
     spec.setdefault("enableServiceLinks", True)
-    for container in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+    for container in _list(spec.get("initContainers")) + _list(spec.get("containers")):
         if not isinstance(container, dict):
             continue
         container.setdefault("terminationMessagePath", "/dev/termination-log")
         container.setdefault("terminationMessagePolicy", "File")
         container.setdefault("imagePullPolicy", _image_pull_policy(str(container.get("image", ""))))
         container.setdefault("resources", {})
-        for port in container.get("ports") or []:
+        for port in _list(container.get("ports")):
             if isinstance(port, dict):
                 port.setdefault("protocol", "TCP")
 
 
 def _template(spec: Obj) -> None:
-    template = spec.get("template")
+    template = spec.get("template")  # a template of the wrong type is left for validation
     if isinstance(template, dict) and isinstance(template.get("spec"), dict):
         pod_spec(template["spec"])
 
 
 def _rolling(spec: Obj, key: str, **values: Any) -> None:
     strategy = spec.setdefault(key, {})
+    if not isinstance(strategy, dict):
+        return
     strategy.setdefault("type", "RollingUpdate")
-    if strategy["type"] == "RollingUpdate":
-        rolling = strategy.setdefault("rollingUpdate", {})
+    rolling = strategy.setdefault("rollingUpdate", {}) if strategy["type"] == "RollingUpdate" else None
+    if isinstance(rolling, dict):
         for name, value in values.items():
             rolling.setdefault(name, value)
 
@@ -97,7 +104,7 @@ def service(spec: Obj) -> None:
         spec.setdefault("ipFamilies", ["IPv4"])
         spec.setdefault("ipFamilyPolicy", "SingleStack")
         spec.setdefault("internalTrafficPolicy", "Cluster")
-    for port in spec.get("ports") or []:
+    for port in _list(spec.get("ports")):
         if isinstance(port, dict):
             port.setdefault("protocol", "TCP")
             if "port" in port:

@@ -43,6 +43,31 @@ def _key_problem(key: str) -> str | None:
     return None
 
 
+_META_TYPES = {"name": str, "generateName": str, "namespace": str, "labels": dict, "annotations": dict,
+               "finalizers": list, "ownerReferences": list, "managedFields": list}
+
+
+def check_shape(res: Resource, body: Any) -> None:
+    """Before anything reads it: the body is an object, its metadata too, with fields of the right types."""
+    if not isinstance(body, dict):
+        raise errors.bad_request("the request body must be a JSON or YAML object")
+    meta = body.get("metadata", {})
+    if not isinstance(meta, dict):
+        raise errors.bad_request("metadata must be an object")
+    causes = [(f"metadata.{k}", f"Invalid value: must be a {t.__name__}") for k, t in _META_TYPES.items()
+              if meta.get(k) is not None and not isinstance(meta[k], t)]
+    causes += [(k, "Invalid value: must be an object") for k in ("spec", "status")
+               if body.get(k) is not None and not isinstance(body[k], dict)]
+    if isinstance(meta.get("finalizers"), list) and not all(isinstance(f, str) for f in meta["finalizers"]):
+        causes.append(("metadata.finalizers", "Invalid value: must be a list of strings"))
+    for i, ref in enumerate(meta.get("ownerReferences") or [] if isinstance(meta.get("ownerReferences"), list) else []):
+        if not isinstance(ref, dict) or not all(isinstance(ref.get(k), str) and ref.get(k)
+                                                for k in ("apiVersion", "kind", "name", "uid")):
+            causes.append((f"metadata.ownerReferences[{i}]", "Invalid value: needs apiVersion, kind, name and uid"))
+    if causes:
+        raise errors.invalid(res.kind, str(meta.get("name") or ""), causes, res.group)
+
+
 def check_metadata(res: Resource, obj: Obj) -> None:
     """422 Invalid, with a cause per bad field, for a bad name, labels or annotations."""
     meta = obj["metadata"]
@@ -72,8 +97,7 @@ def check_metadata(res: Resource, obj: Obj) -> None:
 
 def for_create(res: Resource, body: Any, namespace: str | None) -> Obj:
     """The object to store for a create: kind, apiVersion, name, namespace, uid, timestamps."""
-    if not isinstance(body, dict):
-        raise errors.bad_request("the request body must be a JSON or YAML object")
+    check_shape(res, body)
     kind, api_version = body.get("kind"), body.get("apiVersion")
     if kind not in (None, res.kind) or api_version not in (None, res.group_version):
         raise errors.bad_request(f"the body is a {api_version}/{kind}, not a {res.group_version}/{res.kind}")
@@ -101,8 +125,7 @@ def for_create(res: Resource, body: Any, namespace: str | None) -> Obj:
 def for_update(res: Resource, old: Obj, body: Any, subresource: str | None) -> Obj:
     """The object to store for a PUT: identity kept; with a status subresource, a PUT of the object
     leaves status alone and a PUT of /status changes only status. Spec changes raise generation."""
-    if not isinstance(body, dict):
-        raise errors.bad_request("the request body must be a JSON or YAML object")
+    check_shape(res, body)
     old_meta = old["metadata"]
     meta = dict(body.get("metadata") or {})
     if meta.get("name") not in (None, old_meta["name"]):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import random
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -26,6 +27,8 @@ from kvstore.client import prefix_end
 from kvstore.errors import KVError, KVFailure
 from kvstore.kv import DELETE
 from kvstore.watch import WatchHub
+
+log = logging.getLogger("raftkube.api")
 
 MAX_BODY = 3 << 20
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -50,6 +53,12 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return reply(ApiError(code, exc.error.message).status(), code)
     except web.HTTPRequestEntityTooLarge:
         return reply(ApiError(413, f"request body is larger than {MAX_BODY} bytes").status(), 413)
+    except web.HTTPException:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a bug of ours: say so as a Status, with what it was
+        log.exception("internal error on %s %s", request.method, request.path)
+        return reply(ApiError(500, f"internal error on {request.method} {request.path}: "
+                                   f"{type(exc).__name__}: {exc}").status(), 500)
 
 
 @dataclass

@@ -23,8 +23,11 @@ def _containers(spec: Any, path: str) -> Causes:
     containers = spec.get("containers")
     if not isinstance(containers, list) or not containers:
         return [(f"{path}.containers", "Required value: at least one container")]
+    init = spec.get("initContainers") or []
+    if not isinstance(init, list):
+        return [(f"{path}.initContainers", "Invalid value: must be a list")]
     seen = set()
-    for i, c in enumerate((spec.get("initContainers") or []) + containers):
+    for i, c in enumerate(init + containers):
         where = f"{path}.containers[{i}]"
         if not isinstance(c, dict):
             causes.append((where, "Invalid value: a container must be an object"))
@@ -39,7 +42,11 @@ def _containers(spec: Any, path: str) -> Causes:
         seen.add(name)
         if not isinstance(c.get("image"), str) or not c.get("image"):
             causes.append((f"{where}.image", "Required value"))
-        for j, port in enumerate(c.get("ports") or []):
+        ports = c.get("ports") or []
+        if not isinstance(ports, list):
+            causes.append((f"{where}.ports", "Invalid value: must be a list"))
+            ports = []
+        for j, port in enumerate(ports):
             number = port.get("containerPort") if isinstance(port, dict) else None
             if not isinstance(number, int) or not 1 <= number <= 65535:
                 causes.append((f"{where}.ports[{j}].containerPort",
@@ -69,7 +76,10 @@ def check(kind: str, obj: Obj) -> Causes:
     if kind in WORKLOADS:
         if not isinstance(spec, dict):
             return [("spec", "Required value")]
-        causes = _containers((spec.get("template") or {}).get("spec"), "spec.template.spec")
+        template = spec.get("template")
+        if not isinstance(template, dict) or not isinstance(template.get("metadata", {}), dict):
+            return [("spec.template", "Required value: a pod template object")]
+        causes = _containers(template.get("spec"), "spec.template.spec")
         if kind == "Job":
             policy = ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy")
             if policy not in ("Never", "OnFailure"):
@@ -84,7 +94,10 @@ def check(kind: str, obj: Obj) -> Causes:
         return causes
     if kind == "Service" and isinstance(spec, dict) and spec.get("type") != "ExternalName":
         causes = []
-        for i, port in enumerate(spec.get("ports") or []):
+        ports = spec.get("ports") or []
+        if not isinstance(ports, list):
+            return [("spec.ports", "Invalid value: must be a list")]
+        for i, port in enumerate(ports):
             number = port.get("port") if isinstance(port, dict) else None
             if not isinstance(number, int) or not 1 <= number <= 65535:
                 causes.append((f"spec.ports[{i}].port", f"Invalid value: {number!r}: must be between 1 and 65535"))

@@ -1,0 +1,79 @@
+"""Bad input to the kube API: always a clear 4xx Status, never a 500, and nothing stored."""
+import json
+
+import aiohttp
+import pytest
+
+from tests.integration.cluster import Cluster
+
+POD = "/api/v1/namespaces/default/pods"
+DEPLOY = "/apis/apps/v1/namespaces/default/deployments"
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    c = Cluster(str(tmp_path_factory.mktemp("input") / "cluster"), 3)
+    try:
+        yield c.master("m2")["api"]
+    finally:
+        c.stop()
+
+
+async def call(api, method, path, body, content_type="application/json"):
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    async with aiohttp.ClientSession() as s:
+        async with s.request(method, api + path, data=data, headers={"Content-Type": content_type}) as r:
+            return r.status, await r.json(content_type=None)
+
+
+def pod(**over):
+    return {"metadata": {"name": "x"}, "spec": {"containers": [{"name": "c", "image": "i"}]}, **over}
+
+
+BAD_CREATES = [
+    (POD, {"metadata": "str"}), (POD, {"metadata": {"name": 5}}), (POD, [1, 2]), (POD, "str"),
+    (POD, {"metadata": {"name": "x", "labels": ["a"]}}), (POD, {"metadata": {"name": "x", "labels": {"a": 5}}}),
+    (POD, pod(spec=[])), (POD, pod(spec={"containers": "no"})), (POD, pod(spec={"containers": [5]})),
+    (POD, pod(spec={"containers": [{"name": "c", "image": "i", "ports": "x"}]})),
+    (POD, pod(spec={"containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 0}]}]})),
+    (POD, pod(spec={"containers": [], "initContainers": "x"})),
+    (POD, {**pod(), "metadata": {"name": "x", "finalizers": "x"}}),
+    (POD, {**pod(), "metadata": {"name": "x", "ownerReferences": [{"kind": "A"}]}}),
+    (POD, {**pod(), "metadata": {"name": "UPPER"}}), (POD, {**pod(), "metadata": {}}),
+    (POD, {**pod(), "kind": "Service"}), (POD, {**pod(), "metadata": {"name": "x", "namespace": "other"}}),
+    (DEPLOY, {"metadata": {"name": "d"}, "spec": {"template": "x"}}),
+    (DEPLOY, {"metadata": {"name": "d"}, "spec": {"strategy": "fast", "template": {}}}),
+    (DEPLOY, {"metadata": {"name": "d"}, "spec": {"replicas": -1, "selector": {"matchLabels": {"a": "b"}},
+                                                   "template": {"metadata": {"labels": {"a": "b"}},
+                                                                "spec": {"containers": [{"name": "c", "image": "i"}]}}}}),
+    ("/api/v1/namespaces/default/services", {"metadata": {"name": "s"}, "spec": {"ports": "x"}}),
+    ("/api/v1/namespaces/default/services", {"metadata": {"name": "s"}, "spec": {"ports": [{"port": 99999}]}}),
+    ("/api/v1/namespaces/default/services", {"metadata": {"name": "s"}, "spec": {"clusterIP": "1.2.3.4",
+                                                                                  "ports": [{"port": 80}]}}),
+]
+
+
+@pytest.mark.parametrize("path,body", BAD_CREATES)
+async def test_a_bad_create_is_a_4xx_and_stores_nothing(api, path, body):
+    status, answer = await call(api, "POST", path, body)
+    assert 400 <= status < 500, answer
+    assert answer["kind"] == "Status" and answer["message"]
+    listed = await call(api, "GET", path, None)
+    assert listed[1]["items"] == []
+
+
+@pytest.mark.parametrize("method,path,body,content_type", [
+    ("POST", POD, b"{not json", "application/json"),
+    ("POST", POD, b"\x00\x01", "application/vnd.kubernetes.protobuf"),
+    ("PATCH", POD + "/x", b"a: [", "application/apply-patch+yaml"),
+    ("PATCH", POD + "/x", {"spec": 1}, "application/x-unknown"),
+    ("GET", POD + "?labelSelector=a+in+b", None, "application/json"),
+    ("GET", POD + "?continue=xyz&limit=1", None, "application/json"),
+    ("GET", POD + "?watch=true&resourceVersion=abc", None, "application/json"),
+    ("DELETE", POD + "/x", {"gracePeriodSeconds": "soon"}, "application/json"),
+    ("POST", POD, b"x" * (3 << 20 + 1), "application/json"),
+    ("GET", "/api/v1/nothings", None, "application/json"),
+])
+async def test_malformed_requests_get_a_clear_4xx(api, method, path, body, content_type):
+    status, answer = await call(api, method, path, body if body is not None else b"", content_type)
+    assert 400 <= status < 500, answer
