@@ -90,3 +90,47 @@ def openapi_document(group: str, version: str) -> dict[str, Any] | None:
             "responses": {"200": {"description": "OK"}}}}
     return {"openapi": "3.0.0", "info": {"title": "raftkube", "version": VERSION["gitVersion"]},
             "paths": paths, "components": {"schemas": {}}}
+
+
+AGGREGATED = "application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
+
+
+def aggregated_version(accept: str) -> str | None:
+    """v2 or v2beta1 when the client asks for aggregated discovery (and which), else None."""
+    for part in accept.split(","):
+        if "g=apidiscovery.k8s.io" in part and "as=APIGroupDiscoveryList" in part:
+            for version in ("v2", "v2beta1"):
+                if f"v={version}" in part.replace(" ", "").split(";"):
+                    return version
+    return None
+
+
+def _discovered(res: Resource) -> dict[str, Any]:
+    out: dict[str, Any] = {"resource": res.plural, "singularResource": res.singular,
+                           "responseKind": {"group": res.group, "version": res.version, "kind": res.kind},
+                           "scope": "Namespaced" if res.namespaced else "Cluster", "verbs": list(res.verbs)}
+    if res.short_names:
+        out["shortNames"] = list(res.short_names)
+    subs = []
+    for sub in res.subresources:
+        g, v, kind, verbs = _SUB_KINDS[sub]
+        subs.append({"subresource": sub, "verbs": verbs,
+                     "responseKind": {"group": g if g is not None else res.group,
+                                      "version": v or res.version, "kind": kind or res.kind}})
+    if subs:
+        out["subresources"] = subs
+    return out
+
+
+def aggregated(core: bool, version: str) -> dict[str, Any]:
+    """APIGroupDiscoveryList for /api (the core group) or /apis (every named group)."""
+    items = []
+    for group, versions in GROUPS.items():
+        if (group == "") != core:
+            continue
+        items.append({"metadata": {"name": group} if group else {},
+                      "versions": [{"version": v, "freshness": "Current",
+                                    "resources": [_discovered(r) for r in in_group_version(group, v)]}
+                                   for v in versions]})
+    return {"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{version}", "metadata": {},
+            "items": items}

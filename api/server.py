@@ -107,7 +107,7 @@ class ApiServer:
         for path in ("/version", "/version/"):
             app.router.add_get(path, lambda r: asyncio.sleep(0, reply(discovery.VERSION)))
         app.router.add_get("/api", self.api_versions)
-        app.router.add_get("/apis", lambda r: asyncio.sleep(0, reply(discovery.api_groups())))
+        app.router.add_get("/apis", self.api_groups)
         app.router.add_get("/api/{version}", self.resource_list)
         app.router.add_get("/apis/{group}/{version}", self.resource_list)
         app.router.add_get("/openapi/v3", lambda r: asyncio.sleep(0, reply(discovery.openapi_root())))
@@ -120,7 +120,19 @@ class ApiServer:
     # -- discovery ------------------------------------------------------------------------
 
     async def api_versions(self, request: web.Request) -> web.Response:
-        return reply(discovery.api_versions(request.host))
+        return self.maybe_aggregated(request, core=True) or reply(discovery.api_versions(request.host))
+
+    async def api_groups(self, request: web.Request) -> web.Response:
+        return self.maybe_aggregated(request, core=False) or reply(discovery.api_groups())
+
+    @staticmethod
+    def maybe_aggregated(request: web.Request, core: bool) -> web.Response | None:
+        """Aggregated discovery, with the exact Content-Type kubectl checks, when it is asked for."""
+        version = discovery.aggregated_version(request.headers.get("Accept", ""))
+        if version is None:
+            return None
+        return web.Response(body=orjson.dumps(discovery.aggregated(core, version)),
+                            headers={"Content-Type": discovery.AGGREGATED.format(version=version)})
 
     async def resource_list(self, request: web.Request) -> web.Response:
         found = discovery.resource_list(request.match_info.get("group", ""), request.match_info["version"])

@@ -77,3 +77,19 @@ async def test_a_bad_create_is_a_4xx_and_stores_nothing(api, path, body):
 async def test_malformed_requests_get_a_clear_4xx(api, method, path, body, content_type):
     status, answer = await call(api, method, path, body if body is not None else b"", content_type)
     assert 400 <= status < 500, answer
+
+
+@pytest.mark.parametrize("version", ["v2", "v2beta1"])
+async def test_aggregated_discovery_answers_with_the_exact_content_type(api, version):
+    accept = (f"application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList,"
+              "application/json")
+    async with aiohttp.ClientSession() as s:
+        async with s.get(api + "/apis", headers={"Accept": accept}) as r:
+            assert r.headers["Content-Type"] == f"application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
+            groups = {g["metadata"]["name"]: g for g in (await r.json(content_type=None))["items"]}
+        async with s.get(api + "/api", headers={"Accept": "application/json"}) as r:
+            assert (await r.json())["kind"] == "APIVersions"  # legacy when aggregated is not asked
+    apps = {r["resource"]: r for r in groups["apps"]["versions"][0]["resources"]}
+    assert apps["deployments"]["scope"] == "Namespaced"
+    assert {"subresource": "scale", "verbs": ["get", "patch", "update"],
+            "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}} in apps["deployments"]["subresources"]
