@@ -113,3 +113,23 @@ async def test_a_watch_from_a_compacted_revision_relists(secured):
     kind, items = await _next(events)
     assert kind == "RELIST" and {o["metadata"]["name"] for o in items} >= {"old", "new"}
     await events.aclose()
+
+
+async def test_a_watch_on_a_follower_keeps_flowing_while_the_leader_dies(secured):
+    c, _ = secured
+    leader = await c.leader()
+    follower = next(n for n in c.names if n != leader)
+    watching = ApiClient([c.master(follower)["api"]], token=TOKEN)  # this one master only
+    writer = ApiClient([c.master(n)["api"] for n in c.names if n != leader], token=TOKEN)
+    events = watching.watch("configmaps", "default")
+    try:
+        assert (await _next(events))[0] == "RELIST"
+        c.kill(leader)
+        for i in range(5):
+            await writer.create("configmaps", configmap(f"during-{i}"))
+        seen = [(await _next(events))[1]["metadata"]["name"] for _ in range(5)]
+        assert seen == [f"during-{i}" for i in range(5)]
+    finally:
+        await events.aclose()
+        await watching.close()
+        await writer.close()
