@@ -1,6 +1,6 @@
 """The async client controllers, the scheduler and kubelets use: the kube API over HTTP only.
 
-    client = ApiClient(["http://127.0.0.1:6443", "http://127.0.0.1:6444"], token="...")
+    client = ApiClient(["https://127.0.0.1:6443", "https://127.0.0.1:6444"], token="...", ca_file="ca.crt")
     pod = await client.get("pods", "web-1", namespace="default")
     async for kind, obj in client.watch("pods", namespace="default"):
         ...   # ("ADDED" | "MODIFIED" | "DELETED", object), or ("RELIST", [objects]) after a 410
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from typing import Any, AsyncIterator
 
 import aiohttp
@@ -72,11 +73,13 @@ def path(res: Resource, namespace: str | None = None, name: str | None = None, s
 
 
 class ApiClient:
-    def __init__(self, servers: list[str], *, token: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, servers: list[str], *, token: str | None = None, ca_file: str | None = None,
+                 timeout: float = 10.0) -> None:
         if not servers:
             raise ValueError("ApiClient needs at least one server URL")
         self.servers = [s.rstrip("/") for s in servers]
         self.token = token
+        self.tls = ssl.create_default_context(cafile=ca_file) if ca_file else None  # the cluster's own CA
         self.timeout = timeout
         self._current = 0
         self._session: aiohttp.ClientSession | None = None
@@ -96,7 +99,7 @@ class ApiClient:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-            self._session = aiohttp.ClientSession(headers=headers)
+            self._session = aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(ssl=self.tls or True))
         return self._session
 
     def _next_server(self) -> None:

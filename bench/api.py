@@ -24,6 +24,9 @@ from api.client import ApiClient  # noqa: E402
 from raftkube import up  # noqa: E402
 
 
+AUTH: dict = {}  # the admin token and the cluster CA, once the cluster is up
+
+
 def pod(name: str) -> dict:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "bench", "labels": {"b": "1"}},
             "spec": {"containers": [{"name": "c", "image": "busybox:1.36", "command": ["sleep", "3600"]}]}}
@@ -70,7 +73,7 @@ async def paced_creates(client: ApiClient, names: list[str], rate: float) -> lis
 
 async def watch_delay(servers: list[str], watchers: int, writes: int) -> list[float]:
     """Open `watchers` watches over the masters, then write; delay from each ack to each arrival."""
-    clients = [ApiClient([servers[i % len(servers)]]) for i in range(watchers)]
+    clients = [ApiClient([servers[i % len(servers)]], **AUTH) for i in range(watchers)]
     acked: dict[str, float] = {}
     delays: list[float] = []
     done = asyncio.Event()
@@ -90,7 +93,7 @@ async def watch_delay(servers: list[str], watchers: int, writes: int) -> list[fl
 
     tasks = [asyncio.create_task(watch(c)) for c in clients]
     await asyncio.sleep(1.0)  # let every watch open (bench only: tests wait on conditions)
-    writer = ApiClient(servers)
+    writer = ApiClient(servers, **AUTH)
     for i in range(writes):
         cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"w-{i}", "namespace": "bench"}}
         started = time.perf_counter()
@@ -109,7 +112,7 @@ async def watch_delay(servers: list[str], watchers: int, writes: int) -> list[fl
 
 
 async def run(args: argparse.Namespace, servers: list[str]) -> None:
-    async with ApiClient(servers) as client:
+    async with ApiClient(servers, **AUTH) as client:
         while True:
             try:
                 await client.get("namespaces", "default")
@@ -147,6 +150,7 @@ def main() -> int:
     args = p.parse_args()
     state = tempfile.mkdtemp(prefix="raftkube-bench-api-")
     info = up.start(state, 3, 0)
+    AUTH.update(token=up.admin_token(state), ca_file=info["ca"])
     try:
         up.wait_ready(info)
         asyncio.run(run(args, [m["api"] for m in info["masters"]]))

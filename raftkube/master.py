@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import signal
+import ssl
 import time
 
 import uvloop
@@ -46,6 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", required=True, help="where the journal and snapshots live")
     p.add_argument("--secret-file", help="file holding the cluster secret (required with --peers)")
     p.add_argument("--token-file", help="token,user lines: the bearer tokens the kube API accepts")
+    p.add_argument("--tls-cert-file", help="serve the kube API over TLS with this certificate (PEM)")
+    p.add_argument("--tls-private-key-file", help="the certificate's private key (PEM)")
     p.add_argument("--request-timeout", type=float, default=2.0,
                    help="seconds a write or linearizable read may wait for a quorum (default 2)")
     p.add_argument("--auto-compaction-retention", default="10000",
@@ -118,7 +121,8 @@ class Master:
         api = ApiServer(self.store, self.hub, service_ip_range=self.args.service_cluster_ip_range, tokens=tokens)
         api_app = api.app()
         self.add_health_routes(api_app)
-        runners = [await self._serve(kv_app, self.args.kv_listen), await self._serve(api_app, self.args.api_listen)]
+        runners = [await self._serve(kv_app, self.args.kv_listen),
+                   await self._serve(api_app, self.args.api_listen, self.tls_context())]
         duties = LeaderDuties(self.store, Retention.parse(self.args.auto_compaction_retention))
         tasks = [asyncio.create_task(duties.run()), asyncio.create_task(self.announce()),
                  asyncio.create_task(api.ensure_default_namespaces())]
@@ -136,11 +140,20 @@ class Master:
         self.store.close()
         self.replica.close()
 
-    async def _serve(self, app: web.Application, listen: str) -> web.AppRunner:
+    def tls_context(self) -> ssl.SSLContext | None:
+        if not (self.args.tls_cert_file or self.args.tls_private_key_file):
+            return None
+        if not (self.args.tls_cert_file and self.args.tls_private_key_file):
+            raise SystemExit(f"raftkube master {self.args.name}: --tls-cert-file and --tls-private-key-file go together")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.args.tls_cert_file, self.args.tls_private_key_file)
+        return context
+
+    async def _serve(self, app: web.Application, listen: str, tls: ssl.SSLContext | None = None) -> web.AppRunner:
         host, port = split_hostport(listen)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        await web.TCPSite(runner, host, port, reuse_address=True, ssl_context=tls).start()
         return runner
 
     async def announce(self) -> None:

@@ -12,12 +12,13 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import sys
 import time
 import urllib.request
 from typing import Any
 
-from raftkube import cluster_file, kubeconfig
+from raftkube import certs, cluster_file, kubeconfig
 
 READY_TIMEOUT = 30.0
 
@@ -54,12 +55,26 @@ def plan_layout(state_dir: str, masters: int, base_port: int) -> list[dict[str, 
     return layout
 
 
-def ensure_secret(state_dir: str) -> str:
-    path = os.path.join(state_dir, "cluster.secret")
+def _private_file(path: str, content: str) -> str:
     if not os.path.exists(path):
         with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
-            f.write(secrets.token_urlsafe(32))
+            f.write(content)
     return path
+
+
+def ensure_secret(state_dir: str) -> str:
+    return _private_file(os.path.join(state_dir, "cluster.secret"), secrets.token_urlsafe(32))
+
+
+def ensure_tokens(state_dir: str) -> str:
+    """The kube API's token file: an admin token, the one the kubeconfig carries."""
+    return _private_file(os.path.join(state_dir, "tokens.csv"),
+                         f"{secrets.token_urlsafe(24)},admin,admin,system:masters\n")
+
+
+def admin_token(state_dir: str) -> str:
+    with open(os.path.join(state_dir, "tokens.csv")) as f:
+        return f.readline().split(",", 1)[0]
 
 
 
@@ -82,9 +97,10 @@ def spawn(argv: list[str], log_path: str) -> int:
     return proc.pid
 
 
-def is_ready(url: str) -> bool:
+def is_ready(url: str, ca_file: str | None = None) -> bool:
+    context = ssl.create_default_context(cafile=ca_file) if ca_file else None
     try:
-        with urllib.request.urlopen(url + "/readyz", timeout=1.5) as r:
+        with urllib.request.urlopen(url + "/readyz", timeout=1.5, context=context) as r:
             return r.status == 200
     except OSError:
         return False
@@ -97,18 +113,21 @@ def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str,
     os.chmod(state_dir, 0o700)  # secrets, tokens and the data live here
     layout = plan_layout(state_dir, masters, base_port)
     secret_file = ensure_secret(state_dir)
+    pki = certs.ensure(os.path.join(state_dir, "pki"), ["127.0.0.1"])
+    security = ("--token-file", ensure_tokens(state_dir), "--tls-cert-file", pki["server.crt"],
+                "--tls-private-key-file", pki["server.key"])
     entries = []
     for m in layout:
-        argv = master_argv(m, layout, state_dir, secret_file, master_flags)
+        argv = master_argv(m, layout, state_dir, secret_file, (*security, *master_flags))
         pid = spawn(argv, os.path.join(state_dir, "logs", f"{m['name']}.log"))
         entries.append({"name": m["name"], "pid": pid, "raft": m["raft"], "kv": f"http://{m['kv']}",
-                        "api": f"http://{m['api']}", "data_dir": argv[argv.index("--data-dir") + 1],
+                        "api": f"https://{m['api']}", "data_dir": argv[argv.index("--data-dir") + 1],
                         "argv": argv})
-    # Until the load balancer exists, kubectl talks to the first master. No token yet: kubectl sends
-    # tokens only over TLS, which the API does not serve yet (masters take --token-file already).
-    kubeconfig_path = kubeconfig.write(os.path.join(state_dir, "kubeconfig"), entries[0]["api"])
+    # Until the load balancer exists, kubectl talks to the first master.
+    kubeconfig_path = kubeconfig.write(os.path.join(state_dir, "kubeconfig"), entries[0]["api"],
+                                       admin_token(state_dir), pki["ca.crt"])
     info = {"masters": entries, "nodes": [], "api": entries[0]["api"], "kubeconfig": kubeconfig_path,
-            "state_dir": state_dir}
+            "ca": pki["ca.crt"], "state_dir": state_dir}
     cluster_file.write(state_dir, info)
     return info
 
@@ -122,7 +141,7 @@ def wait_ready(info: dict[str, Any], timeout: float = READY_TIMEOUT) -> bool:
             if not is_running(pids[name]):
                 print(f"  {name} exited; its log is in {info['state_dir']}/logs/{name}.log", flush=True)
                 del pending[name]
-            elif is_ready(url):
+            elif is_ready(url, info.get("ca")):
                 print(f"  {name} ready ({url})", flush=True)
                 del pending[name]
         time.sleep(0.2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import ssl
 import time
 from typing import Any, Awaitable, Callable
 
@@ -40,6 +41,19 @@ class Cluster:
             self.stop()
             raise RuntimeError(f"masters did not become ready; logs in {state_dir}/logs")
         self.clients: dict[str, KVClient] = {}
+
+    @property
+    def token(self) -> str:
+        """The admin bearer token `up` made for the kube API."""
+        return up.admin_token(self.state_dir)
+
+    @property
+    def ca(self) -> str:
+        """The cluster's CA certificate, which signed the kube API's serving certificate."""
+        return self.info["ca"]
+
+    def tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca)
 
     @property
     def names(self) -> list[str]:

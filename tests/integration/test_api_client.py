@@ -15,9 +15,9 @@ TOKEN = "s3cret-admin-token"
 @pytest.fixture
 async def secured(tmp_path):
     tokens = tmp_path / "tokens.csv"
-    tokens.write_text(f"{TOKEN},admin,1\nnode-token,system:node:n1,2\n")
+    tokens.write_text(f"{TOKEN},admin,1\nnode-token,system:node:n1,2\n")  # instead of the one `up` makes
     c = Cluster(str(tmp_path / "cluster"), 3, master_flags=("--token-file", str(tokens)))
-    client = ApiClient([m["api"] for m in c.info["masters"]], token=TOKEN, timeout=5)
+    client = ApiClient([m["api"] for m in c.info["masters"]], token=TOKEN, ca_file=c.ca, timeout=5)
     try:
         for _ in range(100):  # the default namespaces are made by the masters as they start
             try:
@@ -40,7 +40,7 @@ def configmap(name, **labels):
 async def test_only_requests_with_a_known_token_get_in(secured):
     c, _ = secured
     api = c.master("m1")["api"]
-    async with aiohttp.ClientSession() as s:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=c.tls())) as s:
         async with s.get(api + "/api/v1/namespaces") as r:
             assert r.status == 401 and (await r.json())["reason"] == "Unauthorized"
         async with s.get(api + "/api/v1/namespaces", headers={"Authorization": "Bearer wrong"}) as r:
@@ -89,7 +89,7 @@ async def test_a_watch_outlives_its_master_and_misses_nothing(secured):
     await client.create("configmaps", configmap("before"))
     assert (await _next(events))[0] == "ADDED"
     c.kill(leader_of_watch)
-    writer = ApiClient([c.master("m2")["api"], c.master("m3")["api"]], token=TOKEN)
+    writer = ApiClient([c.master("m2")["api"], c.master("m3")["api"]], token=TOKEN, ca_file=c.ca)
     try:
         for i in range(5):
             await writer.create("configmaps", configmap(f"after-{i}"))
@@ -119,8 +119,8 @@ async def test_a_watch_on_a_follower_keeps_flowing_while_the_leader_dies(secured
     c, _ = secured
     leader = await c.leader()
     follower = next(n for n in c.names if n != leader)
-    watching = ApiClient([c.master(follower)["api"]], token=TOKEN)  # this one master only
-    writer = ApiClient([c.master(n)["api"] for n in c.names if n != leader], token=TOKEN)
+    watching = ApiClient([c.master(follower)["api"]], token=TOKEN, ca_file=c.ca)  # this one master only
+    writer = ApiClient([c.master(n)["api"] for n in c.names if n != leader], token=TOKEN, ca_file=c.ca)
     events = watching.watch("configmaps", "default")
     try:
         assert (await _next(events))[0] == "RELIST"

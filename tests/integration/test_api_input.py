@@ -11,19 +11,27 @@ DEPLOY = "/apis/apps/v1/namespaces/default/deployments"
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory):
+def cluster(tmp_path_factory):
     c = Cluster(str(tmp_path_factory.mktemp("input") / "cluster"), 3)
     try:
-        yield c.master("m2")["api"]
+        yield c
     finally:
         c.stop()
 
 
+@pytest.fixture
+async def api(cluster):
+    """A session that talks to one master as the admin, over the cluster's TLS."""
+    async with aiohttp.ClientSession(base_url=cluster.master("m2")["api"],
+                                     headers={"Authorization": f"Bearer {cluster.token}"},
+                                     connector=aiohttp.TCPConnector(ssl=cluster.tls())) as session:
+        yield session
+
+
 async def call(api, method, path, body, content_type="application/json"):
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    async with aiohttp.ClientSession() as s:
-        async with s.request(method, api + path, data=data, headers={"Content-Type": content_type}) as r:
-            return r.status, await r.json(content_type=None)
+    async with api.request(method, path, data=data, headers={"Content-Type": content_type}) as r:
+        return r.status, await r.json(content_type=None)
 
 
 def pod(**over):
@@ -83,12 +91,11 @@ async def test_malformed_requests_get_a_clear_4xx(api, method, path, body, conte
 async def test_aggregated_discovery_answers_with_the_exact_content_type(api, version):
     accept = (f"application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList,"
               "application/json")
-    async with aiohttp.ClientSession() as s:
-        async with s.get(api + "/apis", headers={"Accept": accept}) as r:
-            assert r.headers["Content-Type"] == f"application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
-            groups = {g["metadata"]["name"]: g for g in (await r.json(content_type=None))["items"]}
-        async with s.get(api + "/api", headers={"Accept": "application/json"}) as r:
-            assert (await r.json())["kind"] == "APIVersions"  # legacy when aggregated is not asked
+    async with api.get("/apis", headers={"Accept": accept}) as r:
+        assert r.headers["Content-Type"] == f"application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
+        groups = {g["metadata"]["name"]: g for g in (await r.json(content_type=None))["items"]}
+    async with api.get("/api", headers={"Accept": "application/json"}) as r:
+        assert (await r.json())["kind"] == "APIVersions"  # legacy when aggregated is not asked
     apps = {r["resource"]: r for r in groups["apps"]["versions"][0]["resources"]}
     assert apps["deployments"]["scope"] == "Namespaced"
     assert {"subresource": "scale", "verbs": ["get", "patch", "update"],

@@ -28,8 +28,8 @@ class Kubectl:
 
     def __init__(self, home, cluster: Cluster) -> None:
         self.home = str(home)
-        self.configs = {n: kubeconfig.write(f"{home}/{n}.kubeconfig", cluster.master(n)["api"])
-                        for n in cluster.names}
+        self.configs = {n: kubeconfig.write(f"{home}/{n}.kubeconfig", cluster.master(n)["api"], cluster.token,
+                                            cluster.ca) for n in cluster.names}
 
     def env(self, master: str = "m1") -> dict:
         return {**os.environ, "HOME": self.home, "KUBECONFIG": self.configs[master]}

@@ -14,7 +14,8 @@ from kubernetes import client, config, utils, watch  # noqa: E402
 def k8s(tmp_path_factory):
     c = Cluster(str(tmp_path_factory.mktemp("pyclient") / "cluster"), 3)
     try:
-        path = kubeconfig.write(str(tmp_path_factory.mktemp("pyhome") / "kubeconfig"), c.master("m2")["api"])
+        path = kubeconfig.write(str(tmp_path_factory.mktemp("pyhome") / "kubeconfig"), c.master("m2")["api"],
+                                c.token, c.ca)
         api = config.new_client_from_config(config_file=path)
         core = client.CoreV1Api(api)
         deadline = time.monotonic() + 30  # the default namespaces appear as the masters start
