@@ -66,15 +66,27 @@ def ensure_secret(state_dir: str) -> str:
     return _private_file(os.path.join(state_dir, "cluster.secret"), secrets.token_urlsafe(32))
 
 
+TOKEN_USERS = [("admin", "system:masters"), ("system:nodes", "system:nodes"),
+               ("system:kube-controller-manager", "system:kube-controller-manager")]
+
+
 def ensure_tokens(state_dir: str) -> str:
-    """The kube API's token file: an admin token, the one the kubeconfig carries."""
-    return _private_file(os.path.join(state_dir, "tokens.csv"),
-                         f"{secrets.token_urlsafe(24)},admin,admin,system:masters\n")
+    """The kube API's token file: the admin's (the kubeconfig carries it), the node agents', the controllers'."""
+    lines = "".join(f"{secrets.token_urlsafe(24)},{user},{user},{group}\n" for user, group in TOKEN_USERS)
+    return _private_file(os.path.join(state_dir, "tokens.csv"), lines)
+
+
+def token_for(state_dir: str, user: str = "admin") -> str:
+    with open(os.path.join(state_dir, "tokens.csv")) as f:
+        for line in f:
+            token, name = line.split(",")[:2]
+            if name == user:
+                return token
+    raise KeyError(f"no token for {user!r} in {state_dir}/tokens.csv")
 
 
 def admin_token(state_dir: str) -> str:
-    with open(os.path.join(state_dir, "tokens.csv")) as f:
-        return f.readline().split(",", 1)[0]
+    return token_for(state_dir, "admin")
 
 
 

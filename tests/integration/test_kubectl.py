@@ -307,3 +307,31 @@ def test_server_side_apply_twice_changes_nothing_and_removed_fields_go(kube):
     kube("apply", "--server-side", "-f", "-", stdin=CONFIGMAP.format(name="ssa", value="changed"))
     last = json.loads(kube("get", "cm", "ssa", "-o", "json").stdout)
     assert last["data"] == {"greeting": "changed"} and last["metadata"]["labels"]["owner"] == "someone-else"
+
+
+def test_the_everyday_commands(kube, tmp_path):
+    manifest = tmp_path / "web.yaml"
+    manifest.write_text(DEPLOYMENT.format(name="everyday", selector="e", label="e"))
+    kube("apply", "-f", str(manifest))
+    wide = kube("get", "deploy", "everyday", "-o", "wide").stdout
+    assert "IMAGES" in wide and "nginx:1.27" in wide and "SELECTOR" in wide
+    assert "kind: Deployment" in kube("get", "deploy", "everyday", "-o", "yaml").stdout
+    kube("annotate", "deploy", "everyday", "team=blue")
+    described = kube("describe", "deploy", "everyday").stdout
+    assert "team: blue" in described and "25% max unavailable" in described
+    editor = tmp_path / "editor.sh"
+    editor.write_text("#!/bin/sh\nsed -i 's/nginx:1.27/nginx:1.28/' \"$1\"\n")
+    editor.chmod(0o755)
+    env = {**kube.env(), "KUBE_EDITOR": str(editor)}
+    edited = subprocess.run(["kubectl", "edit", "deploy", "everyday"], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert edited.returncode == 0, edited.stderr
+    d = json.loads(kube("get", "deploy", "everyday", "-o", "json").stdout)
+    assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.28" and d["metadata"]["generation"] == 2
+    kube("apply", "-f", "-", stdin="apiVersion: v1\nkind: Node\nmetadata: {name: n9}\n")
+    kube("cordon", "n9")
+    assert json.loads(kube("get", "node", "n9", "-o", "json").stdout)["spec"]["unschedulable"] is True
+    kube("uncordon", "n9")
+    assert not json.loads(kube("get", "node", "n9", "-o", "json").stdout).get("spec", {}).get("unschedulable")
+    kube("delete", "-f", str(manifest))
+    assert kube("get", "deploy", "everyday", check=False).returncode != 0
