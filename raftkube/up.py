@@ -7,6 +7,7 @@ data again. While it runs, `STATE_DIR/cluster.json` says where everything is.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import secrets
@@ -19,6 +20,7 @@ import urllib.request
 from typing import Any
 
 from raftkube import certs, cluster_file, kubeconfig
+from raftkube.balancer import Balancer
 
 READY_TIMEOUT = 30.0
 
@@ -27,7 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--masters", type=int, default=3, choices=[1, 3, 5, 7])
     p.add_argument("--state-dir", default=".raftkube")
     p.add_argument("--base-port", type=int, default=0,
-                   help="master i uses raft BASE+100+i, kv BASE+200+i, api BASE+300+i (default: free ports)")
+                   help="the API load balancer listens on BASE; master i uses raft BASE+100+i, kv BASE+200+i, "
+                        "api BASE+300+i (default: free ports)")
 
 
 def free_port() -> int:
@@ -36,20 +39,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def plan_layout(state_dir: str, masters: int, base_port: int) -> list[dict[str, str]]:
+def plan_layout(state_dir: str, masters: int, base_port: int) -> dict[str, Any]:
+    """{"masters": [{name, raft, kv, api}, ...], "api": the load balancer's HOST:PORT}."""
     layout_path = os.path.join(state_dir, "layout.json")
     if os.path.exists(layout_path):
         with open(layout_path) as f:
             layout = json.load(f)
-        if len(layout) != masters:
-            raise SystemExit(f"raftkube up: {state_dir} holds a {len(layout)}-master cluster; use --masters "
-                             f"{len(layout)}, or another --state-dir for a new cluster")
+        if len(layout["masters"]) != masters:
+            raise SystemExit(f"raftkube up: {state_dir} holds a {len(layout['masters'])}-master cluster; use "
+                             f"--masters {len(layout['masters'])}, or another --state-dir for a new cluster")
         return layout
-    layout = []
+    entries = []
     for i in range(masters):
         ports = [base_port + off + i for off in (100, 200, 300)] if base_port else [free_port() for _ in range(3)]
-        layout.append({"name": f"m{i + 1}", "raft": f"127.0.0.1:{ports[0]}",
-                       "kv": f"127.0.0.1:{ports[1]}", "api": f"127.0.0.1:{ports[2]}"})
+        entries.append({"name": f"m{i + 1}", "raft": f"127.0.0.1:{ports[0]}",
+                        "kv": f"127.0.0.1:{ports[1]}", "api": f"127.0.0.1:{ports[2]}"})
+    layout = {"masters": entries, "api": f"127.0.0.1:{base_port or free_port()}"}
     with open(layout_path, "w") as f:
         json.dump(layout, f, indent=2)
     return layout
@@ -118,8 +123,10 @@ def is_ready(url: str, ca_file: str | None = None) -> bool:
         return False
 
 
-def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Spawn the masters and write cluster.json; `master_flags` go to every `raftkube master`."""
+def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str, ...] = (),
+          balanced: bool = False) -> dict[str, Any]:
+    """Spawn the masters and write cluster.json; `master_flags` go to every `raftkube master`.
+    With `balanced`, the kubeconfig and cluster.json's "api" name the load balancer (`run` serves it)."""
     state_dir = os.path.abspath(state_dir)
     os.makedirs(os.path.join(state_dir, "logs"), exist_ok=True)
     os.chmod(state_dir, 0o700)  # secrets, tokens and the data live here
@@ -129,17 +136,17 @@ def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str,
     security = ("--token-file", ensure_tokens(state_dir), "--tls-cert-file", pki["server.crt"],
                 "--tls-private-key-file", pki["server.key"])
     entries = []
-    for m in layout:
-        argv = master_argv(m, layout, state_dir, secret_file, (*security, *master_flags))
+    for m in layout["masters"]:
+        argv = master_argv(m, layout["masters"], state_dir, secret_file, (*security, *master_flags))
         pid = spawn(argv, os.path.join(state_dir, "logs", f"{m['name']}.log"))
         entries.append({"name": m["name"], "pid": pid, "raft": m["raft"], "kv": f"http://{m['kv']}",
                         "api": f"https://{m['api']}", "data_dir": argv[argv.index("--data-dir") + 1],
                         "argv": argv})
-    # Until the load balancer exists, kubectl talks to the first master.
-    kubeconfig_path = kubeconfig.write(os.path.join(state_dir, "kubeconfig"), entries[0]["api"],
-                                       admin_token(state_dir), pki["ca.crt"])
-    info = {"masters": entries, "nodes": [], "api": entries[0]["api"], "kubeconfig": kubeconfig_path,
-            "ca": pki["ca.crt"], "state_dir": state_dir}
+    api = f"https://{layout['api']}" if balanced else entries[0]["api"]
+    kubeconfig_path = kubeconfig.write(os.path.join(state_dir, "kubeconfig"), api, admin_token(state_dir),
+                                       pki["ca.crt"])
+    info = {"masters": entries, "nodes": [], "api": api, "kubeconfig": kubeconfig_path, "ca": pki["ca.crt"],
+            "state_dir": state_dir}
     cluster_file.write(state_dir, info)
     return info
 
@@ -248,13 +255,14 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the cluster just as Ctrl-C does
     print(f"starting {args.masters} masters from {state_dir} ...", flush=True)
     try:
-        info = start(state_dir, args.masters, args.base_port)
+        info = start(state_dir, args.masters, args.base_port, balanced=True)
         if not wait_ready(info):
             print(f"raftkube up: not every master became ready within {READY_TIMEOUT:.0f}s; "
                   f"see {state_dir}/logs", file=sys.stderr, flush=True)
         print(quickstart(info, state_dir), flush=True)
-        while True:
-            time.sleep(3600)
+        host, _, port = info["api"].split("://", 1)[1].rpartition(":")
+        balancer = Balancer([m["api"] for m in info["masters"]], info["ca"])
+        asyncio.run(balancer.serve(host, int(port)))  # until Ctrl-C or SIGTERM
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
     finally:

@@ -63,6 +63,17 @@ def test_up_status_sigterm_and_up_again_keeps_the_data(tmp_path):
         lines = status.stdout.splitlines()
         assert sum(" leader " in line for line in lines[1:4]) == 1 and sum(" follower " in line for line in lines) == 2
         assert lines[-1].startswith("leader: m")
+        # kubectl goes through the load balancer `up` runs: killing a master does not stop it.
+        assert info["api"] not in [m["api"] for m in info["masters"]]
+        env = {**os.environ, "HOME": str(tmp_path), "KUBECONFIG": info["kubeconfig"]}
+        kubectl = ["kubectl", "get", "namespace", "default", "-o", "name"]
+        assert subprocess.run(kubectl, env=env, capture_output=True, text=True, timeout=30).stdout.strip() == \
+            "namespace/default"
+        subprocess.run([sys.executable, "-m", "raftkube", "chaos", "kill", "m1", "--state-dir", state_dir],
+                       check=True, timeout=30)
+        got = _wait_for(lambda: subprocess.run(kubectl, env=env, capture_output=True, text=True, timeout=30)
+                        .stdout.strip(), what="kubectl through the balancer after m1's death")
+        assert got == "namespace/default"
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.send_signal(signal.SIGTERM)  # an impatient second one must not leave masters behind
