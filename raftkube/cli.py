@@ -1,16 +1,17 @@
-"""The `raftkube` command: master, up, status, chaos."""
+"""The `raftkube` command: master, up, status, chaos, demo."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from raftkube import chaos, master, status, up
+from raftkube import chaos, demo, master, status, up
 
 COMMANDS = [
     ("master", master, "run one master: the replicated store and its APIs"),
     ("up", up, "start a local cluster in the foreground until Ctrl-C"),
     ("status", status, "each master's Raft role, term and indexes"),
     ("chaos", chaos, "kill, pause, resume, restart, partition or heal a master; name the leader"),
+    ("demo", demo, "run the failover or the quorum-loss scenario on a live cluster, as a timeline"),
 ]
 
 
