@@ -162,10 +162,10 @@ class ApiServer:
             return await self.create(request, t)
         if method == "POST" and t.subresource in ("binding", "eviction"):
             return await self.pod_action(request, t)
-        if method == "PUT" and t.name is not None:
-            return await self.update(request, t)
-        if method == "PATCH" and t.name is not None:
-            return await self.patch(request, t)
+        if method in ("PUT", "PATCH") and t.name is not None:
+            if t.subresource not in (None, "status", "scale", "finalize"):
+                raise ApiError(405, f"{method} is not supported on {t.res.plural}/{t.subresource}")
+            return await (self.update if method == "PUT" else self.patch)(request, t)
         if method == "DELETE" and t.name is not None:
             return await self.delete(request, t)
         if method == "DELETE":

@@ -81,6 +81,8 @@ async def test_a_bad_create_is_a_4xx_and_stores_nothing(api, path, body):
     ("DELETE", POD + "/x", {"gracePeriodSeconds": "soon"}, "application/json"),
     ("POST", POD, b"x" * (3 << 20 + 1), "application/json"),
     ("GET", "/api/v1/nothings", None, "application/json"),
+    ("PUT", POD + "/x/binding", {"target": {"name": "n1"}}, "application/json"),
+    ("PATCH", POD + "/x/eviction", {}, "application/merge-patch+json"),
 ])
 async def test_malformed_requests_get_a_clear_4xx(api, method, path, body, content_type):
     status, answer = await call(api, method, path, body if body is not None else b"", content_type)
