@@ -24,9 +24,8 @@ _SUB_KINDS = {"scale": ("autoscaling", "v1", "Scale", ["get", "patch", "update"]
               "status": (None, None, None, ["get", "patch", "update"])}
 
 
-def api_versions(server_address: str) -> dict[str, Any]:
-    return {"kind": "APIVersions", "versions": ["v1"],
-            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]}
+def api_versions() -> dict[str, Any]:
+    return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
 
 
 def api_groups() -> dict[str, Any]:

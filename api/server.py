@@ -120,7 +120,7 @@ class ApiServer:
     # -- discovery ------------------------------------------------------------------------
 
     async def api_versions(self, request: web.Request) -> web.Response:
-        return self.maybe_aggregated(request, core=True) or reply(discovery.api_versions(request.host))
+        return self.maybe_aggregated(request, core=True) or reply(discovery.api_versions())
 
     async def api_groups(self, request: web.Request) -> web.Response:
         return self.maybe_aggregated(request, core=False) or reply(discovery.api_groups())

@@ -85,12 +85,15 @@ class Demo:
 
     # -- scenarios --------------------------------------------------------------------------
 
-    async def failover(self) -> None:
-        names = list(self.clients)
-        found = await self.leader(names)
+    async def first_leader(self) -> tuple[str, int]:
+        found = await self.leader(list(self.clients))
         if found is None:
             raise SystemExit("raftkube demo: no leader to start from; is the cluster up and healthy?")
-        old, term = found
+        return found
+
+    async def failover(self) -> None:
+        names = list(self.clients)
+        old, term = await self.first_leader()
         self.say(f"{old} leads (term {term}); a client writes demo/counter every 50 ms through the others")
         survivors = [n for n in names if n != old]
         for i in range(5):
@@ -118,10 +121,7 @@ class Demo:
 
     async def quorum(self) -> None:
         names = list(self.clients)
-        found = await self.leader(names)
-        if found is None:
-            raise SystemExit("raftkube demo: no leader to start from; is the cluster up and healthy?")
-        leader, term = found
+        leader, term = await self.first_leader()
         victims = [n for n in names if n != leader][: (len(names) + 1) // 2]  # a majority of the masters
         ok, _ = await self.write([leader], b"before")
         self.say(f"{leader} leads (term {term}); a write before: {'ok' if ok else 'failed'}")
