@@ -18,6 +18,7 @@ up: install
 
 test: install
 	$(BIN)/lint-imports
+	$(BIN)/ruff check --select F,E9 --quiet kvstore api raftkube tests bench
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: install

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.registry import GROUPS, RESOURCES, Resource, in_group_version
+from api.registry import GROUPS, Resource, in_group_version
 
 VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-raftkube", "gitCommit": "", "gitTreeState": "clean",
            "buildDate": "2026-11-26T00:00:00Z", "goVersion": "python", "compiler": "cpython",

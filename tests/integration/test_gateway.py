@@ -8,7 +8,6 @@ import socket
 import struct
 import zlib
 
-import aiohttp
 import pytest
 
 from kvstore.client import EtcdError, KVClient, b64
