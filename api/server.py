@@ -17,15 +17,13 @@ import orjson
 import yaml
 from aiohttp import web
 
-from api import apply, auth, defaults, deletion, discovery, errors, fields, objects, patch, protobuf, subresources, tables, validation
+from api import apply, auth, defaults, watching, deletion, discovery, errors, fields, objects, patch, protobuf, subresources, tables, validation
 from api.cluster_ips import DEFAULT_RANGE, PREFIX, ClusterIPRange
 from api.errors import ApiError
 from api.registry import DEFAULT_NAMESPACES, Resource, lookup
 from api.selectors import parse_fields, parse_labels, single_name
-from api.storage import ClaimTaken, ObjectStore, decode
-from kvstore.client import prefix_end
-from kvstore.errors import KVError, KVFailure
-from kvstore.kv import DELETE
+from api.storage import ClaimTaken, ObjectStore
+from kvstore.errors import KVFailure
 from kvstore.watch import WatchHub
 
 log = logging.getLogger("raftkube.api")
@@ -33,7 +31,6 @@ log = logging.getLogger("raftkube.api")
 MAX_BODY = 3 << 20
 APPLY_PATCH = "application/apply-patch+yaml"
 YAML_TYPES = {APPLY_PATCH, "application/yaml"}
-BOOKMARK_INTERVAL = 5.0  # seconds between bookmarks on a watch that allows them
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -432,76 +429,9 @@ class ApiServer:
         return reply({"kind": f"{t.res.kind}List", "apiVersion": t.res.group_version,
                       "metadata": {"resourceVersion": str(self.objects.revision)}, "items": deleted})
 
-    # -- watch ----------------------------------------------------------------------------
-
     async def watch(self, request: web.Request, t: Target) -> web.StreamResponse:
-        """Newline-delimited events from the store's watch hub, from resourceVersion on (or, without
-        one, every object as ADDED first, as Kubernetes does)."""
-        q = request.query
-        labels, fields = parse_labels(q.get("labelSelector")), parse_fields(q.get("fieldSelector"))
-        as_table = tables.wants_table(request.headers.get("Accept", ""))
-        rv_text = q.get("resourceVersion") or ""
-        if rv_text and not rv_text.isdigit():
-            raise errors.bad_request(f"invalid resourceVersion {rv_text!r}")
-        prefix = t.res.prefix(t.namespace).encode()
-        sink: asyncio.Queue = asyncio.Queue()
-        initial: list[dict] = []
-        start = int(rv_text) + 1 if rv_text not in ("", "0") else 0
-        if not start:
-            initial, revision = await self.objects.list(t.res, t.namespace, local=True)
-            start = revision + 1
-        opened = self.hub.open(self.store, watch_id=0, key=prefix, range_end=prefix_end(prefix),
-                               start_revision=start, sink=sink)
-        resp = web.StreamResponse(headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
-        await resp.prepare(request)
-
-        async def send(kind: str, obj: dict) -> None:
-            if kind not in ("BOOKMARK", "ERROR") and not (labels(obj) and fields(obj)):
-                return
-            if as_table and kind != "ERROR":
-                obj = tables.table(t.res, [obj], None) if kind != "BOOKMARK" else obj
-            await resp.write(orjson.dumps({"type": kind, "object": obj}) + b"\n")
-
-        if isinstance(opened, KVError):
-            status = errors.gone(f"too old resource version: {rv_text} "
-                                 f"(the history starts at {self.store.machine.compact_revision})").status()
-            await resp.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
-            return resp
-        watcher, backlog = opened
-        timeout = float(q.get("timeoutSeconds") or 1800)
-        deadline = asyncio.get_running_loop().time() + timeout
-        bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
-        try:
-            for obj in initial:
-                await send("ADDED", obj)
-            for ev in backlog:
-                await send(*event(ev))
-            await self._stream(request, watcher, sink, send, deadline, bookmarks, t.res)
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            self.hub.close(watcher)
-        return resp
-
-    async def _stream(self, request, watcher, sink, send, deadline: float, bookmarks: bool, res: Resource) -> None:
-        loop = asyncio.get_running_loop()
-        idle = 0.0
-        while loop.time() < deadline and request.transport is not None and not request.transport.is_closing():
-            try:
-                _, events = await asyncio.wait_for(sink.get(), timeout=1.0)
-            except asyncio.TimeoutError:
-                idle += 1.0
-                if bookmarks and idle >= BOOKMARK_INTERVAL:
-                    idle = 0.0
-                    await send("BOOKMARK", {"kind": res.kind, "apiVersion": res.group_version,
-                                            "metadata": {"resourceVersion": str(watcher.progress)}})
-                continue
-            if events is None:  # cancelled: the client re-lists or re-watches
-                await send("ERROR", errors.gone(watcher.cancel_reason or "watch cancelled").status())
-                return
-            idle = 0.0
-            for ev in events:
-                await send(*event(ev))
+        return await watching.serve(request, res=t.res, namespace=t.namespace, objects=self.objects,
+                                    store=self.store, hub=self.hub)
 
     # -- start-up -------------------------------------------------------------------------
 
@@ -544,12 +474,3 @@ def continue_token(token: str | None) -> tuple[int, bytes]:
         return int(data["rv"]), data["start"].encode()
     except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         raise errors.bad_request(f"invalid continue token {token[:40]!r}") from None
-
-
-def event(ev) -> tuple[str, dict]:
-    """A store event as a Kubernetes watch event."""
-    if ev.type == DELETE:
-        obj = decode(ev.prev_kv)
-        obj["metadata"]["resourceVersion"] = str(ev.revision)
-        return "DELETED", obj
-    return ("ADDED" if ev.kv.version == 1 else "MODIFIED"), decode(ev.kv)
