@@ -88,11 +88,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.action == "resume":
         send_signal(m, signal.SIGCONT)
     elif args.action == "restart":
-        if up.is_running(m["pid"]):
-            os.kill(m["pid"], signal.SIGKILL)
-            up.wait_gone(m["pid"])
-        m["pid"] = up.spawn(m["argv"], os.path.join(info["state_dir"], "logs", f"{m['name']}.log"))
-        cluster_file.write(args.state_dir, info)
+        up.restart_master(info, m["name"])
     else:  # partition or heal: both ends of every link, so no message crosses either way
         change = "cut" if args.action == "partition" else "heal"
         failpoint(m, change, [o["raft"] for o in others])

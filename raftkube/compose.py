@@ -15,9 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 
-from raftkube import certs, kubeconfig
+from raftkube import certs, kubeconfig, up
 
 SECRETS = {"cluster_secret": "cluster.secret", "tokens": "tokens.csv", "server_crt": "server.crt",
            "server_key": "server.key"}
@@ -80,18 +79,13 @@ def haproxy_config(masters: int) -> str:
 
 
 def make_secrets(directory: str, masters: int) -> None:
+    """The same secret, token file and certificates `up` makes, with the masters' names in the certificate."""
     os.makedirs(directory, mode=0o700, exist_ok=True)
     pki = certs.ensure(directory, names(masters))
-    for name in ("cluster.secret", "tokens.csv"):
-        path = os.path.join(directory, name)
-        if not os.path.exists(path):
-            content = secrets.token_urlsafe(32) if name == "cluster.secret" else \
-                f"{secrets.token_urlsafe(24)},admin,admin,system:masters\n"
-            with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-                f.write(content)
-    with open(os.path.join(directory, "tokens.csv")) as f:
-        token = f.readline().split(",", 1)[0]
-    kubeconfig.write(os.path.join(directory, "kubeconfig"), "https://127.0.0.1:6443", token, pki["ca.crt"])
+    up.ensure_secret(directory)
+    up.ensure_tokens(directory)
+    kubeconfig.write(os.path.join(directory, "kubeconfig"), "https://127.0.0.1:6443", up.admin_token(directory),
+                     pki["ca.crt"])
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from kvstore.client import EtcdError, KVClient
-from raftkube import cluster_file, up
+from raftkube import cluster_file, status, up
 
 TRANSIENT = (EtcdError, OSError, asyncio.TimeoutError)
 
@@ -44,9 +44,7 @@ class Demo:
                 st = await self.clients[name].status()
             except TRANSIENT:
                 continue
-            leader = st.get("leader", "0")
-            role = "leader" if leader == st["header"]["member_id"] else "follower" if leader != "0" else "candidate"
-            out[name] = (role, int(st.get("raftTerm", 0)))
+            out[name] = (status.role(st), int(st.get("raftTerm", 0)))
         return out
 
     async def leader(self, among: list[str], timeout: float = 15.0) -> tuple[str, int] | None:
@@ -75,9 +73,7 @@ class Demo:
         up.wait_gone(m["pid"])
 
     def restart(self, name: str) -> None:
-        m = next(m for m in self.info["masters"] if m["name"] == name)
-        m["pid"] = up.spawn(m["argv"], os.path.join(self.info["state_dir"], "logs", f"{name}.log"))
-        cluster_file.write(self.state_dir, self.info)
+        up.restart_master(self.info, name)
 
     async def close(self) -> None:
         for c in self.clients.values():

@@ -26,6 +26,12 @@ def kv_status(kv_url: str, timeout: float = 1.5) -> dict[str, Any] | None:
         return None
 
 
+def role(st: dict[str, Any]) -> str:
+    """leader, follower or no leader, from a master's /v3/maintenance/status answer."""
+    leader = st.get("leader", "0")
+    return "leader" if leader == st["header"]["member_id"] else "follower" if leader != "0" else "no leader"
+
+
 def collect(info: dict[str, Any]) -> list[dict[str, Any]]:
     with ThreadPoolExecutor(len(info["masters"])) as pool:
         answers = list(pool.map(lambda m: kv_status(m["kv"]), info["masters"]))
@@ -33,10 +39,7 @@ def collect(info: dict[str, Any]) -> list[dict[str, Any]]:
     for m, st in zip(info["masters"], answers):
         row = {"name": m["name"], "pid": m["pid"], "reachable": st is not None}
         if st:
-            member = st["header"]["member_id"]
-            leader = st.get("leader", "0")
-            row.update(role="leader" if leader == member else "follower" if leader != "0" else "no leader",
-                       term=int(st.get("raftTerm", 0)), commit=int(st.get("raftIndex", 0)),
+            row.update(role=role(st), term=int(st.get("raftTerm", 0)), commit=int(st.get("raftIndex", 0)),
                        applied=int(st.get("raftAppliedIndex", 0)), revision=int(st["header"]["revision"]))
         rows.append(row)
     leader_commit = max((r["commit"] for r in rows if r.get("role") == "leader"), default=None)

@@ -194,6 +194,18 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
+def restart_master(info: dict[str, Any], name: str) -> int:
+    """Start master `name` again with its recorded command line (killing it first if it still runs);
+    cluster.json gets its new pid. For `raftkube chaos restart`, the demos and the tests."""
+    m = next(m for m in info["masters"] if m["name"] == name)
+    if is_running(m["pid"]):
+        os.kill(m["pid"], signal.SIGKILL)
+        wait_gone(m["pid"])
+    m["pid"] = spawn(m["argv"], os.path.join(info["state_dir"], "logs", f"{name}.log"))
+    cluster_file.write(info["state_dir"], info)
+    return m["pid"]
+
+
 def is_running(pid: int) -> bool:
     """Alive and not a zombie (a killed master stays a zombie until `up`, its parent, reaps it)."""
     _reap(pid)

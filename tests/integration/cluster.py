@@ -11,7 +11,7 @@ from typing import Any, Awaitable, Callable
 import aiohttp
 
 from kvstore.client import EtcdError, KVClient
-from raftkube import cluster_file, up
+from raftkube import up
 
 # What a client may meet while masters die: an error answer, a dropped connection, a timeout.
 TRANSIENT = (EtcdError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
@@ -88,9 +88,7 @@ class Cluster:
             os.waitpid(pid, 0)
 
     def restart(self, name: str) -> None:
-        m = self.master(name)
-        m["pid"] = up.spawn(m["argv"], os.path.join(self.state_dir, "logs", f"{name}.log"))
-        cluster_file.write(self.state_dir, self.info)
+        up.restart_master(self.info, name)
 
     async def close_clients(self) -> None:
         for c in self.clients.values():

@@ -8,12 +8,18 @@ def entries(j):
     return [j[i] for i in range(len(j))]
 
 
+def synced(path, n, prefix=b"c"):
+    """A journal at `path` holding entries 1..n of term 1, on disk."""
+    j = DurableJournal(path)
+    for i in range(1, n + 1):
+        j.add(prefix + b"%d" % i, i, 1)
+    j.sync()
+    return j
+
+
 def test_synced_entries_come_back_after_reopening(tmp_path):
     path = str(tmp_path / "raft.journal")
-    j = DurableJournal(path)
-    for i in range(1, 6):
-        j.add(b"cmd%d" % i, i, 1)
-    j.sync()
+    j = synced(path, 5, b"cmd")
     j.setCurrentTerm(3, "127.0.0.1:7002")
     j._destroy()
     again = DurableJournal(path)
@@ -64,10 +70,7 @@ def test_delete_from_and_to_rewrite_the_file(tmp_path):
 def test_a_resent_suffix_costs_no_write_and_a_conflict_truncates(tmp_path, monkeypatch):
     """A leader resending entries we hold is delete-then-add to pysyncobj: take the records back."""
     path = str(tmp_path / "raft.journal")
-    j = DurableJournal(path)
-    for i in range(1, 6):
-        j.add(b"c%d" % i, i, 1)
-    j.sync()
+    j = synced(path, 5)
     writes = []
     real_pwrite = os.pwrite
     monkeypatch.setattr(os, "pwrite", lambda fd, data, off: writes.append(bytes(data)) or real_pwrite(fd, data, off))
@@ -88,10 +91,7 @@ def test_a_resent_suffix_costs_no_write_and_a_conflict_truncates(tmp_path, monke
 
 def test_a_dropped_tail_does_not_come_back_after_a_sync(tmp_path):
     path = str(tmp_path / "raft.journal")
-    j = DurableJournal(path)
-    for i in range(1, 5):
-        j.add(b"c%d" % i, i, 1)
-    j.sync()
+    j = synced(path, 4)
     j.deleteEntriesFrom(2)
     j.sync()
     assert entries(DurableJournal(path)) == [(b"c1", 1, 1), (b"c2", 2, 1)]
