@@ -18,7 +18,7 @@ up: install
 
 test: install
 	$(BIN)/lint-imports
-	$(BIN)/ruff check --select F,E9 --quiet kvstore api raftkube tests bench
+	$(BIN)/ruff check --select F,E9 --quiet kvstore api controllers node raftkube tests bench
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: install

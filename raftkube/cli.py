@@ -1,10 +1,10 @@
-"""The `raftkube` command: master, up, status, chaos, demo, compose."""
+"""The `raftkube` command: master, up, status, chaos, demo, controller-manager, scheduler, compose."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from raftkube import chaos, compose, demo, master, status, up
+from raftkube import chaos, compose, control_plane, demo, master, status, up
 
 COMMANDS = [
     ("master", master, "run one master: the replicated store and its APIs"),
@@ -12,6 +12,9 @@ COMMANDS = [
     ("status", status, "each master's Raft role, term and indexes"),
     ("chaos", chaos, "kill, pause, resume, restart, partition or heal a master; name the leader"),
     ("demo", demo, "run the failover or the quorum-loss scenario on a live cluster, as a timeline"),
+    ("controller-manager", control_plane.CONTROLLER_MANAGER, "the controllers, acting while they hold their Lease"),
+    ("scheduler", control_plane.SCHEDULER, "bind pods to nodes, acting while it holds its Lease"),
+    ("control-plane", control_plane.BOTH, "the controller-manager and the scheduler in one process (as masters run)"),
     ("compose", compose, "write docker-compose.yml (and its secrets) for the same cluster in containers"),
 ]
 

@@ -7,8 +7,10 @@ import hashlib
 import logging
 import os
 import secrets
+import shlex
 import signal
 import ssl
+import sys
 import time
 
 import uvloop
@@ -22,6 +24,7 @@ from kvstore.leader_duties import LeaderDuties, Retention
 from kvstore.replica import Replica
 from kvstore.store import Store
 from kvstore.watch import WatchHub
+from raftkube.client_flags import TOKEN_ENV
 
 log = logging.getLogger("raftkube.master")
 
@@ -59,6 +62,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds between progress notifications on idle watches that ask for them")
     p.add_argument("--snapshot-entries", type=int, default=20_000,
                    help="snapshot the state and trim the Raft log after this many entries")
+    p.add_argument("--no-control-plane", action="store_true",
+                   help="do not run this master's controller-manager and scheduler (a child process)")
+    p.add_argument("--control-plane-flags", default="",
+                   help='extra flags for that child, e.g. "--leader-elect-lease-duration 4 ..." for demos')
+    p.add_argument("--ca-file", help="the CA that signed --tls-cert-file, for this master's own controllers")
     p.add_argument("--enable-failpoints", action="store_true",
                    help="serve /debug/failpoints (partitions for chaos demos); never in production")
 
@@ -126,6 +134,7 @@ class Master:
         duties = LeaderDuties(self.store, Retention.parse(self.args.auto_compaction_retention))
         tasks = [asyncio.create_task(duties.run()), asyncio.create_task(self.announce()),
                  asyncio.create_task(api.ensure_default_namespaces())]
+        control_plane = None if self.args.no_control_plane else await self.start_control_plane()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
@@ -133,12 +142,38 @@ class Master:
                  self.args.kv_listen, self.args.api_listen, self.args.data_dir)
         await stop.wait()
         log.info("master %s: stopping", self.args.name)
+        if control_plane is not None and control_plane.returncode is None:
+            control_plane.terminate()  # it releases its leases, then exits
+            try:
+                await asyncio.wait_for(control_plane.wait(), 3.0)
+            except asyncio.TimeoutError:
+                control_plane.kill()
         for t in tasks:
             t.cancel()
         for r in runners:
             await r.cleanup()
         self.store.close()
         self.replica.close()
+
+    async def start_control_plane(self) -> asyncio.subprocess.Process:
+        """The controller-manager and scheduler as a child talking to this master's API only: a master cut off
+        from quorum cannot renew their Leases, so they stop acting. The child dies with us (PDEATHSIG)."""
+        host, port = split_hostport(self.args.api_listen)
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        scheme = "https" if self.args.tls_cert_file else "http"
+        argv = [sys.executable, "-m", "raftkube", "control-plane", "--server", f"{scheme}://{host}:{port}",
+                "--name", self.args.name, "--parent-pid", str(os.getpid())]
+        if self.args.ca_file:
+            argv += ["--ca-file", self.args.ca_file]
+        argv += shlex.split(self.args.control_plane_flags)
+        env = dict(os.environ)
+        if self.args.token_file:
+            users = {user: token for token, user in load_tokens(self.args.token_file).items()}
+            if "system:kube-controller-manager" in users:
+                env[TOKEN_ENV] = users["system:kube-controller-manager"]
+        child = await asyncio.create_subprocess_exec(*argv, env=env, stdin=asyncio.subprocess.DEVNULL)
+        log.info("master %s: control plane running as pid %d", self.args.name, child.pid)
+        return child
 
     def tls_context(self) -> ssl.SSLContext | None:
         if not (self.args.tls_cert_file or self.args.tls_private_key_file):

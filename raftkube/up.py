@@ -134,7 +134,7 @@ def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str,
     secret_file = ensure_secret(state_dir)
     pki = certs.ensure(os.path.join(state_dir, "pki"), ["127.0.0.1"])
     security = ("--token-file", ensure_tokens(state_dir), "--tls-cert-file", pki["server.crt"],
-                "--tls-private-key-file", pki["server.key"])
+                "--tls-private-key-file", pki["server.key"], "--ca-file", pki["ca.crt"])
     entries = []
     for m in layout["masters"]:
         argv = master_argv(m, layout["masters"], state_dir, secret_file, (*security, *master_flags))

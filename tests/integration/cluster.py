@@ -10,8 +10,14 @@ from typing import Any, Awaitable, Callable
 
 import aiohttp
 
+from api.client import ApiClient
 from kvstore.client import EtcdError, KVClient
 from raftkube import up
+
+# Leader election fast enough for tests (lease 3 s, renew deadline 2 s, retry 0.5 s) and short node timeouts.
+FAST_CONTROL_PLANE = ("--control-plane-flags",
+                      "--leader-elect-lease-duration 3 --leader-elect-renew-deadline 2 --leader-elect-retry-period 0.5 "
+                      "--node-monitor-grace-period 6 --pod-eviction-timeout 4")
 
 # What a client may meet while masters die: an error answer, a dropped connection, a timeout.
 TRANSIENT = (EtcdError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
@@ -51,6 +57,11 @@ class Cluster:
     def ca(self) -> str:
         """The cluster's CA certificate, which signed the kube API's serving certificate."""
         return self.info["ca"]
+
+    def api(self, user: str = "admin", timeout: float = 10.0) -> ApiClient:
+        """A kube API client on every master (it fails over between them), as `user` from tokens.csv."""
+        return ApiClient([m["api"] for m in self.info["masters"]], token=up.token_for(self.state_dir, user),
+                         ca_file=self.ca, timeout=timeout)
 
     def tls(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.ca)

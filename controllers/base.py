@@ -1,0 +1,81 @@
+"""What every controller shares: the context it runs in and the worker loop with the one retry policy.
+
+A controller subscribes to informers in `__init__` (handlers only enqueue keys), and implements `sync(key)`: read
+the cache, make one idempotent step toward the desired state through the API, return. A sync that raises is
+retried with the workqueue's backoff; a 409 Conflict (someone wrote first) is retried the same way, quietly.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from api.client import ApiClient, Conflict
+from api.event_recorder import EventRecorder
+from controllers.informer import Informers, key_of
+from controllers.workqueue import WorkQueue
+
+Obj = dict[str, Any]
+
+
+@dataclass
+class Options:
+    """Tunables with Kubernetes' defaults; `raftkube controller-manager` has a flag for each."""
+    node_monitor_grace_period: float = 40.0  # a node whose Lease is older is Ready=Unknown
+    pod_eviction_timeout: float = 300.0  # default toleration of node.kubernetes.io/unreachable|not-ready
+    workers: int = 2  # concurrent syncs per controller
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    client: ApiClient
+    informers: Informers
+    recorder: EventRecorder
+    options: Options = field(default_factory=Options)
+
+
+class Controller:
+    name = "controller"
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.client = ctx.client
+        self.queue = WorkQueue()
+        self.log = logging.getLogger(f"raftkube.{self.name}")
+
+    def enqueue(self, obj: Obj) -> None:
+        self.queue.add(key_of(obj))
+
+    def record(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+        self.ctx.recorder.record(obj, type_, reason, message)
+
+    async def sync(self, key: str) -> None:
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        workers = [asyncio.create_task(self._worker()) for _ in range(self.ctx.options.workers)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for w in workers:
+                w.cancel()
+            self.queue.shutdown()
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                await self.sync(key)
+                self.queue.forget(key)
+            except asyncio.CancelledError:
+                raise
+            except Conflict:
+                self.queue.retry(key)
+            except Exception as exc:
+                delay = self.queue.retry(key)
+                self.log.warning("%s: sync %s failed (retry in %.2fs): %s", self.name, key, delay, exc,
+                                 exc_info=not isinstance(exc, OSError))
+            finally:
+                self.queue.done(key)

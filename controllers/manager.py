@@ -1,0 +1,45 @@
+"""Running controllers: shared informers, one event recorder, every controller's workers, under leader election.
+
+Every master runs a controller-manager and a scheduler; a Lease in kube-system picks the one that acts.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Sequence
+
+from api.client import ApiClient
+from api.event_recorder import EventRecorder
+from controllers.base import Context, Controller, Options
+from controllers.informer import Informers
+from controllers.leader_election import LeaderElector, Timing
+
+# The controller-manager's controllers, in start order.
+CONTROLLERS: list[type[Controller]] = []
+# The scheduler is a controller of unbound pods, elected on its own Lease.
+SCHEDULERS: list[type[Controller]] = []
+
+COMPONENTS = {  # component -> (its Lease in kube-system, the event source it reports as, its controllers)
+    "controller-manager": ("kube-controller-manager", "controller-manager", CONTROLLERS),
+    "scheduler": ("kube-scheduler", "default-scheduler", SCHEDULERS),
+}
+
+
+async def run_controllers(client: ApiClient, classes: Sequence[type[Controller]], options: Options,
+                          component: str, host: str = "") -> None:
+    """Build the controllers over shared informers, wait for the caches, run until cancelled."""
+    informers = Informers(client)
+    ctx = Context(client, informers, EventRecorder(client, component, host), options)
+    controllers = [cls(ctx) for cls in classes]
+    informers.start()
+    try:
+        await informers.wait_synced()
+        await asyncio.gather(*(c.run() for c in controllers))
+    finally:
+        informers.stop()
+
+
+async def run_component(client: ApiClient, component: str, identity: str, timing: Timing, options: Options,
+                        host: str = "") -> None:
+    lease, source, classes = COMPONENTS[component]
+    elector = LeaderElector(client, lease, identity, timing)
+    await elector.run(lambda: run_controllers(client, classes, options, source, host))

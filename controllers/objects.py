@@ -1,0 +1,124 @@
+"""Small facts about objects every controller needs: owners, pod readiness and liveness, pods from templates."""
+from __future__ import annotations
+
+import copy
+import datetime
+import hashlib
+import json
+from typing import Any
+
+from api.selectors import selector_matches
+
+Obj = dict[str, Any]
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str | None) -> float | None:
+    """Seconds since the epoch of an RFC 3339 timestamp ("...Z", optionally with fractions), or None."""
+    if not text:
+        return None
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def controller_ref(owner: Obj) -> Obj:
+    """The ownerReference a controller puts on what it creates (controller, blockOwnerDeletion)."""
+    return {"apiVersion": owner.get("apiVersion", ""), "kind": owner["kind"], "name": owner["metadata"]["name"],
+            "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+
+
+def controller_of(obj: Obj) -> Obj | None:
+    return next((r for r in obj["metadata"].get("ownerReferences") or [] if r.get("controller")), None)
+
+
+def owned_by(obj: Obj, owner: Obj) -> bool:
+    ref = controller_of(obj)
+    return ref is not None and ref.get("uid") == owner["metadata"].get("uid")
+
+
+def matches(owner: Obj, obj: Obj) -> bool:
+    """Does `owner.spec.selector` (a LabelSelector) select `obj`? An empty or missing selector selects nothing."""
+    selector = (owner.get("spec") or {}).get("selector") or {}
+    if not selector.get("matchLabels") and not selector.get("matchExpressions"):
+        return False
+    return selector_matches(selector, obj["metadata"].get("labels") or {})
+
+
+def is_deleting(obj: Obj) -> bool:
+    return bool(obj["metadata"].get("deletionTimestamp"))
+
+
+def is_terminal(pod: Obj) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def is_active(pod: Obj) -> bool:
+    """Counts toward a controller's replicas: not finished and not on its way out."""
+    return not is_terminal(pod) and not is_deleting(pod)
+
+
+def condition(obj: Obj, type_: str) -> Obj | None:
+    return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == type_), None)
+
+
+def is_ready(pod: Obj) -> bool:
+    c = condition(pod, "Ready")
+    return bool(c and c.get("status") == "True")
+
+
+def is_available(pod: Obj, min_ready_seconds: int, at: float) -> bool:
+    """Ready for at least minReadySeconds (by the Ready condition's lastTransitionTime)."""
+    if not is_ready(pod):
+        return False
+    if min_ready_seconds <= 0:
+        return True
+    since = parse_time((condition(pod, "Ready") or {}).get("lastTransitionTime"))
+    return since is not None and since + min_ready_seconds <= at
+
+
+def set_condition(status: Obj, type_: str, value: str, reason: str = "", message: str = "") -> bool:
+    """Set a condition in `status`, keeping lastTransitionTime when the status does not change. Changed?"""
+    conditions = status.setdefault("conditions", [])
+    old = next((c for c in conditions if c.get("type") == type_), None)
+    new = {"type": type_, "status": value, "reason": reason, "message": message,
+           "lastUpdateTime": now(), "lastTransitionTime": now()}
+    if old is not None:
+        if (old.get("status"), old.get("reason"), old.get("message")) == (value, reason, message):
+            return False
+        if old.get("status") == value:
+            new["lastTransitionTime"] = old.get("lastTransitionTime", new["lastTransitionTime"])
+        conditions[conditions.index(old)] = new
+    else:
+        conditions.append(new)
+    return True
+
+
+def template_hash(template: Obj, collisions: int = 0) -> str:
+    """A short stable hash of a pod template (the pod-template-hash label and the ReplicaSet name suffix)."""
+    text = json.dumps(template, sort_keys=True, separators=(",", ":")) + (f"/{collisions}" if collisions else "")
+    digest = int(hashlib.sha256(text.encode()).hexdigest()[:12], 16)
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"  # as Kubernetes' SafeEncodeString: no vowels, no look-alikes
+    out = ""
+    while digest and len(out) < 10:
+        digest, r = divmod(digest, len(alphabet))
+        out += alphabet[r]
+    return out or "0"
+
+
+def pod_from_template(owner: Obj, template: Obj, *, name: str | None = None,
+                      extra_labels: dict[str, str] | None = None) -> Obj:
+    """A new Pod object from a pod template, owned by `owner`; generateName `<owner>-` unless `name` is given."""
+    template = copy.deepcopy(template or {})
+    meta = template.get("metadata") or {}
+    labels = {**(meta.get("labels") or {}), **(extra_labels or {})}
+    pod_meta: Obj = {"namespace": owner["metadata"]["namespace"], "labels": labels,
+                     "ownerReferences": [controller_ref(owner)]}
+    if meta.get("annotations"):
+        pod_meta["annotations"] = meta["annotations"]
+    if name:
+        pod_meta["name"] = name
+    else:
+        pod_meta["generateName"] = f"{owner['metadata']['name']}-"
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": template.get("spec") or {}}
