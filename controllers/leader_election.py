@@ -60,7 +60,8 @@ class LeaderElector:
         self._lease: Obj | None = None
 
     async def run(self, lead: Callable[[], Awaitable[None]]) -> None:
-        """Forever: wait to lead, run `lead()` while leading, cancel it the moment leadership is lost."""
+        """Forever: wait to lead, run `lead()` while leading, cancel it the moment leadership is lost.
+        If `lead()` fails, the lease is handed back and the next term starts after a retry period."""
         try:
             while True:
                 await self._acquire()
@@ -68,12 +69,19 @@ class LeaderElector:
                          self.lease_name)
                 work = asyncio.create_task(lead())
                 try:
-                    await self._renew_until_lost(work)
+                    lost = await self._renew_until_lost(work)
                 finally:
                     self.is_leader = False
                     work.cancel()
                     await asyncio.gather(work, return_exceptions=True)
-                log.warning("%s: %s lost the lease and stopped acting", self.lease_name, self.identity)
+                if lost:
+                    log.warning("%s: %s lost the lease and stopped acting", self.lease_name, self.identity)
+                else:
+                    why = "cancelled" if work.cancelled() else repr(work.exception())
+                    log.error("%s: %s stopped acting: %s; handing the lease back", self.lease_name, self.identity,
+                              why)
+                    await self._release()
+                    await asyncio.sleep(self.timing.retry_period)
         finally:
             if self.is_leader or self._held_by_me():
                 await self._release()
@@ -83,18 +91,23 @@ class LeaderElector:
             await asyncio.sleep(self.timing.retry_period)
         self.is_leader = True
 
-    async def _renew_until_lost(self, work: asyncio.Task) -> None:
+    async def _renew_until_lost(self, work: asyncio.Task) -> bool:
+        """Renew every retry period. True when the lease is lost; False when `work` failed (work that simply
+        returned, having nothing to run, keeps its lease)."""
         last_renew = time.monotonic()
-        while not work.done():
-            await asyncio.wait({work}, timeout=self.timing.retry_period)
+        while True:
             if work.done():
-                return
+                await asyncio.sleep(self.timing.retry_period)
+            else:
+                await asyncio.wait({work}, timeout=self.timing.retry_period)
+            if work.done() and (work.cancelled() or work.exception() is not None):
+                return False
             started = time.monotonic()
             remaining = last_renew + self.timing.renew_deadline - started
             if remaining > 0 and await self._try(remaining):
                 last_renew = started  # the renewal's start: the conservative end of our term
             elif time.monotonic() >= last_renew + self.timing.renew_deadline:
-                return
+                return True
 
     async def _try(self, timeout: float) -> bool:
         try:

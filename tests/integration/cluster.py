@@ -5,6 +5,8 @@ import asyncio
 import os
 import signal
 import ssl
+import subprocess
+import sys
 import time
 from typing import Any, Awaitable, Callable
 
@@ -97,6 +99,13 @@ class Cluster:
         os.kill(pid, sig)
         if sig == signal.SIGKILL:
             os.waitpid(pid, 0)
+
+    def chaos(self, *args: str) -> str:
+        """Run `raftkube chaos ARGS` against this cluster, as a user would; its output."""
+        out = subprocess.run([sys.executable, "-m", "raftkube", "chaos", *args, "--state-dir", self.state_dir],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
 
     def restart(self, name: str) -> None:
         up.restart_master(self.info, name)

@@ -1,29 +1,19 @@
 """`raftkube chaos` on a running cluster: name the leader, partition it away, heal, kill, restart."""
-import subprocess
-import sys
-
 from raftkube import cluster_file
 from tests.integration.cluster import eventually
 
 
-def chaos(cluster, *args):
-    out = subprocess.run([sys.executable, "-m", "raftkube", "chaos", *args, "--state-dir", cluster.state_dir],
-                         capture_output=True, text=True, timeout=30)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
-
-
 async def test_partitioning_the_leader_moves_leadership_and_heal_brings_it_back(cluster):
-    old = chaos(cluster, "leader")
+    old = cluster.chaos("leader")
     assert old == await cluster.leader()
     others = [n for n in cluster.names if n != old]
-    chaos(cluster, "partition", old)
+    cluster.chaos("partition", old)
     new = await cluster.leader(among=others)
     assert new != old
     put = await cluster.kv(others[0]).put(b"during", b"partition")
     # The cut-off master is alive but cannot commit, and does not see the write.
     assert await cluster.kv(old).get(b"during", serializable=True) is None
-    chaos(cluster, "heal", old)
+    cluster.chaos("heal", old)
     revision = int(put["header"]["revision"])
     await eventually(lambda: _has(cluster, old, b"during", revision), timeout=20, what="the healed master caught up")
 
@@ -35,9 +25,9 @@ async def _has(cluster, name, key, revision):
 
 async def test_kill_then_restart_records_the_new_pid_and_the_master_serves(cluster):
     before = cluster_file.read(cluster.state_dir)["masters"][2]["pid"]
-    chaos(cluster, "kill", "m3")
+    cluster.chaos("kill", "m3")
     await cluster.kv("m1").put(b"while-m3-down", b"x")
-    chaos(cluster, "restart", "m3")
+    cluster.chaos("restart", "m3")
     after = cluster_file.read(cluster.state_dir)["masters"][2]["pid"]
     assert after != before
     await cluster.close_clients()
@@ -45,11 +35,11 @@ async def test_kill_then_restart_records_the_new_pid_and_the_master_serves(clust
 
 
 async def test_pause_and_resume(cluster):
-    leader = chaos(cluster, "leader")
-    chaos(cluster, "pause", leader)
+    leader = cluster.chaos("leader")
+    cluster.chaos("pause", leader)
     others = [n for n in cluster.names if n != leader]
     assert await cluster.leader(among=others) != leader
-    chaos(cluster, "resume", leader)
+    cluster.chaos("resume", leader)
     await eventually(lambda: _agreed_by_all(cluster), timeout=20, what="all three agree again")
 
 
