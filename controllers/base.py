@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from api.client import ApiClient, Conflict
+from api.client import ApiClient, ApiClientError, Conflict
 from api.event_recorder import EventRecorder
 from controllers.informer import Informers, key_of
 from controllers.workqueue import WorkQueue
@@ -76,6 +76,6 @@ class Controller:
             except Exception as exc:
                 delay = self.queue.retry(key)
                 self.log.warning("%s: sync %s failed (retry in %.2fs): %s", self.name, key, delay, exc,
-                                 exc_info=not isinstance(exc, OSError))
+                                 exc_info=not isinstance(exc, (ApiClientError, OSError)))  # a bug: the trace
             finally:
                 self.queue.done(key)

@@ -44,6 +44,8 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 15
 class Cluster:
     def __init__(self, state_dir: str, masters: int = 3, master_flags: tuple[str, ...] = ()) -> None:
         self.state_dir = state_dir
+        if "--control-plane-flags" not in master_flags:  # store and API tests need no controllers: spare the CPU
+            master_flags = (*master_flags, "--no-control-plane")
         self.info = up.start(state_dir, masters, 0, master_flags)
         if not up.wait_ready(self.info):
             self.stop()

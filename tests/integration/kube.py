@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from api.client import ApiClient, NotFound
+from api.client import ApiClient
 
 Obj = dict[str, Any]
 
@@ -32,10 +32,7 @@ async def make_node(client: ApiClient, name: str, *, cpu: str = "4", memory: str
 async def set_pod_phase(client: ApiClient, pod: Obj, phase: str = "Running", *, ready: bool = True,
                         ip: str = "127.0.0.1", exit_code: int | None = None) -> Obj:
     """Write the status a kubelet would: phase, Ready condition, podIP, container states."""
-    try:
-        pod = await client.get("pods", pod["metadata"]["name"], pod["metadata"]["namespace"])
-    except NotFound:
-        raise
+    pod = await client.get("pods", pod["metadata"]["name"], pod["metadata"]["namespace"])
     ready = ready and phase == "Running"
     flag = "True" if ready else "False"
     state: Obj = {"running": {"startedAt": _now()}} if phase == "Running" else {
