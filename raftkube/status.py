@@ -1,8 +1,11 @@
-"""`raftkube status`: every master's Raft role, term, commit and applied index, through its KV API."""
+"""`raftkube status`: every master's Raft role, term, commit and applied index (through its KV API), who holds
+the controller-manager and scheduler Leases, and each node's readiness and pod count (through the kube API)."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import ssl
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -49,7 +52,50 @@ def collect(info: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def render(rows: list[dict[str, Any]]) -> str:
+def kube_get(info: dict[str, Any], path: str, timeout: float = 1.5) -> dict[str, Any] | None:
+    """GET from the first master that answers, served from its own replica (resourceVersion=0): status must
+    work without quorum too."""
+    from raftkube import up  # the token is in up's state dir
+
+    token = up.token_for(info["state_dir"], "admin") if os.path.exists(
+        os.path.join(info["state_dir"], "tokens.csv")) else None
+    context = ssl.create_default_context(cafile=info["ca"]) if info.get("ca") else None
+    for m in info["masters"]:
+        req = urllib.request.Request(f"{m['api']}{path}?resourceVersion=0",
+                                     headers={"Authorization": f"Bearer {token}"} if token else {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout, context=context) as r:
+                return json.load(r)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def kube_summary(info: dict[str, Any]) -> dict[str, Any]:
+    """Lease holders and nodes with readiness and how many unfinished pods each runs."""
+    leases = kube_get(info, "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases") or {}
+    holders = {lease["metadata"]["name"]: (lease.get("spec") or {}).get("holderIdentity") or "-"
+               for lease in leases.get("items") or []}
+    nodes = (kube_get(info, "/api/v1/nodes") or {}).get("items") or []
+    pods = (kube_get(info, "/api/v1/pods") or {}).get("items") or []
+    per_node: dict[str, int] = {}
+    for pod in pods:
+        if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+            node = (pod.get("spec") or {}).get("nodeName") or "(unscheduled)"
+            per_node[node] = per_node.get(node, 0) + 1
+    rows = []
+    for node in nodes:
+        ready = next((c.get("status") for c in (node.get("status") or {}).get("conditions") or []
+                      if c.get("type") == "Ready"), "Unknown")
+        name = node["metadata"]["name"]
+        rows.append({"name": name, "ready": {"True": "Ready", "False": "NotReady"}.get(ready, "Unknown"),
+                     "pods": per_node.get(name, 0)})
+    return {"controller-manager": holders.get("kube-controller-manager", "-"),
+            "scheduler": holders.get("kube-scheduler", "-"), "nodes": rows,
+            "unscheduled": per_node.get("(unscheduled)", 0)}
+
+
+def render(rows: list[dict[str, Any]], kube: dict[str, Any] | None = None) -> str:
     lines = [f"{'MASTER':8} {'PID':>7} {'ROLE':10} {'TERM':>5} {'COMMIT':>8} {'APPLIED':>8} {'LAG':>5} {'REVISION':>9}"]
     for r in rows:
         if not r["reachable"]:
@@ -59,17 +105,28 @@ def render(rows: list[dict[str, Any]]) -> str:
                      f"{r['applied']:>8} {r.get('lag', '-'):>5} {r['revision']:>9}")
     leaders = [r["name"] for r in rows if r.get("role") == "leader"]
     lines.append(f"leader: {', '.join(leaders) if leaders else 'none (no quorum?)'}")
+    if kube is not None:
+        lines.append(f"controller-manager: {kube['controller-manager']}    scheduler: {kube['scheduler']}")
+        lines.append(f"{'NODE':12} {'STATUS':9} {'PODS':>5}")
+        lines += [f"{n['name']:12} {n['ready']:9} {n['pods']:>5}" for n in kube["nodes"]] or ["(no nodes)"]
+        if kube["unscheduled"]:
+            lines.append(f"{kube['unscheduled']} pod(s) not scheduled yet")
     return "\n".join(lines)
+
+
+def screen(state_dir: str) -> str:
+    info = cluster_file.read(state_dir)  # re-read each time: pids change
+    return render(collect(info), kube_summary(info))
 
 
 def run(args: argparse.Namespace) -> int:
     if not args.watch:
-        print(render(collect(cluster_file.read(args.state_dir))))
+        print(screen(args.state_dir))
         return 0
     try:
         while True:
-            screen = render(collect(cluster_file.read(args.state_dir)))  # re-read: pids change
-            print(f"\033[H\033[J{time.strftime('%H:%M:%S')}  (Ctrl-C to stop)\n{screen}", flush=True)
+            text = screen(args.state_dir)
+            print(f"\033[H\033[J{time.strftime('%H:%M:%S')}  (Ctrl-C to stop)\n{text}", flush=True)
             time.sleep(args.watch)
     except KeyboardInterrupt:
         return 0

@@ -2,9 +2,12 @@
 Killing, stopping or cutting off the holder's master hands the Lease to another master's process."""
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
+from api.client import NotFound
 from tests.integration.cluster import FAST_CONTROL_PLANE, Cluster, eventually
 
 LEASES = ("kube-controller-manager", "kube-scheduler")
@@ -36,6 +39,9 @@ async def test_one_holder_per_lease_and_a_killed_holder_is_replaced(cp_cluster):
             assert master_of(holder) in cp_cluster.names, holder
             lease = await api.get("leases", name, "kube-system")
             assert lease["spec"]["leaseDurationSeconds"] == 3 and lease["spec"]["renewTime"]
+        shown = subprocess.run([sys.executable, "-m", "raftkube", "status", "--state-dir", cp_cluster.state_dir],
+                               capture_output=True, text=True, timeout=30).stdout
+        assert f"controller-manager: {first['kube-controller-manager'][0]}" in shown, shown
         victim = master_of(first["kube-controller-manager"][0])
         cp_cluster.kill(victim)  # SIGKILL: its control-plane child dies with it, nothing is released
 
@@ -65,7 +71,10 @@ async def test_a_cut_off_holder_loses_its_leases_and_a_stopped_one_releases_them
 
 
 async def _all_held(api, not_on: str | None = None):
-    now = await holders(api)
+    try:
+        now = await holders(api)
+    except NotFound:  # not created yet
+        return None
     if all(h and master_of(h) != not_on for h, _ in now.values()):
         return now
     return None
