@@ -12,11 +12,12 @@ from api.event_recorder import EventRecorder
 from controllers.base import Context, Controller, Options
 from controllers.informer import Informers
 from controllers.leader_election import LeaderElector, Timing
+from controllers.scheduler import Scheduler
 
 # The controller-manager's controllers, in start order.
 CONTROLLERS: list[type[Controller]] = []
 # The scheduler is a controller of unbound pods, elected on its own Lease.
-SCHEDULERS: list[type[Controller]] = []
+SCHEDULERS: list[type[Controller]] = [Scheduler]
 
 COMPONENTS = {  # component -> (its Lease in kube-system, the event source it reports as, its controllers)
     "controller-manager": ("kube-controller-manager", "controller-manager", CONTROLLERS),
