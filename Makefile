@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install up test bench bench-api clean
+.PHONY: install up test bench bench-api bench-pods clean
 
 $(BIN)/raftkube: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ bench: install
 
 bench-api: install
 	$(BIN)/python bench/api.py $(ARGS)
+
+bench-pods: install
+	$(BIN)/python bench/pods.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .raftkube .pytest_cache

@@ -56,26 +56,40 @@ def _container_requests(container: Obj) -> Resources:
     return {name: _amount(name, q) for name, q in wanted.items()}
 
 
+_last_requests: tuple[Obj | None, Resources] = (None, {})
+
+
 def pod_requests(pod: Obj) -> Resources:
     """The pod's effective requests: its containers (and sidecars) summed, at least its largest init container,
-    plus spec.overhead."""
+    plus spec.overhead. Remembered for the last pod asked about (by identity: cached objects are never changed
+    in place), since one scheduling decision asks once per node."""
+    global _last_requests
+    if _last_requests[0] is pod:
+        return _last_requests[1]
     spec = pod.get("spec") or {}
-    total: Counter[str] = Counter()
-    init_peak: Counter[str] = Counter()
-    sidecars: Counter[str] = Counter()
+    total: Resources = {}
+    init_peak: Resources = {}
+    sidecars: Resources = {}
     for container in spec.get("initContainers") or []:
-        wanted = Counter(_container_requests(container))
+        wanted = _container_requests(container)
         if container.get("restartPolicy") == "Always":  # a sidecar runs beside everything after it
-            sidecars.update(wanted)
-            total.update(wanted)
+            _add(sidecars, wanted)
+            _add(total, wanted)
         else:
-            init_peak |= wanted + sidecars
+            for name, amount in wanted.items():
+                init_peak[name] = max(init_peak.get(name, 0), amount + sidecars.get(name, 0))
     for container in spec.get("containers") or []:
-        total.update(_container_requests(container))
-    total |= init_peak
-    for name, q in (spec.get("overhead") or {}).items():
-        total[name] += _amount(name, q)
-    return dict(total)
+        _add(total, _container_requests(container))
+    for name, amount in init_peak.items():
+        total[name] = max(total.get(name, 0), amount)
+    _add(total, {name: _amount(name, q) for name, q in (spec.get("overhead") or {}).items()})
+    _last_requests = (pod, total)
+    return total
+
+
+def _add(into: Resources, more: Resources) -> None:
+    for name, amount in more.items():
+        into[name] = into.get(name, 0) + amount
 
 
 def nonzero_requests(requests: Resources) -> tuple[int, int]:
