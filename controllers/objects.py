@@ -5,6 +5,7 @@ import copy
 import datetime
 import hashlib
 import json
+import time
 from typing import Any
 
 from api.selectors import selector_matches
@@ -122,3 +123,41 @@ def pod_from_template(owner: Obj, template: Obj, *, name: str | None = None,
     else:
         pod_meta["generateName"] = f"{owner['metadata']['name']}-"
     return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": template.get("spec") or {}}
+
+
+class Expectations:
+    """What a controller created or deleted and its informer has not shown yet (client-go's ControllerExpectations).
+
+    Caches lag behind a controller's own writes: a sync that ran before the informer saw the pods it just
+    created would create them again. Record each write under the owner's key; `satisfied` checks the cache and
+    says whether it has caught up. An expectation older than `ttl` is dropped (a lost watch event must not
+    block an owner forever), as client-go's 5-minute expiry.
+    """
+
+    def __init__(self, ttl: float = 300.0) -> None:
+        self.ttl = ttl
+        self._adds: dict[str, dict[str, float]] = {}  # owner key -> object key -> when
+        self._deletes: dict[str, dict[str, tuple[str, float]]] = {}  # owner key -> object key -> (uid, when)
+
+    def expect_create(self, owner_key: str, obj_key: str) -> None:
+        self._adds.setdefault(owner_key, {})[obj_key] = time.monotonic()
+
+    def expect_delete(self, owner_key: str, obj_key: str, uid: str) -> None:
+        self._deletes.setdefault(owner_key, {})[obj_key] = (uid, time.monotonic())
+
+    def forget(self, owner_key: str) -> None:
+        self._adds.pop(owner_key, None)
+        self._deletes.pop(owner_key, None)
+
+    def satisfied(self, owner_key: str, cache: dict[str, Obj]) -> bool:
+        """Has `cache` (an informer's, by key) seen every create and delete made for the owner?"""
+        expired = time.monotonic() - self.ttl
+        adds = {k: t for k, t in self._adds.get(owner_key, {}).items() if t > expired and k not in cache}
+        deletes = {k: (uid, t) for k, (uid, t) in self._deletes.get(owner_key, {}).items()
+                   if t > expired and k in cache and cache[k]["metadata"].get("uid") == uid
+                   and not is_deleting(cache[k])}
+        self._adds[owner_key], self._deletes[owner_key] = adds, deletes
+        if not adds and not deletes:
+            self.forget(owner_key)
+            return True
+        return False
