@@ -35,7 +35,7 @@ UNSCHEDULABLE_RETRY = 60.0  # try a waiting pod again after this long even if no
 def wants_scheduling(pod: Obj) -> bool:
     """Ours to place: no node yet, our schedulerName (or none), neither finished nor being deleted."""
     spec = pod.get("spec") or {}
-    return (not spec.get("nodeName") and spec.get("schedulerName", SCHEDULER_NAME) in ("", SCHEDULER_NAME)
+    return (not spec.get("nodeName") and (spec.get("schedulerName") or SCHEDULER_NAME) == SCHEDULER_NAME
             and not is_terminal(pod) and not is_deleting(pod))
 
 
