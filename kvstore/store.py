@@ -25,6 +25,7 @@ import itertools
 from collections import deque
 import logging
 import os
+import time
 from typing import Any
 
 import msgpack
@@ -32,6 +33,7 @@ from pysyncobj.config import FAIL_REASON
 
 from kvstore import errors
 from kvstore.errors import KVError, KVFailure
+from kvstore.metrics import StoreStats
 from kvstore.mvcc import Request, Result
 
 log = logging.getLogger("raftkube.store")
@@ -89,6 +91,7 @@ class Store:
         self._nonce = os.urandom(8)
         self._retry_handle: asyncio.TimerHandle | None = None
         self._closed = False
+        self.stats = StoreStats()  # plain counters; kvstore/metrics.py turns them into Prometheus families
 
     def close(self) -> None:
         """Propose nothing more (the replica is going away)."""
@@ -140,6 +143,7 @@ class Store:
             self._queue.remove(p)
         if self._barrier is p:
             self._barrier = None
+        self.stats.fail("deadline")
         p.future.set_exception(KVFailure(self._no_quorum_error(p)))
 
     def _maybe_flush(self) -> None:
@@ -162,15 +166,17 @@ class Store:
         for p in batch:
             p.in_flight = True
         self._inflight += 1
+        started = time.perf_counter()
 
         def on_done(results: Any, err: int) -> None:  # inside a Raft tick: finish outside it
-            self._loop.call_soon(self._on_batch_done, batch, results, err)
+            self._loop.call_soon(self._on_batch_done, batch, results, err, started)
 
         self.replica.consumer.apply_batch(pack_batch([p.packed for p in batch]), callback=on_done)
         self.replica.wake()
 
-    def _on_batch_done(self, batch: list[_Pending], results: Any, err: int) -> None:
+    def _on_batch_done(self, batch: list[_Pending], results: Any, err: int, started: float = 0.0) -> None:
         self._inflight -= 1
+        self.stats.proposal_done(started, err)
         for p in batch:
             p.in_flight = False
         if err == FAIL_REASON.SUCCESS:

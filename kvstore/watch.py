@@ -62,6 +62,7 @@ class WatchHub:
     def __init__(self) -> None:
         self.watchers: dict[int, Watcher] = {}
         self.revision = 0  # the newest revision published
+        self.slow_cancelled = 0  # watchers cancelled as too slow (a metric: kvstore/metrics.py)
         self._ids = itertools.count(1)
 
     def open(self, store, *, watch_id: int, key: bytes, range_end: bytes, start_revision: int,
@@ -90,6 +91,7 @@ class WatchHub:
                 if not mine:
                     continue
                 if w.sink.qsize() >= QUEUE_LIMIT:
+                    self.slow_cancelled += 1
                     self.cancel(w, SLOW)
                     continue
                 w.next_rev = mine[-1].revision + 1
