@@ -204,8 +204,7 @@ async def run(args: argparse.Namespace, servers: list[str], state: str) -> None:
             print(f"nodes: {args.nodes} fake-runtime nodes (raftkube node --runtime fake --count {args.nodes})")
             node_proc = subprocess.Popen(
                 [sys.executable, "-m", "raftkube", "node", "--runtime", "fake", "--count", str(args.nodes),
-                 "--server", ",".join(servers), "--ca-file", AUTH["ca_file"], "--token-file",
-                 os.path.join(state, "tokens", "node")],
+                 "--state-dir", state],  # servers, the nodes' token and the CA from the state dir
                 stdout=open(os.path.join(state, "logs", "nodes.log"), "w"), stderr=subprocess.STDOUT)
         else:
             print(f"nodes: {args.nodes} Nodes made by the bench, which plays their kubelets (no fake node agent yet)")
