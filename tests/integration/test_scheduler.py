@@ -4,6 +4,7 @@ words it, until the cluster changes. Nodes are made by hand (tests/integration/k
 so the "0/N nodes" counts in messages are the test's."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 from typing import AsyncIterator
@@ -113,6 +114,26 @@ async def test_requests_never_exceed_allocatable_and_a_freed_node_takes_the_wait
         victim = next(n for n in ("a", "b", "c") if n != waiting)
         await api.delete("pods", victim, ns, grace_period_seconds=0)  # as its kubelet would confirm
         await eventually(lambda: node_of(api, ns, waiting), timeout=30, what="the waiting pod bound once room freed")
+
+
+async def test_many_pods_at_once_never_overcommit_a_node(cp):
+    """40 pods of 1 cpu created together on 4 nodes of 8 cpu: bindings run concurrently, yet exactly 32 are bound,
+    8 per node, and 8 wait as unschedulable."""
+    async with namespace_and_nodes(cp) as (api, ns, nodes):
+        nodes += [f"{ns}-{i}" for i in range(4)]
+        for name in nodes:
+            await make_node(api, name, cpu="8")
+        await asyncio.gather(*(api.create("pods", pod(f"p{i:02d}", cpu="1"), ns) for i in range(40)))
+
+        async def settled():
+            pods, _ = await api.list("pods", ns)
+            placed = [p["spec"].get("nodeName") for p in pods]
+            waiting = [p for p in pods if not p["spec"].get("nodeName") and any(
+                c["type"] == "PodScheduled" and c.get("reason") == "Unschedulable"
+                for c in p["status"].get("conditions") or [])]
+            return placed if len(waiting) == 8 and sum(1 for n in placed if n) == 32 else None
+        placed = await eventually(settled, timeout=60, what="32 pods bound and 8 unschedulable")
+        assert sorted(placed.count(n) for n in nodes) == [8, 8, 8, 8], placed
 
 
 async def test_node_selector_and_taints(cp):
