@@ -161,3 +161,18 @@ class Expectations:
             self.forget(owner_key)
             return True
         return False
+
+
+def scaled_value(value: int | str | None, total: int, *, round_up: bool, default: int = 0) -> int:
+    """An IntOrString such as maxUnavailable or maxSurge: a number as is, "25%" of `total` rounded up or down
+    (Kubernetes' intstr.GetScaledValueFromIntOrPercent)."""
+    if value is None:
+        return default
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if not text.endswith("%"):
+        return int(text)
+    percent = int(text[:-1])
+    whole, rest = divmod(percent * total, 100)
+    return whole + (1 if round_up and rest else 0)
