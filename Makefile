@@ -21,6 +21,10 @@ test: install
 	$(BIN)/ruff check --select F,E9 --quiet kvstore api controllers node raftkube tests bench
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# A Jepsen-style campaign on a fresh cluster: ARGS="--seconds 300 --masters 5" for a longer one.
+chaos: install
+	$(BIN)/raftkube campaign $(ARGS)
+
 bench: install
 	$(BIN)/python bench/kv.py $(ARGS)
 

@@ -83,6 +83,9 @@ class Store:
         self.name = name
         self.deadline = deadline
         self.max_inflight = max_inflight
+        # A failpoint (POST /debug/failpoints {"stale_reads": true}): linearizable reads skip the barrier and
+        # answer from this replica, as a buggy store would; the linearizability checker must catch it.
+        self.stale_reads = False
         self._loop = asyncio.get_running_loop()
         self._queue: deque[_Pending] = deque()
         self._barrier: _Pending | None = None  # the queued barrier new reads join
@@ -216,7 +219,7 @@ class Store:
     # -- reads ----------------------------------------------------------------------------
 
     async def range(self, req: Request, *, serializable: bool = False) -> Result:
-        if not serializable:
+        if not (serializable or self.stale_reads):
             await self.read_index()
         result = self.machine.range(req)
         if isinstance(result, KVError):

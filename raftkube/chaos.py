@@ -43,16 +43,28 @@ def find(info: dict[str, Any], name: str) -> dict[str, Any]:
     raise SystemExit(f"raftkube chaos: no master named {name!r} (the masters are {names})")
 
 
-def failpoint(m: dict[str, Any], change: str, peers: list[str]) -> None:
-    """Tell master `m` to cut or heal its Raft traffic with `peers` (raft addresses)."""
-    req = urllib.request.Request(m["kv"] + "/debug/failpoints", data=json.dumps({change: peers}).encode(),
+class FailpointError(Exception):
+    pass
+
+
+def failpoint(m: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """POST a failpoint change to master `m` ({"cut": [raft addresses]}, {"heal": [...]}, {"stale_reads": bool})."""
+    req = urllib.request.Request(m["kv"] + "/debug/failpoints", data=json.dumps(body).encode(),
                                  method="POST", headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=3) as r:
-            r.read()
+            return json.load(r)
     except OSError as exc:
-        raise SystemExit(f"raftkube chaos: master {m['name']} did not take the failpoint ({exc}); is it "
-                         "running (not paused), and was it started with --enable-failpoints (as `up` does)?")
+        raise FailpointError(f"master {m['name']} did not take the failpoint ({exc}); is it running (not paused), "
+                             "and was it started with --enable-failpoints (as `up` does)?") from None
+
+
+def split(groups: list[list[dict[str, Any]]], change: str = "cut") -> None:
+    """Cut (or heal) the Raft links between masters in different groups, both ends of every link."""
+    for group in groups:
+        outside = [o["raft"] for g in groups if g is not group for o in g]
+        for m in group:
+            failpoint(m, {change: outside})
 
 
 def leader(info: dict[str, Any]) -> str | None:
@@ -90,9 +102,9 @@ def run(args: argparse.Namespace) -> int:
     elif args.action == "restart":
         up.restart_master(info, m["name"])
     else:  # partition or heal: both ends of every link, so no message crosses either way
-        change = "cut" if args.action == "partition" else "heal"
-        failpoint(m, change, [o["raft"] for o in others])
-        for o in others:
-            failpoint(o, change, [m["raft"]])
+        try:
+            split([[m], others], "cut" if args.action == "partition" else "heal")
+        except FailpointError as exc:
+            raise SystemExit(f"raftkube chaos: {exc}") from None
     print(f"{args.action} {m['name']}: done (pid {m['pid']})")
     return 0

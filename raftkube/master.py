@@ -17,10 +17,12 @@ import uvloop
 from aiohttp import web
 
 from api.auth import load_tokens
+from api.metrics import ApiMetrics
 from api.server import ApiServer
 from kvstore.errors import KVFailure
 from kvstore.gateway import KVGateway
 from kvstore.leader_duties import LeaderDuties, Retention
+from kvstore.metrics import StoreCollector, handler as metrics_handler, new_registry
 from kvstore.replica import Replica
 from kvstore.store import Store
 from kvstore.watch import WatchHub
@@ -117,16 +119,20 @@ class Master:
             snapshot_entries=self.args.snapshot_entries,
         )
         self.store = Store(self.replica, name=self.args.name, deadline=self.args.request_timeout)
+        registry = new_registry()  # this master's metrics, on both ports (kvstore/metrics.py, api/metrics.py)
+        StoreCollector(self.store, self.hub, self.replica, self.args.data_dir).register(registry)
         gateway = KVGateway(self.store, self.hub, cluster_id=self.cluster_id, member_id=self.member_id,
                             member_ids=self.members, data_dir=self.args.data_dir,
                             progress_interval=self.args.watch_progress_interval)
         kv_app = gateway.app()
+        kv_app.router.add_get("/metrics", metrics_handler(registry))  # unauthenticated, as etcd's
         if self.args.enable_failpoints:
             kv_app.router.add_post("/debug/failpoints", self.failpoints)
         tokens = load_tokens(self.args.token_file) if self.args.token_file else None
         if tokens is None:
             log.warning("master %s: no --token-file: the kube API answers anyone who can reach it", self.args.name)
-        api = ApiServer(self.store, self.hub, service_ip_range=self.args.service_cluster_ip_range, tokens=tokens)
+        api = ApiServer(self.store, self.hub, service_ip_range=self.args.service_cluster_ip_range, tokens=tokens,
+                        metrics=ApiMetrics(registry))
         api_app = api.app()
         self.add_health_routes(api_app)
         runners = [await self._serve(kv_app, self.args.kv_listen),
@@ -222,22 +228,29 @@ class Master:
         app.router.add_get("/readyz", readyz)
 
     async def failpoints(self, request: web.Request) -> web.Response:
-        """POST {"cut": ["HOST:PORT", ...]} drops all Raft traffic with those peers;
-        {"heal": [...]} restores it. Answers the peers now cut off."""
+        """POST {"cut": ["HOST:PORT", ...]} drops all Raft traffic with those peers; {"heal": [...]} restores it;
+        {"stale_reads": true|false} makes linearizable reads skip their barrier (a bug, on purpose, for the
+        checkers to catch). Answers the peers now cut off and whether reads are stale."""
         try:
             body = await request.json()
         except ValueError:
             body = None
-        lists = [body.get(k, []) for k in ("cut", "heal")] if isinstance(body, dict) else None
-        if not lists or not all(isinstance(v, list) and all(isinstance(p, str) for p in v) for v in lists):
-            return web.json_response({"error": 'expected {"cut": ["HOST:PORT", ...]} or {"heal": [...]}'},
-                                     status=400)
-        cut, heal = lists
-        peers = (set(self.replica.partitioned_peers()) | set(cut)) - set(heal)
+        ok = isinstance(body, dict) and set(body) <= {"cut", "heal", "stale_reads"} and all(
+            isinstance(body.get(k, []), list) and all(isinstance(p, str) for p in body.get(k, []))
+            for k in ("cut", "heal")) and isinstance(body.get("stale_reads", False), bool)
+        if not ok:
+            return web.json_response({"error": 'expected {"cut": ["HOST:PORT", ...]}, {"heal": [...]} or '
+                                               '{"stale_reads": true|false}'}, status=400)
+        if "stale_reads" in body:
+            self.store.stale_reads = body["stale_reads"]
+            log.warning("failpoint: linearizable reads %s", "STALE (no barrier)" if self.store.stale_reads
+                        else "use their barrier again")
+        peers = (set(self.replica.partitioned_peers()) | set(body.get("cut", []))) - set(body.get("heal", []))
         self.replica.set_partitioned(peers)
-        log.info("failpoint: Raft traffic cut with %s", sorted(peers) or "nobody")
-        return web.json_response({"partition": sorted(peers), "at": time.time()})
-
+        if "cut" in body or "heal" in body:
+            log.info("failpoint: Raft traffic cut with %s", sorted(peers) or "nobody")
+        return web.json_response({"partition": sorted(peers), "stale_reads": self.store.stale_reads,
+                                  "at": time.time()})
 
 def run(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.name} %(name)s: %(message)s")

@@ -1,0 +1,136 @@
+"""Faults on a schedule, against a cluster `raftkube up` (or a test) started: the Jepsen nemesis.
+
+Each round waits a healthy while, then applies one fault for a while and undoes it:
+  kill-leader      SIGKILL the leader, restart it with its recorded command line
+  kill-random      the same for any master
+  kill-all         SIGKILL every master at once (writes in flight), restart them all: the durability test
+  pause-leader     SIGSTOP the leader (a frozen VM), SIGCONT
+  partition-leader cut the leader's Raft links with every other master (failpoints), heal
+  partition-half   split the masters into a minority and a majority at random, heal
+  bridge           (5+ masters) two halves that only one master connects, heal
+Everything it does goes into `timeline` as (seconds since start, text).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import time
+from typing import Any
+
+from raftkube import chaos, status, up
+
+FAULTS = ["kill-leader", "kill-random", "kill-all", "pause-leader", "partition-leader", "partition-half", "bridge"]
+
+
+class Nemesis:
+    def __init__(self, info: dict[str, Any], faults: list[str], *, seed: int = 0, healthy: float = 2.0,
+                 faulty: float = 2.5) -> None:
+        unknown = set(faults) - set(FAULTS)
+        if unknown:
+            raise ValueError(f"unknown fault(s) {sorted(unknown)}; choose from {', '.join(FAULTS)}")
+        if "bridge" in faults and len(info["masters"]) < 5:
+            faults = [f for f in faults if f != "bridge"]
+        self.info = info
+        self.faults = faults
+        self.rng = random.Random(seed)
+        self.healthy = healthy
+        self.faulty = faulty
+        self.timeline: list[tuple[float, str]] = []
+        self.started = time.monotonic()
+        self._undo: list[tuple[str, Any]] = []
+
+    def note(self, text: str) -> None:
+        self.timeline.append((round(time.monotonic() - self.started, 2), text))
+
+    async def run(self, seconds: float) -> None:
+        until = time.monotonic() + seconds
+        try:
+            while self.faults and time.monotonic() + self.healthy + self.faulty < until:
+                await asyncio.sleep(self.rng.uniform(0.5, 1.5) * self.healthy)
+                fault = self.rng.choice(self.faults)
+                try:
+                    await asyncio.to_thread(self._apply, fault)
+                except chaos.FailpointError as exc:
+                    self.note(f"{fault}: skipped ({exc})")
+                await asyncio.sleep(self.rng.uniform(0.5, 1.5) * self.faulty)
+                await asyncio.to_thread(self.heal)
+            await asyncio.sleep(max(0.0, until - time.monotonic()))  # faults set up before run() last until the end
+        finally:
+            await asyncio.to_thread(self.heal)
+
+    def masters(self) -> list[dict[str, Any]]:
+        return self.info["masters"]
+
+    def _leader(self) -> dict[str, Any]:
+        name = chaos.leader(self.info)
+        return next((m for m in self.masters() if m["name"] == name), None) or self.rng.choice(self.masters())
+
+    def _apply(self, fault: str) -> None:
+        if fault in ("kill-leader", "kill-random", "kill-all"):
+            victims = {"kill-leader": lambda: [self._leader()], "kill-random": lambda: [self.rng.choice(self.masters())],
+                       "kill-all": self.masters}[fault]()
+            for m in victims:
+                os.kill(m["pid"], signal.SIGKILL)
+                up.wait_gone(m["pid"])
+                self._undo.append(("restart", m))
+            self.note(f"{fault}: killed {', '.join(m['name'] for m in victims)}")
+        elif fault == "pause-leader":
+            m = self._leader()
+            os.kill(m["pid"], signal.SIGSTOP)
+            self._undo.append(("resume", m))
+            self.note(f"pause-leader: paused {m['name']}")
+        else:
+            groups = self._groups(fault)
+            self._undo.append(("heal", groups))
+            chaos.split(groups, "cut")
+            self.note(f"{fault}: " + " | ".join(",".join(m["name"] for m in g) for g in groups))
+
+    def _groups(self, fault: str) -> list[list[dict[str, Any]]]:
+        masters = list(self.masters())
+        if fault == "partition-leader":
+            leader = self._leader()
+            return [[leader], [m for m in masters if m is not leader]]
+        self.rng.shuffle(masters)
+        if fault == "partition-half":
+            cut = len(masters) // 2
+            return [masters[:cut], masters[cut:]]
+        # bridge: A | B with one master in both: cut A from B except through the bridge master
+        half = len(masters) // 2
+        return [masters[:half], masters[half + 1:]]  # the bridge (masters[half]) keeps both sides
+
+    def stale_follower(self) -> None:
+        """Cut one follower off (it stops seeing writes) and make its linearizable reads skip the barrier:
+        a deliberate bug the linearizability checker must catch. Undone by heal()."""
+        leader = chaos.leader(self.info)
+        follower = next(m for m in self.masters() if m["name"] != leader)
+        groups = [[follower], [m for m in self.masters() if m is not follower]]
+        chaos.split(groups, "cut")
+        chaos.failpoint(follower, {"stale_reads": True})
+        self._undo += [("fresh_reads", follower), ("heal", groups)]
+        self.note(f"stale-reads: {follower['name']} cut off and serving reads from its own replica")
+
+    def heal(self) -> None:
+        """Undo every fault still in force: resume, heal links, restart the dead (in that order)."""
+        while self._undo:
+            action, what = self._undo.pop(0)
+            if action == "resume":
+                os.kill(what["pid"], signal.SIGCONT)
+                self.note(f"resumed {what['name']}")
+            elif action == "fresh_reads":
+                chaos.failpoint(what, {"stale_reads": False})
+            elif action == "heal":
+                chaos.split(what, "heal")
+                self.note("healed the partition")
+            else:
+                up.restart_master(self.info, what["name"])
+                self.note(f"restarted {what['name']}")
+
+
+def leader_monitor_row(info: dict[str, Any]) -> tuple[str | None, int]:
+    """(leader name, its term) as the reachable masters see it now."""
+    rows = status.collect(info)
+    leaders = [(r["name"], r["term"]) for r in rows if r.get("role") == "leader"]
+    best = max(leaders, key=lambda x: x[1], default=(None, 0))
+    return best

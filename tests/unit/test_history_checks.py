@@ -1,0 +1,34 @@
+"""The watch, durability and availability checks on small hand-made records."""
+from types import SimpleNamespace as NS
+
+from raftkube.history_checks import availability, check_durability, check_watch
+from raftkube.linearizability import FAILED, OK, UNKNOWN
+
+REF = [(5, "a", "PUT", "1"), (6, "b", "PUT", "2"), (7, "a", "PUT", "3"), (8, "c", "PUT", "4")]
+
+
+def test_a_watcher_that_saw_the_history_from_its_start_is_fine():
+    assert check_watch(REF[1:3], 6, REF) == []
+    assert check_watch([], 6, REF) == []
+
+
+def test_gaps_duplicates_disorder_and_invented_events_are_reported():
+    assert "missed" in check_watch([REF[0], REF[2]], 5, REF)[0]
+    assert "duplicate" in check_watch([REF[0], REF[0]], 5, REF)[0]
+    assert any("out of order" in p for p in check_watch([REF[1], REF[0]], 5, REF))
+    assert "not in the history" in check_watch([REF[0], (6, "b", "PUT", "9")], 5, REF)[-1]
+
+
+def test_lost_acknowledged_writes_and_resurrected_failed_ones():
+    appends = [NS(key="s1", outcome=OK), NS(key="s2", outcome=UNKNOWN), NS(key="s3", outcome=FAILED),
+               NS(key="s4", outcome=OK)]
+    assert check_durability(appends, {"s1", "s4"}) == []
+    assert check_durability(appends, {"s1", "s2", "s4"}) == []  # an unknown may or may not have happened
+    assert check_durability(appends, {"s4", "s3"}) == ["acknowledged write s1 is lost",
+                                                       "write s3 was reported failed but is there"]
+
+
+def test_availability_counts_slices_with_a_successful_write_and_the_longest_gap():
+    writes = [NS(ret=t, outcome=OK) for t in (0.05, 0.15, 0.25, 0.95)] + [NS(ret=0.5, outcome=UNKNOWN)]
+    a = availability(writes, 0.0, 1.0)
+    assert a["share"] == 0.4 and abs(a["longest_gap"] - 0.7) < 1e-9
