@@ -20,10 +20,12 @@ from aiohttp import web
 from api import apply, auth, defaults, watching, deletion, discovery, errors, fields, objects, patch, protobuf, subresources, tables, validation
 from api.cluster_ips import DEFAULT_RANGE, PREFIX, ClusterIPRange
 from api.errors import ApiError
+from api.metrics import TARGET, ApiMetrics, middleware as metrics_middleware
 from api.registry import DEFAULT_NAMESPACES, Resource, lookup
 from api.selectors import parse_fields, parse_labels, single_name
 from api.storage import ClaimTaken, ObjectStore
 from kvstore.errors import KVFailure
+from kvstore.metrics import handler as metrics_handler
 from kvstore.watch import WatchHub
 
 log = logging.getLogger("raftkube.api")
@@ -90,17 +92,20 @@ def parse_path(path: str) -> Target:
 
 class ApiServer:
     def __init__(self, store, hub: WatchHub, *, service_ip_range: str = DEFAULT_RANGE,
-                 tokens: dict[str, str] | None = None) -> None:
+                 tokens: dict[str, str] | None = None, metrics: ApiMetrics | None = None) -> None:
         self.tokens = tokens  # None: no authentication (a master started by hand without --token-file)
         self.objects = ObjectStore(store)
         self.store = store
         self.hub = hub
         self.ips = ClusterIPRange(service_ip_range)
         self.rng = random.Random()
+        self.metrics = metrics if metrics is not None else ApiMetrics()  # the master passes its registry's
 
     def app(self) -> web.Application:
         middlewares = [auth.middleware(self.tokens)] if self.tokens is not None else []
-        app = web.Application(middlewares=[*middlewares, _errors], client_max_size=MAX_BODY)
+        app = web.Application(middlewares=[metrics_middleware(self.metrics), *middlewares, _errors],
+                              client_max_size=MAX_BODY)
+        app.router.add_get("/metrics", metrics_handler(self.metrics.registry))  # with a token: api/metrics.py
         for path in ("/version", "/version/"):
             app.router.add_get(path, lambda r: asyncio.sleep(0, reply(discovery.VERSION)))
         app.router.add_get("/api", self.api_versions)
@@ -146,7 +151,7 @@ class ApiServer:
     # -- resources ------------------------------------------------------------------------
 
     async def resource(self, request: web.Request) -> web.StreamResponse:
-        t = parse_path(request.path)
+        t = request[TARGET] = parse_path(request.path)  # for the metrics middleware
         q = request.query
         method = request.method
         if method == "GET" and t.name is None:
