@@ -10,12 +10,17 @@ from typing import Sequence
 from api.client import ApiClient
 from api.event_recorder import EventRecorder
 from controllers.base import Context, Controller, Options
+from controllers.daemonset import DaemonSetController
 from controllers.informer import Informers
 from controllers.leader_election import LeaderElector, Timing
 from controllers.scheduler import Scheduler
+from controllers.statefulset import StatefulSetController
 
 # The controller-manager's controllers, in start order.
-CONTROLLERS: list[type[Controller]] = []
+CONTROLLERS: list[type[Controller]] = [
+    StatefulSetController,
+    DaemonSetController,
+]
 # The scheduler is a controller of unbound pods, elected on its own Lease.
 SCHEDULERS: list[type[Controller]] = [Scheduler]
 
