@@ -13,7 +13,8 @@ from aiohttp import web
 
 from api.errors import ApiError
 
-OPEN_PATHS = {"/healthz", "/livez", "/readyz", "/version", "/version/"}
+OPEN_PATHS = {"/healthz", "/livez", "/readyz", "/version", "/version/",
+              "/dashboard"}  # the page only: its data requests carry the token (api/dashboard.py)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

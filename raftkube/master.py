@@ -17,6 +17,7 @@ import uvloop
 from aiohttp import web
 
 from api.auth import load_tokens
+from api.dashboard import Dashboard
 from api.metrics import ApiMetrics
 from api.server import ApiServer
 from kvstore.errors import KVFailure
@@ -134,6 +135,8 @@ class Master:
         api = ApiServer(self.store, self.hub, service_ip_range=self.args.service_cluster_ip_range, tokens=tokens,
                         metrics=ApiMetrics(registry))
         api_app = api.app()
+        Dashboard(objects=api.objects, store=self.store, hub=self.hub, members=self.members, name=self.args.name,
+                  scheme="https" if self.args.tls_cert_file else "http").install(api_app)  # /dashboard
         self.add_health_routes(api_app)
         runners = [await self._serve(kv_app, self.args.kv_listen),
                    await self._serve(api_app, self.args.api_listen, self.tls_context())]
