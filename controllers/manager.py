@@ -11,13 +11,17 @@ from api.client import ApiClient
 from api.event_recorder import EventRecorder
 from controllers.base import Context, Controller, Options
 from controllers.daemonset import DaemonSetController
+from controllers.deployment import DeploymentController
 from controllers.informer import Informers
 from controllers.leader_election import LeaderElector, Timing
+from controllers.replicaset import ReplicaSetController
 from controllers.scheduler import Scheduler
 from controllers.statefulset import StatefulSetController
 
 # The controller-manager's controllers, in start order.
 CONTROLLERS: list[type[Controller]] = [
+    ReplicaSetController,
+    DeploymentController,
     StatefulSetController,
     DaemonSetController,
 ]

@@ -145,6 +145,11 @@ class Expectations:
     def expect_delete(self, owner_key: str, obj_key: str, uid: str) -> None:
         self._deletes.setdefault(owner_key, {})[obj_key] = (uid, time.monotonic())
 
+    def creation_observed(self, owner_key: str, obj_key: str) -> None:
+        """The informer saw the object (call on its delete event: one deleted before a sync saw it is not
+        waited for until the ttl)."""
+        self._adds.get(owner_key, {}).pop(obj_key, None)
+
     def forget(self, owner_key: str) -> None:
         self._adds.pop(owner_key, None)
         self._deletes.pop(owner_key, None)
