@@ -147,6 +147,7 @@ def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str,
                                        pki["ca.crt"])
     info = {"masters": entries, "nodes": [], "api": api, "kubeconfig": kubeconfig_path, "ca": pki["ca.crt"],
             "state_dir": state_dir}
+    info["dashboard"] = f"{api}/dashboard?token={admin_token(state_dir)}"  # logs in, as Jupyter's link does
     cluster_file.write(state_dir, info)
     return info
 
@@ -235,6 +236,9 @@ def quickstart(info: dict[str, Any], state_dir: str) -> str:
     flags = "" if os.path.abspath(state_dir) == os.path.abspath(".raftkube") else f" --state-dir {state_dir}"
     return f"""
 raftkube is up: {len(info['masters'])} masters (state in {state_dir}, logs in {state_dir}/logs).
+
+  Open the dashboard (the cluster CA signed its certificate: {info['ca']}):
+    {info['dashboard']}
 
   Use kubectl:
     export KUBECONFIG={info['kubeconfig']}
