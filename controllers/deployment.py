@@ -125,7 +125,7 @@ class DeploymentController(Controller):
         if not create:
             return d, None, old
         collisions = int((d.get("status") or {}).get("collisionCount") or 0)
-        wanted = rollout.new_replica_set(d, template_hash(d["spec"]["template"], collisions), new_revision,
+        wanted = rollout.new_replica_set(d, template_hash(rollout.without_hash(d["spec"]["template"]), collisions), new_revision,
                                          rollout.new_rs_replicas(d, old, None))
         wanted["metadata"]["ownerReferences"] = [controller_ref(d)]
         try:

@@ -97,8 +97,20 @@ def revision(obj: Obj | None) -> int:
         return 0
 
 
+def _pruned(value: Any) -> Any:
+    """Nulls, empty maps and empty lists left out, as Go's typed comparison sees them (kubectl sends
+    `creationTimestamp: null` in a template it copies back)."""
+    if isinstance(value, dict):
+        pruned = {k: _pruned(v) for k, v in value.items()}
+        return {k: v for k, v in pruned.items() if v is not None and v != {} and v != []}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
+
+
 def without_hash(template: Obj) -> Obj:
-    t = copy.deepcopy(template or {})
+    """The template as compared and hashed: without the pod-template-hash label, nulls and empty values."""
+    t = _pruned(copy.deepcopy(template or {}))
     labels = (t.get("metadata") or {}).get("labels")
     if labels:
         labels.pop(HASH_LABEL, None)

@@ -131,3 +131,11 @@ def test_templates_compare_without_the_hash_label_and_new_sets_carry_it():
                                               rollout.MAX_REPLICAS: "4"}
     assert rollout.same_template(new["spec"]["template"], d["spec"]["template"])
     assert d["spec"]["template"]["metadata"]["labels"] == {"app": "web"}  # not mutated
+
+
+def test_a_template_kubectl_copied_back_still_matches():
+    """`kubectl rollout undo` sends the old template with `creationTimestamp: null`: still the same template."""
+    d = deployment(3)
+    copied = {"metadata": {"creationTimestamp": None, "labels": {"app": "web", "pod-template-hash": "x"}},
+              "spec": {"containers": [{"name": "c", "resources": {}}], "volumes": []}}
+    assert rollout.same_template(copied, d["spec"]["template"])
