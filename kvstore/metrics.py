@@ -16,6 +16,7 @@ metric leaks from one to the next (no global default registry).
 """
 from __future__ import annotations
 
+import logging
 import os
 import time
 from bisect import bisect_left
@@ -31,6 +32,8 @@ from pysyncobj.config import FAIL_REASON
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                    2.5, 5.0, 10.0)
 SNAPSHOT_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+log = logging.getLogger("raftkube.replica")
+
 REASONS = {getattr(FAIL_REASON, n): n.lower() for n in dir(FAIL_REASON) if n.isupper()}
 ROLES = ("follower", "candidate", "leader")
 
@@ -117,6 +120,9 @@ class RaftWatcher:
         if leader is not self.leader:
             if leader is not None and leader != self.leader:  # as etcd: a new leader, not the loss of one
                 self.leader_changes += 1
+            if leader != self.leader:
+                log.info("raft leader is now %s (term %d)", leader.id if leader is not None else "nobody",
+                         self.replica.raftCurrentTerm)
             self.leader = leader
         busy = self._serializer._Serializer__pid != 0  # a forked child is writing the snapshot
         if busy and not self._snapshot_started:

@@ -23,6 +23,7 @@ from api.server import ApiServer
 from kvstore.errors import KVFailure
 from kvstore.gateway import KVGateway
 from kvstore.leader_duties import LeaderDuties, Retention
+from kvstore.membership import Membership, saved_members
 from kvstore.metrics import StoreCollector, handler as metrics_handler, new_registry
 from kvstore.replica import Replica
 from kvstore.store import Store
@@ -97,6 +98,14 @@ class Master:
         self.args = args
         self.peers = [p.strip() for p in args.peers.split(",") if p.strip()]
         os.makedirs(args.data_dir, exist_ok=True)
+        saved = saved_members(args.data_dir)  # the cluster's topology wins over stale --peers flags
+        if saved is not None:
+            if args.raft not in saved:
+                raise SystemExit(f"raftkube master {args.name}: {args.raft} was removed from the cluster "
+                                 f"({', '.join(saved)}); add it again with `member add`, with a fresh --data-dir")
+            if sorted(saved) != sorted([args.raft, *self.peers]):
+                log.info("master %s: peers from %s/members.json, not --peers", args.name, args.data_dir)
+            self.peers = [p for p in saved if p != args.raft]
         self.secret = read_secret(args, self.peers)
         self.cluster_id = id64(",".join(sorted([args.raft, *self.peers])))
         self.member_id = id64(args.raft)
@@ -105,7 +114,7 @@ class Master:
         """Every master we know: the configured ones, with what each announced about itself."""
         announced = dict(self.store.machine.members)
         out = []
-        for raft in sorted({self.args.raft, *self.peers, *announced}):
+        for raft in self.membership.members():
             out.append({"id": id64(raft), "raft": raft, **announced.get(raft, {})})
         return out
 
@@ -120,11 +129,12 @@ class Master:
             snapshot_entries=self.args.snapshot_entries,
         )
         self.store = Store(self.replica, name=self.args.name, deadline=self.args.request_timeout)
+        self.membership = Membership(self.replica, self.args.data_dir)
         registry = new_registry()  # this master's metrics, on both ports (kvstore/metrics.py, api/metrics.py)
         StoreCollector(self.store, self.hub, self.replica, self.args.data_dir).register(registry)
         gateway = KVGateway(self.store, self.hub, cluster_id=self.cluster_id, member_id=self.member_id,
                             member_ids=self.members, data_dir=self.args.data_dir,
-                            progress_interval=self.args.watch_progress_interval)
+                            progress_interval=self.args.watch_progress_interval, membership=self.membership)
         kv_app = gateway.app()
         kv_app.router.add_get("/metrics", metrics_handler(registry))  # unauthenticated, as etcd's
         if self.args.enable_failpoints:
@@ -142,6 +152,7 @@ class Master:
                    await self._serve(api_app, self.args.api_listen, self.tls_context())]
         duties = LeaderDuties(self.store, Retention.parse(self.args.auto_compaction_retention))
         tasks = [asyncio.create_task(duties.run()), asyncio.create_task(self.announce()),
+                 asyncio.create_task(self.save_topology()),
                  asyncio.create_task(api.ensure_default_namespaces())]
         control_plane = None if self.args.no_control_plane else await self.start_control_plane()
         stop = asyncio.Event()
@@ -199,6 +210,11 @@ class Master:
         await runner.setup()
         await web.TCPSite(runner, host, port, reuse_address=True, ssl_context=tls).start()
         return runner
+
+    async def save_topology(self) -> None:
+        while True:
+            self.membership.persist()
+            await asyncio.sleep(0.2)
 
     async def announce(self) -> None:
         """Tell the cluster who we are, once, retrying until a quorum takes it."""

@@ -125,3 +125,31 @@ async def test_leader_changes_count_a_failover(cluster):
 
     await eventually(counted, timeout=20, what="a leader change counted on every survivor")
     cluster.restart(leader)
+
+
+async def test_control_plane_metrics_and_json_logs(tmp_path):
+    """`--metrics-listen` on the control-plane child: its leases and controllers; `--log-format json` reaches it."""
+    import json
+    import socket
+
+    from tests.integration.cluster import FAST_CONTROL_PLANE
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    flags = ("--log-format", "json", FAST_CONTROL_PLANE[0], f"{FAST_CONTROL_PLANE[1]} --metrics-listen 127.0.0.1:{port}")
+    c = Cluster(str(tmp_path / "cluster"), 1, master_flags=flags)
+    try:
+        async def leading() -> dict:
+            status, m = await scrape(f"http://127.0.0.1:{port}")
+            leases = {dict(k[1])["lease"]: v for k, v in m.get("raftkube_leader_election_is_leader", {}).items()}
+            return status == 200 and leases.get("kube-system/kube-scheduler") == 1 and m
+
+        m = await eventually(leading, timeout=30, what="the control plane holding its leases")
+        assert "raftkube_workqueue_depth" in m and "raftkube_controller_reconcile_duration_seconds" in m
+        with open(tmp_path / "cluster" / "logs" / "m1.log") as f:
+            lines = [json.loads(line) for line in f if line.startswith("{")]
+        assert any(line["logger"] == "raftkube.leader" and "now leads" in line["msg"] for line in lines)
+        assert all(line["name"] == "m1" for line in lines)
+    finally:
+        c.stop()

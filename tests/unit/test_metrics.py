@@ -60,3 +60,28 @@ def test_each_registry_stands_alone():
     assert key not in samples(b.registry)
     count = ("raftkube_apiserver_request_duration_seconds_count", (("resource", "pods"), ("verb", "POST")))
     assert samples(a.registry)[count] == 1
+
+
+async def test_control_plane_collector_reads_live_controllers_and_electors():
+    from controllers.base import Controller
+    from controllers.leader_election import LeaderElector
+    from raftkube.metrics import ControlPlaneCollector
+
+    class Scheduler(Controller):
+        name = "scheduler"
+
+    ctx = SimpleNamespace(client=None)
+    sched = Scheduler(ctx)
+    sched.queue.add("default/p1")
+    sched.count("scheduled")
+    sched.sync_seconds.observe(0.002)
+    elector = LeaderElector(None, "kube-scheduler", "m1_abcd")
+    elector.is_leader = True
+    registry = new_registry()
+    registry.register(ControlPlaneCollector())
+    got = samples(registry)
+    assert got[("raftkube_workqueue_depth", (("controller", "scheduler"),))] == 1
+    assert got[("raftkube_scheduler_schedule_attempts_total", (("result", "scheduled"),))] == 1
+    assert got[("raftkube_controller_reconcile_duration_seconds_count", (("controller", "scheduler"),))] == 1
+    assert got[("raftkube_leader_election_is_leader", (("lease", "kube-system/kube-scheduler"),))] == 1
+    del sched, elector
