@@ -12,6 +12,7 @@ import os
 import time
 from typing import Any, Awaitable, Callable
 
+import aiohttp
 import orjson
 from aiohttp import web
 
@@ -19,6 +20,7 @@ from kvstore import errors
 from kvstore import gateway_codec as codec
 from kvstore.errors import KVError, KVFailure
 from kvstore.gateway_watch import WatchStream, line
+from kvstore.membership import Membership
 from kvstore.store import Store
 from kvstore.watch import WatchHub
 
@@ -60,7 +62,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 class KVGateway:
     def __init__(self, store: Store, hub: WatchHub, *, cluster_id: int, member_id: int,
-                 member_ids: Callable[[], list[dict]], data_dir: str, progress_interval: float = 10.0) -> None:
+                 member_ids: Callable[[], list[dict]], data_dir: str, progress_interval: float = 10.0,
+                 membership: Membership | None = None) -> None:
         self.store = store
         self.progress_interval = progress_interval  # seconds between watch progress notifications
         self.hub = hub
@@ -68,6 +71,7 @@ class KVGateway:
         self.member_id = member_id
         self.member_ids = member_ids
         self.data_dir = data_dir
+        self.membership = membership
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[_errors], client_max_size=MAX_REQUEST_BYTES)
@@ -79,6 +83,7 @@ class KVGateway:
             "/v3/lease/timetolive": self.lease_timetolive, "/v3/kv/lease/timetolive": self.lease_timetolive,
             "/v3/lease/leases": self.lease_leases, "/v3/kv/lease/leases": self.lease_leases,
             "/v3/maintenance/status": self.status, "/v3/cluster/member/list": self.member_list,
+            "/v3/cluster/member/add": self.member_add, "/v3/cluster/member/remove": self.member_remove,
         }
         for path, handler in routes.items():
             app.router.add_post(path, handler)
@@ -214,15 +219,69 @@ class KVGateway:
                "raftTerm": str(st.get("raft_term", 0)), "raftAppliedIndex": str(st.get("last_applied", 0))}
         return reply({k: v for k, v in out.items() if v != "0"})
 
-    async def member_list(self, request: web.Request) -> web.Response:
-        await self.body(request)
+    def _members(self) -> list[dict]:
         members = []
         for m in self.member_ids():
             member = {"ID": str(m["id"]), "name": m.get("name", ""), "peerURLs": [f"http://{m['raft']}"]}
             if m.get("kv"):
                 member["clientURLs"] = [m["kv"]]
             members.append({k: v for k, v in member.items() if v})
-        return reply({"header": self.header(), "members": members})
+        return members
+
+    async def member_list(self, request: web.Request) -> web.Response:
+        await self.body(request)
+        return reply({"header": self.header(), "members": self._members()})
+
+    async def member_add(self, request: web.Request) -> web.Response:
+        """{"peerURLs": ["http://HOST:PORT"]}: the new master's Raft address. Add first, then start it."""
+        body = await self.body(request)
+        urls = body.get("peerURLs") if isinstance(body, dict) else None
+        if not (isinstance(urls, list) and len(urls) == 1 and isinstance(urls[0], str)):
+            raise codec.BadRequest('member add needs {"peerURLs": ["http://HOST:PORT"]}: the new master\'s Raft '
+                                   'address, exactly one')
+        address = codec.peer_address(urls[0])
+        membership = self._membership()
+        if not membership.is_leader():
+            return await self._on_leader(request.path, body)
+        await membership.add(address)
+        added = next(m for m in self._members() if m["peerURLs"] == [f"http://{address}"])
+        return reply({"header": self.header(), "member": added, "members": self._members()})
+
+    async def member_remove(self, request: web.Request) -> web.Response:
+        """{"ID": "..."}: a member's id from member list. The leader hands leadership over first."""
+        body = await self.body(request)
+        wanted = str(body.get("ID", "")) if isinstance(body, dict) else ""
+        member = next((m for m in self.member_ids() if str(m["id"]) == wanted), None)
+        if member is None:
+            raise KVFailure(KVError(errors.NOT_FOUND, f"etcdserver: member not found (ID {wanted!r}); "
+                                                      "see /v3/cluster/member/list"))
+        membership = self._membership()
+        if membership.is_leader() and member["raft"] == membership.replica.self_addr:
+            await membership.step_down()
+        if not membership.is_leader():
+            return await self._on_leader(request.path, body)
+        await membership.remove(member["raft"])
+        return reply({"header": self.header(), "members": self._members()})
+
+    async def _on_leader(self, path: str, body: Any) -> web.Response:
+        """Send a membership change to the leader's KV API and relay its answer."""
+        leader = self._membership().leader()
+        url = next((m.get("kv") for m in self.member_ids() if m["raft"] == leader), None)
+        if not url:
+            raise KVFailure(errors.unavailable("etcdserver: no leader to make the membership change; retry"))
+        try:
+            async with aiohttp.ClientSession() as session:
+                async with session.post(url + path, data=orjson.dumps(body),
+                                        timeout=aiohttp.ClientTimeout(total=15)) as r:
+                    return web.Response(body=await r.read(), status=r.status, content_type="application/json")
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise KVFailure(errors.unavailable(f"etcdserver: the leader {leader} did not answer ({exc}); retry")) \
+                from None
+
+    def _membership(self) -> Membership:
+        if self.membership is None:
+            raise KVFailure(KVError(errors.UNIMPLEMENTED, "this master does not change membership"))
+        return self.membership
 
     async def health(self, request: web.Request) -> web.Response:
         healthy = bool(self.store.raft_status().get("leader"))

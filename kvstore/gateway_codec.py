@@ -308,3 +308,12 @@ def header(*, cluster_id: int, member_id: int, revision: int, raft_term: int) ->
     if not revision:
         del out["revision"]
     return out
+
+
+def peer_address(url: str) -> str:
+    """"http://127.0.0.1:7004" or "127.0.0.1:7004" -> "127.0.0.1:7004" (a Raft address), or BadRequest."""
+    rest = url.split("://", 1)[1] if "://" in url else url
+    host, _, port = rest.rstrip("/").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in host:
+        raise BadRequest(f"peer URL {url!r} is not HOST:PORT (e.g. http://127.0.0.1:7004)")
+    return f"{host}:{int(port)}"

@@ -250,6 +250,7 @@ class Replica(SyncObj):
                  snapshot_entries: int = 20_000, timing: dict[str, float] | None = None) -> None:
         os.makedirs(data_dir, exist_ok=True)
         # Attributes set before SyncObj.__init__ stay out of its snapshots; set none after it.
+        self.self_addr = self_addr
         self.consumer = KVConsumer(on_applied, on_restored)
         self._pace = _Pacer()
         conf = SyncObjConf(

@@ -100,7 +100,7 @@ class Cluster:
         pid = self.master(name)["pid"]
         os.kill(pid, sig)
         if sig == signal.SIGKILL:
-            os.waitpid(pid, 0)
+            up.wait_gone(pid)  # reaps it too when it is our child
 
     def chaos(self, *args: str) -> str:
         """Run `raftkube chaos ARGS` against this cluster, as a user would; its output."""

@@ -1,0 +1,118 @@
+"""`raftkube member list|add|remove`: grow a running local cluster 3 -> 5 -> 7 and shrink it back, one master at a
+time, without downtime.
+
+    add            plan a new master (next name, free ports), `member add` it through the KV API, then start it
+                   with every current member as its peers (etcd's order: the cluster knows it before it speaks)
+    remove NAME    `member remove` through the leader (which hands leadership over first if NAME leads), then
+                   stop NAME's process
+    list           the members as the cluster sees them
+
+cluster.json and layout.json follow, so `status`, `chaos` and the next `up` see the new topology.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import urllib.error
+import urllib.request
+from typing import Any
+
+from raftkube import chaos, cluster_file, up
+from raftkube.master import id64
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["list", "add", "remove"])
+    p.add_argument("master", nargs="?", help="remove: the master's name, e.g. m4")
+    p.add_argument("--state-dir", default=".raftkube")
+
+
+def call(info: dict[str, Any], path: str, body: dict[str, Any], first: str | None = None) -> dict[str, Any]:
+    """POST to the KV API of master `first` (else of the first that answers); etcd's error message on failure."""
+    masters = sorted(info["masters"], key=lambda m: m["name"] != first)
+    last = "no master answered"
+    for m in masters:
+        req = urllib.request.Request(m["kv"] + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=15) as r:
+                return json.load(r)
+        except urllib.error.HTTPError as exc:
+            answer = json.loads(exc.read() or b"{}")
+            raise SystemExit(f"raftkube member: {m['name']} answered {exc.code}: {answer.get('message', answer)}")
+        except OSError as exc:
+            last = f"{m['name']}: {exc}"
+    raise SystemExit(f"raftkube member: {last}")
+
+
+def list_members(info: dict[str, Any]) -> list[dict[str, Any]]:
+    return call(info, "/v3/cluster/member/list", {}).get("members") or []
+
+
+def add(info: dict[str, Any], state_dir: str) -> dict[str, Any]:
+    names = {m["name"] for m in info["masters"]}
+    number = max(int(n[1:]) for n in names if n[1:].isdigit()) + 1
+    entry = {"name": f"m{number}", "raft": f"127.0.0.1:{up.free_port()}", "kv": f"127.0.0.1:{up.free_port()}",
+             "api": f"127.0.0.1:{up.free_port()}"}
+    call(info, "/v3/cluster/member/add", {"peerURLs": [f"http://{entry['raft']}"]}, chaos.leader(info))
+    template = info["masters"][0]["argv"]
+    current = [m["raft"] for m in info["masters"]]
+    argv = up.master_argv(entry, [*[{"raft": r} for r in current], entry], state_dir,
+                          template[template.index("--secret-file") + 1], _security_flags(template))
+    pid = up.spawn(argv, os.path.join(state_dir, "logs", f"{entry['name']}.log"))
+    m = {"name": entry["name"], "pid": pid, "raft": entry["raft"], "kv": f"http://{entry['kv']}",
+         "api": f"https://{entry['api']}" if "--tls-cert-file" in argv else f"http://{entry['api']}",
+         "data_dir": argv[argv.index("--data-dir") + 1], "argv": argv}
+    info["masters"].append(m)
+    _save(info, state_dir)
+    return m
+
+
+def remove(info: dict[str, Any], state_dir: str, name: str) -> None:
+    m = chaos.find(info, name)
+    call(info, "/v3/cluster/member/remove", {"ID": str(id64(m["raft"]))}, chaos.leader(info))
+    try:
+        os.kill(m["pid"], signal.SIGTERM)  # it is out of the cluster: stop it before it campaigns
+    except ProcessLookupError:
+        pass
+    up.wait_gone(m["pid"])
+    info["masters"] = [o for o in info["masters"] if o is not m]
+    _save(info, state_dir)
+
+
+def _security_flags(template: list[str]) -> tuple[str, ...]:
+    """Everything in a master's command line after the per-master flags master_argv writes itself."""
+    return tuple(template[template.index("--enable-failpoints") + 1:])
+
+
+def _save(info: dict[str, Any], state_dir: str) -> None:
+    cluster_file.write(state_dir, info)
+    layout_path = os.path.join(state_dir, "layout.json")
+    if os.path.exists(layout_path):
+        with open(layout_path) as f:
+            layout = json.load(f)
+        layout["masters"] = [{"name": m["name"], "raft": m["raft"], "kv": m["kv"].split("://")[1],
+                              "api": m["api"].split("://")[1]} for m in info["masters"]]
+        with open(layout_path, "w") as f:
+            json.dump(layout, f, indent=2)
+
+
+def run(args: argparse.Namespace) -> int:
+    state_dir = os.path.abspath(args.state_dir)
+    info = cluster_file.read(state_dir)
+    if args.action == "list":
+        for member in list_members(info):
+            print(f"{member.get('name', '?'):6} {member['ID']:>20}  {member['peerURLs'][0]:28} "
+                  f"{(member.get('clientURLs') or [''])[0]}")
+        return 0
+    if args.action == "add":
+        m = add(info, state_dir)
+        print(f"added {m['name']}: raft {m['raft']}, kv {m['kv']}, api {m['api']} (pid {m['pid']})")
+        return 0
+    if not args.master:
+        raise SystemExit("raftkube member remove: which master? (e.g. m4)")
+    remove(info, state_dir, args.master)
+    print(f"removed {args.master}")
+    return 0
