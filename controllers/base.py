@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
+
+from prometheus_client import Histogram
 
 from api.client import ApiClient, ApiClientError, Conflict
 from api.event_recorder import EventRecorder
@@ -17,6 +21,8 @@ from controllers.informer import Informers, key_of
 from controllers.workqueue import WorkQueue
 
 Obj = dict[str, Any]
+# Live controllers, for the control plane's /metrics (raftkube/control_plane.py); counts live on each instance.
+LIVE: "weakref.WeakSet[Controller]" = weakref.WeakSet()
 
 
 @dataclass
@@ -44,12 +50,19 @@ class Controller:
         self.client = ctx.client
         self.queue = WorkQueue()
         self.log = logging.getLogger(f"raftkube.{self.name}")
+        self.sync_errors = 0
+        self.results: dict[str, int] = {}  # outcomes a controller counts itself (the scheduler's attempts)
+        self.sync_seconds = Histogram("sync_seconds", "one sync", registry=None)  # not global: read by LIVE
+        LIVE.add(self)
 
     def enqueue(self, obj: Obj) -> None:
         self.queue.add(key_of(obj))
 
     def record(self, obj: Obj, type_: str, reason: str, message: str) -> None:
         self.ctx.recorder.record(obj, type_, reason, message)
+
+    def count(self, result: str) -> None:
+        self.results[result] = self.results.get(result, 0) + 1
 
     async def sync(self, key: str) -> None:
         raise NotImplementedError
@@ -66,6 +79,7 @@ class Controller:
     async def _worker(self) -> None:
         while True:
             key = await self.queue.get()
+            started = time.perf_counter()
             try:
                 await self.sync(key)
                 self.queue.forget(key)
@@ -74,8 +88,10 @@ class Controller:
             except Conflict:
                 self.queue.retry(key)
             except Exception as exc:
+                self.sync_errors += 1
                 delay = self.queue.retry(key)
                 self.log.warning("%s: sync %s failed (retry in %.2fs): %s", self.name, key, delay, exc,
                                  exc_info=not isinstance(exc, (ApiClientError, OSError)))  # a bug: the trace
             finally:
                 self.queue.done(key)
+                self.sync_seconds.observe(time.perf_counter() - started)

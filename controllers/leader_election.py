@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -22,6 +23,7 @@ from api.client import ApiClient, ApiClientError, Conflict, NotFound
 
 log = logging.getLogger("raftkube.leader")
 Obj = dict[str, Any]
+LIVE: "weakref.WeakSet[LeaderElector]" = weakref.WeakSet()  # for the control plane's /metrics (is_leader)
 
 
 @dataclass
@@ -58,6 +60,7 @@ class LeaderElector:
         self._observed: Obj | None = None  # the lease spec we last saw
         self._observed_at = 0.0  # our monotonic clock when it last changed
         self._lease: Obj | None = None
+        LIVE.add(self)
 
     async def run(self, lead: Callable[[], Awaitable[None]]) -> None:
         """Forever: wait to lead, run `lead()` while leading, cancel it the moment leadership is lost.

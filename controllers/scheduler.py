@@ -145,6 +145,7 @@ class Scheduler(Controller):
             raise
         if node is None:
             self.binds.release()
+            self.count("unschedulable")
             await self.mark_unschedulable(key, pod, fit_error(len(refused), refused))
             return
         self.assumed[key] = node
@@ -182,6 +183,7 @@ class Scheduler(Controller):
                    "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
         try:
             await self.client.post_subresource("pods", name, "binding", binding, namespace)
+            self.count("scheduled")
             self.record(_pod_ref(pod), "Normal", "Scheduled", f"Successfully assigned {namespace}/{name} to {node}")
         except asyncio.CancelledError:
             raise
@@ -189,6 +191,7 @@ class Scheduler(Controller):
             if isinstance(exc, ApiClientError) and exc.status in (404, 409):
                 return  # gone, or bound already (perhaps by our own earlier try): the informer will say where
             self.log.warning("binding pod %s/%s to node %s failed: %s", namespace, name, node, exc)
+            self.count("error")
             self.forget(key, node)
             self.queue.retry(key)
         finally:

@@ -15,7 +15,8 @@ import uvloop
 from controllers.base import Options
 from controllers.leader_election import Timing, identity
 from controllers.manager import run_component
-from raftkube import client_flags
+from raftkube import client_flags, logs
+from raftkube import metrics as control_plane_metrics
 
 PR_SET_PDEATHSIG = 1
 
@@ -39,10 +40,13 @@ class Command:
                            help="seconds without a node Lease renewal before the node is Ready=Unknown")
             p.add_argument("--pod-eviction-timeout", type=float, default=300.0,
                            help="default toleration seconds of unreachable/not-ready nodes before pods go")
+        p.add_argument("--metrics-listen", metavar="HOST:PORT",
+                       help="serve /metrics there (workqueues, reconciles, leases, scheduling); default: off")
+        logs.add_argument(p)
         p.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # a master's child dies with it
 
     def run(self, args: argparse.Namespace) -> int:
-        logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.name} %(name)s: %(message)s")
+        logs.setup(args.name, args.log_format)
         if args.parent_pid:
             _die_with_parent(args.parent_pid)
         timing = Timing(args.leader_elect_lease_duration, args.leader_elect_renew_deadline,
@@ -56,6 +60,9 @@ class Command:
     async def _main(self, args: argparse.Namespace, user: str, timing: Timing, options: Options) -> None:
         client = client_flags.make_client(args, user)
         loop = asyncio.get_running_loop()
+        if args.metrics_listen:
+            await control_plane_metrics.serve(args.metrics_listen)
+            logging.getLogger("raftkube.control-plane").info("metrics on http://%s/metrics", args.metrics_listen)
         tasks = [asyncio.create_task(run_component(client, c, identity(args.name), timing, options, args.name))
                  for c in self.components]
         for sig in (signal.SIGTERM, signal.SIGINT):

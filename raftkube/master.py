@@ -28,6 +28,7 @@ from kvstore.metrics import StoreCollector, handler as metrics_handler, new_regi
 from kvstore.replica import Replica
 from kvstore.store import Store
 from kvstore.watch import WatchHub
+from raftkube import logs
 from raftkube.client_flags import TOKEN_ENV
 
 log = logging.getLogger("raftkube.master")
@@ -71,6 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--control-plane-flags", default="",
                    help='extra flags for that child, e.g. "--leader-elect-lease-duration 4 ..." for demos')
     p.add_argument("--ca-file", help="the CA that signed --tls-cert-file, for this master's own controllers")
+    logs.add_argument(p)
     p.add_argument("--enable-failpoints", action="store_true",
                    help="serve /debug/failpoints (partitions for chaos demos); never in production")
 
@@ -182,7 +184,7 @@ class Master:
         host = "127.0.0.1" if host in ("0.0.0.0", "") else host
         scheme = "https" if self.args.tls_cert_file else "http"
         argv = [sys.executable, "-m", "raftkube", "control-plane", "--server", f"{scheme}://{host}:{port}",
-                "--name", self.args.name, "--parent-pid", str(os.getpid())]
+                "--name", self.args.name, "--parent-pid", str(os.getpid()), "--log-format", self.args.log_format]
         if self.args.ca_file:
             argv += ["--ca-file", self.args.ca_file]
         argv += shlex.split(self.args.control_plane_flags)
@@ -272,5 +274,5 @@ class Master:
                                   "at": time.time()})
 
 def run(args: argparse.Namespace) -> None:
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.name} %(name)s: %(message)s")
+    logs.setup(args.name, args.log_format)
     uvloop.run(Master(args).run())
