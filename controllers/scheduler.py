@@ -8,12 +8,13 @@ are in flight, and still sees their resources taken. An assumed pod stays counte
 (or deleted); a binding that fails forgets the assumption and the pod is tried again with backoff.
 
 A pod that fits nowhere gets a FailedScheduling event and PodScheduled=False (reason Unschedulable), and waits:
-it is tried again when a node is added or changes in a way that matters, when a pod leaves a node, or after a
-minute, and never sooner than its backoff (1 s, doubling to 10 s) allows.
+it is tried again when a node is added or changes in a way that matters, when a pod leaves a node, or after five
+minutes, and never sooner than its backoff (1 s, doubling to 10 s) allows.
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from typing import Any
 
@@ -29,7 +30,8 @@ SCHEDULER_NAME = "default-scheduler"
 BINDS_IN_FLIGHT = 32
 INITIAL_BACKOFF = 1.0  # kube-scheduler's podInitialBackoffDuration
 MAX_BACKOFF = 10.0  # podMaxBackoffDuration
-UNSCHEDULABLE_RETRY = 60.0  # try a waiting pod again after this long even if nothing seemed to change
+UNSCHEDULABLE_RETRY = 300.0  # try a waiting pod again after this long even if nothing seemed to change
+#                             (podMaxInUnschedulablePodsDuration: a safety net, wakes come from changes)
 
 
 def wants_scheduling(pod: Obj) -> bool:
@@ -161,7 +163,8 @@ class Scheduler(Controller):
         self.waiting[key] = asyncio.get_running_loop().time() + backoff(attempts)
         self.queue.add_after(key, UNSCHEDULABLE_RETRY)
         name, namespace = pod["metadata"]["name"], pod["metadata"]["namespace"]
-        self.log.info("pod %s/%s is unschedulable: %s", namespace, name, message)
+        self.log.log(logging.INFO if attempts == 1 else logging.DEBUG, "pod %s/%s is unschedulable: %s",
+                     namespace, name, message)
         self.record(_pod_ref(pod), "Warning", "FailedScheduling", message)
         scheduled = condition(pod, "PodScheduled") or {}
         if (scheduled.get("status"), scheduled.get("reason"), scheduled.get("message")) == (
