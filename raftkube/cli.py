@@ -4,10 +4,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from raftkube import campaign, chaos, compose, control_plane, demo, master, member, status, up
+from raftkube import campaign, chaos, compose, control_plane, demo, master, member, node, status, up
 
 COMMANDS = [
     ("master", master, "run one master: the replicated store and its APIs"),
+    ("node", node, "run a kubelet (pods as local processes, or fake ones) and kube-proxy"),
     ("up", up, "start a local cluster in the foreground until Ctrl-C"),
     ("status", status, "each master's Raft role, term and indexes"),
     ("chaos", chaos, "kill, pause, resume, restart, partition or heal a master; name the leader"),

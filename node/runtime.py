@@ -1,0 +1,48 @@
+"""What a container runtime does for the pod workers; `runtime_process` and `runtime_fake` implement it.
+
+The workers own everything Kubernetes specifies (init containers in order, restartPolicy, CrashLoopBackOff,
+probes, grace periods, status); a runtime only prepares a pod's files and starts, finds again and signals
+one container. That keeps the two runtimes small and makes a fake pod behave like a real one.
+"""
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from node.pod_config import PodConfig
+from node.sandbox import Sandbox
+
+Obj = dict[str, Any]
+
+
+class ContainerError(Exception):
+    """A container that cannot start as specified (Kubernetes' waiting reasons: CreateContainerConfigError,
+    RunContainerError, ...): the worker shows `reason` and `message` and tries again later."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class Handle(Protocol):
+    container_id: str
+
+    async def wait(self) -> int:
+        """The exit code, when the container ends."""
+
+    def signal(self, sig: int) -> None:
+        """SIGTERM or SIGKILL to the container (all of its processes)."""
+
+
+class Runtime(Protocol):
+    kind: str  # "process" | "fake"
+    probes: bool  # whether liveness, readiness and startup probes run
+
+    async def prepare(self, sandbox: Sandbox, pod: Obj, config: PodConfig) -> None:
+        """The pod's volumes as files; raises ContainerError("FailedMount", ...) when one cannot be made."""
+
+    async def start(self, sandbox: Sandbox, pod: Obj, container: Obj, env: dict[str, str]) -> Handle:
+        """Start one container, its output going to sandbox.log_path(name); raises ContainerError."""
+
+    def adopt(self, sandbox: Sandbox, pod: Obj, name: str, container_id: str) -> Handle | None:
+        """The container `container_id` if it still runs (found after a kubelet restart), else None."""

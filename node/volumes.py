@@ -1,0 +1,143 @@
+"""Volumes as files in the pod's sandbox, and volumeMounts as symlinks in each container's root.
+
+Without root there are no mounts: a volume is the directory `volumes/<name>` of the pod, and a container's
+volumeMount at `/etc/config` is the symlink `$RAFTKUBE_ROOT/etc/config` to it. The process starts in
+$RAFTKUBE_ROOT, so the relative path `etc/config/...` works too. Supported: emptyDir, configMap, secret,
+downwardAPI, projected (of those three) and hostPath; `items`, `defaultMode`, `mode`, `optional`, `subPath`.
+The files are written when the pod starts (later changes to a ConfigMap do not reach a running pod).
+"""
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any
+
+from node import env as envs
+from node.pod_config import PodConfig
+from node.runtime import ContainerError
+from node.sandbox import Sandbox
+
+Obj = dict[str, Any]
+Files = dict[str, tuple[bytes, int]]  # relative path -> (content, mode)
+
+
+def _mode(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and 0 <= value <= 0o777 else default
+
+
+def _keyed(obj: Obj, items: list[Obj] | None, mode: int, secret: bool) -> Files:
+    data: dict[str, bytes] = {}
+    for key, value in (obj.get("data") or {}).items():
+        data[key] = base64.b64decode(value) if secret else str(value).encode()
+    for key, value in (obj.get("binaryData") or {}).items():
+        data[key] = base64.b64decode(value)
+    if not items:
+        return {key: (value, mode) for key, value in data.items()}
+    files: Files = {}
+    for item in items:
+        key = item.get("key")
+        if key not in data:
+            raise ContainerError("FailedMount", f"couldn't find key {key} in {'Secret' if secret else 'ConfigMap'} "
+                                                f"{obj['metadata'].get('namespace')}/{obj['metadata']['name']}")
+        files[str(item.get("path") or key)] = (data[key], _mode(item.get("mode"), mode))
+    return files
+
+
+def _source(kind: str, ref: Obj, config: PodConfig, volume: str, mode: int) -> Files:
+    secret = kind == "secret"
+    name = ref.get("secretName" if secret and "secretName" in ref else "name")
+    obj = (config.secrets if secret else config.configmaps).get(name)
+    if obj is None:
+        if ref.get("optional"):
+            return {}
+        raise ContainerError("FailedMount", f'MountVolume.SetUp failed for volume "{volume}" : {kind} "{name}" '
+                                            "not found")
+    return _keyed(obj, ref.get("items"), _mode(ref.get("defaultMode"), mode), secret)
+
+
+def _downward(pod: Obj, items: list[Obj], mode: int, pod_ip: str) -> Files:
+    files: Files = {}
+    for item in items or []:
+        ref = item.get("fieldRef") or {}
+        if not ref:
+            continue  # resourceFieldRef: not modelled
+        value = envs.field_value(pod, str(ref.get("fieldPath")), pod_ip=pod_ip, host_ip="")
+        files[str(item.get("path"))] = (value.encode(), _mode(item.get("mode"), mode))
+    return files
+
+
+def volume_files(pod: Obj, volume: Obj, config: PodConfig, pod_ip: str) -> Files | None:
+    """The files of one volume; None for a volume that is a directory of its own (emptyDir, hostPath)."""
+    name = volume.get("name", "")
+    mode = 0o644
+    if "configMap" in volume:
+        return _source("configmap", volume["configMap"] or {}, config, name, mode)
+    if "secret" in volume:
+        return _source("secret", volume["secret"] or {}, config, name, mode)
+    if "downwardAPI" in volume:
+        spec = volume["downwardAPI"] or {}
+        return _downward(pod, spec.get("items") or [], _mode(spec.get("defaultMode"), mode), pod_ip)
+    if "projected" in volume:
+        spec = volume["projected"] or {}
+        mode = _mode(spec.get("defaultMode"), mode)
+        files: Files = {}
+        for source in spec.get("sources") or []:
+            for kind in ("configMap", "secret"):
+                if source.get(kind):
+                    files.update(_source(kind.lower(), source[kind], config, name, mode))
+            if source.get("downwardAPI"):
+                files.update(_downward(pod, source["downwardAPI"].get("items") or [], mode, pod_ip))
+        return files
+    return None
+
+
+def _safe(base: str, relative: str) -> str:
+    """A path inside `base`; '..' that would leave it is refused (a pod cannot write outside its sandbox)."""
+    path = os.path.normpath(os.path.join(base, relative.lstrip("/")))
+    if path != base and not path.startswith(base + os.sep):
+        raise ContainerError("FailedMount", f"the path {relative!r} leaves the volume")
+    return path
+
+
+def materialize(sandbox: Sandbox, pod: Obj, config: PodConfig) -> None:
+    """Write every volume of the pod under sandbox/volumes (an emptyDir keeps what it holds)."""
+    root = os.path.join(sandbox.dir, "volumes")
+    for volume in (pod.get("spec") or {}).get("volumes") or []:
+        if not isinstance(volume, dict) or not volume.get("name"):
+            continue
+        target = _safe(root, volume["name"])
+        if "hostPath" in volume:
+            if not os.path.lexists(target):
+                os.symlink(str((volume["hostPath"] or {}).get("path") or "/"), target)
+            continue
+        files = volume_files(pod, volume, config, sandbox.ip)
+        os.makedirs(target, exist_ok=True)
+        for relative, (content, mode) in (files or {}).items():
+            path = _safe(target, relative)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path + ".tmp", "wb") as f:
+                f.write(content)
+            os.chmod(path + ".tmp", mode)
+            os.replace(path + ".tmp", path)
+
+
+def mount(sandbox: Sandbox, container: Obj) -> str:
+    """The container's root with a symlink per volumeMount; answers its working directory."""
+    root = sandbox.root_dir(container["name"])
+    os.makedirs(root, exist_ok=True)
+    volumes = os.path.join(sandbox.dir, "volumes")
+    for m in container.get("volumeMounts") or []:
+        if not isinstance(m, dict) or not m.get("name") or not m.get("mountPath"):
+            continue
+        source = _safe(_safe(volumes, m["name"]), str(m.get("subPath") or ""))
+        link = _safe(root, m["mountPath"])
+        if link == root:
+            raise ContainerError("CreateContainerError", f"volumeMount {m['name']}: mountPath / is not supported")
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        if os.path.islink(link):
+            os.remove(link)
+        if not os.path.lexists(link):
+            os.symlink(os.path.relpath(source, os.path.dirname(link)), link)
+    workdir = _safe(root, str(container.get("workingDir") or ""))
+    os.makedirs(workdir, exist_ok=True)
+    return workdir

@@ -1,0 +1,136 @@
+"""`raftkube node`: a kubelet (or, with --count, several fake ones) and, with the process runtime, kube-proxy.
+
+    raftkube node --name n1 --server https://127.0.0.1:6443 --token-file node.token --ca-file ca.crt
+    raftkube node --name sim --count 100 --runtime fake --state-dir .raftkube    # sim-0 ... sim-99
+
+Each node keeps its pods under ROOT_DIR/NAME (default: STATE_DIR/nodes, else .raftkube-nodes). Its pods get
+addresses from --pod-cidr, a /24 on the loopback range (any 127/8 address is bindable without root); the node's
+own address (InternalIP, where its log endpoint listens) is that network's first address.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import os
+import signal
+import zlib
+
+import uvloop
+
+from node.kubelet import Kubelet, KubeletConfig
+from node.logs_server import LogServer
+from node.runtime_fake import FakeRuntime
+from node.runtime_process import ProcessRuntime
+from raftkube import client_flags
+
+log = logging.getLogger("raftkube.node")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    client_flags.add_arguments(p)
+    p.add_argument("--name", required=True, help="the Node's name (with --count: the prefix of NAME-0, NAME-1, ...)")
+    p.add_argument("--runtime", choices=["process", "fake"], default="process",
+                   help="process: containers are local processes; fake: no processes, as kwok (default process)")
+    p.add_argument("--count", type=int, default=1, help="run this many nodes in this process (NAME-0 ...)")
+    p.add_argument("--root-dir", help="where pod sandboxes live (default STATE_DIR/nodes or .raftkube-nodes)")
+    p.add_argument("--pod-cidr", help="the node's pod network, e.g. 127.1.7.0/24 (default: from the name)")
+    p.add_argument("--node-ip", help="the node's InternalIP, where its log endpoint and NodePorts listen "
+                                     "(default: the pod network's first address; 127.0.0.1 for fake nodes)")
+    p.add_argument("--kubelet-port", type=int, default=0, help="the log endpoint's port (default: any free one)")
+    p.add_argument("--cpu", default="4", help="capacity and allocatable cpu (default 4)")
+    p.add_argument("--memory", default="8Gi", help="capacity and allocatable memory (default 8Gi)")
+    p.add_argument("--max-pods", default="110", help="capacity and allocatable pods (default 110)")
+    p.add_argument("--lease-interval", type=float, default=10.0, help="seconds between Lease renewals (default 10)")
+    p.add_argument("--lease-duration", type=int, default=40, help="the Lease's leaseDurationSeconds (default 40)")
+    p.add_argument("--node-status-interval", type=float, default=10.0,
+                   help="seconds between checks that the Node's status is current (default 10)")
+    p.add_argument("--crashloop-base-delay", type=float, default=10.0,
+                   help="CrashLoopBackOff's first delay in seconds, doubled each restart up to 300 (default 10)")
+    p.add_argument("--max-log-bytes", type=int, default=1 << 20,
+                   help="a container's log is rotated past this size; at most twice it is kept (default 1 MiB)")
+    p.add_argument("--fake-start-delay", type=float, default=0.5,
+                   help="fake runtime: seconds before a container runs (default 0.5)")
+    p.add_argument("--fake-run-time", type=float, default=2.0,
+                   help="fake runtime: seconds a Never/OnFailure container runs before it exits (default 2)")
+    p.add_argument("--proxy", action=argparse.BooleanOptionalAction, default=None,
+                   help="also run kube-proxy for this host (default: with the process runtime)")
+
+
+def default_pod_cidr(name: str) -> str:
+    """127.1.N.0/24 with N from the name, so nodes started by hand rarely share a network."""
+    return f"127.1.{1 + zlib.crc32(name.encode()) % 254}.0/24"
+
+
+def node_names(args: argparse.Namespace) -> list[str]:
+    return [args.name] if args.count <= 1 else [f"{args.name}-{i}" for i in range(args.count)]
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.name} %(name)s: %(message)s")
+    if args.count < 1:
+        raise SystemExit("raftkube node: --count must be at least 1")
+    if args.pod_cidr and args.count > 1:
+        raise SystemExit("raftkube node: --pod-cidr names one node's network; with --count each node picks its own")
+    try:
+        if args.pod_cidr:
+            ipaddress.ip_network(args.pod_cidr, strict=False)
+    except ValueError as exc:
+        raise SystemExit(f"raftkube node: --pod-cidr {args.pod_cidr!r}: {exc}") from None
+    uvloop.run(_main(args))
+    return 0
+
+
+async def _main(args: argparse.Namespace) -> None:
+    client = client_flags.make_client(args, user="system:nodes")
+    names = node_names(args)
+    root = args.root_dir or os.path.join(args.state_dir or ".", "nodes" if args.state_dir else ".raftkube-nodes")
+    runtime = FakeRuntime(start_delay=args.fake_start_delay, run_time=args.fake_run_time) \
+        if args.runtime == "fake" else ProcessRuntime(max_log_bytes=args.max_log_bytes)
+    cidrs = [args.pod_cidr or default_pod_cidr(n) for n in names]
+    address = args.node_ip or ("127.0.0.1" if args.runtime == "fake"
+                               else str(ipaddress.ip_network(cidrs[0], strict=False).network_address + 1))
+    capacity = {"cpu": args.cpu, "memory": args.memory, "pods": str(args.max_pods)}
+    kubelets = [Kubelet(client, runtime, KubeletConfig(
+        name=n, address=address, pod_cidr=cidr, state_dir=os.path.join(root, n), capacity=capacity,
+        lease_interval=args.lease_interval, lease_duration=args.lease_duration,
+        status_interval=args.node_status_interval, backoff_base=args.crashloop_base_delay))
+        for n, cidr in zip(names, cidrs)]
+
+    def find(namespace: str, pod: str):
+        return next((w for k in kubelets if (w := k.find(namespace, pod)) is not None), None)
+
+    server = LogServer(find, client.token)
+    try:
+        port = await server.start(address, args.kubelet_port)
+    except OSError as exc:
+        raise SystemExit(f"raftkube node {args.name}: cannot listen on {address}:{args.kubelet_port} for logs: "
+                         f"{exc.strerror}; pick another --node-ip or --kubelet-port") from None
+    for k in kubelets:
+        k.kubelet_port = port
+    log.info("%d node(s) %s, runtime %s, logs on http://%s:%d", len(kubelets), ", ".join(names[:5]) +
+             (" ..." if len(names) > 5 else ""), args.runtime, address, port)
+    tasks = [asyncio.create_task(k.run(), name=f"kubelet {k.name}") for k in kubelets]
+    proxy_on = args.proxy if args.proxy is not None else args.runtime == "process"
+    if proxy_on:
+        from node.proxy import Proxy
+
+        proxy = Proxy(client, node_ip=address, name=args.name)
+        tasks.append(asyncio.create_task(proxy.run(), name="kube-proxy"))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    waiter = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    for t in done:
+        if t is not waiter and not t.cancelled() and t.exception() is not None:
+            log.error("%s failed", t.get_name(), exc_info=t.exception())
+    log.info("stopping: the containers of %d node(s) stop too", len(kubelets))
+    await asyncio.gather(*(k.shutdown() for k in kubelets), return_exceptions=True)
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await server.stop()
+    await client.close()
