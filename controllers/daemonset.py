@@ -31,7 +31,7 @@ from controllers.base import Context, Controller
 from controllers.history import (HASH_LABEL, ensure_update_revision, history_to_delete, pod_revision,
                                  revision_hash)
 from controllers.informer import key_of, split_key
-from controllers.objects import (Expectations, controller_of, is_available, is_deleting, is_ready, owned_by,
+from controllers.objects import (Expectations, controller_key, is_available, is_deleting, is_ready, owned_by,
                                  pod_from_template, scaled_value)
 from controllers.scheduling import NodeInfo, filter_node_affinity, tolerates
 
@@ -219,10 +219,8 @@ class DaemonSetController(Controller):
         self.nodes.add_handler(self._node_changed)
 
     def _owned_changed(self, event: str, old: Obj | None, new: Obj | None) -> None:
-        for obj in (old, new):
-            ref = controller_of(obj) if obj is not None else None
-            if ref and ref.get("kind") == "DaemonSet":
-                self.queue.add(f"{obj['metadata']['namespace']}/{ref['name']}")
+        for key in {controller_key(old, "DaemonSet"), controller_key(new, "DaemonSet")} - {None}:
+            self.queue.add(key)
 
     def _node_changed(self, event: str, old: Obj | None, new: Obj | None) -> None:
         if event == "update" and old is not None and new is not None and (

@@ -34,6 +34,12 @@ def controller_of(obj: Obj) -> Obj | None:
     return next((r for r in obj["metadata"].get("ownerReferences") or [] if r.get("controller")), None)
 
 
+def controller_key(obj: Obj | None, kind: str) -> str | None:
+    """The workqueue key ("namespace/name") of the `kind` controller of a namespaced object, if it has one."""
+    ref = controller_of(obj) if obj is not None else None
+    return f"{obj['metadata'].get('namespace')}/{ref['name']}" if ref and ref.get("kind") == kind else None
+
+
 def owned_by(obj: Obj, owner: Obj) -> bool:
     ref = controller_of(obj)
     return ref is not None and ref.get("uid") == owner["metadata"].get("uid")

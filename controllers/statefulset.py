@@ -30,7 +30,7 @@ from controllers.base import Context, Controller
 from controllers.history import (HASH_LABEL, ensure_update_revision, history_to_delete, pod_revision,
                                  template_of)
 from controllers.informer import key_of, split_key
-from controllers.objects import (condition, controller_of, is_available, is_deleting, is_ready, owned_by,
+from controllers.objects import (condition, controller_key, is_available, is_deleting, is_ready, owned_by,
                                  parse_time, pod_from_template)
 
 Obj = dict[str, Any]
@@ -205,10 +205,8 @@ class StatefulSetController(Controller):
         self.revisions.add_handler(self._owned_changed)
 
     def _owned_changed(self, event: str, old: Obj | None, new: Obj | None) -> None:
-        for obj in (old, new):
-            ref = controller_of(obj) if obj is not None else None
-            if ref and ref.get("kind") == "StatefulSet":
-                self.queue.add(f"{obj['metadata']['namespace']}/{ref['name']}")
+        for key in {controller_key(old, "StatefulSet"), controller_key(new, "StatefulSet")} - {None}:
+            self.queue.add(key)
 
     def _owned(self, informer_name: str, sts: Obj) -> list[Obj]:
         informer = {"pods": self.pods, "controllerrevisions": self.revisions}[informer_name]

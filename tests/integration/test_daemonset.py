@@ -14,7 +14,7 @@ import pytest
 from api.client import ApiClient, NotFound
 from tests.integration.cluster import Cluster, eventually
 from tests.integration.kube import make_node
-from tests.integration.test_statefulset import CONTROL_PLANE, FakeKubelet, kubectl
+from tests.integration.test_statefulset import CONTROL_PLANE, FakeKubelet, kubectl, status_is
 
 Obj = dict[str, Any]
 _names = itertools.count()
@@ -68,14 +68,6 @@ async def on_nodes(api: ApiClient, ns: str, want: set[str]) -> dict[str, str] | 
     return got if set(got) == want else None
 
 
-async def status_is(api: ApiClient, ns: str, name: str, **want: Any) -> Obj | None:
-    ds = await api.get("daemonsets", name, ns)
-    status = ds.get("status") or {}
-    ok = status.get("observedGeneration") == ds["metadata"]["generation"] and all(
-        status.get(k) == v for k, v in want.items())
-    return status if ok else None
-
-
 async def test_daemon_pods_follow_nodes_joining_and_leaving_and_taints(cp):
     """A pod per node, bound with the node affinity Kubernetes gives daemon pods; a joining node gets one, a
     deleted node's goes, a node with an untolerated NoSchedule taint gets none."""
@@ -91,7 +83,7 @@ async def test_daemon_pods_follow_nodes_joining_and_leaving_and_taints(cp):
             {"key": "metadata.name", "operator": "In", "values": ["dsa"]}]
         assert {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"} in \
             pod["spec"]["tolerations"]
-        await eventually(lambda: status_is(api, ns, "agent", desiredNumberScheduled=2, currentNumberScheduled=2,
+        await eventually(lambda: status_is(api, ns, "agent", "daemonsets", desiredNumberScheduled=2, currentNumberScheduled=2,
                                            numberReady=2, numberAvailable=2, updatedNumberScheduled=2,
                                            numberMisscheduled=0), timeout=30, what="status of 2 ready")
 
@@ -103,7 +95,7 @@ async def test_daemon_pods_follow_nodes_joining_and_leaving_and_taints(cp):
 
         await api.delete("nodes", "dsb")
         await eventually(lambda: on_nodes(api, ns, {"dsa", "dsc"}), timeout=30, what="the deleted node's pod gone")
-        await eventually(lambda: status_is(api, ns, "agent", desiredNumberScheduled=2, numberReady=2),
+        await eventually(lambda: status_is(api, ns, "agent", "daemonsets", desiredNumberScheduled=2, numberReady=2),
                          timeout=30, what="status of 2 after a node left")
         events, _ = await api.list("events", ns)
         assert any(e["reason"] == "SuccessfulCreate" and e["message"].startswith("Created pod: agent-")
@@ -123,7 +115,7 @@ async def test_node_selector_follows_node_labels(cp):
         await eventually(lambda: on_nodes(api, ns, {"edge1", "core1"}), timeout=30, what="a pod on the labelled node")
         await api.patch("nodes", "edge1", {"metadata": {"labels": {"role": None}}})
         await eventually(lambda: on_nodes(api, ns, {"core1"}), timeout=30, what="the unlabelled node's pod gone")
-        await eventually(lambda: status_is(api, ns, "edge", desiredNumberScheduled=1, currentNumberScheduled=1,
+        await eventually(lambda: status_is(api, ns, "edge", "daemonsets", desiredNumberScheduled=1, currentNumberScheduled=1,
                                            numberMisscheduled=0, numberReady=1), timeout=30, what="status of 1")
 
 

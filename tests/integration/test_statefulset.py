@@ -31,16 +31,8 @@ CONTROL_PLANE = ("--control-plane-flags", "--leader-elect-lease-duration 3 --lea
 @pytest.fixture(scope="module")
 def cp(tmp_path_factory):
     c = Cluster(str(tmp_path_factory.mktemp("sts")), 1, CONTROL_PLANE)
-    try:
-        asyncio.run(_one_node(c))
-        yield c
-    finally:
-        c.stop()
-
-
-async def _one_node(c: Cluster) -> None:
-    async with c.api() as api:
-        await make_node(api, "sts-node")
+    yield c
+    c.stop()
 
 
 @contextlib.asynccontextmanager
@@ -48,6 +40,8 @@ async def namespace(cp: Cluster, prefix: str) -> AsyncIterator[tuple[ApiClient, 
     api = cp.api()
     ns = f"{prefix}-{next(_names)}"
     await api.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    with contextlib.suppress(Conflict):  # the module's one node, for the scheduler to bind every pod to
+        await make_node(api, "sts-node")
     try:
         yield api, ns
     finally:
@@ -138,10 +132,11 @@ async def pod_names(api: ApiClient, ns: str) -> list[str]:
     return sorted(p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp"))
 
 
-async def status_is(api: ApiClient, ns: str, name: str, **want: Any) -> Obj | None:
-    sts = await api.get("statefulsets", name, ns)
-    status = sts.get("status") or {}
-    ok = status.get("observedGeneration") == sts["metadata"]["generation"] and all(
+async def status_is(api: ApiClient, ns: str, name: str, kind: str = "statefulsets", **want: Any) -> Obj | None:
+    """The object's status once it has observed the latest spec and has the `want` fields, else None."""
+    obj = await api.get(kind, name, ns)
+    status = obj.get("status") or {}
+    ok = status.get("observedGeneration") == obj["metadata"]["generation"] and all(
         status.get(k) == v for k, v in want.items())
     return status if ok else None
 
