@@ -146,3 +146,11 @@ async def test_rolling_update_and_rollout_status(cp, tmp_path):
         newest = max(revisions, key=lambda r: r["revision"])
         assert {p["metadata"]["labels"]["controller-revision-hash"] for p in pods} == {
             newest["metadata"]["labels"]["controller-revision-hash"]}
+
+        code, out = await kubectl(cp, str(tmp_path), "rollout", "undo", "ds/agent", "-n", ns)
+        assert code == 0 and "rolled back" in out, out
+        code, out = await kubectl(cp, str(tmp_path), "rollout", "status", "ds/agent", "-n", ns, "--timeout=60s")
+        assert code == 0, out
+        pods, _ = await api.list("pods", ns)
+        assert {p["spec"]["containers"][0]["image"] for p in pods if not p["metadata"].get("deletionTimestamp")} \
+            == {"agent:1"}

@@ -234,6 +234,18 @@ async def test_rolling_update_with_partition_then_rollout_status(cp, tmp_path):
         revisions, _ = await api.list("controllerrevisions", ns)
         assert sorted(r["revision"] for r in revisions) == [1, 2]
 
+        code, out = await kubectl(cp, str(tmp_path), "rollout", "history", "sts/web", "-n", ns)
+        assert code == 0 and "REVISION" in out, out
+        code, out = await kubectl(cp, str(tmp_path), "rollout", "undo", "sts/web", "-n", ns)
+        assert code == 0 and "rolled back" in out, out
+        back = await eventually(lambda: status_is(api, ns, "web", updatedReplicas=3, currentRevision=old,
+                                                  updateRevision=old, readyReplicas=3),
+                                timeout=40, what="rolled back to the first revision")
+        pods, _ = await api.list("pods", ns)
+        assert {p["spec"]["containers"][0]["image"] for p in pods} == {"nginx:1.25"}, back
+        revisions, _ = await api.list("controllerrevisions", ns)
+        assert {r["metadata"]["name"]: r["revision"] for r in revisions}[old] == 3  # renumbered, not made again
+
 
 async def test_parallel_creates_all_at_once(cp):
     """podManagementPolicy Parallel: every pod is created without waiting for the others to be Ready."""
