@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", required=True, help="the Node's name (with --count: the prefix of NAME-0, NAME-1, ...)")
     p.add_argument("--runtime", choices=["process", "fake"], default="process",
                    help="process: containers are local processes; fake: no processes, as kwok (default process)")
-    p.add_argument("--count", type=int, default=1, help="run this many nodes in this process (NAME-0 ...)")
+    p.add_argument("--count", type=int, help="run this many nodes in this process, named NAME-0, NAME-1, ...")
     p.add_argument("--root-dir", help="where pod sandboxes live (default STATE_DIR/nodes or .raftkube-nodes)")
     p.add_argument("--pod-cidr", help="the node's pod network, e.g. 127.1.7.0/24 (default: from the name)")
     p.add_argument("--node-ip", help="the node's InternalIP, where its log endpoint and NodePorts listen "
@@ -64,14 +64,14 @@ def default_pod_cidr(name: str) -> str:
 
 
 def node_names(args: argparse.Namespace) -> list[str]:
-    return [args.name] if args.count <= 1 else [f"{args.name}-{i}" for i in range(args.count)]
+    return [args.name] if args.count is None else [f"{args.name}-{i}" for i in range(args.count)]
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.name} %(name)s: %(message)s")
-    if args.count < 1:
+    if args.count is not None and args.count < 1:
         raise SystemExit("raftkube node: --count must be at least 1")
-    if args.pod_cidr and args.count > 1:
+    if args.pod_cidr and args.count is not None:
         raise SystemExit("raftkube node: --pod-cidr names one node's network; with --count each node picks its own")
     try:
         if args.pod_cidr:

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -23,6 +24,7 @@ from raftkube import certs, cluster_file, kubeconfig
 from raftkube.balancer import Balancer
 
 READY_TIMEOUT = 30.0
+SERVICE_IP_RANGE = "127.96.0.0/16"  # ClusterIPs on the loopback range: kube-proxy binds them without root
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-port", type=int, default=0,
                    help="the API load balancer listens on BASE; master i uses raft BASE+100+i, kv BASE+200+i, "
                         "api BASE+300+i (default: free ports)")
+    p.add_argument("--nodes", type=int, default=2, help="node agents to run (default 2; 0 for masters only)")
+    p.add_argument("--runtime", choices=["process", "fake"], default="process",
+                   help="process: pods are local processes; fake: pods only pretend to run, as kwok (default process)")
 
 
 def free_port() -> int:
@@ -135,6 +140,8 @@ def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str,
     pki = certs.ensure(os.path.join(state_dir, "pki"), ["127.0.0.1"])
     security = ("--token-file", ensure_tokens(state_dir), "--tls-cert-file", pki["server.crt"],
                 "--tls-private-key-file", pki["server.key"], "--ca-file", pki["ca.crt"])
+    if "--service-cluster-ip-range" not in master_flags:
+        security += ("--service-cluster-ip-range", SERVICE_IP_RANGE)
     entries = []
     for m in layout["masters"]:
         argv = master_argv(m, layout["masters"], state_dir, secret_file, (*security, *master_flags))
@@ -150,6 +157,46 @@ def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str,
     info["dashboard"] = f"{api}/dashboard?token={admin_token(state_dir)}"  # logs in, as Jupyter's link does
     cluster_file.write(state_dir, info)
     return info
+
+
+def pod_network(state_dir: str) -> str:
+    """The first two octets' worth of this cluster's pod networks, "127.A.B": node i gets 127.A.(B+i).0/24.
+    Picked at random once (kept in layout.json), so clusters side by side rarely share addresses."""
+    layout_path = os.path.join(state_dir, "layout.json")
+    with open(layout_path) as f:
+        layout = json.load(f)
+    if "pod_network" not in layout:
+        a = random.choice([n for n in range(2, 127) if n != 96])  # 127.96/16 holds the ClusterIPs
+        layout["pod_network"] = f"127.{a}.{random.randrange(0, 192)}"
+        with open(layout_path, "w") as f:
+            json.dump(layout, f, indent=2)
+    return layout["pod_network"]
+
+
+def node_argvs(state_dir: str, count: int, runtime: str, flags: tuple[str, ...] = ()) -> list[tuple[str, list[str]]]:
+    """(node names, argv) per node process: one `raftkube node` per process-runtime node (the first also runs
+    kube-proxy for this host), or one process for all fake nodes (fake-0, fake-1, ...)."""
+    base = [sys.executable, "-m", "raftkube", "node", "--state-dir", state_dir, "--runtime", runtime]
+    if runtime == "fake":
+        return [(f"fake-{i}", [*base, "--name", "fake", "--count", str(count), *flags]) for i in range(count)]
+    a, b, c = pod_network(state_dir).split(".")
+    return [(f"n{i + 1}", [*base, "--name", f"n{i + 1}", "--pod-cidr", f"{a}.{b}.{int(c) + i}.0/24",
+                           "--proxy" if i == 0 else "--no-proxy", *flags]) for i in range(count)]
+
+
+def start_nodes(info: dict[str, Any], count: int, runtime: str = "process", flags: tuple[str, ...] = ()
+                ) -> list[dict[str, Any]]:
+    """Spawn the node agents (after the masters are ready) and add them to cluster.json's "nodes"."""
+    state_dir = info["state_dir"]
+    pids: dict[str, int] = {}
+    for name, argv in node_argvs(state_dir, count, runtime, flags):
+        key = " ".join(argv)
+        if key not in pids:
+            log = name.rsplit("-", 1)[0] if runtime == "fake" else name
+            pids[key] = spawn(argv, os.path.join(state_dir, "logs", f"{log}.log"))
+        info.setdefault("nodes", []).append({"name": name, "pid": pids[key], "argv": argv})
+    cluster_file.write(state_dir, info)
+    return info["nodes"]
 
 
 def wait_ready(info: dict[str, Any], timeout: float = READY_TIMEOUT) -> bool:
@@ -174,7 +221,7 @@ def stop(state_dir: str, grace: float = 5.0) -> None:
         info = cluster_file.read(state_dir)
     except SystemExit:
         return
-    pids = [p["pid"] for p in info["masters"] + info.get("nodes", [])]
+    pids = list(dict.fromkeys(p["pid"] for p in info.get("nodes", []) + info["masters"]))
     for pid in pids:
         _signal(pid, signal.SIGCONT)  # a paused master cannot handle SIGTERM
         _signal(pid, signal.SIGTERM)
@@ -242,7 +289,7 @@ raftkube is up: {len(info['masters'])} masters (state in {state_dir}, logs in {s
 
   Use kubectl:
     export KUBECONFIG={info['kubeconfig']}
-    kubectl get namespaces
+    kubectl get nodes
     kubectl apply -f your-configmap.yaml && kubectl get configmaps -w
 
   Talk to the store (etcd v3 JSON gateway, keys and values in base64):
@@ -269,12 +316,16 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit(f"raftkube up: a cluster from {state_dir} is already running; stop it first")
         os.remove(cluster_file.path(state_dir))
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the cluster just as Ctrl-C does
-    print(f"starting {args.masters} masters from {state_dir} ...", flush=True)
+    print(f"starting {args.masters} masters and {args.nodes} {args.runtime} nodes from {state_dir} ...", flush=True)
     try:
         info = start(state_dir, args.masters, args.base_port, balanced=True)
         if not wait_ready(info):
             print(f"raftkube up: not every master became ready within {READY_TIMEOUT:.0f}s; "
                   f"see {state_dir}/logs", file=sys.stderr, flush=True)
+        if args.nodes > 0:
+            nodes = start_nodes(info, args.nodes, args.runtime)
+            print(f"  nodes {', '.join(n['name'] for n in nodes)} started ({args.runtime} runtime; "
+                  f"logs in {state_dir}/logs)", flush=True)
         print(quickstart(info, state_dir), flush=True)
         host, _, port = info["api"].split("://", 1)[1].rpartition(":")
         balancer = Balancer([m["api"] for m in info["masters"]], info["ca"])

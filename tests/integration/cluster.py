@@ -42,7 +42,10 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 15
 
 
 class Cluster:
-    def __init__(self, state_dir: str, masters: int = 3, master_flags: tuple[str, ...] = ()) -> None:
+    def __init__(self, state_dir: str, masters: int = 3, master_flags: tuple[str, ...] = (), *, nodes: int = 0,
+                 runtime: str = "fake", node_flags: tuple[str, ...] = ()) -> None:
+        """`nodes` node agents (`raftkube node`, the `runtime` given, with `node_flags`) join once the masters are
+        ready: process nodes are n1, n2, ...; fake nodes fake-0, fake-1, ... in one process."""
         self.state_dir = state_dir
         if "--control-plane-flags" not in master_flags:  # store and API tests need no controllers: spare the CPU
             master_flags = (*master_flags, "--no-control-plane")
@@ -50,6 +53,8 @@ class Cluster:
         if not up.wait_ready(self.info):
             self.stop()
             raise RuntimeError(f"masters did not become ready; logs in {state_dir}/logs")
+        if nodes:
+            up.start_nodes(self.info, nodes, runtime, node_flags)
         self.clients: dict[str, KVClient] = {}
 
     @property
