@@ -31,8 +31,9 @@ from controllers.base import Context, Controller
 from controllers.history import (HASH_LABEL, ensure_update_revision, history_to_delete, pod_revision,
                                  revision_hash)
 from controllers.informer import key_of, split_key
-from controllers.objects import (Expectations, controller_key, is_available, is_deleting, is_ready, owned_by,
-                                 pod_from_template, scaled_value)
+from controllers.objects import (Expectations, controller_key, controller_of, is_available, is_deleting, is_ready,
+                                 matches, owned_by, pod_from_template, scaled_value)
+from controllers.replicaset import claim
 from controllers.scheduling import NodeInfo, filter_node_affinity, tolerates
 
 Obj = dict[str, Any]
@@ -125,7 +126,8 @@ def daemon_pod(ds: Obj, node_name: str, hash_: str) -> Obj:
 
 
 def manage(ds: Obj, nodes: list[Obj], pods: dict[str, list[Obj]]) -> tuple[list[str], list[Obj], list[Obj]]:
-    """(nodes that need a daemon pod, pods to delete, pods to delete at once because their node is gone)."""
+    """(nodes that need a daemon pod, pods to delete, pods to delete at once because their node is gone).
+    A pod for no node in particular (adopted, unbound) is left to the scheduler, as Kubernetes does."""
     template = template_pod(ds)
     create: list[str] = []
     delete: list[Obj] = []
@@ -143,7 +145,7 @@ def manage(ds: Obj, nodes: list[Obj], pods: dict[str, list[Obj]]) -> tuple[list[
         elif not should_continue:
             delete += here
     known = {n["metadata"]["name"] for n in nodes}
-    orphaned = [p for node, ps in pods.items() if node not in known for p in ps]
+    orphaned = [p for node, ps in pods.items() if node and node not in known for p in ps]
     return create, delete, orphaned
 
 
@@ -214,13 +216,21 @@ class DaemonSetController(Controller):
         self.revisions = ctx.informers["controllerrevisions"]
         self.expectations = Expectations()
         self.sets.add_handler(lambda event, old, new: self.enqueue(new or old))
-        self.pods.add_handler(self._owned_changed)
+        self.pods.add_handler(self._pod_changed)
         self.revisions.add_handler(self._owned_changed)
         self.nodes.add_handler(self._node_changed)
 
     def _owned_changed(self, event: str, old: Obj | None, new: Obj | None) -> None:
         for key in {controller_key(old, "DaemonSet"), controller_key(new, "DaemonSet")} - {None}:
             self.queue.add(key)
+
+    def _pod_changed(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        self._owned_changed(event, old, new)
+        pod = new or old
+        if pod is not None and controller_of(pod) is None:  # an orphan: a daemon set it matches may adopt it
+            for ds in self.sets.list(pod["metadata"].get("namespace")):
+                if matches(ds, pod):
+                    self.enqueue(ds)
 
     def _node_changed(self, event: str, old: Obj | None, new: Obj | None) -> None:
         if event == "update" and old is not None and new is not None and (
@@ -248,7 +258,9 @@ class DaemonSetController(Controller):
         revisions = [r for r in revisions if r["metadata"]["name"] != update_rev["metadata"]["name"]] + [update_rev]
         hash_ = revision_hash(update_rev)
         nodes = self.nodes.list()
-        pods = by_node(self._owned(self.pods, ds))
+        candidates = [p for p in self.pods.list(namespace) if owned_by(p, ds) or controller_of(p) is None]
+        pods = by_node(await claim(self.client, owner_plural="daemonsets", owner=ds, plural="pods",
+                                   candidates=candidates))
         at = time.time()
 
         if self.expectations.satisfied(key, self.pods.cache):

@@ -30,8 +30,9 @@ from controllers.base import Context, Controller
 from controllers.history import (HASH_LABEL, ensure_update_revision, history_to_delete, pod_revision,
                                  template_of)
 from controllers.informer import key_of, split_key
-from controllers.objects import (condition, controller_key, is_available, is_deleting, is_ready, owned_by,
-                                 parse_time, pod_from_template)
+from controllers.objects import (condition, controller_key, controller_of, is_available, is_deleting, is_ready,
+                                 matches, owned_by, parse_time, pod_from_template)
+from controllers.replicaset import claim
 
 Obj = dict[str, Any]
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
@@ -201,16 +202,29 @@ class StatefulSetController(Controller):
         self.pods = ctx.informers["pods"]
         self.revisions = ctx.informers["controllerrevisions"]
         self.sets.add_handler(lambda event, old, new: self.enqueue(new or old))
-        self.pods.add_handler(self._owned_changed)
-        self.revisions.add_handler(self._owned_changed)
+        self.pods.add_handler(self._pod_changed)
+        self.revisions.add_handler(self._revision_changed)
 
-    def _owned_changed(self, event: str, old: Obj | None, new: Obj | None) -> None:
+    def _revision_changed(self, event: str, old: Obj | None, new: Obj | None) -> None:
         for key in {controller_key(old, "StatefulSet"), controller_key(new, "StatefulSet")} - {None}:
             self.queue.add(key)
 
-    def _owned(self, informer_name: str, sts: Obj) -> list[Obj]:
-        informer = {"pods": self.pods, "controllerrevisions": self.revisions}[informer_name]
-        return [o for o in informer.by_index("owner", sts["metadata"]["uid"]) if owned_by(o, sts)]
+    def _pod_changed(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        self._revision_changed(event, old, new)
+        pod = new or old
+        if pod is not None and controller_of(pod) is None:  # an orphan: a set it matches may adopt it
+            for sts in self.sets.list(pod["metadata"].get("namespace")):
+                if matches(sts, pod) and ordinal_of(pod, sts["metadata"]["name"]) >= 0:
+                    self.enqueue(sts)
+
+    async def _claim_pods(self, sts: Obj) -> list[Obj]:
+        """The set's pods, after adopting orphans named as its members that it selects (and releasing those it
+        no longer selects), as Kubernetes' getPodsForStatefulSet."""
+        name = sts["metadata"]["name"]
+        candidates = [p for p in self.pods.list(sts["metadata"]["namespace"])
+                      if owned_by(p, sts) or (controller_of(p) is None and ordinal_of(p, name) >= 0)]
+        return await claim(self.client, owner_plural="statefulsets", owner=sts, plural="pods",
+                           candidates=candidates)
 
     async def sync(self, key: str) -> None:
         sts = self.sets.get(key)
@@ -218,8 +232,8 @@ class StatefulSetController(Controller):
             return  # the garbage collector removes its pods and revisions
         sts = copy.deepcopy(sts)
         namespace, _ = split_key(key)
-        pods = self._owned("pods", sts)
-        revisions = self._owned("controllerrevisions", sts)
+        pods = await self._claim_pods(sts)
+        revisions = [r for r in self.revisions.by_index("owner", sts["metadata"]["uid"]) if owned_by(r, sts)]
         status = sts.get("status") or {}
         update_rev, collisions = await ensure_update_revision(self.client, sts, revisions,
                                                               int(status.get("collisionCount") or 0))

@@ -247,12 +247,21 @@ async def test_rolling_update_with_partition_then_rollout_status(cp, tmp_path):
         assert {r["metadata"]["name"]: r["revision"] for r in revisions}[old] == 3  # renumbered, not made again
 
 
-async def test_parallel_creates_all_at_once(cp):
-    """podManagementPolicy Parallel: every pod is created without waiting for the others to be Ready."""
+async def test_parallel_creates_all_at_once_and_adopts_an_orphan(cp):
+    """podManagementPolicy Parallel: every pod is created without waiting for the others to be Ready; a pod that
+    has no owner, is named as a member and matches the selector is adopted rather than made again."""
     async with namespace(cp, "sts-par") as (api, ns):
-        await api.create("statefulsets", statefulset("par", 3, policy="Parallel"), ns)
+        orphan = await api.create("pods", {"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": "par-1", "labels": {"app": "par"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}, ns)
+        sts = await api.create("statefulsets", statefulset("par", 3, policy="Parallel"), ns)
         await eventually(lambda: _equal(pod_names(api, ns), ["par-0", "par-1", "par-2"]), timeout=30,
                          what="3 pods, none ready")
+
+        async def adopted() -> bool:
+            pod = await api.get("pods", "par-1", ns)
+            return [r["uid"] for r in pod["metadata"].get("ownerReferences") or []] == [sts["metadata"]["uid"]]
+        await eventually(adopted, timeout=30, what="par-1 adopted")
+        assert (await api.get("pods", "par-1", ns))["metadata"]["uid"] == orphan["metadata"]["uid"]
 
 
 async def _equal(awaitable: Any, want: Any) -> bool:

@@ -82,7 +82,7 @@ def test_daemon_pod_is_bound_with_affinity_and_tolerations():
 def test_manage_creates_missing_deletes_extra_failed_misplaced_and_orphaned():
     nodes = [node("n1"), node("n2"), node("n3", taints=[{"key": "x", "effect": "NoExecute"}]), node("n4")]
     pods = {"n1": [pod("a", "n1"), pod("b", "n1", created="2024-02-01T00:00:00Z")],
-            "n3": [pod("c", "n3")], "n4": [pod("d", "n4", phase="Failed")], "gone": [pod("e", "gone")]}
+            "n3": [pod("c", "n3")], "n4": [pod("d", "n4", phase="Failed")], "gone": [pod("e", "gone")], "": [pod("f", "")]}
     create, delete, orphaned = manage(ds(), nodes, pods)
     assert create == ["n2", "n4"]
     assert sorted(p["metadata"]["name"] for p in delete) == ["b", "c", "d"]  # the newer extra, the evicted, Failed
