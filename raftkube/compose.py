@@ -20,6 +20,8 @@ from raftkube import certs, kubeconfig, up
 
 SECRETS = {"cluster_secret": "cluster.secret", "tokens": "tokens.csv", "server_crt": "server.crt",
            "server_key": "server.key"}
+NODE_SECRETS = {"node_token": "node.token", "ca_crt": "ca.crt"}
+NODES = ("n1", "n2")
 HEALTH = ("import ssl,urllib.request as u;"
           "u.urlopen('https://{name}:6443/readyz',context=ssl._create_unverified_context(),timeout=2)")
 
@@ -57,10 +59,18 @@ def compose_file(masters: int, haproxy_path: str = "compose/haproxy.cfg", secret
                   f"    secrets: [{', '.join(SECRETS)}]",
                   f"    healthcheck: {{test: [\"CMD\", \"python\", \"-c\", {_q(HEALTH.format(name=name))}], "
                   "interval: 5s, timeout: 3s, retries: 3}"]
+    for name in NODES:  # each runs its own kube-proxy: one per network namespace; pods on the container's loopback
+        command = ["node", "--name", name, "--server", ",".join(f"https://{m}:6443" for m in ms),
+                   "--token-file", "/run/secrets/node_token", "--ca-file", "/run/secrets/ca_crt",
+                   "--node-ip", name, "--kubelet-port", "10250", "--root-dir", "/var/lib/raftkube"]
+        lines += [f"  {name}:", "    image: raftkube:latest", f"    hostname: {name}",
+                  f"    command: [{', '.join(_q(c) for c in command)}]",
+                  f"    secrets: [{', '.join(NODE_SECRETS)}]", f"    depends_on: [{', '.join(ms)}]"]
     lines += ["  haproxy:", "    image: haproxy:2.9", "    ports: [\"127.0.0.1:6443:6443\"]",
               f"    volumes: [{_q('./' + haproxy_path + ':/usr/local/etc/haproxy/haproxy.cfg:ro')}]",
               f"    depends_on: [{', '.join(ms)}]", "secrets:"]
-    lines += [f"  {key}: {{file: {_q('./' + secrets_dir + '/' + file)}}}" for key, file in SECRETS.items()]
+    lines += [f"  {key}: {{file: {_q('./' + secrets_dir + '/' + file)}}}"
+              for key, file in {**SECRETS, **NODE_SECRETS}.items()]
     lines += ["volumes:"] + [f"  {name}-data: {{}}" for name in ms]
     return "\n".join(lines) + "\n"
 
@@ -84,6 +94,9 @@ def make_secrets(directory: str, masters: int) -> None:
     pki = certs.ensure(directory, names(masters))
     up.ensure_secret(directory)
     up.ensure_tokens(directory)
+    with open(os.open(os.path.join(directory, NODE_SECRETS["node_token"]), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                      0o600), "w") as f:
+        f.write(up.token_for(directory, "system:nodes"))
     kubeconfig.write(os.path.join(directory, "kubeconfig"), "https://127.0.0.1:6443", up.admin_token(directory),
                      pki["ca.crt"])
 

@@ -15,6 +15,7 @@ import ipaddress
 import logging
 import os
 import signal
+import socket
 import zlib
 
 import uvloop
@@ -67,6 +68,14 @@ def node_names(args: argparse.Namespace) -> list[str]:
     return [args.name] if args.count is None else [f"{args.name}-{i}" for i in range(args.count)]
 
 
+def node_ip(text: str) -> str:
+    """--node-ip as an address; a host name (a compose service's) is resolved once, at start."""
+    try:
+        return socket.gethostbyname(text)
+    except OSError as exc:
+        raise SystemExit(f"raftkube node: --node-ip {text!r} is not an address this host can resolve: {exc}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.name} %(name)s: %(message)s")
     if args.count is not None and args.count < 1:
@@ -89,8 +98,8 @@ async def _main(args: argparse.Namespace) -> None:
     runtime = FakeRuntime(start_delay=args.fake_start_delay, run_time=args.fake_run_time) \
         if args.runtime == "fake" else ProcessRuntime(max_log_bytes=args.max_log_bytes)
     cidrs = [args.pod_cidr or default_pod_cidr(n) for n in names]
-    address = args.node_ip or ("127.0.0.1" if args.runtime == "fake"
-                               else str(ipaddress.ip_network(cidrs[0], strict=False).network_address + 1))
+    address = node_ip(args.node_ip) if args.node_ip else ("127.0.0.1" if args.runtime == "fake" else str(
+        ipaddress.ip_network(cidrs[0], strict=False).network_address + 1))
     capacity = {"cpu": args.cpu, "memory": args.memory, "pods": str(args.max_pods)}
     kubelets = [Kubelet(client, runtime, KubeletConfig(
         name=n, address=address, pod_cidr=cidr, state_dir=os.path.join(root, n), capacity=capacity,
