@@ -106,7 +106,8 @@ class DeploymentController(Controller):
 
     async def revisions(self, d: Obj, rss: list[Obj], create: bool) -> tuple[Obj, Obj | None, list[Obj]]:
         """getAllReplicaSetsAndSyncRevision: (the Deployment, the new ReplicaSet, old ones); the new one gets the
-        next revision, and is created if asked and missing."""
+        next revision, and is created if asked and missing. Conditions written here keep the old observedGeneration:
+        the counts beside them are the old ones, and `kubectl rollout status` must not take them for the new."""
         new_rs, old = self.split(d, rss)
         new_revision = max((rollout.revision(rs) for rs in old), default=0) + 1
         if new_rs is not None:
@@ -119,7 +120,6 @@ class DeploymentController(Controller):
                 status = copy.deepcopy(d.get("status") or {})
                 rollout.set_deployment_condition(status, rollout.new_condition(
                     "Progressing", "True", "FoundNewReplicaSet", f'Found new replica set "{new_rs["metadata"]["name"]}"'))
-                status["observedGeneration"] = d["metadata"].get("generation", 1)
                 d = await self.write_status(d, status)
             return d, new_rs, old
         if not create:
@@ -148,7 +148,6 @@ class DeploymentController(Controller):
             status = copy.deepcopy(d.get("status") or {})
             rollout.set_deployment_condition(status, rollout.new_condition(
                 "Progressing", "True", "NewReplicaSetCreated", f'Created new replica set "{new_rs["metadata"]["name"]}"'))
-            status["observedGeneration"] = d["metadata"].get("generation", 1)
             d = await self.write_status(d, status)
         return d, new_rs, old
 
