@@ -31,8 +31,8 @@ from controllers.base import Context, Controller
 from controllers.history import (HASH_LABEL, ensure_update_revision, history_to_delete, pod_revision,
                                  revision_hash)
 from controllers.informer import key_of, split_key
-from controllers.objects import (Expectations, controller_key, controller_of, is_available, is_deleting, is_ready,
-                                 matches, owned_by, pod_from_template, scaled_value)
+from controllers.objects import (Expectations, controller_of, is_available, is_deleting, is_ready, keys_to_wake,
+                                 owned_by, pod_from_template, scaled_value)
 from controllers.replicaset import claim
 from controllers.scheduling import NodeInfo, filter_node_affinity, tolerates
 
@@ -216,21 +216,14 @@ class DaemonSetController(Controller):
         self.revisions = ctx.informers["controllerrevisions"]
         self.expectations = Expectations()
         self.sets.add_handler(lambda event, old, new: self.enqueue(new or old))
-        self.pods.add_handler(self._pod_changed)
+        self.pods.add_handler(self._owned_changed)
         self.revisions.add_handler(self._owned_changed)
         self.nodes.add_handler(self._node_changed)
 
     def _owned_changed(self, event: str, old: Obj | None, new: Obj | None) -> None:
-        for key in {controller_key(old, "DaemonSet"), controller_key(new, "DaemonSet")} - {None}:
+        namespace = (new or old or {}).get("metadata", {}).get("namespace")
+        for key in keys_to_wake("DaemonSet", self.sets.list(namespace), old, new):
             self.queue.add(key)
-
-    def _pod_changed(self, event: str, old: Obj | None, new: Obj | None) -> None:
-        self._owned_changed(event, old, new)
-        pod = new or old
-        if pod is not None and controller_of(pod) is None:  # an orphan: a daemon set it matches may adopt it
-            for ds in self.sets.list(pod["metadata"].get("namespace")):
-                if matches(ds, pod):
-                    self.enqueue(ds)
 
     def _node_changed(self, event: str, old: Obj | None, new: Obj | None) -> None:
         if event == "update" and old is not None and new is not None and (

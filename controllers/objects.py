@@ -6,7 +6,7 @@ import datetime
 import hashlib
 import json
 import time
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from api.selectors import selector_matches
 
@@ -38,6 +38,18 @@ def controller_key(obj: Obj | None, kind: str) -> str | None:
     """The workqueue key ("namespace/name") of the `kind` controller of a namespaced object, if it has one."""
     ref = controller_of(obj) if obj is not None else None
     return f"{obj['metadata'].get('namespace')}/{ref['name']}" if ref and ref.get("kind") == kind else None
+
+
+def keys_to_wake(kind: str, owners: Iterable[Obj], old: Obj | None, new: Obj | None,
+                 may_adopt: Callable[[Obj, Obj], bool] | None = None) -> set[str]:
+    """The keys of the `kind` controllers an informer event concerns: the object's controller before and after,
+    and, for an orphan, each of `owners` that selects it (and passes `may_adopt`), since it may adopt it."""
+    keys = {k for k in (controller_key(old, kind), controller_key(new, kind)) if k}
+    obj = new or old
+    if obj is not None and controller_of(obj) is None:
+        keys |= {f"{o['metadata'].get('namespace')}/{o['metadata']['name']}" for o in owners
+                 if matches(o, obj) and (may_adopt is None or may_adopt(o, obj))}
+    return keys
 
 
 def owned_by(obj: Obj, owner: Obj) -> bool:

@@ -30,8 +30,8 @@ from controllers.base import Context, Controller
 from controllers.history import (HASH_LABEL, ensure_update_revision, history_to_delete, pod_revision,
                                  template_of)
 from controllers.informer import key_of, split_key
-from controllers.objects import (condition, controller_key, controller_of, is_available, is_deleting, is_ready,
-                                 matches, owned_by, parse_time, pod_from_template)
+from controllers.objects import (condition, controller_of, is_available, is_deleting, is_ready, keys_to_wake,
+                                 owned_by, parse_time, pod_from_template)
 from controllers.replicaset import claim
 
 Obj = dict[str, Any]
@@ -202,20 +202,14 @@ class StatefulSetController(Controller):
         self.pods = ctx.informers["pods"]
         self.revisions = ctx.informers["controllerrevisions"]
         self.sets.add_handler(lambda event, old, new: self.enqueue(new or old))
-        self.pods.add_handler(self._pod_changed)
-        self.revisions.add_handler(self._revision_changed)
+        self.pods.add_handler(self._owned_changed)
+        self.revisions.add_handler(self._owned_changed)
 
-    def _revision_changed(self, event: str, old: Obj | None, new: Obj | None) -> None:
-        for key in {controller_key(old, "StatefulSet"), controller_key(new, "StatefulSet")} - {None}:
+    def _owned_changed(self, event: str, old: Obj | None, new: Obj | None) -> None:
+        namespace = (new or old or {}).get("metadata", {}).get("namespace")
+        for key in keys_to_wake("StatefulSet", self.sets.list(namespace), old, new,
+                                lambda sts, pod: ordinal_of(pod, sts["metadata"]["name"]) >= 0):
             self.queue.add(key)
-
-    def _pod_changed(self, event: str, old: Obj | None, new: Obj | None) -> None:
-        self._revision_changed(event, old, new)
-        pod = new or old
-        if pod is not None and controller_of(pod) is None:  # an orphan: a set it matches may adopt it
-            for sts in self.sets.list(pod["metadata"].get("namespace")):
-                if matches(sts, pod) and ordinal_of(pod, sts["metadata"]["name"]) >= 0:
-                    self.enqueue(sts)
 
     async def _claim_pods(self, sts: Obj) -> list[Obj]:
         """The set's pods, after adopting orphans named as its members that it selects (and releasing those it

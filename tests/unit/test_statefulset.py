@@ -108,3 +108,16 @@ def test_new_pod_identity():
     assert p["spec"]["subdomain"] == "nginx"
     assert p["metadata"]["labels"] == {"app": "web", POD_NAME_LABEL: "web-1", POD_INDEX_LABEL: "1",
                                        "controller-revision-hash": UPD}
+
+
+def test_a_pod_event_wakes_its_set_and_for_an_orphan_the_sets_that_may_adopt_it():
+    from controllers.objects import keys_to_wake
+    owned = pod(0)
+    owned["metadata"]["ownerReferences"] = [{"kind": "StatefulSet", "name": "web", "uid": "u1", "controller": True}]
+    other = sts()
+    other["metadata"]["name"] = "db"
+    assert keys_to_wake("StatefulSet", [sts(), other], None, owned) == {"ns/web"}
+    assert keys_to_wake("StatefulSet", [sts(), other], None, pod(1)) == {"ns/web", "ns/db"}
+    member = (lambda s, p: ordinal_of(p, s["metadata"]["name"]) >= 0)
+    assert keys_to_wake("StatefulSet", [sts(), other], pod(1), None, member) == {"ns/web"}
+    assert keys_to_wake("DaemonSet", [sts()], None, owned) == set()
