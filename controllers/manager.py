@@ -12,8 +12,13 @@ from api.event_recorder import EventRecorder
 from controllers.base import Context, Controller, Options
 from controllers.daemonset import DaemonSetController
 from controllers.deployment import DeploymentController
+from controllers.endpoints import EndpointsController
+from controllers.garbage_collector import GarbageCollector
 from controllers.informer import Informers
+from controllers.job import JobController
 from controllers.leader_election import LeaderElector, Timing
+from controllers.namespace import NamespaceController
+from controllers.node_lifecycle import NodeLifecycleController
 from controllers.replicaset import ReplicaSetController
 from controllers.scheduler import Scheduler
 from controllers.statefulset import StatefulSetController
@@ -24,6 +29,11 @@ CONTROLLERS: list[type[Controller]] = [
     DeploymentController,
     StatefulSetController,
     DaemonSetController,
+    JobController,
+    EndpointsController,
+    NamespaceController,
+    GarbageCollector,
+    NodeLifecycleController,
 ]
 # The scheduler is a controller of unbound pods, elected on its own Lease.
 SCHEDULERS: list[type[Controller]] = [Scheduler]
