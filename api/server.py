@@ -17,7 +17,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from api import apply, auth, defaults, watching, deletion, discovery, errors, fields, objects, patch, protobuf, subresources, tables, validation
+from api import apply, auth, defaults, watching, deletion, discovery, errors, fields, objects, patch, pod_logs, protobuf, subresources, tables, validation
 from api.cluster_ips import DEFAULT_RANGE, PREFIX, ClusterIPRange
 from api.errors import ApiError
 from api.metrics import TARGET, ApiMetrics, middleware as metrics_middleware
@@ -192,9 +192,9 @@ class ApiServer:
         except orjson.JSONDecodeError as exc:
             raise errors.bad_request(f"the request body is not valid JSON: {exc}") from None
 
-    async def get(self, request: web.Request, t: Target) -> web.Response:
-        if t.subresource == "log":
-            raise ApiError(503, "pod logs are served by the pod's kubelet, and no node agents exist yet")
+    async def get(self, request: web.Request, t: Target) -> web.StreamResponse:
+        if t.subresource == "log":  # proxied to the pod's kubelet (api/pod_logs.py)
+            return await pod_logs.serve(request, self.objects, t.namespace, t.name, self.tokens)
         if t.subresource not in (None, "status", "scale"):
             raise ApiError(405, f"GET of {t.res.plural}/{t.subresource} is not supported")
         obj = await self.objects.get(t.res, t.namespace, t.name, local=request.query.get("resourceVersion") == "0")

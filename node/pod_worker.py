@@ -110,9 +110,9 @@ class PodWorker:
             if not self.gone:
                 await self._write_status()
                 await self._confirm_deletion()
+            self.ctx.sandboxes.remove(self.uid)  # not when cancelled: a kubelet started again adopts the pod
         finally:
             writer.cancel()
-            self.ctx.sandboxes.remove(self.uid)
 
     def _record(self, container: Obj) -> ContainerRecord:
         """From the sandbox (a restarted kubelet), else from the API's status, else new."""
