@@ -105,11 +105,8 @@ def phase(policy: str, init: list[ContainerRecord], main: list[ContainerRecord])
             return "Pending"
     if any(c.state == "waiting" and c.restart_count == 0 and not c.last for c in main):
         return "Pending"
-    if all(c.state == "terminated" for c in main):
-        if all(c.succeeded for c in main):
-            return "Succeeded"
-        if not any(will_restart(policy, c.exit_code or 0) for c in main):
-            return "Failed"
+    if all(c.state == "terminated" for c in main) and not any(will_restart(policy, c.exit_code or 0) for c in main):
+        return "Succeeded" if all(c.succeeded for c in main) else "Failed"
     return "Running"
 
 

@@ -1,0 +1,135 @@
+"""A container's environment and its volumes as files (node/env.py, node/volumes.py), as Kubernetes builds them:
+env, $(VAR) expansion, valueFrom (configMapKeyRef, secretKeyRef, fieldRef), envFrom with prefixes, the Service
+variables; volumes from ConfigMaps, Secrets (with items and modes), the downward API, mounted as symlinks."""
+import base64
+import os
+
+import pytest
+
+from node import volumes
+from node.env import command_line, container_env, expand, service_env
+from node.pod_config import PodConfig, references
+from node.runtime import ContainerError
+from node.sandbox import Sandboxes
+
+POD = {"metadata": {"name": "web-1", "namespace": "shop", "uid": "u1", "labels": {"app": "web"}},
+       "spec": {"nodeName": "n1", "containers": [{"name": "app", "image": "x"}]}}
+CM = {"metadata": {"name": "cfg", "namespace": "shop"}, "data": {"color": "blue", "size": "9"},
+      "binaryData": {"blob": base64.b64encode(b"\x00\x01").decode()}}
+SECRET = {"metadata": {"name": "creds", "namespace": "shop"}, "data": {"pw": base64.b64encode(b"hunter2").decode()}}
+CONFIG = PodConfig(configmaps={"cfg": CM}, secrets={"creds": SECRET})
+
+
+def env_of(container: dict, config: PodConfig = CONFIG) -> dict:
+    return container_env(POD, {"name": "app", **container}, config, pod_ip="127.1.1.5", host_ip="127.1.1.1")
+
+
+def test_values_refs_and_expansion():
+    env = env_of({"env": [
+        {"name": "A", "value": "x"}, {"name": "B", "value": "$(A)-$(MISSING)-$$(A)"},
+        {"name": "COLOR", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "color"}}},
+        {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "pw"}}},
+        {"name": "ME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+        {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]})
+    assert env["B"] == "x-$(MISSING)-$(A)"
+    assert (env["COLOR"], env["PW"], env["ME"], env["APP"], env["NODE"]) == ("blue", "hunter2", "web-1", "web", "n1")
+    assert env["IP"] == env["POD_IP"] == "127.1.1.5" and env["HOSTNAME"] == "web-1"
+
+
+def test_env_from_with_prefix_and_env_winning():
+    env = env_of({"envFrom": [{"configMapRef": {"name": "cfg"}, "prefix": "CFG_"}, {"secretRef": {"name": "creds"}}],
+                  "env": [{"name": "pw", "value": "override"}]})
+    assert env["CFG_color"] == "blue" and env["CFG_size"] == "9" and env["pw"] == "override"
+
+
+def test_missing_objects_and_keys():
+    with pytest.raises(ContainerError, match='configmap "nope" not found') as err:
+        env_of({"env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k"}}}]},
+               PodConfig(configmaps={"nope": None}))
+    assert err.value.reason == "CreateContainerConfigError"
+    with pytest.raises(ContainerError, match="couldn't find key absent in secret shop/creds"):
+        env_of({"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "absent"}}}]})
+    optional = env_of({"env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "absent",
+                                                                               "optional": True}}}]})
+    assert "X" not in optional
+
+
+def test_service_variables_as_kubernetes_injects_them():
+    svc = {"metadata": {"name": "redis-main"}, "spec": {"clusterIP": "127.96.0.7", "ports": [
+        {"name": "tcp-redis", "port": 6379, "protocol": "TCP"}]}}
+    headless = {"metadata": {"name": "h"}, "spec": {"clusterIP": "None", "ports": [{"port": 1}]}}
+    env = service_env([svc, headless])
+    assert env["REDIS_MAIN_SERVICE_HOST"] == "127.96.0.7" and env["REDIS_MAIN_SERVICE_PORT"] == "6379"
+    assert env["REDIS_MAIN_SERVICE_PORT_TCP_REDIS"] == "6379"
+    assert env["REDIS_MAIN_PORT"] == "tcp://127.96.0.7:6379"
+    assert env["REDIS_MAIN_PORT_6379_TCP_ADDR"] == "127.96.0.7" and env["REDIS_MAIN_PORT_6379_TCP_PROTO"] == "tcp"
+    assert not any(k.startswith("H_") for k in env)
+    no_links = {**POD, "spec": {**POD["spec"], "enableServiceLinks": False}}
+    assert "REDIS_MAIN_SERVICE_HOST" not in container_env(no_links, {"name": "app"}, PodConfig(services=[svc]),
+                                                          pod_ip="", host_ip="")
+
+
+def test_command_line():
+    assert command_line({"command": ["sh", "-c"], "args": ["echo $(A)"]}, {"A": "1"}) == ["sh", "-c", "echo 1"]
+    assert command_line({"args": ["python3", "app.py"]}, {}) == ["python3", "app.py"]
+    assert command_line({}, {}) == ["sleep", "infinity"]  # image-only containers idle
+
+
+def test_references_name_every_object_a_pod_needs():
+    pod = {"spec": {"containers": [{"env": [{"name": "a", "valueFrom": {"secretKeyRef": {"name": "s1", "key": "k"}}}],
+                                    "envFrom": [{"configMapRef": {"name": "c1"}}]}],
+                    "volumes": [{"name": "v", "configMap": {"name": "c2"}}, {"name": "w", "secret": {"secretName": "s2"}}]}}
+    assert references(pod) == ({"c1", "c2"}, {"s1", "s2"})
+
+
+def test_volumes_are_files_and_mounts_are_symlinks(tmp_path):
+    sandbox = Sandboxes(str(tmp_path), "127.1.1.0/24").open(POD)
+    assert sandbox.ip == "127.1.1.2"
+    pod = {**POD, "spec": {**POD["spec"], "volumes": [
+        {"name": "cfg", "configMap": {"name": "cfg", "items": [{"key": "color", "path": "sub/colour"}]}},
+        {"name": "all", "configMap": {"name": "cfg"}},
+        {"name": "sec", "secret": {"secretName": "creds", "defaultMode": 0o400}},
+        {"name": "info", "downwardAPI": {"items": [{"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}},
+        {"name": "scratch", "emptyDir": {}}]}}
+    volumes.materialize(sandbox, pod, CONFIG)
+    workdir = volumes.mount(sandbox, {"name": "app", "volumeMounts": [
+        {"name": "cfg", "mountPath": "/etc/cfg"}, {"name": "sec", "mountPath": "/run/secrets/app"},
+        {"name": "info", "mountPath": "/etc/podinfo"}, {"name": "all", "mountPath": "/etc/size", "subPath": "size"},
+        {"name": "scratch", "mountPath": "/tmp/work"}]})
+    root = sandbox.root_dir("app")
+    assert workdir == root
+    read = lambda p: open(os.path.join(root, p), "rb").read()  # noqa: E731
+    assert read("etc/cfg/sub/colour") == b"blue"
+    assert read("run/secrets/app/pw") == b"hunter2"
+    assert oct(os.stat(os.path.join(root, "run/secrets/app/pw")).st_mode & 0o777) == "0o400"
+    assert read("etc/podinfo/name") == b"web-1" and read("etc/size") == b"9"
+    assert os.path.isdir(os.path.join(root, "tmp/work"))
+    assert os.path.islink(os.path.join(root, "etc/cfg"))
+    assert open(os.path.join(sandbox.dir, "volumes", "all", "blob"), "rb").read() == b"\x00\x01"
+
+
+def test_a_mount_path_cannot_leave_the_sandbox(tmp_path):
+    sandbox = Sandboxes(str(tmp_path), "127.1.1.0/24").open(POD)
+    with pytest.raises(ContainerError):
+        volumes.mount(sandbox, {"name": "app", "volumeMounts": [{"name": "x", "mountPath": "/a", "subPath": "../../.."}]})
+    with pytest.raises(ContainerError, match="not found"):
+        volumes.materialize(sandbox, {**POD, "spec": {"volumes": [{"name": "v", "configMap": {"name": "gone"}}]}},
+                            PodConfig(configmaps={"gone": None}))
+
+
+def test_pod_ips_are_kept_across_a_kubelet_restart(tmp_path):
+    first = Sandboxes(str(tmp_path), "127.1.1.0/24")
+    a = first.open(POD)
+    b = first.open({"metadata": {"name": "b", "namespace": "shop", "uid": "u2"}})
+    again = Sandboxes(str(tmp_path), "127.1.1.0/24")
+    assert again.open(POD).ip == a.ip
+    c = again.open({"metadata": {"name": "c", "namespace": "shop", "uid": "u3"}})
+    assert c.ip not in (a.ip, b.ip, "127.1.1.1")
+    again.remove("u2")
+    assert again.open({"metadata": {"name": "d", "namespace": "shop", "uid": "u4"}}).ip == b.ip
+
+
+def test_expand_leaves_unknown_references():
+    assert expand("$(A)$(B)", {"A": "1"}) == "1$(B)"
