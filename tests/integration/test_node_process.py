@@ -13,6 +13,8 @@ import signal
 import subprocess
 import textwrap
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -278,3 +280,20 @@ def _cmdline(pid: int) -> bytes:
             return f.read()
     except OSError:
         return b""
+
+
+async def test_the_kubelet_log_endpoint_wants_the_node_token(api, cluster):
+    """The kubelet serves logs only to the node token's bearer (the API server sends it), on the node's address."""
+    node = await api.get("nodes", NODE)
+    ip = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
+    port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+    url = f"http://{ip}:{port}/containerLogs/default/nothing/main"
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {cluster.token}"}):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            await asyncio.to_thread(urllib.request.urlopen, urllib.request.Request(url, headers=headers), timeout=5)
+        assert err.value.code == 401
+    node_token = up.token_for(cluster.state_dir, "system:nodes")
+    with pytest.raises(urllib.error.HTTPError) as err:  # the right token: the pod is simply not there
+        await asyncio.to_thread(urllib.request.urlopen, urllib.request.Request(
+            url, headers={"Authorization": f"Bearer {node_token}"}), timeout=5)
+    assert err.value.code == 404
