@@ -11,6 +11,7 @@ A pod already Succeeded or Failed is never run again (after a kubelet restart, s
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -162,8 +163,9 @@ class PodWorker:
         await asyncio.gather(*(r.stop(grace) for r in self.runners))
 
     async def _confirm_deletion(self) -> None:
-        """The kubelet's DELETE with grace 0: the API server removes the object now."""
-        for attempt in range(10):
+        """The kubelet's DELETE with grace 0: the API server removes the object now. Retried until it is done (the
+        client already moves between masters): a pod left marked would never go."""
+        for attempt in itertools.count():
             try:
                 await self.ctx.client.delete("pods", self.pod_name, self.pod["metadata"]["namespace"],
                                              grace_period_seconds=0, uid=self.uid)
@@ -174,7 +176,7 @@ class PodWorker:
                 if getattr(exc, "status", 0) == 409:  # another pod of that name now: ours is gone
                     return
                 log.warning("pod %s: could not confirm its deletion (%s); retrying", self.key, exc)
-                await asyncio.sleep(min(0.2 * 2 ** attempt, 5.0))
+                await asyncio.sleep(min(0.2 * 2 ** min(attempt, 5), 5.0))
 
     # -- status ---------------------------------------------------------------------------
 

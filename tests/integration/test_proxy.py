@@ -85,7 +85,9 @@ async def test_cluster_ip_round_robin_endpoints_live_and_deletion(api):
     assert got[0] != got[1] and got[1] != got[2], f"not round-robin: {got}"
     await set_endpoints(api, "web", ips[:1])
     await eventually(lambda: answers({"web-a"}), what="only web-a after the Endpoints changed")
-    await api.delete("services", "web", "default")
+    open_conn = socket.create_connection((svc["spec"]["clusterIP"], PORT), timeout=5)
+    open_conn.sendall(b"GET /whoami HTTP/1.0\r\n")  # half a request: the connection stays open
+    await set_endpoints(api, "web", [])
 
     async def refused() -> bool:
         try:
@@ -94,6 +96,14 @@ async def test_cluster_ip_round_robin_endpoints_live_and_deletion(api):
         except OSError:
             return True
 
+    await eventually(refused, what="new connections refused without endpoints")
+    open_conn.sendall(b"\r\n")
+    answer = await asyncio.to_thread(open_conn.recv, 65536)
+    open_conn.close()
+    assert answer.startswith(b"HTTP/1.0 200"), "an open connection survived the Endpoints change"
+    await set_endpoints(api, "web", ips)
+    await eventually(lambda: answers({"web-a", "web-b"}), what="both pods again")
+    await api.delete("services", "web", "default")
     await eventually(refused, what="the deleted Service's listener closed")
 
 
