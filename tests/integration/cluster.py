@@ -21,6 +21,10 @@ FAST_CONTROL_PLANE = ("--control-plane-flags",
                       "--leader-elect-lease-duration 3 --leader-elect-renew-deadline 2 --leader-elect-retry-period 0.5 "
                       "--node-monitor-grace-period 6 --pod-eviction-timeout 4")
 
+# Node agents that keep up with FAST_CONTROL_PLANE's 6 s node grace period (given flags come after, and win).
+FAST_NODES = ("--lease-interval", "1", "--node-status-interval", "2", "--fake-start-delay", "0.2",
+              "--fake-run-time", "1")
+
 # What a client may meet while masters die: an error answer, a dropped connection, a timeout.
 TRANSIENT = (EtcdError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
@@ -45,7 +49,7 @@ class Cluster:
     def __init__(self, state_dir: str, masters: int = 3, master_flags: tuple[str, ...] = (), *, nodes: int = 0,
                  runtime: str = "fake", node_flags: tuple[str, ...] = ()) -> None:
         """`nodes` node agents (`raftkube node`, the `runtime` given, with `node_flags`) join once the masters are
-        ready: process nodes are n1, n2, ...; fake nodes fake-0, fake-1, ... in one process."""
+        ready: process nodes are n1, n2, ...; fake nodes fake-0, fake-1, ... in one process (FAST_NODES timing)."""
         self.state_dir = state_dir
         if "--control-plane-flags" not in master_flags:  # store and API tests need no controllers: spare the CPU
             master_flags = (*master_flags, "--no-control-plane")
@@ -54,7 +58,7 @@ class Cluster:
             self.stop()
             raise RuntimeError(f"masters did not become ready; logs in {state_dir}/logs")
         if nodes:
-            up.start_nodes(self.info, nodes, runtime, node_flags)
+            up.start_nodes(self.info, nodes, runtime, (*FAST_NODES, *node_flags))
         self.clients: dict[str, KVClient] = {}
 
     @property

@@ -190,10 +190,10 @@ async def test_kill_9_restarts_the_container(api, kubectl):
     name = await create(api, python_pod("import os, time; print('started', os.getpid(), flush=True); time.sleep(600)"))
     pid = pid_of(await status_when(api, name, running))
 
-    async def printed() -> bool:
+    async def printed(pid: int) -> bool:
         return f"started {pid}" in (await asyncio.to_thread(kubectl, "logs", name)).stdout
 
-    await eventually(printed, what="the first run's output")
+    await eventually(lambda: printed(pid), what="the first run's output")
     os.kill(pid, signal.SIGKILL)
 
     def restarted(s: dict) -> bool:
@@ -203,7 +203,7 @@ async def test_kill_9_restarts_the_container(api, kubectl):
     status = await status_when(api, name, restarted)
     assert main_status(status)["lastState"]["terminated"]["exitCode"] == 137
     assert f"started {pid}" in kubectl("logs", name, "--previous").stdout
-    assert f"started {pid_of(status)}" in kubectl("logs", name).stdout
+    await eventually(lambda: printed(pid_of(status)), what="the second run's output")
 
 
 async def test_liveness_and_readiness_probes(api):
@@ -220,6 +220,20 @@ async def test_liveness_and_readiness_probes(api):
     await status_when(api, sick, lambda s: main_status(s).get("restartCount", 0) >= 1)
     events, _ = await api.list("events", "default")
     assert any(e["involvedObject"]["name"] == sick and e["reason"] == "Unhealthy" for e in events)
+
+
+async def test_a_tcp_startup_probe_holds_started_and_ready(api):
+    """Until a startupProbe passes, the container is neither started nor ready (Kubernetes' startup probe)."""
+    name = await create(api, python_pod("""
+        import os, socket, time
+        time.sleep(1)
+        s = socket.create_server((os.environ["POD_IP"], 8090))
+        time.sleep(600)
+    """, startupProbe={"tcpSocket": {"port": "probe"}, "periodSeconds": 0.3, "failureThreshold": 100},
+        ports=[{"name": "probe", "containerPort": 8090}]))
+    early = await status_when(api, name, running)
+    assert not main_status(early)["started"] and not main_status(early)["ready"]
+    await status_when(api, name, lambda s: main_status(s).get("started") and main_status(s).get("ready"))
 
 
 async def test_deletion_ends_the_process_within_its_grace_period(api, kubectl):
