@@ -60,6 +60,7 @@ class Tracker:
 
     def __init__(self, client: ApiClient) -> None:
         self.client = client
+        self.seen: dict[str, float] = {}  # pod uid -> first seen on the watch
         self.bound: dict[str, float] = {}
         self.running: dict[str, float] = {}
         self.node: dict[str, str] = {}  # pod uid -> its node
@@ -71,6 +72,7 @@ class Tracker:
                 uid, at = pod["metadata"]["uid"], time.perf_counter()
                 if kind == "DELETED":
                     continue
+                self.seen.setdefault(uid, at)
                 if pod["spec"].get("nodeName"):
                     self.bound.setdefault(uid, at)
                     self.node[uid] = pod["spec"]["nodeName"]
@@ -97,6 +99,14 @@ class Tracker:
         if len(times) < 2:
             return len(times), float("nan")
         return len(times), (len(times) - 1) / (times[-1] - times[0])
+
+    def latency(self, since: float) -> str:
+        """From a pod's first appearance on the watch to its binding: the scheduler's own share."""
+        waits = sorted((b - self.seen[uid]) * 1000 for uid, b in self.bound.items() if b >= since and uid in self.seen)
+        if not waits:
+            return "no bindings"
+        return (f"create-to-bound p50 {waits[len(waits) // 2]:.0f} ms, "
+                f"p99 {waits[min(len(waits) - 1, int(len(waits) * .99))]:.0f} ms")
 
     def spread(self) -> str:
         per_node: dict[str, int] = {}
@@ -201,10 +211,10 @@ async def run(args: argparse.Namespace, servers: list[str], state: str) -> None:
         tasks = []
         node_proc = None
         if has_fake_nodes():
-            print(f"nodes: {args.nodes} fake-runtime nodes (raftkube node --runtime fake --count {args.nodes})")
+            print(f"nodes: {args.nodes} fake-runtime nodes (raftkube node --runtime fake --count {args.nodes})", flush=True)
             node_proc = subprocess.Popen(
                 [sys.executable, "-m", "raftkube", "node", "--runtime", "fake", "--count", str(args.nodes),
-                 "--state-dir", state],  # servers, the nodes' token and the CA from the state dir
+                 "--name", "node", "--no-proxy", "--state-dir", state],  # servers, the nodes' token and the CA from the state dir
                 stdout=open(os.path.join(state, "logs", "nodes.log"), "w"), stderr=subprocess.STDOUT)
         else:
             print(f"nodes: {args.nodes} Nodes made by the bench, which plays their kubelets (no fake node agent yet)")
@@ -226,8 +236,8 @@ async def run(args: argparse.Namespace, servers: list[str], state: str) -> None:
                 available = await poll(lambda: deployment_done(client, n), 300, "Deployment Available")
                 count, rate = tracker.binding_rate(started)
                 print(f"deployment of {n}: all Running in {running - started:.1f} s, Available in "
-                      f"{available - started:.1f} s; binding {rate:.0f} pods/s ({count} bindings); "
-                      f"{tracker.spread()}", flush=True)
+                      f"{available - started:.1f} s; binding {rate:.0f} pods/s ({count} bindings), "
+                      f"{tracker.latency(started)}; {tracker.spread()}", flush=True)
                 update = time.perf_counter()
                 await client.patch("deployments", "bench", {"spec": {"template": template("busybox:1.37")}}, NS,
                                    patch_type="strategic")
@@ -235,7 +245,7 @@ async def run(args: argparse.Namespace, servers: list[str], state: str) -> None:
                 done = await poll(lambda: deployment_done(client, n), 600, "rolling update")
                 count, rate = tracker.binding_rate(update)
                 print(f"rolling update of {n}: {done - update:.1f} s; binding {rate:.0f} pods/s "
-                      f"({count} bindings)", flush=True)
+                      f"({count} bindings), {tracker.latency(update)}", flush=True)
             else:
                 print(f"pods: created by the bench, {args.inflight} in flight (no Deployment controller yet; "
                       "no rolling update)")
@@ -246,7 +256,8 @@ async def run(args: argparse.Namespace, servers: list[str], state: str) -> None:
                 count, rate = tracker.binding_rate(started)
                 print(f"{n} pods: created in {created:.1f} s ({n / created:.0f}/s), all bound in "
                       f"{bound - started:.1f} s, all Running in {running - started:.1f} s; "
-                      f"binding {rate:.0f} pods/s, the last {bound - last_create:.2f} s after the last create; "
+                      f"binding {rate:.0f} pods/s, the last {bound - last_create:.2f} s after the last create, "
+                      f"{tracker.latency(started)}; "
                       f"{tracker.spread()}", flush=True)
         finally:
             for t in tasks:

@@ -27,7 +27,7 @@ from controllers.scheduling import NodeInfo, fit_error, node_changed_for_schedul
 Obj = dict[str, Any]
 
 SCHEDULER_NAME = "default-scheduler"
-BINDS_IN_FLIGHT = 32
+BINDS_IN_FLIGHT = 128
 INITIAL_BACKOFF = 1.0  # kube-scheduler's podInitialBackoffDuration
 MAX_BACKOFF = 10.0  # podMaxBackoffDuration
 UNSCHEDULABLE_RETRY = 300.0  # try a waiting pod again after this long even if nothing seemed to change
