@@ -155,6 +155,11 @@ class PodWorker:
                     reported = exc.message
             except (ApiClientError, OSError, asyncio.TimeoutError) as exc:
                 log.warning("pod %s: could not prepare its volumes: %s", self.key, exc)
+            except Exception as exc:  # noqa: BLE001 - a volume spec of the wrong shape: say so, never crash
+                message = f"the volumes of pod {self.key} cannot be made: {type(exc).__name__}: {exc}"
+                if message != reported:
+                    self.event("Warning", "FailedMount", message)
+                    reported = message
             await asyncio.sleep(2.0)
 
     async def _stop(self, grace: float) -> None:

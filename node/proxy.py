@@ -31,14 +31,21 @@ def _key(obj: Obj) -> str:
     return f"{obj['metadata'].get('namespace', '')}/{obj['metadata']['name']}"
 
 
+def _ports(svc: Obj) -> list[Obj]:
+    """A Service's ports; none when its spec has the wrong shape (validation is the API server's, not ours)."""
+    spec = svc.get("spec")
+    ports = spec.get("ports") if isinstance(spec, dict) else None
+    return [p for p in ports if isinstance(p, dict)] if isinstance(ports, list) else []
+
+
 def listen_addresses(services: dict[str, Obj], node_ip: str) -> dict[Addr, Target]:
     """Every address this host's proxy should listen on, and which Service port each serves."""
     want: dict[Addr, Target] = {}
     for key, svc in services.items():
-        spec = svc.get("spec") or {}
+        spec = svc.get("spec") if isinstance(svc.get("spec"), dict) else {}
         ip = spec.get("clusterIP")
-        for port in spec.get("ports") or []:
-            if not isinstance(port, dict) or (port.get("protocol") or "TCP") != "TCP":
+        for port in _ports(svc):
+            if (port.get("protocol") or "TCP") != "TCP":
                 continue
             target = (key, str(port.get("name") or ""))
             if ip and ip != "None" and isinstance(port.get("port"), int):
@@ -52,8 +59,8 @@ def backends(services: dict[str, Obj], endpoints: dict[str, Obj]) -> dict[Target
     """Ready endpoint addresses per Service port: Endpoints ports are matched to Service ports by name."""
     out: dict[Target, list[Addr]] = {}
     for key, svc in services.items():
-        ports = [p for p in (svc.get("spec") or {}).get("ports") or [] if isinstance(p, dict)]
-        subsets = (endpoints.get(key) or {}).get("subsets") or []
+        ports = _ports(svc)
+        subsets = [s for s in (endpoints.get(key) or {}).get("subsets") or [] if isinstance(s, dict)]
         for port in ports:
             name = str(port.get("name") or "")
             found: list[Addr] = []
@@ -64,7 +71,8 @@ def backends(services: dict[str, Obj], endpoints: dict[str, Obj]) -> dict[Target
                     numbers = [subset["ports"][0].get("port")]
                 for number in numbers:
                     if isinstance(number, int):
-                        found += [(a["ip"], number) for a in subset.get("addresses") or [] if a.get("ip")]
+                        found += [(a["ip"], number) for a in subset.get("addresses") or []
+                                  if isinstance(a, dict) and isinstance(a.get("ip"), str)]
             out[(key, name)] = found
     return out
 
@@ -118,6 +126,12 @@ class Proxy:
                 await self.sync()
 
     async def sync(self) -> None:
+        try:
+            await self._apply()
+        except Exception:  # noqa: BLE001 - one Service of an odd shape must not stop the proxy for every other
+            log.exception("kube-proxy could not apply the Services and Endpoints; it goes on with the rest")
+
+    async def _apply(self) -> None:
         """Listeners as the Services want them; routes as the Endpoints say."""
         self.routes = backends(self.services, self.endpoints)
         want = listen_addresses(self.services, self.node_ip)

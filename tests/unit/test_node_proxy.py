@@ -33,5 +33,13 @@ def test_a_single_unnamed_port_matches_the_single_endpoint_port():
     assert backends({"d/a": svc}, {"d/a": ep}) == {("d/a", ""): [("127.1.1.2", 8080)]}
 
 
+def test_services_and_endpoints_of_odd_shapes_are_skipped():
+    odd = {"metadata": {"name": "odd", "namespace": "d"}, "spec": {"clusterIP": "127.96.0.2", "ports": 80}}
+    also = {"metadata": {"name": "also", "namespace": "d"}, "spec": "nonsense"}
+    assert listen_addresses({"d/odd": odd, "d/also": also, "shop/web": SVC}, "127.1.1.1")[("127.96.0.9", 80)]
+    bad_ep = {"metadata": {"name": "web", "namespace": "shop"}, "subsets": [{"addresses": ["x"], "ports": "y"}, 3]}
+    assert backends({"shop/web": SVC}, {"shop/web": bad_ep})[("shop/web", "http")] == []
+
+
 def test_log_tail():
     assert tail(b"a\nb\nc\n", 2) == b"b\nc\n" and tail(b"a\nb", None) == b"a\nb" and tail(b"a\n", 0) == b""
