@@ -27,8 +27,8 @@ from api.client import ApiClientError, Conflict, NotFound
 from controllers.base import Context, Controller
 from controllers.garbage_collector import delete_with
 from controllers.informer import key_of
-from controllers.objects import (Expectations, controller_of, is_active, is_deleting, is_ready, now, parse_time,
-                                 pod_from_template)
+from controllers.objects import (Expectations, controller_of, is_active, is_deleting, is_ready, keys_to_wake, now,
+                                 parse_time, pod_from_template)
 
 Obj = dict[str, Any]
 
@@ -188,23 +188,12 @@ class JobController(Controller):
             self.expectations.forget(key_of(job))
         self.enqueue(job)
 
-    def owner_key(self, pod: Obj) -> str | None:
-        ref = controller_of(pod)
-        if ref is None or ref.get("kind") != "Job":
-            return None
-        key = f"{pod['metadata']['namespace']}/{ref['name']}"
-        job = self.jobs.get(key)
-        return key if job is not None and job["metadata"].get("uid") == ref.get("uid") else None
-
     def on_pod(self, event: str, old: Obj | None, new: Obj | None) -> None:
-        pod = new or old
-        assert pod is not None
-        key = self.owner_key(pod)
-        if key is None:
-            return
-        if event == "delete":
-            self.expectations.creation_observed(key, key_of(pod))
-        self.queue.add(key)
+        """Wake the Job controlling the pod (a Job adopts no orphans: it selects its pods by its own uid)."""
+        for key in keys_to_wake("Job", (), old, new):
+            if event == "delete" and old is not None:
+                self.expectations.creation_observed(key, key_of(old))
+            self.queue.add(key)
 
     def owned_pods(self, job: Obj) -> list[Obj]:
         uid = job["metadata"]["uid"]
