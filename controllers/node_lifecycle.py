@@ -183,8 +183,8 @@ class NodeLifecycleController(Controller):
         unknown = (condition(node, "Ready") or {}).get("status") == "Unknown"
         at, next_due = time.time(), None
         for pod in self.pods.by_index("node", name):
-            if is_terminal(pod) and not unknown:
-                continue
+            if is_terminal(pod):
+                continue  # runs nothing; kept, as a finished pod's history
             due = eviction_time(pod, taints, self.eviction_timeout)
             if due is None:
                 continue
