@@ -65,7 +65,7 @@ async def node_ready(api: ApiClient) -> bool:
         node = await api.get("nodes", NODE)
     except NotFound:
         return False
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions") or [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in (node.get("status") or {}).get("conditions") or [])
 
 
 def python_pod(script: str, *, restart: str = "Always", grace: int = 5, **container) -> dict:
