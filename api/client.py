@@ -162,12 +162,17 @@ class ApiClient:
                                   content_type=PATCH_TYPES[patch_type])
 
     async def delete(self, kind: str, name: str, namespace: str | None = None, *,
-                     grace_period_seconds: int | None = None, uid: str | None = None) -> Obj:
+                     grace_period_seconds: int | None = None, uid: str | None = None,
+                     propagation_policy: str | None = None) -> Obj:
+        """DELETE; `uid` makes it apply only to that incarnation of the object; `propagation_policy` is
+        Background (the default), Foreground or Orphan, for its dependents."""
         options: Obj = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if grace_period_seconds is not None:
             options["gracePeriodSeconds"] = grace_period_seconds
         if uid:
             options["preconditions"] = {"uid": uid}
+        if propagation_policy:
+            options["propagationPolicy"] = propagation_policy
         return await self.request("DELETE", path(resource(kind), namespace, name), body=options)
 
     async def post_subresource(self, kind: str, name: str, sub: str, body: Obj, namespace: str | None = None) -> Obj:

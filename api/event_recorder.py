@@ -18,7 +18,7 @@ from api.client import ApiClient, ApiClientError
 Obj = dict[str, Any]
 log = logging.getLogger("raftkube.events")
 MAX_REMEMBERED = 4096  # events whose counts we keep bumping; older ones start a new Event
-MAX_PENDING = 1000  # events waiting to be written; beyond that they are dropped (and logged), never block
+MAX_PENDING = 4000  # events waiting to be written; beyond that they are dropped (and logged), never block
 
 
 def _now() -> str:
@@ -35,35 +35,44 @@ def involved(obj: Obj) -> Obj:
 
 
 class EventRecorder:
-    def __init__(self, client: ApiClient, component: str, host: str = "") -> None:
+    def __init__(self, client: ApiClient, component: str, host: str = "", writers: int = 8) -> None:
         self.client = client
         self.component = component
         self.host = host
         self._seen: OrderedDict[tuple, Obj] = OrderedDict()  # (uid, type, reason, message) -> the Event written
-        self._pending: asyncio.Queue[tuple[Obj, str, str, str]] = asyncio.Queue(MAX_PENDING)
-        self._task: asyncio.Task | None = None
+        # Several writers, so a burst (a scheduler binding thousands of pods) is not dropped; the events of one
+        # object always go to the same writer, so its counts are bumped in order, never created twice.
+        self._queues: list[asyncio.Queue[tuple[Obj, str, str, str]]] = [
+            asyncio.Queue(MAX_PENDING // writers) for _ in range(writers)]
+        self._tasks: list[asyncio.Task] = []
 
     def record(self, obj: Obj, type_: str, reason: str, message: str) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._write_all())
+        if not self._tasks or any(t.done() for t in self._tasks):
+            for t in self._tasks:
+                t.cancel()
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._write_all(q)) for q in self._queues]
+        meta = obj["metadata"]
+        queue = self._queues[hash(meta.get("uid") or meta["name"]) % len(self._queues)]
         try:
-            self._pending.put_nowait((obj, type_, reason, message))
+            queue.put_nowait((obj, type_, reason, message))
         except asyncio.QueueFull:
-            log.warning("event dropped (too many pending): %s %s %s", reason, obj["metadata"]["name"], message)
+            log.warning("event dropped (too many pending): %s %s %s", reason, meta["name"], message)
 
     async def flush(self) -> None:
         """Wait until every recorded event is written (tests, clean shutdown)."""
-        await self._pending.join()
+        for queue in self._queues:
+            await queue.join()
 
-    async def _write_all(self) -> None:
+    async def _write_all(self, queue: asyncio.Queue) -> None:
         while True:
-            item = await self._pending.get()
+            item = await queue.get()
             try:
                 await self._write(*item)
             except (ApiClientError, OSError, asyncio.TimeoutError) as exc:
                 log.warning("could not record event %s on %s: %s", item[2], item[0]["metadata"]["name"], exc)
             finally:
-                self._pending.task_done()
+                queue.task_done()
 
     async def _write(self, obj: Obj, type_: str, reason: str, message: str) -> None:
         ref = involved(obj)

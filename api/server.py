@@ -423,11 +423,14 @@ class ApiServer:
         raise errors.conflict(res.plural, name, res.group)
 
     async def delete_collection(self, request: web.Request, t: Target) -> web.Response:
+        body = await self.body(request) if (await request.read()).strip() else {}  # DeleteOptions for each
+        opts = deletion.options(body, request.query)
+        opts.pop("preconditions", None)  # preconditions name one object, not a collection
         items, _ = await self.objects.list(t.res, t.namespace)
         deleted = []
         for obj in self.select(items, request.query):
             try:
-                deleted.append(await self.delete_one(t.res, t.namespace, obj["metadata"]["name"]))
+                deleted.append(await self.delete_one(t.res, t.namespace, obj["metadata"]["name"], opts))
             except ApiError as exc:
                 if exc.code != 404:
                     raise

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from api.client import ApiClient, Conflict, NotFound, path, resource
+from api.client import ApiClient, Conflict, NotFound, resource
 from api.registry import RESOURCES
 from controllers.base import Context, Controller
 from controllers.informer import key_of
@@ -89,10 +89,8 @@ async def delete_with(client: ApiClient, plural: str, obj: Obj, policy: str = "B
     """DELETE with a propagationPolicy, only if the object is still the one we saw (uid precondition).
     False if it was gone or replaced already."""
     meta = obj["metadata"]
-    body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": policy,
-            "preconditions": {"uid": meta["uid"]}}
     try:
-        await client.request("DELETE", path(resource(plural), meta.get("namespace"), meta["name"]), body=body)
+        await client.delete(plural, meta["name"], meta.get("namespace"), uid=meta["uid"], propagation_policy=policy)
     except (NotFound, Conflict):
         return False
     return True
