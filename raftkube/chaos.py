@@ -5,8 +5,9 @@
     resume MASTER     SIGCONT
     restart MASTER    start it again with its recorded command line (killing it first if it runs)
     partition MASTER  cut its Raft traffic with every other master, both ways, while it keeps
-                      running and serving clients (the masters' failpoints, enabled by `up`)
-    heal MASTER       undo `partition`
+                      running and serving clients (the masters' failpoints, enabled by `up`);
+                      with --clients its client connections are dropped too
+    heal MASTER       undo `partition` (both kinds)
     leader            print the name of the master every reachable master agrees leads
 
 Everything is found through STATE_DIR/cluster.json; `restart` writes the new pid there.
@@ -32,6 +33,8 @@ ACTIONS = ["kill", "pause", "resume", "restart", "partition", "heal", "leader"]
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=ACTIONS)
     p.add_argument("master", nargs="?", help="the master's name, e.g. m1 (not for `leader`)")
+    p.add_argument("--clients", action="store_true",
+                   help="partition: cut the master off from its clients too (their connections are dropped)")
     p.add_argument("--state-dir", default=".raftkube")
 
 
@@ -104,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
     else:  # partition or heal: both ends of every link, so no message crosses either way
         try:
             split([[m], others], "cut" if args.action == "partition" else "heal")
+            if args.clients or args.action == "heal":
+                failpoint(m, {"clients": args.action == "partition"})
         except FailpointError as exc:
             raise SystemExit(f"raftkube chaos: {exc}") from None
     print(f"{args.action} {m['name']}: done (pid {m['pid']})")

@@ -111,6 +111,7 @@ class Master:
         self.secret = read_secret(args, self.peers)
         self.cluster_id = id64(",".join(sorted([args.raft, *self.peers])))
         self.member_id = id64(args.raft)
+        self.clients_cut = False  # the clients failpoint
 
     def members(self) -> list[dict]:
         """Every master we know: the configured ones, with what each announced about itself."""
@@ -141,6 +142,7 @@ class Master:
         kv_app.router.add_get("/metrics", metrics_handler(registry))  # unauthenticated, as etcd's
         if self.args.enable_failpoints:
             kv_app.router.add_post("/debug/failpoints", self.failpoints)
+            kv_app.middlewares.append(self.drop_when_cut)
         tokens = load_tokens(self.args.token_file) if self.args.token_file else None
         if tokens is None:
             log.warning("master %s: no --token-file: the kube API answers anyone who can reach it", self.args.name)
@@ -150,6 +152,8 @@ class Master:
         Dashboard(objects=api.objects, store=self.store, hub=self.hub, members=self.members, name=self.args.name,
                   scheme="https" if self.args.tls_cert_file else "http").install(api_app)  # /dashboard
         self.add_health_routes(api_app)
+        if self.args.enable_failpoints:
+            api_app.middlewares.append(self.drop_when_cut)
         runners = [await self._serve(kv_app, self.args.kv_listen),
                    await self._serve(api_app, self.args.api_listen, self.tls_context())]
         duties = LeaderDuties(self.store, Retention.parse(self.args.auto_compaction_retention))
@@ -251,17 +255,21 @@ class Master:
     async def failpoints(self, request: web.Request) -> web.Response:
         """POST {"cut": ["HOST:PORT", ...]} drops all Raft traffic with those peers; {"heal": [...]} restores it;
         {"stale_reads": true|false} makes linearizable reads skip their barrier (a bug, on purpose, for the
-        checkers to catch). Answers the peers now cut off and whether reads are stale."""
+        checkers to catch); {"clients": true|false} drops every new client connection on both ports (all but this
+        endpoint), as a network cut would. Answers the peers now cut off, whether reads are stale, clients cut."""
         try:
             body = await request.json()
         except ValueError:
             body = None
-        ok = isinstance(body, dict) and set(body) <= {"cut", "heal", "stale_reads"} and all(
+        ok = isinstance(body, dict) and set(body) <= {"cut", "heal", "stale_reads", "clients"} and all(
             isinstance(body.get(k, []), list) and all(isinstance(p, str) for p in body.get(k, []))
-            for k in ("cut", "heal")) and isinstance(body.get("stale_reads", False), bool)
+            for k in ("cut", "heal")) and all(isinstance(body.get(k, False), bool) for k in ("stale_reads", "clients"))
         if not ok:
-            return web.json_response({"error": 'expected {"cut": ["HOST:PORT", ...]}, {"heal": [...]} or '
-                                               '{"stale_reads": true|false}'}, status=400)
+            return web.json_response({"error": 'expected {"cut": ["HOST:PORT", ...]}, {"heal": [...]}, '
+                                               '{"stale_reads": true|false} or {"clients": true|false}'}, status=400)
+        if "clients" in body:
+            self.clients_cut = body["clients"]
+            log.warning("failpoint: clients %s", "CUT OFF (connections dropped)" if self.clients_cut else "back")
         if "stale_reads" in body:
             self.store.stale_reads = body["stale_reads"]
             log.warning("failpoint: linearizable reads %s", "STALE (no barrier)" if self.store.stale_reads
@@ -271,7 +279,16 @@ class Master:
         if "cut" in body or "heal" in body:
             log.info("failpoint: Raft traffic cut with %s", sorted(peers) or "nobody")
         return web.json_response({"partition": sorted(peers), "stale_reads": self.store.stale_reads,
-                                  "at": time.time()})
+                                  "clients": self.clients_cut, "at": time.time()})
+
+    @web.middleware
+    async def drop_when_cut(self, request: web.Request, handler) -> web.StreamResponse:
+        """The clients failpoint: close the connection without an answer, as a cut network would."""
+        if self.clients_cut and request.path != "/debug/failpoints":
+            if request.transport is not None:
+                request.transport.close()
+            raise web.HTTPServiceUnavailable(text="cut off from clients (failpoint)")
+        return await handler(request)
 
 def run(args: argparse.Namespace) -> None:
     logs.setup(args.name, args.log_format)

@@ -1,4 +1,9 @@
 """`raftkube chaos` on a running cluster: name the leader, partition it away, heal, kill, restart."""
+import asyncio
+
+import aiohttp
+import pytest
+
 from raftkube import cluster_file
 from tests.integration.cluster import eventually
 
@@ -45,3 +50,13 @@ async def test_pause_and_resume(cluster):
 
 async def _agreed_by_all(cluster):
     return await cluster.leader() is not None
+
+
+async def test_partition_with_clients_drops_their_connections_until_heal(cluster):
+    victim = "m2"
+    cluster.chaos("partition", victim, "--clients")
+    with pytest.raises((aiohttp.ClientError, OSError, asyncio.TimeoutError)):  # no answer, not an error answer
+        await cluster.kv(victim, timeout=2).get(b"x", serializable=True)
+    await cluster.kv("m1").put(b"without-m2", b"1")  # the other two still make a quorum
+    cluster.chaos("heal", victim)
+    await eventually(lambda: cluster.kv(victim).get(b"without-m2"), timeout=20, what=f"{victim} serving again")
