@@ -19,39 +19,51 @@ import time
 from typing import Any
 
 from kvstore.client import KVClient, prefix_end, unb64
-from raftkube import up
+from raftkube import cluster_file, up
 from raftkube.history_checks import availability, check_durability, check_watch
 from raftkube.linearizability import FAILED, OK, UNKNOWN, check
-from raftkube.nemesis import FAULTS, Nemesis, leader_monitor_row
+from raftkube.nemesis import FAULTS, NET_FAULTS, Nemesis, leader_monitor_row
+from raftkube.netns import Network
 from raftkube.workload import SET_PREFIX, Workload, reference_events
-
-DEFAULT_FAULTS = ["kill-leader", "kill-random", "kill-all", "pause-leader", "partition-leader", "partition-half",
-                  "bridge"]
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=60.0, help="how long the clients and the nemesis run")
     p.add_argument("--masters", type=int, default=3, choices=(3, 5, 7))
-    p.add_argument("--faults", default=",".join(DEFAULT_FAULTS),
-                   help=f"comma-separated, from: {', '.join(FAULTS)} (empty: none)")
+    p.add_argument("--faults", help=f"comma-separated, from: {', '.join(FAULTS + NET_FAULTS)} (empty: none; "
+                                    "default: all that apply)")
     p.add_argument("--clients", type=int, default=6)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--stale-reads", action="store_true",
                    help="cut one follower off and let it serve stale linearizable reads: the checker must object")
+    p.add_argument("--netns", action="store_true",
+                   help="run each master in its own network namespace and add the net-* faults (root, Linux)")
     p.add_argument("--state-dir", help="where the cluster lives (default: a fresh temporary directory)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 async def campaign(state_dir: str, *, seconds: float, masters: int = 3, faults: list[str] | None = None,
-                   clients: int = 6, seed: int = 1, stale_reads: bool = False) -> dict[str, Any]:
-    info = up.start(state_dir, masters, 0, ("--no-control-plane",))
+                   clients: int = 6, seed: int = 1, stale_reads: bool = False, netns: bool = False
+                   ) -> dict[str, Any]:
+    net = Network([f"m{i + 1}" for i in range(masters)]) if netns else None
+    if faults is None:
+        faults = FAULTS + (NET_FAULTS if netns else [])
     try:
-        if not up.wait_ready(info):
-            raise RuntimeError(f"the masters did not become ready; see {state_dir}/logs")
-        return await _run(info, seconds, faults if faults is not None else DEFAULT_FAULTS, clients, seed,
-                          stale_reads)
+        if net is not None:
+            net.create()
+            net.write_layout(state_dir)
+        info = up.start(state_dir, masters, 0, ("--no-control-plane",), netns=net and net.namespaces())
+        if net is not None:
+            info["netns"] = net.describe()
+            cluster_file.write(state_dir, info)
+        try:
+            if not up.wait_ready(info):
+                raise RuntimeError(f"the masters did not become ready; see {state_dir}/logs")
+            return await _run(info, seconds, faults, clients, seed, stale_reads)
+        finally:
+            up.stop(state_dir)
     finally:
-        up.stop(state_dir)
+        if net is not None:
+            net.destroy()
 
 
 async def _run(info: dict[str, Any], seconds: float, faults: list[str], clients: int, seed: int,
@@ -145,9 +157,10 @@ def render(report: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    faults = [f for f in args.faults.split(",") if f]
+    faults = None if args.faults is None else [f for f in args.faults.split(",") if f]
     state_dir = os.path.abspath(args.state_dir) if args.state_dir else tempfile.mkdtemp(prefix="raftkube-campaign-")
     report = asyncio.run(campaign(state_dir, seconds=args.seconds, masters=args.masters, faults=faults,
-                                  clients=args.clients, seed=args.seed, stale_reads=args.stale_reads))
+                                  clients=args.clients, seed=args.seed, stale_reads=args.stale_reads,
+                                  netns=args.netns))
     print(json.dumps(report, indent=2) if args.json else render(report))
     return 1 if report["anomalies"] else 0

@@ -8,6 +8,10 @@ Each round waits a healthy while, then applies one fault for a while and undoes 
   partition-leader cut the leader's Raft links with every other master (failpoints), heal
   partition-half   split the masters into a minority and a majority at random, heal
   bridge           (5+ masters) two halves that only one master connects, heal
+and, when the masters run in network namespaces (raftkube/netns.py, root only), the same cuts made in the network
+rather than in the masters' transports:
+  net-partition-leader, net-partition-half   blackhole routes between the groups
+  net-isolate-leader                         the leader's link down: cut from masters and clients alike
 Everything it does goes into `timeline` as (seconds since start, text).
 """
 from __future__ import annotations
@@ -20,16 +24,21 @@ import time
 from typing import Any
 
 from raftkube import chaos, status, up
+from raftkube.netns import Network
 
 FAULTS = ["kill-leader", "kill-random", "kill-all", "pause-leader", "partition-leader", "partition-half", "bridge"]
+NET_FAULTS = ["net-partition-leader", "net-partition-half", "net-isolate-leader"]
 
 
 class Nemesis:
     def __init__(self, info: dict[str, Any], faults: list[str], *, seed: int = 0, healthy: float = 2.0,
                  faulty: float = 2.5) -> None:
-        unknown = set(faults) - set(FAULTS)
+        unknown = set(faults) - set(FAULTS) - set(NET_FAULTS)
         if unknown:
-            raise ValueError(f"unknown fault(s) {sorted(unknown)}; choose from {', '.join(FAULTS)}")
+            raise ValueError(f"unknown fault(s) {sorted(unknown)}; choose from {', '.join(FAULTS + NET_FAULTS)}")
+        self.net = Network.of(info) if "netns" in info else None
+        if self.net is None and set(faults) & set(NET_FAULTS):
+            raise ValueError("net-* faults need the masters in network namespaces (raftkube campaign --netns)")
         if "bridge" in faults and len(info["masters"]) < 5:
             faults = [f for f in faults if f != "bridge"]
         self.info = info
@@ -81,10 +90,21 @@ class Nemesis:
             os.kill(m["pid"], signal.SIGSTOP)
             self._undo.append(("resume", m))
             self.note(f"pause-leader: paused {m['name']}")
+        elif fault == "net-isolate-leader":
+            m = self._leader()
+            self.net.isolate(m["name"])
+            self._undo.append(("net_heal", None))
+            self.note(f"net-isolate-leader: {m['name']}'s link down")
         else:
-            groups = self._groups(fault)
-            self._undo.append(("heal", groups))
-            chaos.split(groups, "cut")
+            groups = self._groups(fault.removeprefix("net-"))
+            if fault.startswith("net-"):
+                for a in groups[0]:
+                    for b in groups[1]:
+                        self.net.cut(a["name"], b["name"])
+                self._undo.append(("net_heal", None))
+            else:
+                self._undo.append(("heal", groups))
+                chaos.split(groups, "cut")
             self.note(f"{fault}: " + " | ".join(",".join(m["name"] for m in g) for g in groups))
 
     def _groups(self, fault: str) -> list[list[dict[str, Any]]]:
@@ -118,6 +138,9 @@ class Nemesis:
             if action == "resume":
                 os.kill(what["pid"], signal.SIGCONT)
                 self.note(f"resumed {what['name']}")
+            elif action == "net_heal":
+                self.net.heal()
+                self.note("healed the network")
             elif action == "fresh_reads":
                 chaos.failpoint(what, {"stale_reads": False})
             elif action == "heal":

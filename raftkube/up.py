@@ -129,15 +129,18 @@ def is_ready(url: str, ca_file: str | None = None) -> bool:
 
 
 def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str, ...] = (),
-          balanced: bool = False) -> dict[str, Any]:
+          balanced: bool = False, netns: dict[str, str] | None = None) -> dict[str, Any]:
     """Spawn the masters and write cluster.json; `master_flags` go to every `raftkube master`.
-    With `balanced`, the kubeconfig and cluster.json's "api" name the load balancer (`run` serves it)."""
+    With `balanced`, the kubeconfig and cluster.json's "api" name the load balancer (`run` serves it).
+    With `netns` (master name -> network namespace, and a layout.json already naming their addresses: see
+    raftkube/netns.py), each master runs in its own namespace."""
     state_dir = os.path.abspath(state_dir)
     os.makedirs(os.path.join(state_dir, "logs"), exist_ok=True)
     os.chmod(state_dir, 0o700)  # secrets, tokens and the data live here
     layout = plan_layout(state_dir, masters, base_port)
     secret_file = ensure_secret(state_dir)
-    pki = certs.ensure(os.path.join(state_dir, "pki"), ["127.0.0.1"])
+    hosts = sorted({"127.0.0.1", *(m["api"].rpartition(":")[0] for m in layout["masters"])})
+    pki = certs.ensure(os.path.join(state_dir, "pki"), hosts)
     security = ("--token-file", ensure_tokens(state_dir), "--tls-cert-file", pki["server.crt"],
                 "--tls-private-key-file", pki["server.key"], "--ca-file", pki["ca.crt"])
     if "--service-cluster-ip-range" not in master_flags:
@@ -145,6 +148,8 @@ def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str,
     entries = []
     for m in layout["masters"]:
         argv = master_argv(m, layout["masters"], state_dir, secret_file, (*security, *master_flags))
+        if netns:
+            argv = ["ip", "netns", "exec", netns[m["name"]], *argv]  # ip execs the master: the pid is its own
         pid = spawn(argv, os.path.join(state_dir, "logs", f"{m['name']}.log"))
         entries.append({"name": m["name"], "pid": pid, "raft": m["raft"], "kv": f"http://{m['kv']}",
                         "api": f"https://{m['api']}", "data_dir": argv[argv.index("--data-dir") + 1],

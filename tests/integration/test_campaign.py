@@ -1,7 +1,11 @@
 """The Jepsen-style campaign on real masters: every fault on the menu, then every check must pass; and the
 checkers are proven to bite: a follower serving stale reads (a failpoint) is caught."""
+import pytest
+
+from raftkube import netns
 from raftkube.campaign import campaign
 from raftkube.linearizability import OK
+from raftkube.nemesis import NET_FAULTS
 
 
 async def test_a_campaign_under_kills_pauses_and_partitions_finds_no_anomaly(tmp_path):
@@ -18,3 +22,13 @@ async def test_stale_reads_from_a_cut_off_follower_are_caught(tmp_path):
     report = await campaign(str(tmp_path / "c"), seconds=6, stale_reads=True)
     assert not report["linearizable"] and report["nonlinearizable_keys"], report
     assert report["anomalies"] > 0
+
+
+@pytest.mark.skipif(not netns.available(), reason="network namespaces need root on Linux")
+async def test_network_level_partitions_in_namespaces_find_no_anomaly(tmp_path):
+    """Each master in its own network namespace; the cuts are blackhole routes and a link taken down."""
+    report = await campaign(str(tmp_path / "c"), seconds=14, seed=3, netns=True, faults=NET_FAULTS)
+    assert report["operations"][OK] > 500 and report["failovers"] >= 1, report["timeline"]
+    assert any("net-" in text for _, text in report["timeline"])
+    assert report["anomalies"] == 0, (report["nonlinearizable_keys"], report["watch_anomalies"],
+                                      report["lost_writes"])
