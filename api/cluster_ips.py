@@ -1,6 +1,7 @@
-"""ClusterIPs for Services, allocated through the store so that two masters never hand out the
-same address: each IP in use is a key, `/registry/ranges/serviceips/<ip>`, created in the same txn
-as its Service (api/storage.py `create(claims=...)`) and deleted with it."""
+"""ClusterIPs and NodePorts for Services, allocated through the store so that two masters never hand out the
+same one: each IP in use is a key, `/registry/ranges/serviceips/<ip>`, each node port
+`/registry/ranges/servicenodeports/<port>`, created in the same txn as its Service (api/storage.py
+`create(claims=...)`) and deleted with it."""
 from __future__ import annotations
 
 import ipaddress
@@ -37,3 +38,20 @@ class ClusterIPRange:
             ip = str(ipaddress.ip_address(base + rng.randrange(2, size - 1)))
             if ip not in taken:
                 return ip
+
+
+NODE_PORT_PREFIX = b"/registry/ranges/servicenodeports/"
+NODE_PORTS = range(30000, 32768)  # Kubernetes' default --service-node-port-range
+
+
+def node_port_key(port: int) -> bytes:
+    return NODE_PORT_PREFIX + str(port).encode()
+
+
+def pick_node_port(taken: set[int], rng: random.Random) -> int:
+    if len(taken) >= len(NODE_PORTS):
+        raise OverflowError(f"every node port {NODE_PORTS.start}-{NODE_PORTS.stop - 1} is allocated")
+    while True:
+        port = rng.choice(NODE_PORTS)
+        if port not in taken:
+            return port

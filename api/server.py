@@ -18,7 +18,8 @@ import yaml
 from aiohttp import web
 
 from api import apply, auth, defaults, watching, deletion, discovery, errors, fields, objects, patch, pod_logs, protobuf, subresources, tables, validation
-from api.cluster_ips import DEFAULT_RANGE, PREFIX, ClusterIPRange
+from api.cluster_ips import (DEFAULT_RANGE, NODE_PORT_PREFIX, NODE_PORTS, PREFIX, ClusterIPRange,
+                             node_port_key, pick_node_port)
 from api.errors import ApiError
 from api.metrics import TARGET, ApiMetrics, middleware as metrics_middleware
 from api.registry import DEFAULT_NAMESPACES, Resource, lookup
@@ -262,18 +263,44 @@ class ApiServer:
         if wanted and not self.ips.contains(wanted):
             self.check(res, obj, [("spec.clusterIP", f"Invalid value: {wanted!r}: provided IP is not in the valid "
                                                      f"range {self.ips.network}")])
+        ports = (spec.get("ports") or []) if spec.get("type") in ("NodePort", "LoadBalancer") else []
+        wanted_ports = {p["nodePort"] for p in ports if p.get("nodePort")}
+        for i, p in enumerate(ports):
+            if p.get("nodePort") and p["nodePort"] not in NODE_PORTS:
+                self.check(res, obj, [(f"spec.ports[{i}].nodePort", f"Invalid value: {p['nodePort']}: provided port "
+                                       f"is not in the valid range. The range of valid ports is "
+                                       f"{NODE_PORTS.start}-{NODE_PORTS.stop - 1}")])
+        owner = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}".encode()
         for _ in range(20):
             taken = {k[len(PREFIX):].decode() for k in await self.objects.keys(PREFIX)}
             ip = wanted or self.ips.pick(taken, self.rng)
             spec["clusterIP"], spec["clusterIPs"] = ip, [ip]
-            owner = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}".encode()
+            taken_ports = {int(k[len(NODE_PORT_PREFIX):]) for k in await self.objects.keys(NODE_PORT_PREFIX)} \
+                if ports else set()
+            for p in ports:
+                if p.get("nodePort") not in wanted_ports:  # ours to pick (again, after a race)
+                    p["nodePort"] = pick_node_port(taken_ports | wanted_ports, self.rng)
+                    taken_ports.add(p["nodePort"])
+            claims = ((self.ips.key(ip), owner), *((node_port_key(p["nodePort"]), owner) for p in ports))
             try:
-                return await self.objects.create(res, obj, claims=((self.ips.key(ip), owner),))
-            except ClaimTaken:
-                if wanted:
+                return await self.objects.create(res, obj, claims=claims)
+            except ClaimTaken as exc:
+                if wanted and exc.key == self.ips.key(ip):
                     self.check(res, obj, [("spec.clusterIP", f"Invalid value: {wanted!r}: provided IP is "
                                                              "already allocated")])
-        raise ApiError(503, "could not allocate a ClusterIP after 20 tries; try again")
+                port = next((p["nodePort"] for p in ports if node_port_key(p["nodePort"]) == exc.key), None)
+                if port in wanted_ports:
+                    self.check(res, obj, [("spec.ports.nodePort", f"Invalid value: {port}: provided port is "
+                                                                  "already allocated")])
+        raise ApiError(503, "could not allocate a ClusterIP and node ports after 20 tries; try again")
+
+    def service_claims(self, svc: dict) -> tuple[bytes, ...]:
+        """The range keys a Service holds: its ClusterIP and its node ports."""
+        spec = svc.get("spec") or {}
+        ip = spec.get("clusterIP")
+        ports = (spec.get("ports") or []) if spec.get("type") in ("NodePort", "LoadBalancer") else []
+        return ((self.ips.key(ip),) if ip and ip != "None" else ()) + tuple(
+            node_port_key(p["nodePort"]) for p in ports if isinstance(p.get("nodePort"), int))
 
     async def require_namespace(self, namespace: str) -> None:
         ns_res = lookup("", "v1", "namespaces")
@@ -414,8 +441,7 @@ class ApiServer:
                     return obj
                 if marked is not None:
                     return await self.objects.update(res, marked, rv)
-                ip = (obj.get("spec") or {}).get("clusterIP") if res.kind == "Service" else None
-                release = (self.ips.key(ip),) if ip and ip != "None" else ()
+                release = self.service_claims(obj) if res.kind == "Service" else ()
                 return await self.objects.delete(res, namespace, name, rv, release)
             except ApiError as exc:
                 if exc.code != 409:
