@@ -54,9 +54,10 @@ def _int(value: str | None, name: str) -> int | None:
 
 
 class LogServer:
-    def __init__(self, find: Finder, token: str | None) -> None:
+    def __init__(self, find: Finder, token: str | None, metrics: Callable[[], bytes] | None = None) -> None:
         self.find = find
         self.token = token
+        self.metrics = metrics
         self.runner: web.AppRunner | None = None
         self.port = 0
 
@@ -64,7 +65,14 @@ class LogServer:
         app = web.Application()
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.logs)
         app.router.add_get("/healthz", lambda r: asyncio.sleep(0, web.Response(text="ok")))
+        if self.metrics is not None:
+            app.router.add_get("/metrics", self.serve_metrics)
         return app
+
+    async def serve_metrics(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.Response(status=401, text="Unauthorized: the kubelet's /metrics wants the node token")
+        return web.Response(body=self.metrics(), headers={"Content-Type": "text/plain; version=0.0.4"})
 
     async def start(self, host: str, port: int) -> int:
         self.runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)

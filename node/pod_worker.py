@@ -41,6 +41,7 @@ class NodeContext:
     host_ip: str
     allocatable: dict[str, str] = field(default_factory=dict)
     backoff_base: float = 10.0
+    probe_failures: dict[str, int] = field(default_factory=dict)  # probe kind -> failures (for /metrics)
 
 
 class PodWorker:

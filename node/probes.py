@@ -122,6 +122,8 @@ class Prober:
             successes, failures = (successes + 1, 0) if ok else (0, failures + 1)
             if not ok:
                 runner.worker.event("Warning", "Unhealthy", f"{kind} probe failed: {message}")
+                failures_by_kind = runner.worker.ctx.probe_failures
+                failures_by_kind[kind] = failures_by_kind.get(kind, 0) + 1
             if kind == "Startup" and ok:
                 return True
             if kind == "Readiness" and rec.ready != ok and (successes >= successes_needed or failures >= threshold):

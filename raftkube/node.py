@@ -20,6 +20,7 @@ import zlib
 
 import uvloop
 
+from node import metrics as node_metrics
 from node.kubelet import Kubelet, KubeletConfig
 from node.logs_server import LogServer
 from node.runtime_fake import FakeRuntime
@@ -110,7 +111,7 @@ async def _main(args: argparse.Namespace) -> None:
     def find(namespace: str, pod: str):
         return next((w for k in kubelets if (w := k.find(namespace, pod)) is not None), None)
 
-    server = LogServer(find, client.token)
+    server = LogServer(find, client.token, metrics=lambda: node_metrics.exposition(kubelets))
     try:
         port = await server.start(address, args.kubelet_port)
     except OSError as exc:
