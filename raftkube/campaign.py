@@ -51,7 +51,9 @@ async def campaign(state_dir: str, *, seconds: float, masters: int = 3, faults: 
         if net is not None:
             net.create()
             net.write_layout(state_dir)
-        info = up.start(state_dir, masters, 0, ("--no-control-plane",), netns=net and net.namespaces())
+        # Keep the whole history (no auto-compaction): the watch check replays it from the first revision.
+        info = up.start(state_dir, masters, 0, ("--no-control-plane", "--auto-compaction-retention", "0"),
+                        netns=net and net.namespaces())
         if net is not None:
             info["netns"] = net.describe()
             cluster_file.write(state_dir, info)
@@ -126,11 +128,18 @@ async def _final_state(endpoints: list[str], start_revision: int) -> tuple[set[s
         last = int(res["header"]["revision"])
         events: list = []
         if last >= start_revision:
-            async for result in kv.watch(b"\0", b"\0", start_revision=start_revision):
-                events += result.get("events") or []
-                if events and int(events[-1]["kv"]["mod_revision"]) >= last:
-                    break
+            await asyncio.wait_for(_replay(kv, start_revision, last, events), 120)
     return keys, reference_events(events)
+
+
+async def _replay(kv: KVClient, start_revision: int, last: int, events: list) -> None:
+    async for result in kv.watch(b"\0", b"\0", start_revision=start_revision):
+        if result.get("canceled"):
+            raise RuntimeError(f"the reference watch from revision {start_revision} was cancelled: "
+                               f"{result.get('cancel_reason') or 'compacted?'}")
+        events += result.get("events") or []
+        if events and int(events[-1]["kv"]["mod_revision"]) >= last:
+            return
 
 
 def render(report: dict[str, Any]) -> str:
