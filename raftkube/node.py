@@ -25,12 +25,13 @@ from node.kubelet import Kubelet, KubeletConfig
 from node.logs_server import LogServer
 from node.runtime_fake import FakeRuntime
 from node.runtime_process import ProcessRuntime
-from raftkube import client_flags
+from raftkube import client_flags, logs
 
 log = logging.getLogger("raftkube.node")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    logs.add_argument(p)
     client_flags.add_arguments(p)
     p.add_argument("--name", required=True, help="the Node's name (with --count: the prefix of NAME-0, NAME-1, ...)")
     p.add_argument("--runtime", choices=["process", "fake"], default="process",
@@ -78,7 +79,7 @@ def node_ip(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {args.name} %(name)s: %(message)s")
+    logs.setup(args.name, args.log_format)
     if args.count is not None and args.count < 1:
         raise SystemExit("raftkube node: --count must be at least 1")
     if args.pod_cidr and args.count is not None:
