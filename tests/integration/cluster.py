@@ -16,10 +16,15 @@ from api.client import ApiClient
 from kvstore.client import EtcdError, KVClient
 from raftkube import up
 
-# Leader election fast enough for tests (lease 3 s, renew deadline 2 s, retry 0.5 s) and short node timeouts.
+# Leader election fast enough for tests: lease 3 s, renew deadline 2 s, retry 0.5 s.
+_FAST_ELECTION = "--leader-elect-lease-duration 3 --leader-elect-renew-deadline 2 --leader-elect-retry-period 0.5"
+
+# Fast leader election and short node timeouts.
 FAST_CONTROL_PLANE = ("--control-plane-flags",
-                      "--leader-elect-lease-duration 3 --leader-elect-renew-deadline 2 --leader-elect-retry-period 0.5 "
-                      "--node-monitor-grace-period 6 --pod-eviction-timeout 4")
+                      f"{_FAST_ELECTION} --node-monitor-grace-period 6 --pod-eviction-timeout 4")
+
+# Fast leader election and a node grace period (an hour) that hand-made Nodes, which no kubelet renews, outlive.
+PATIENT_CONTROL_PLANE = ("--control-plane-flags", f"{_FAST_ELECTION} --node-monitor-grace-period 3600")
 
 # Node agents that keep up with FAST_CONTROL_PLANE's 6 s node grace period (given flags come after, and win).
 FAST_NODES = ("--lease-interval", "1", "--node-status-interval", "2", "--fake-start-delay", "0.2",

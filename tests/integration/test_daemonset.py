@@ -5,44 +5,29 @@ by hand (tests/integration/kube.py) and deleted by each test; the test plays the
 from __future__ import annotations
 
 import contextlib
-import itertools
 import shutil
 from typing import Any, AsyncIterator
 
 import pytest
 
-from api.client import ApiClient, NotFound
-from tests.integration.cluster import Cluster, eventually
-from tests.integration.kube import make_node
-from tests.integration.test_statefulset import CONTROL_PLANE, FakeKubelet, kubectl, status_is
+from api.client import ApiClient
+from tests.integration import kube
+from tests.integration.cluster import PATIENT_CONTROL_PLANE, Cluster, eventually
+from tests.integration.kube import FakeKubelet, Kubectl, make_node, status_is
 
 Obj = dict[str, Any]
-_names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def cp(tmp_path_factory):
-    c = Cluster(str(tmp_path_factory.mktemp("ds")), 1, CONTROL_PLANE)
-    yield c
-    c.stop()
+CONTROL_PLANE = PATIENT_CONTROL_PLANE  # for conftest's cp: the nodes here have no kubelet
 
 
 @contextlib.asynccontextmanager
 async def namespace_and_nodes(cp: Cluster) -> AsyncIterator[tuple[ApiClient, str, list[str]]]:
-    """A fresh namespace; the nodes the test makes (names appended to the list) and its DaemonSets go after it."""
-    api = cp.api()
-    ns = f"ds-{next(_names)}"
-    nodes: list[str] = []
-    await api.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    try:
-        yield api, ns, nodes
-    finally:
-        for ds in (await api.list("daemonsets", ns))[0]:
-            await api.delete("daemonsets", ds["metadata"]["name"], ns)
-        for name in nodes:
-            with contextlib.suppress(NotFound):
-                await api.delete("nodes", name)
-        await api.close()
+    """kube.namespace_and_nodes, and the test's DaemonSets deleted before its nodes."""
+    async with kube.namespace_and_nodes(cp, "ds") as (api, ns, nodes):
+        try:
+            yield api, ns, nodes
+        finally:
+            for ds in (await api.list("daemonsets", ns))[0]:
+                await api.delete("daemonsets", ds["metadata"]["name"], ns)
 
 
 def daemonset(name: str, *, image: str = "agent:1", node_selector: dict | None = None) -> Obj:
@@ -123,19 +108,20 @@ async def test_rolling_update_and_rollout_status(cp, tmp_path):
     """A new image replaces every pod (maxUnavailable 1) and `kubectl rollout status ds/...` finishes."""
     if shutil.which("kubectl") is None:
         pytest.skip("kubectl is not installed")
+    kubectl = Kubectl(tmp_path, cp)
     async with namespace_and_nodes(cp) as (api, ns, nodes), FakeKubelet(api, ns):
         for name in ("roll1", "roll2", "roll3"):
             await make_node(api, name)
             nodes.append(name)
         await api.create("daemonsets", daemonset("agent"), ns)
-        code, out = await kubectl(cp, str(tmp_path), "rollout", "status", "ds/agent", "-n", ns, "--timeout=60s")
-        assert code == 0 and 'daemon set "agent" successfully rolled out' in out, out
+        _, out, _ = await kubectl.run("rollout", "status", "ds/agent", "-n", ns, "--timeout=60s")
+        assert 'daemon set "agent" successfully rolled out' in out, out
         before = await pods_by_node(api, ns)
 
         await api.patch("daemonsets", "agent", {"spec": {"template": {"spec": {"containers": [
             {"name": "c", "image": "agent:2"}]}}}}, ns, patch_type="strategic")
-        code, out = await kubectl(cp, str(tmp_path), "rollout", "status", "ds/agent", "-n", ns, "--timeout=60s")
-        assert code == 0 and 'daemon set "agent" successfully rolled out' in out, out
+        _, out, _ = await kubectl.run("rollout", "status", "ds/agent", "-n", ns, "--timeout=60s")
+        assert 'daemon set "agent" successfully rolled out' in out, out
 
         after = await pods_by_node(api, ns)
         assert set(after) == set(before) and not set(after.values()) & set(before.values())
@@ -147,10 +133,9 @@ async def test_rolling_update_and_rollout_status(cp, tmp_path):
         assert {p["metadata"]["labels"]["controller-revision-hash"] for p in pods} == {
             newest["metadata"]["labels"]["controller-revision-hash"]}
 
-        code, out = await kubectl(cp, str(tmp_path), "rollout", "undo", "ds/agent", "-n", ns)
-        assert code == 0 and "rolled back" in out, out
-        code, out = await kubectl(cp, str(tmp_path), "rollout", "status", "ds/agent", "-n", ns, "--timeout=60s")
-        assert code == 0, out
+        _, out, _ = await kubectl.run("rollout", "undo", "ds/agent", "-n", ns)
+        assert "rolled back" in out, out
+        await kubectl.run("rollout", "status", "ds/agent", "-n", ns, "--timeout=60s")
         pods, _ = await api.list("pods", ns)
         assert {p["spec"]["containers"][0]["image"] for p in pods if not p["metadata"].get("deletionTimestamp")} \
             == {"agent:1"}

@@ -3,84 +3,32 @@ update from image A to B never has more than replicas + maxSurge pods nor fewer 
 ready ones; `rollout status`, `history`, `undo` (kubectl copies the old ReplicaSet's template back), `restart` and
 `scale` work; old ReplicaSets are cleaned to revisionHistoryLimit; Recreate stops every old pod before starting
 new ones; a paused Deployment does not roll; a stuck rollout fails at progressDeadlineSeconds.
-The scheduler binds pods to a hand-made node and the test plays its kubelet (`kubelet` below)."""
+The scheduler binds pods to a hand-made node and the test plays its kubelet (kube.FakeKubelet)."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
-import os
 import shutil
 from typing import AsyncIterator
 
 import pytest
 
-from api.client import ApiClient, ApiClientError
-from tests.integration.cluster import Cluster, eventually
-from tests.integration.kube import make_node, set_pod_phase
+from api.client import ApiClient
+from tests.integration import kube
+from tests.integration.cluster import PATIENT_CONTROL_PLANE, Cluster, eventually
+from tests.integration.kube import FakeKubelet, Kubectl
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
-CONTROL_PLANE = ("--control-plane-flags", "--leader-elect-lease-duration 3 --leader-elect-renew-deadline 2 "
-                                          "--leader-elect-retry-period 0.5 --node-monitor-grace-period 3600")
+CONTROL_PLANE = PATIENT_CONTROL_PLANE  # for conftest's cp: the node here has no kubelet
 HASH = "pod-template-hash"
-_names = itertools.count()
-
-
-class Kubectl:
-    """The real kubectl with a private HOME, run without blocking the event loop (the test's kubelet runs on it)."""
-
-    def __init__(self, home: str, kubeconfig: str, namespace: str) -> None:
-        self.env = {**os.environ, "HOME": home, "KUBECONFIG": kubeconfig}
-        self.namespace = namespace
-
-    async def __call__(self, *args: str, check: bool = True, timeout: float = 90) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec("kubectl", "-n", self.namespace, *args, env=self.env,
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-        rc = proc.returncode if proc.returncode is not None else -1
-        if check:
-            assert rc == 0, f"kubectl {' '.join(args)}: {err.decode()}"
-        return rc, out.decode(), err.decode()
-
-
-@pytest.fixture(scope="module")
-def cp(tmp_path_factory):
-    c = Cluster(str(tmp_path_factory.mktemp("deploy")), 1, CONTROL_PLANE)
-    yield c
-    c.stop()
 
 
 @contextlib.asynccontextmanager
 async def namespace(cp: Cluster, tmp_path, *, ready: bool = True) -> AsyncIterator[tuple[ApiClient, Kubectl]]:
-    """A fresh namespace, a node, a kubelet for it, and kubectl pointed at it."""
-    api = cp.api()
-    ns = f"deploy-{next(_names)}"
-    await api.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    with contextlib.suppress(ApiClientError):
-        await make_node(api, "deploy-node")
-    task = asyncio.create_task(kubelet(api, ns, ready))
-    try:
-        yield api, Kubectl(str(tmp_path), cp.info["kubeconfig"], ns)
-    finally:
-        task.cancel()
-        await api.close()
-
-
-async def kubelet(api: ApiClient, ns: str, ready: bool) -> None:
-    """Plays the node's kubelet: a bound Pending pod starts Running (ready or not); a pod marked for deletion
-    is confirmed gone (grace 0)."""
-    async for kind, obj in api.watch("pods", ns):
-        for pod in obj if kind == "RELIST" else [obj]:
-            if kind == "DELETED":
-                continue
-            try:
-                if pod["metadata"].get("deletionTimestamp"):
-                    await api.delete("pods", pod["metadata"]["name"], ns, grace_period_seconds=0)
-                elif pod["spec"].get("nodeName") and (pod.get("status") or {}).get("phase") == "Pending":
-                    await set_pod_phase(api, pod, "Running", ready=ready)
-            except ApiClientError:
-                pass  # gone or changed meanwhile: the next event says what to do
+    """A fresh namespace, a node, a kubelet for it (its pods Running, Ready or not), and kubectl pointed at it."""
+    async with kube.namespace(cp, "deploy", node="deploy-node") as (api, ns), FakeKubelet(api, ns, ready=ready):
+        yield api, Kubectl(tmp_path, cp, namespace=ns)
 
 
 def deployment(name: str, replicas: int, image: str, *, strategy: dict | None = None, **spec: object) -> dict:
@@ -133,20 +81,20 @@ async def test_rolling_update_history_undo_restart_and_scale(cp, tmp_path):
     async with namespace(cp, tmp_path) as (api, kubectl):
         ns = kubectl.namespace
         await api.create("deployments", deployment("web", 4, "busybox:1.35", revisionHistoryLimit=1), ns)
-        _, out, _ = await kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+        _, out, _ = await kubectl.run("rollout", "status", "deployment/web", "--timeout=60s")
         assert 'deployment "web" successfully rolled out' in out
         first = next(iter((await replicasets(api, ns)).values()))
         assert first["metadata"]["name"] == f"web-{first['metadata']['labels'][HASH]}" and revision(first) == "1"
 
         counter = PodCounter(api, ns)
-        await kubectl("set", "image", "deployment/web", "c=busybox:1.36")
-        await kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+        await kubectl.run("set", "image", "deployment/web", "c=busybox:1.36")
+        await kubectl.run("rollout", "status", "deployment/web", "--timeout=60s")
         counter.stop()
         assert counter.most_active <= 5 and counter.fewest_ready >= 4, (counter.most_active, counter.fewest_ready)
         rss = await replicasets(api, ns)
         assert {n: (rs["spec"]["replicas"], revision(rs)) for n, rs in rss.items()} == {
             first["metadata"]["name"]: (0, "1"), **{n: (4, "2") for n in rss if n != first["metadata"]["name"]}}
-        _, history, _ = await kubectl("rollout", "history", "deployment/web")
+        _, history, _ = await kubectl.run("rollout", "history", "deployment/web")
         assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2"]
         d = await api.get("deployments", "web", ns)
         st = d["status"]
@@ -158,24 +106,24 @@ async def test_rolling_update_history_undo_restart_and_scale(cp, tmp_path):
         assert any(e["reason"] == "ScalingReplicaSet" and e["message"] == f"Scaled up replica set {n} to 1"
                    for e in events for n in rss if n != first["metadata"]["name"])
 
-        _, out, _ = await kubectl("rollout", "undo", "deployment/web")
+        _, out, _ = await kubectl.run("rollout", "undo", "deployment/web")
         assert "rolled back" in out
-        await kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+        await kubectl.run("rollout", "status", "deployment/web", "--timeout=60s")
         d = await api.get("deployments", "web", ns)
         assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "busybox:1.35"
         back = (await replicasets(api, ns))[first["metadata"]["name"]]
         assert back["spec"]["replicas"] == 4 and revision(back) == "3"
         assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
 
-        await kubectl("rollout", "restart", "deployment/web")
-        await kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+        await kubectl.run("rollout", "restart", "deployment/web")
+        await kubectl.run("rollout", "status", "deployment/web", "--timeout=60s")
 
         async def cleaned() -> dict | None:
             rss = await replicasets(api, ns)  # the new one and revisionHistoryLimit=1 old one
             return rss if sorted(revision(rs) for rs in rss.values()) == ["3", "4"] else None
         await eventually(cleaned, timeout=30, what="old ReplicaSets cleaned to revisionHistoryLimit")
 
-        await kubectl("scale", "deployment/web", "--replicas=2")
+        await kubectl.run("scale", "deployment/web", "--replicas=2")
 
         async def scaled() -> bool:
             st = (await api.get("deployments", "web", ns))["status"]
@@ -187,10 +135,10 @@ async def test_recreate_stops_old_pods_before_new_ones_start(cp, tmp_path):
     async with namespace(cp, tmp_path) as (api, kubectl):
         ns = kubectl.namespace
         await api.create("deployments", deployment("job", 3, "busybox:1.35", strategy={"type": "Recreate"}), ns)
-        await kubectl("rollout", "status", "deployment/job", "--timeout=60s")
+        await kubectl.run("rollout", "status", "deployment/job", "--timeout=60s")
         counter = PodCounter(api, ns)
-        await kubectl("set", "image", "deployment/job", "c=busybox:1.36")
-        await kubectl("rollout", "status", "deployment/job", "--timeout=60s")
+        await kubectl.run("set", "image", "deployment/job", "c=busybox:1.36")
+        await kubectl.run("rollout", "status", "deployment/job", "--timeout=60s")
         counter.stop()
         assert not counter.mixed and counter.most_active == 3
         assert sorted(rs["spec"]["replicas"] for rs in (await replicasets(api, ns)).values()) == [0, 3]
@@ -200,23 +148,23 @@ async def test_paused_deployment_does_not_roll_until_resumed(cp, tmp_path):
     async with namespace(cp, tmp_path) as (api, kubectl):
         ns = kubectl.namespace
         await api.create("deployments", deployment("web", 2, "busybox:1.35"), ns)
-        await kubectl("rollout", "status", "deployment/web", "--timeout=60s")
-        await kubectl("rollout", "pause", "deployment/web")
+        await kubectl.run("rollout", "status", "deployment/web", "--timeout=60s")
+        await kubectl.run("rollout", "pause", "deployment/web")
 
         async def paused() -> bool:
             d = await api.get("deployments", "web", ns)
             return any(c["type"] == "Progressing" and c["reason"] == "DeploymentPaused"
                        for c in d["status"]["conditions"])
         await eventually(paused, timeout=30, what="Progressing=Unknown DeploymentPaused")
-        await kubectl("set", "image", "deployment/web", "c=busybox:1.36")
-        await kubectl("scale", "deployment/web", "--replicas=3")
+        await kubectl.run("set", "image", "deployment/web", "c=busybox:1.36")
+        await kubectl.run("scale", "deployment/web", "--replicas=3")
 
         async def resized() -> bool:
             rss = await replicasets(api, ns)
             return len(rss) == 1 and next(iter(rss.values()))["spec"]["replicas"] == 3
         await eventually(resized, timeout=30, what="a paused Deployment scaled in place, no new ReplicaSet")
-        await kubectl("rollout", "resume", "deployment/web")
-        await kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+        await kubectl.run("rollout", "resume", "deployment/web")
+        await kubectl.run("rollout", "status", "deployment/web", "--timeout=60s")
         assert sorted(rs["spec"]["replicas"] for rs in (await replicasets(api, ns)).values()) == [0, 3]
 
 
@@ -232,7 +180,7 @@ async def test_a_stuck_rollout_exceeds_its_progress_deadline(cp, tmp_path):
             return cond if cond.get("reason") == "ProgressDeadlineExceeded" else None
         cond = await eventually(exceeded, timeout=30, what="ProgressDeadlineExceeded")
         assert cond["status"] == "False" and cond["message"].endswith("has timed out progressing.")
-        rc, _, err = await kubectl("rollout", "status", "deployment/stuck", "--timeout=20s", check=False)
+        rc, _, err = await kubectl.run("rollout", "status", "deployment/stuck", "--timeout=20s", check=False)
         assert rc != 0 and "exceeded its progress deadline" in err
-        d = json.loads((await kubectl("get", "deployment", "stuck", "-o", "json"))[1])
+        d = json.loads((await kubectl.run("get", "deployment", "stuck", "-o", "json"))[1])
         assert {c["type"]: c["status"] for c in d["status"]["conditions"]}["Available"] == "False"

@@ -5,35 +5,9 @@ subsets); it follows pods becoming ready and going away, is deleted with its Ser
 a Service without a selector to its user. The test plays the kubelet (kube.set_pod_phase)."""
 from __future__ import annotations
 
-import contextlib
-import itertools
-from typing import AsyncIterator
-
-import pytest
-
-from api.client import ApiClient, Conflict, NotFound
-from tests.integration.cluster import FAST_CONTROL_PLANE, Cluster, eventually
-from tests.integration.kube import set_pod_phase
-
-_names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def cp(tmp_path_factory):
-    c = Cluster(str(tmp_path_factory.mktemp("ep")), 1, FAST_CONTROL_PLANE)
-    yield c
-    c.stop()
-
-
-@contextlib.asynccontextmanager
-async def namespace(cp: Cluster) -> AsyncIterator[tuple[ApiClient, str]]:
-    api = cp.api()
-    ns = f"ep-{next(_names)}"
-    await api.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    try:
-        yield api, ns
-    finally:
-        await api.close()
+from api.client import ApiClient
+from tests.integration.cluster import eventually
+from tests.integration.kube import maybe_get, namespace, set_pod_phase
 
 
 async def pod(api: ApiClient, ns: str, name: str, port: int, *, ready: bool, ip: str) -> dict:
@@ -45,19 +19,12 @@ async def pod(api: ApiClient, ns: str, name: str, port: int, *, ready: bool, ip:
 
 
 async def phase(api: ApiClient, pod: dict, *, ready: bool, ip: str) -> dict:
-    for _ in range(10):
-        try:
-            return await set_pod_phase(api, pod, "Running", ready=ready, ip=ip)
-        except Conflict:
-            continue
-    raise AssertionError("pod status kept changing")
+    return await set_pod_phase(api, pod, "Running", ready=ready, ip=ip, retries=10)
 
 
 async def subsets(api: ApiClient, ns: str, name: str = "web") -> list[dict] | None:
-    try:
-        return (await api.get("endpoints", name, ns)).get("subsets") or []
-    except NotFound:
-        return None
+    endpoints = await maybe_get(api, "endpoints", name, ns)
+    return None if endpoints is None else endpoints.get("subsets") or []
 
 
 def view(subsets: list[dict]) -> list[tuple]:
@@ -67,7 +34,7 @@ def view(subsets: list[dict]) -> list[tuple]:
 
 
 async def test_endpoints_follow_ready_pods_and_resolve_named_ports(cp):
-    async with namespace(cp) as (api, ns):
+    async with namespace(cp, "ep") as (api, ns):
         await api.create("services", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
                                       "spec": {"selector": {"app": "web"},
                                                "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}, ns)
@@ -99,7 +66,7 @@ async def test_endpoints_follow_ready_pods_and_resolve_named_ports(cp):
 
 
 async def test_a_service_without_selector_keeps_the_users_endpoints(cp):
-    async with namespace(cp) as (api, ns):
+    async with namespace(cp, "ep") as (api, ns):
         await api.create("services", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ext"},
                                       "spec": {"ports": [{"port": 5432}]}}, ns)
         mine = [{"addresses": [{"ip": "192.0.2.10"}], "ports": [{"port": 5432, "protocol": "TCP"}]}]

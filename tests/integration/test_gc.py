@@ -6,36 +6,11 @@ order of events is in the test's hands (a dependent held by a finalizer of the t
 the whole chain Deployment -> ReplicaSet -> Pods deleted by `kubectl delete`."""
 from __future__ import annotations
 
-import contextlib
-import itertools
-from typing import AsyncIterator
+from api.client import ApiClient, path, resource
+from tests.integration.cluster import eventually
+from tests.integration.kube import Kubectl, maybe_get, namespace
 
-import pytest
-
-from api.client import ApiClient, NotFound, path, resource
-from tests.integration.cluster import FAST_CONTROL_PLANE, Cluster, eventually
-from tests.integration.test_kubectl import Kubectl
-
-_names = itertools.count()
 HOLD = "example.com/hold"
-
-
-@pytest.fixture(scope="module")
-def cp(tmp_path_factory):
-    c = Cluster(str(tmp_path_factory.mktemp("gc")), 1, FAST_CONTROL_PLANE)
-    yield c
-    c.stop()
-
-
-@contextlib.asynccontextmanager
-async def namespace(cp: Cluster) -> AsyncIterator[tuple[ApiClient, str]]:
-    api = cp.api()
-    ns = f"gc-{next(_names)}"
-    await api.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    try:
-        yield api, ns
-    finally:
-        await api.close()
 
 
 async def configmap(api: ApiClient, ns: str, name: str, *owners: dict, block: bool = True,
@@ -59,16 +34,12 @@ async def names(api: ApiClient, ns: str) -> set[str]:
 
 
 async def gone(api: ApiClient, ns: str, name: str) -> bool:
-    try:
-        await api.get("configmaps", name, ns)
-        return False
-    except NotFound:
-        return True
+    return await maybe_get(api, "configmaps", name, ns) is None
 
 
 async def test_background_deletes_dependents_whose_owners_are_all_gone(cp):
     """Background: the owner goes at once; a dependent with another owner still there only loses the reference."""
-    async with namespace(cp) as (api, ns):
+    async with namespace(cp, "gc") as (api, ns):
         owner = await configmap(api, ns, "owner")
         other = await configmap(api, ns, "other")
         await configmap(api, ns, "child", owner)
@@ -83,7 +54,7 @@ async def test_background_deletes_dependents_whose_owners_are_all_gone(cp):
 
 
 async def test_an_owner_made_again_under_the_same_name_is_a_different_owner(cp):
-    async with namespace(cp) as (api, ns):
+    async with namespace(cp, "gc") as (api, ns):
         old = await configmap(api, ns, "owner")
         await api.delete("configmaps", "owner", ns)
         await configmap(api, ns, "owner")  # same name, new uid
@@ -93,7 +64,7 @@ async def test_an_owner_made_again_under_the_same_name_is_a_different_owner(cp):
 
 
 async def test_foreground_keeps_the_owner_until_its_blocking_dependents_are_gone(cp):
-    async with namespace(cp) as (api, ns):
+    async with namespace(cp, "gc") as (api, ns):
         owner = await configmap(api, ns, "owner")
         await configmap(api, ns, "held", owner, finalizers=[HOLD])
         await configmap(api, ns, "plain", owner)
@@ -111,7 +82,7 @@ async def test_foreground_keeps_the_owner_until_its_blocking_dependents_are_gone
 
 
 async def test_orphan_leaves_the_dependents_without_the_reference(cp):
-    async with namespace(cp) as (api, ns):
+    async with namespace(cp, "gc") as (api, ns):
         owner = await configmap(api, ns, "owner")
         other = await configmap(api, ns, "other")
         await configmap(api, ns, "a", owner)
@@ -125,7 +96,7 @@ async def test_orphan_leaves_the_dependents_without_the_reference(cp):
 
 async def test_kubectl_delete_deployment_removes_its_replicasets_and_pods(cp, tmp_path):
     kubectl = Kubectl(tmp_path, cp)
-    async with namespace(cp) as (api, ns):
+    async with namespace(cp, "gc") as (api, ns):
         await api.create("deployments", {
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
             "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},

@@ -5,46 +5,9 @@ failures beyond backoffLimit fail it (BackoffLimitExceeded) after a replacement 
 kubelet (kube.set_pod_phase); pods stay unbound (no nodes), which the Job controller does not mind."""
 from __future__ import annotations
 
-import contextlib
-import itertools
-from typing import AsyncIterator
-
-import pytest
-
-from api.client import ApiClient, Conflict
-from tests.integration.cluster import FAST_CONTROL_PLANE, Cluster, eventually
-from tests.integration.kube import set_pod_phase as write_phase
-
-_names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def cp(tmp_path_factory):
-    c = Cluster(str(tmp_path_factory.mktemp("job")), 1, FAST_CONTROL_PLANE)
-    yield c
-    c.stop()
-
-
-@contextlib.asynccontextmanager
-async def namespace(cp: Cluster) -> AsyncIterator[tuple[ApiClient, str]]:
-    api = cp.api()
-    ns = f"job-{next(_names)}"
-    await api.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    try:
-        yield api, ns
-    finally:
-        await api.close()
-
-
-async def set_pod_phase(api: ApiClient, pod: dict, phase: str) -> None:
-    """As a kubelet would, retried when the scheduler wrote the pod's status meanwhile (it finds no node)."""
-    for _ in range(10):
-        try:
-            await write_phase(api, pod, phase)
-            return
-        except Conflict:
-            continue
-    raise AssertionError(f"could not write the phase of {pod['metadata']['name']}")
+from api.client import ApiClient
+from tests.integration.cluster import eventually
+from tests.integration.kube import namespace, set_pod_phase
 
 
 def job(name: str, **spec) -> dict:
@@ -69,17 +32,17 @@ async def reasons(api: ApiClient, ns: str) -> list[str]:
 
 
 async def test_a_job_runs_parallelism_pods_until_completions_succeed(cp):
-    async with namespace(cp) as (api, ns):
+    async with namespace(cp, "job") as (api, ns):
         await api.create("jobs", job("pi", completions=3, parallelism=2), ns)
         pending = await eventually(lambda: _exactly(pods_of(api, ns, "pi", "Pending"), 2), timeout=30,
                                    what="2 pods at a time")
         pod = pending[0]
         assert pod["metadata"]["labels"]["job-name"] == "pi" and pod["metadata"]["labels"]["controller-uid"]
         for p in pending:
-            await set_pod_phase(api, p, "Succeeded")
+            await set_pod_phase(api, p, "Succeeded", retries=10)
         third = await eventually(lambda: _exactly(pods_of(api, ns, "pi", "Pending"), 1), timeout=30,
                                  what="one more pod for the last completion")
-        await set_pod_phase(api, third[0], "Succeeded")
+        await set_pod_phase(api, third[0], "Succeeded", retries=10)
 
         async def complete() -> dict | None:
             j = await api.get("jobs", "pi", ns)
@@ -94,14 +57,14 @@ async def test_a_job_runs_parallelism_pods_until_completions_succeed(cp):
 
 async def test_failures_beyond_the_backoff_limit_fail_the_job(cp):
     """backoffLimit 1: the first failure gets a replacement (after the 10 s backoff), the second fails the Job."""
-    async with namespace(cp) as (api, ns):
+    async with namespace(cp, "job") as (api, ns):
         await api.create("jobs", job("flaky", backoffLimit=1), ns)
         [first] = await eventually(lambda: _exactly(pods_of(api, ns, "flaky", "Pending"), 1), timeout=30,
                                    what="the first pod")
-        await set_pod_phase(api, first, "Failed")
+        await set_pod_phase(api, first, "Failed", retries=10)
         [second] = await eventually(lambda: _exactly(pods_of(api, ns, "flaky", "Pending"), 1), timeout=40,
                                     what="a replacement after the backoff")
-        await set_pod_phase(api, second, "Failed")
+        await set_pod_phase(api, second, "Failed", retries=10)
 
         async def failed() -> dict | None:
             j = await api.get("jobs", "flaky", ns)
@@ -113,7 +76,7 @@ async def test_failures_beyond_the_backoff_limit_fail_the_job(cp):
 
 
 async def test_active_deadline_fails_the_job_and_deletes_its_pods(cp):
-    async with namespace(cp) as (api, ns):
+    async with namespace(cp, "job") as (api, ns):
         await api.create("jobs", job("slow", parallelism=2, completions=2, activeDeadlineSeconds=2), ns)
 
         async def failed() -> dict | None:
@@ -124,14 +87,14 @@ async def test_active_deadline_fails_the_job_and_deletes_its_pods(cp):
 
 
 async def test_an_indexed_job_runs_one_pod_per_index(cp):
-    async with namespace(cp) as (api, ns):
+    async with namespace(cp, "job") as (api, ns):
         await api.create("jobs", job("idx", completions=3, parallelism=3, completionMode="Indexed"), ns)
         pods = await eventually(lambda: _exactly(pods_of(api, ns, "idx", "Pending"), 3), timeout=30,
                                 what="3 indexed pods")
         index = "batch.kubernetes.io/job-completion-index"
         assert sorted(p["metadata"]["annotations"][index] for p in pods) == ["0", "1", "2"]
         for p in pods:
-            await set_pod_phase(api, p, "Succeeded")
+            await set_pod_phase(api, p, "Succeeded", retries=10)
 
         async def complete() -> dict | None:
             j = await api.get("jobs", "idx", ns)

@@ -1,16 +1,15 @@
 """The real /usr/bin/kubectl against three masters: discovery, get (Tables), create -f, apply, label,
 patch, get -w, delete, and writes on one master read through another (KUBECTL-WIRE.md)."""
 import json
-import os
 import shutil
 import subprocess
-import time
 
 import pytest
 
-from raftkube import kubeconfig
 from tests.integration.cluster import Cluster
+from tests.integration.kube import Kubectl, wait_until
 
+_wait_until = wait_until  # test_acceptance.py imports it from here
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 
 CONFIGMAP = """apiVersion: v1
@@ -21,25 +20,6 @@ metadata:
 data:
   greeting: {value}
 """
-
-
-class Kubectl:
-    """Runs the real kubectl with a private HOME and a kubeconfig per master."""
-
-    def __init__(self, home, cluster: Cluster) -> None:
-        self.home = str(home)
-        self.configs = {n: kubeconfig.write(f"{home}/{n}.kubeconfig", cluster.master(n)["api"], cluster.token,
-                                            cluster.ca) for n in cluster.names}
-
-    def env(self, master: str = "m1") -> dict:
-        return {**os.environ, "HOME": self.home, "KUBECONFIG": self.configs[master]}
-
-    def __call__(self, *args, master="m1", stdin=None, check=True):
-        out = subprocess.run(["kubectl", *args], env=self.env(master), input=stdin, capture_output=True,
-                             text=True, timeout=60)
-        if check:
-            assert out.returncode == 0, f"kubectl {' '.join(args)}: {out.stderr}"
-        return out
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +34,8 @@ def kube(tmp_path_factory):
 
 
 def _wait_for_namespaces(run: Kubectl) -> None:
-    _wait_until(lambda: "namespace/kube-system" in run("get", "namespaces", "-o", "name", check=False).stdout,
-                "the default namespaces", timeout=30)
+    wait_until(lambda: "namespace/kube-system" in run("get", "namespaces", "-o", "name", check=False).stdout,
+               "the default namespaces", timeout=30)
 
 
 def test_discovery_and_default_namespaces(kube):
@@ -96,23 +76,14 @@ def test_get_watch_streams_changes(kube, tmp_path):
         watch = subprocess.Popen(["kubectl", "get", "configmaps", "-w", "-o", "name"], stdout=out,
                                  stderr=subprocess.STDOUT, env=kube.env("m2"))
     try:
-        _wait_until(lambda: "configmap/before" in out_file.read_text(), "the list before the watch")
+        wait_until(lambda: "configmap/before" in out_file.read_text(), "the list before the watch")
         kube("create", "-f", "-", stdin=CONFIGMAP.format(name="watched", value="1"))
         kube("delete", "configmap", "watched")
-        _wait_until(lambda: out_file.read_text().count("configmap/watched") >= 2, "the create and delete events")
+        wait_until(lambda: out_file.read_text().count("configmap/watched") >= 2, "the create and delete events")
     finally:
         watch.terminate()
         watch.wait(timeout=10)
         kube("delete", "configmap", "before")
-
-
-def _wait_until(condition, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not seen within {timeout}s")
 
 
 def test_bad_requests_are_clear_4xx(kube):

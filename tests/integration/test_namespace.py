@@ -9,16 +9,8 @@ import asyncio
 import pytest
 
 from api.client import NotFound
-from tests.integration.cluster import FAST_CONTROL_PLANE, Cluster, eventually
-from tests.integration.kube import make_node
-from tests.integration.test_kubectl import Kubectl
-
-
-@pytest.fixture(scope="module")
-def cp(tmp_path_factory):
-    c = Cluster(str(tmp_path_factory.mktemp("ns")), 1, FAST_CONTROL_PLANE)
-    yield c
-    c.stop()
+from tests.integration.cluster import eventually
+from tests.integration.kube import Kubectl, make_node
 
 
 def pod(name: str, node: str) -> dict:

@@ -6,28 +6,14 @@ from __future__ import annotations
 
 import itertools
 
-import pytest
 from kubernetes.client import ApiClient as PythonClient
 
 from api.client import ApiClient, NotFound
-from tests.integration.cluster import Cluster, eventually
+from tests.integration.cluster import eventually
 
-FLAGS = ("--lease-interval", "0.5", "--fake-start-delay", "0.2", "--fake-run-time", "0.5")
+NODES = {"nodes": 2, "runtime": "fake",  # for conftest's node_cluster
+         "node_flags": ("--lease-interval", "0.5", "--fake-start-delay", "0.2", "--fake-run-time", "0.5")}
 _names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = Cluster(str(tmp_path_factory.mktemp("fake-nodes")), 1, nodes=2, runtime="fake", node_flags=FLAGS)
-    yield c
-    c.stop()
-
-
-@pytest.fixture
-async def api(cluster):
-    client = cluster.api()
-    yield client
-    await client.close()
 
 
 def pod(node: str, restart: str = "Always", annotations: dict | None = None) -> dict:
@@ -51,11 +37,11 @@ async def ready_node(api: ApiClient, name: str) -> dict | None:
     return node if ready and ready[0]["status"] == "True" and ready[0]["reason"] == "KubeletReady" else None
 
 
-async def test_fake_nodes_register_ready_with_a_complete_status(api):
+async def test_fake_nodes_register_ready_with_a_complete_status(node_api):
     """A kubelet registers its Node with capacity, addresses, nodeInfo and daemonEndpoints; the official Python
     client's typed model accepts it (it rejects a NodeSystemInfo missing any of its ten required fields)."""
     for name in ("fake-0", "fake-1"):
-        node = await eventually(lambda: ready_node(api, name), timeout=20, what=f"node {name} Ready")
+        node = await eventually(lambda: ready_node(node_api, name), timeout=20, what=f"node {name} Ready")
         status = node["status"]
         assert status["capacity"] == {"cpu": "4", "memory": "8Gi", "pods": "110"} == status["allocatable"]
         assert {a["type"] for a in status["addresses"]} == {"InternalIP", "Hostname"}
@@ -65,23 +51,23 @@ async def test_fake_nodes_register_ready_with_a_complete_status(api):
         assert typed.status.node_info.kubelet_version == "v1.32.0-raftkube"
 
 
-async def test_lease_is_renewed(api):
+async def test_lease_is_renewed(node_api):
     """The kubelet renews Lease kube-node-lease/NAME (holder: the node), as Kubernetes' kubelet does."""
-    first = await eventually(lambda: api.get("leases", "fake-0", "kube-node-lease"), what="the node's Lease")
+    first = await eventually(lambda: node_api.get("leases", "fake-0", "kube-node-lease"), what="the node's Lease")
     assert first["spec"]["holderIdentity"] == "fake-0"
 
     async def renewed():
-        lease = await api.get("leases", "fake-0", "kube-node-lease")
+        lease = await node_api.get("leases", "fake-0", "kube-node-lease")
         return lease["spec"]["renewTime"] > first["spec"]["renewTime"]
 
     await eventually(renewed, timeout=10, what="a Lease renewal")
 
 
-async def test_pod_becomes_running_and_ready(api):
+async def test_pod_becomes_running_and_ready(node_api):
     """Kubernetes' pod status: phase Running, the four conditions True, podIP, complete containerStatuses."""
-    created = await api.create("pods", pod("fake-1"), "default")
+    created = await node_api.create("pods", pod("fake-1"), "default")
     name = created["metadata"]["name"]
-    running = await eventually(lambda: phase_of(api, name, "Running"), what="pod Running")
+    running = await eventually(lambda: phase_of(node_api, name, "Running"), what="pod Running")
     status = running["status"]
     assert {c["type"]: c["status"] for c in status["conditions"]} == {
         "PodScheduled": "True", "Initialized": "True", "ContainersReady": "True", "Ready": "True"}
@@ -93,31 +79,31 @@ async def test_pod_becomes_running_and_ready(api):
     assert typed.status.container_statuses[0].image == "registry.k8s.io/pause:3.9"
 
 
-async def test_run_to_completion_and_failure_on_request(api):
+async def test_run_to_completion_and_failure_on_request(node_api):
     """restartPolicy Never: the fake container exits 0 after its run time (Succeeded), or with the code the
     raftkube.io/fake-exit-code annotation asks for (Failed), so Jobs can be tested without processes."""
-    ok = (await api.create("pods", pod("fake-0", "Never"), "default"))["metadata"]["name"]
-    bad = (await api.create("pods", pod("fake-0", "Never", {"raftkube.io/fake-exit-code": "3"}),
+    ok = (await node_api.create("pods", pod("fake-0", "Never"), "default"))["metadata"]["name"]
+    bad = (await node_api.create("pods", pod("fake-0", "Never", {"raftkube.io/fake-exit-code": "3"}),
                             "default"))["metadata"]["name"]
-    done = await eventually(lambda: phase_of(api, ok, "Succeeded"), what="pod Succeeded")
+    done = await eventually(lambda: phase_of(node_api, ok, "Succeeded"), what="pod Succeeded")
     assert done["status"]["containerStatuses"][0]["state"]["terminated"]["reason"] == "Completed"
-    failed = await eventually(lambda: phase_of(api, bad, "Failed"), what="pod Failed")
+    failed = await eventually(lambda: phase_of(node_api, bad, "Failed"), what="pod Failed")
     terminated = failed["status"]["containerStatuses"][0]["state"]["terminated"]
     assert terminated["exitCode"] == 3 and terminated["reason"] == "Error"
     ready = next(c for c in failed["status"]["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "False" and ready["reason"] == "PodCompleted"
 
 
-async def test_graceful_deletion_removes_the_pod(api):
+async def test_graceful_deletion_removes_the_pod(node_api):
     """DELETE marks the bound pod (deletionTimestamp); the kubelet stops it and confirms with grace 0."""
-    name = (await api.create("pods", pod("fake-1"), "default"))["metadata"]["name"]
-    await eventually(lambda: phase_of(api, name, "Running"), what="pod Running")
-    marked = await api.delete("pods", name, "default")
+    name = (await node_api.create("pods", pod("fake-1"), "default"))["metadata"]["name"]
+    await eventually(lambda: phase_of(node_api, name, "Running"), what="pod Running")
+    marked = await node_api.delete("pods", name, "default")
     assert marked["metadata"].get("deletionTimestamp")
 
     async def gone():
         try:
-            await api.get("pods", name, "default")
+            await node_api.get("pods", name, "default")
         except NotFound:
             return True
         return False

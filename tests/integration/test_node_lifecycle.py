@@ -11,20 +11,11 @@ import contextlib
 import datetime
 from typing import AsyncIterator
 
-import pytest
-
 from api.client import ApiClient, Conflict, NotFound
-from tests.integration.cluster import FAST_CONTROL_PLANE, Cluster, eventually
+from tests.integration.cluster import eventually
 from tests.integration.kube import make_node, set_pod_phase
 
 UNREACHABLE = "node.kubernetes.io/unreachable"
-
-
-@pytest.fixture(scope="module")
-def cp(tmp_path_factory):
-    c = Cluster(str(tmp_path_factory.mktemp("nlc")), 1, FAST_CONTROL_PLANE)
-    yield c
-    c.stop()
 
 
 def _micro_now() -> str:

@@ -10,7 +10,6 @@ import itertools
 import os
 import shutil
 import signal
-import subprocess
 import textwrap
 import time
 import urllib.error
@@ -19,45 +18,28 @@ import urllib.request
 import pytest
 
 from api.client import ApiClient, NotFound
-from raftkube import cluster_file, kubeconfig, up
-from tests.integration.cluster import Cluster, eventually
+from raftkube import cluster_file, up
+from tests.integration.cluster import eventually
+from tests.integration.kube import Kubectl
 
 NODE = "n1"
-FLAGS = ("--lease-interval", "1", "--crashloop-base-delay", "1", "--no-proxy")
-KUBECTL = shutil.which("kubectl")
+NODES = {"nodes": 1, "runtime": "process",  # for conftest's node_cluster
+         "node_flags": ("--lease-interval", "1", "--crashloop-base-delay", "1", "--no-proxy")}
 _names = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = Cluster(str(tmp_path_factory.mktemp("process-node")), 1, nodes=1, runtime="process", node_flags=FLAGS)
-    yield c
-    c.stop()
-
-
 @pytest.fixture
-async def api(cluster):
-    client = cluster.api()
-    await eventually(lambda: node_ready(client), timeout=20, what=f"node {NODE} Ready")
-    yield client
-    await client.close()
+async def node_api(node_api):
+    """conftest's, once the node is Ready."""
+    await eventually(lambda: node_ready(node_api), timeout=20, what=f"node {NODE} Ready")
+    return node_api
 
 
 @pytest.fixture(scope="module")
-def kubectl(cluster, tmp_path_factory):
-    if KUBECTL is None:
+def kubectl(node_cluster, tmp_path_factory):
+    if shutil.which("kubectl") is None:
         pytest.skip("kubectl is not installed")
-    home = tmp_path_factory.mktemp("kubectl-home")  # kubectl caches discovery under ~/.kube
-    config = kubeconfig.write(f"{home}/config", cluster.master("m1")["api"], cluster.token, cluster.ca)
-    env = {**os.environ, "HOME": str(home), "KUBECONFIG": config}
-
-    def run(*args: str, **popen) -> subprocess.CompletedProcess | subprocess.Popen:
-        if popen:
-            return subprocess.Popen([KUBECTL, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    text=True)
-        return subprocess.run([KUBECTL, *args], env=env, capture_output=True, text=True, timeout=60)
-
-    return run
+    return Kubectl(tmp_path_factory.mktemp("kubectl-home"), node_cluster)
 
 
 async def node_ready(api: ApiClient) -> bool:
@@ -108,13 +90,13 @@ def alive(pid: int) -> bool:
         return False
 
 
-async def test_env_volumes_and_init_containers_reach_the_process(api, kubectl):
+async def test_env_volumes_and_init_containers_reach_the_process(node_api, kubectl):
     """POD_IP, env from a ConfigMap, a Secret, fieldRef and envFrom, the Service variables, and volumes as files
     (configMap, secret, downwardAPI, an emptyDir an init container filled); `kubectl logs` shows the output."""
-    await api.create("configmaps", {"metadata": {"name": "settings"}, "data": {"greeting": "hello", "mode": "fast"}},
-                     "default")
-    await api.create("secrets", {"metadata": {"name": "creds"}, "stringData": {"password": "s3cret"}}, "default")
-    svc = await api.create("services", {"metadata": {"name": "backend-db"},
+    await node_api.create("configmaps", {"metadata": {"name": "settings"},
+                                         "data": {"greeting": "hello", "mode": "fast"}}, "default")
+    await node_api.create("secrets", {"metadata": {"name": "creds"}, "stringData": {"password": "s3cret"}}, "default")
+    svc = await node_api.create("services", {"metadata": {"name": "backend-db"},
                                         "spec": {"ports": [{"name": "sql", "port": 5432}]}}, "default")
     script = """
         import os
@@ -138,10 +120,10 @@ async def test_env_volumes_and_init_containers_reach_the_process(api, kubectl):
                               {"name": "work", "emptyDir": {}}]
     pod["spec"]["initContainers"] = [{"name": "seed", "image": "busybox", "command": ["sh", "-c", "echo seeded > work/seed"],
                                       "volumeMounts": [{"name": "work", "mountPath": "/work"}]}]
-    name = await create(api, pod)
-    status = await status_when(api, name, lambda s: s.get("phase") in ("Succeeded", "Failed"))
-    out = kubectl("logs", name).stdout
-    assert status["phase"] == "Succeeded", out + kubectl("logs", name, "-c", "seed").stdout
+    name = await create(node_api, pod)
+    status = await status_when(node_api, name, lambda s: s.get("phase") in ("Succeeded", "Failed"))
+    out = kubectl("logs", name, check=False).stdout
+    assert status["phase"] == "Succeeded", out + kubectl("logs", name, "-c", "seed", check=False).stdout
     assert status["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
     assert f"ip {status['podIP']} greeting hello password s3cret me {name}" in out
     assert f"prefixed fast svc {svc['spec']['clusterIP']} 5432" in out
@@ -149,26 +131,26 @@ async def test_env_volumes_and_init_containers_reach_the_process(api, kubectl):
     assert status["podIP"].startswith("127.") and status["podIP"] != status["hostIP"]
 
 
-async def test_a_missing_configmap_keeps_the_container_waiting(api):
+async def test_a_missing_configmap_keeps_the_container_waiting(node_api):
     """Kubernetes' CreateContainerConfigError, with the missing object named; the pod stays Pending."""
-    name = await create(api, python_pod("print(1)", env=[
+    name = await create(node_api, python_pod("print(1)", env=[
         {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "nowhere", "key": "k"}}}]))
-    status = await status_when(api, name, lambda s: "waiting" in main_status(s).get("state", {}) and
+    status = await status_when(node_api, name, lambda s: "waiting" in main_status(s).get("state", {}) and
                                main_status(s)["state"]["waiting"]["reason"] == "CreateContainerConfigError")
     assert 'configmap "nowhere" not found' in main_status(status)["state"]["waiting"]["message"]
     assert status["phase"] == "Pending"
 
 
-async def test_kubectl_logs_follow_and_tail(api, kubectl):
+async def test_kubectl_logs_follow_and_tail(node_api, kubectl):
     """`kubectl logs -f` streams new lines as the process writes them; --tail=1 gives only the last one."""
-    name = await create(api, python_pod("""
+    name = await create(node_api, python_pod("""
         import itertools, time
         for i in itertools.count():
             print("tick", i, flush=True)
             time.sleep(0.1)
     """))
-    await status_when(api, name, running)
-    follower = kubectl("logs", "-f", name, popen=True)
+    await status_when(node_api, name, running)
+    follower = kubectl.popen("logs", "-f", name)
     try:
         seen = []
         deadline = time.monotonic() + 20
@@ -180,18 +162,19 @@ async def test_kubectl_logs_follow_and_tail(api, kubectl):
     finally:
         follower.kill()
         follower.wait()
-    tail = kubectl("logs", name, "--tail=1").stdout.splitlines()
+    tail = kubectl("logs", name, "--tail=1", check=False).stdout.splitlines()
     assert len(tail) == 1 and tail[0].startswith("tick")
 
 
-async def test_kill_9_restarts_the_container(api, kubectl):
+async def test_kill_9_restarts_the_container(node_api, kubectl):
     """restartPolicy Always: a container killed by SIGKILL is started again; restartCount rises, lastState says
     exit code 137, and `kubectl logs --previous` shows the run before."""
-    name = await create(api, python_pod("import os, time; print('started', os.getpid(), flush=True); time.sleep(600)"))
-    pid = pid_of(await status_when(api, name, running))
+    name = await create(node_api, python_pod(
+        "import os, time; print('started', os.getpid(), flush=True); time.sleep(600)"))
+    pid = pid_of(await status_when(node_api, name, running))
 
     async def printed(pid: int) -> bool:
-        return f"started {pid}" in (await asyncio.to_thread(kubectl, "logs", name)).stdout
+        return f"started {pid}" in (await asyncio.to_thread(kubectl, "logs", name, check=False)).stdout
 
     await eventually(lambda: printed(pid), what="the first run's output")
     os.kill(pid, signal.SIGKILL)
@@ -200,62 +183,62 @@ async def test_kill_9_restarts_the_container(api, kubectl):
         """restarted and running again"""
         return running(s) and main_status(s)["restartCount"] >= 1 and pid_of(s) != pid
 
-    status = await status_when(api, name, restarted)
+    status = await status_when(node_api, name, restarted)
     assert main_status(status)["lastState"]["terminated"]["exitCode"] == 137
-    assert f"started {pid}" in kubectl("logs", name, "--previous").stdout
+    assert f"started {pid}" in kubectl("logs", name, "--previous", check=False).stdout
     await eventually(lambda: printed(pid_of(status)), what="the second run's output")
 
 
-async def test_liveness_and_readiness_probes(api):
+async def test_liveness_and_readiness_probes(node_api):
     """A failing exec liveness probe restarts the container; a readiness probe holds Ready until it passes."""
-    sick = await create(api, python_pod("import time; time.sleep(600)", livenessProbe={
+    sick = await create(node_api, python_pod("import time; time.sleep(600)", livenessProbe={
         "exec": {"command": ["false"]}, "periodSeconds": 1, "failureThreshold": 1}))
-    slow = await create(api, python_pod("import time; time.sleep(1.5); open('ready', 'w'); time.sleep(600)",
+    slow = await create(node_api, python_pod("import time; time.sleep(1.5); open('ready', 'w'); time.sleep(600)",
                                         readinessProbe={"exec": {"command": ["test", "-f", "ready"]},
                                                         "periodSeconds": 0.5}))
-    unready = await status_when(api, slow, running)
+    unready = await status_when(node_api, slow, running)
     assert not main_status(unready)["ready"]
-    ready = await status_when(api, slow, lambda s: main_status(s).get("ready"))
+    ready = await status_when(node_api, slow, lambda s: main_status(s).get("ready"))
     assert {c["type"]: c["status"] for c in ready["conditions"]}["Ready"] == "True"
-    await status_when(api, sick, lambda s: main_status(s).get("restartCount", 0) >= 1)
-    events, _ = await api.list("events", "default")
+    await status_when(node_api, sick, lambda s: main_status(s).get("restartCount", 0) >= 1)
+    events, _ = await node_api.list("events", "default")
     assert any(e["involvedObject"]["name"] == sick and e["reason"] == "Unhealthy" for e in events)
 
 
-async def test_a_tcp_startup_probe_holds_started_and_ready(api):
+async def test_a_tcp_startup_probe_holds_started_and_ready(node_api):
     """Until a startupProbe passes, the container is neither started nor ready (Kubernetes' startup probe)."""
-    name = await create(api, python_pod("""
+    name = await create(node_api, python_pod("""
         import os, socket, time
         time.sleep(1)
         s = socket.create_server((os.environ["POD_IP"], 8090))
         time.sleep(600)
     """, startupProbe={"tcpSocket": {"port": "probe"}, "periodSeconds": 0.3, "failureThreshold": 100},
         ports=[{"name": "probe", "containerPort": 8090}]))
-    early = await status_when(api, name, running)
+    early = await status_when(node_api, name, running)
     assert not main_status(early)["started"] and not main_status(early)["ready"]
-    await status_when(api, name, lambda s: main_status(s).get("started") and main_status(s).get("ready"))
+    await status_when(node_api, name, lambda s: main_status(s).get("started") and main_status(s).get("ready"))
 
 
-async def test_deletion_ends_the_process_within_its_grace_period(api, kubectl):
+async def test_deletion_ends_the_process_within_its_grace_period(node_api, kubectl):
     """A process that ignores SIGTERM gets SIGKILL when the grace period (2 s) ends; then the object goes."""
-    name = await create(api, python_pod("""
+    name = await create(node_api, python_pod("""
         import signal, time
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("stubborn", flush=True)
         time.sleep(600)
     """, grace=2))
-    pid = pid_of(await status_when(api, name, running))
+    pid = pid_of(await status_when(node_api, name, running))
 
     async def ignoring() -> bool:  # SIGTERM is ignored from now on
-        return "stubborn" in (await asyncio.to_thread(kubectl, "logs", name)).stdout
+        return "stubborn" in (await asyncio.to_thread(kubectl, "logs", name, check=False)).stdout
 
     await eventually(ignoring, what="the process ignoring SIGTERM")
     started = time.monotonic()
-    await api.delete("pods", name, "default")
+    await node_api.delete("pods", name, "default")
 
     async def gone() -> bool:
         try:
-            await api.get("pods", name, "default")
+            await node_api.get("pods", name, "default")
             return False
         except NotFound:
             return True
@@ -266,22 +249,22 @@ async def test_deletion_ends_the_process_within_its_grace_period(api, kubectl):
     assert 1.5 <= took < 8, f"deletion took {took:.1f}s for a 2s grace period"
 
 
-async def test_a_restarted_kubelet_adopts_its_running_containers(api, cluster):
+async def test_a_restarted_kubelet_adopts_its_running_containers(node_api, node_cluster):
     """kill -9 of the kubelet leaves its containers running; started again, it finds them (same process, same
     restartCount) instead of starting duplicates."""
     unique = f"import time; time.sleep(600)  # adopt-me {time.time()}"
-    name = await create(api, python_pod(unique))
-    before = await status_when(api, name, running)
-    node = next(n for n in cluster.info["nodes"] if n["name"] == NODE)
+    name = await create(node_api, python_pod(unique))
+    before = await status_when(node_api, name, running)
+    node = next(n for n in node_cluster.info["nodes"] if n["name"] == NODE)
     os.kill(node["pid"], signal.SIGKILL)
     up.wait_gone(node["pid"])
     assert alive(pid_of(before))
-    node["pid"] = up.spawn(node["argv"], os.path.join(cluster.state_dir, "logs", f"{NODE}.log"))
-    cluster_file.write(cluster.state_dir, cluster.info)
+    node["pid"] = up.spawn(node["argv"], os.path.join(node_cluster.state_dir, "logs", f"{NODE}.log"))
+    cluster_file.write(node_cluster.state_dir, node_cluster.info)
     # a pod run to completion after the restart shows the new kubelet is at work
-    probe = await create(api, python_pod("print('after restart')", restart="Never"))
-    await status_when(api, probe, lambda s: s.get("phase") == "Succeeded")
-    after = await api.get("pods", name, "default")
+    probe = await create(node_api, python_pod("print('after restart')", restart="Never"))
+    await status_when(node_api, probe, lambda s: s.get("phase") == "Succeeded")
+    after = await node_api.get("pods", name, "default")
     assert pid_of(after["status"]) == pid_of(before) and alive(pid_of(before))
     assert main_status(after["status"])["restartCount"] == main_status(before)["restartCount"]
     copies = [p for p in os.listdir("/proc") if p.isdigit() and unique.encode() in _cmdline(int(p))]
@@ -296,17 +279,17 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
-async def test_the_kubelet_log_endpoint_wants_the_node_token(api, cluster):
+async def test_the_kubelet_log_endpoint_wants_the_node_token(node_api, node_cluster):
     """The kubelet serves logs only to the node token's bearer (the API server sends it), on the node's address."""
-    node = await api.get("nodes", NODE)
+    node = await node_api.get("nodes", NODE)
     ip = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
     port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
     url = f"http://{ip}:{port}/containerLogs/default/nothing/main"
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {cluster.token}"}):
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {node_cluster.token}"}):
         with pytest.raises(urllib.error.HTTPError) as err:
             await asyncio.to_thread(urllib.request.urlopen, urllib.request.Request(url, headers=headers), timeout=5)
         assert err.value.code == 401
-    node_token = up.token_for(cluster.state_dir, "system:nodes")
+    node_token = up.token_for(node_cluster.state_dir, "system:nodes")
     with pytest.raises(urllib.error.HTTPError) as err:  # the right token: the pod is simply not there
         await asyncio.to_thread(urllib.request.urlopen, urllib.request.Request(
             url, headers={"Authorization": f"Bearer {node_token}"}), timeout=5)

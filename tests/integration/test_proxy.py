@@ -9,27 +9,15 @@ import random
 import socket
 import urllib.request
 
-import pytest
 
 from api.client import ApiClient, NotFound
-from tests.integration.cluster import Cluster, eventually
+from tests.integration.cluster import eventually
 
 NODE = "n1"
 PORT = 8000  # unprivileged: kube-proxy needs no root
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = Cluster(str(tmp_path_factory.mktemp("proxy")), 1, nodes=1, runtime="process", node_flags=("--lease-interval", "1"))
-    yield c
-    c.stop()
-
-
-@pytest.fixture
-async def api(cluster):
-    client = cluster.api()
-    yield client
-    await client.close()
+NODES = {"nodes": 1, "runtime": "process", "node_flags": ("--lease-interval", "1")}  # for conftest's node_cluster
 
 
 def web_pod(name: str) -> dict:
@@ -66,16 +54,16 @@ async def set_endpoints(api: ApiClient, name: str, ips: list[str]) -> None:
         await api.create("endpoints", body, "default")
 
 
-async def test_cluster_ip_round_robin_endpoints_live_and_deletion(api):
+async def test_cluster_ip_round_robin_endpoints_live_and_deletion(node_api):
     """Successive connections to ClusterIP:port alternate between the ready endpoints; a changed Endpoints object
     takes effect without restarting anything; deleting the Service closes its listener."""
     for name in ("web-a", "web-b"):
-        await api.create("pods", web_pod(name), "default")
-    ips = await eventually(lambda: ready_ips(api, ["web-a", "web-b"]), timeout=30, what="both web pods ready")
-    svc = await api.create("services", {"metadata": {"name": "web"}, "spec": {
+        await node_api.create("pods", web_pod(name), "default")
+    ips = await eventually(lambda: ready_ips(node_api, ["web-a", "web-b"]), timeout=30, what="both web pods ready")
+    svc = await node_api.create("services", {"metadata": {"name": "web"}, "spec": {
         "selector": {"app": "web"}, "ports": [{"port": PORT, "targetPort": 8080}]}}, "default")
     url = f"http://{svc['spec']['clusterIP']}:{PORT}/whoami"
-    await set_endpoints(api, "web", ips)
+    await set_endpoints(node_api, "web", ips)
 
     async def answers(expected: set[str]) -> list[str] | None:
         got = [await asyncio.to_thread(get, url) for _ in range(4)]
@@ -83,11 +71,11 @@ async def test_cluster_ip_round_robin_endpoints_live_and_deletion(api):
 
     got = await eventually(lambda: answers({"web-a", "web-b"}), what="both pods answering through the ClusterIP")
     assert got[0] != got[1] and got[1] != got[2], f"not round-robin: {got}"
-    await set_endpoints(api, "web", ips[:1])
+    await set_endpoints(node_api, "web", ips[:1])
     await eventually(lambda: answers({"web-a"}), what="only web-a after the Endpoints changed")
     open_conn = socket.create_connection((svc["spec"]["clusterIP"], PORT), timeout=5)
     open_conn.sendall(b"GET /whoami HTTP/1.0\r\n")  # half a request: the connection stays open
-    await set_endpoints(api, "web", [])
+    await set_endpoints(node_api, "web", [])
 
     async def refused() -> bool:
         try:
@@ -101,22 +89,22 @@ async def test_cluster_ip_round_robin_endpoints_live_and_deletion(api):
     answer = await asyncio.to_thread(open_conn.recv, 65536)
     open_conn.close()
     assert answer.startswith(b"HTTP/1.0 200"), "an open connection survived the Endpoints change"
-    await set_endpoints(api, "web", ips)
+    await set_endpoints(node_api, "web", ips)
     await eventually(lambda: answers({"web-a", "web-b"}), what="both pods again")
-    await api.delete("services", "web", "default")
+    await node_api.delete("services", "web", "default")
     await eventually(refused, what="the deleted Service's listener closed")
 
 
-async def test_node_port_on_the_node_address(api):
+async def test_node_port_on_the_node_address(node_api):
     """type NodePort: the proxy also listens on the node's InternalIP at spec.ports[].nodePort."""
-    await api.create("pods", web_pod("web-np"), "default")
-    ips = await eventually(lambda: ready_ips(api, ["web-np"]), timeout=30, what="the web pod ready")
+    await node_api.create("pods", web_pod("web-np"), "default")
+    ips = await eventually(lambda: ready_ips(node_api, ["web-np"]), timeout=30, what="the web pod ready")
     node_port = random.randrange(30000, 32768)
-    await api.create("services", {"metadata": {"name": "web-np"}, "spec": {
+    await node_api.create("services", {"metadata": {"name": "web-np"}, "spec": {
         "type": "NodePort", "selector": {"app": "web"}, "ports": [{"port": PORT, "targetPort": 8080,
                                                                     "nodePort": node_port}]}}, "default")
-    await set_endpoints(api, "web-np", ips)
-    node = await api.get("nodes", NODE)
+    await set_endpoints(node_api, "web-np", ips)
+    node = await node_api.get("nodes", NODE)
     address = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
 
     async def answers() -> bool:
@@ -125,7 +113,7 @@ async def test_node_port_on_the_node_address(api):
     await eventually(answers, what="the NodePort answering")
 
 
-async def test_a_port_it_cannot_bind_is_an_event_on_the_service(api):
+async def test_a_port_it_cannot_bind_is_an_event_on_the_service(node_api):
     """Something else holds ClusterIP:port: kube-proxy reports it on the Service and keeps running."""
     blocker = socket.socket()
     blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -133,11 +121,11 @@ async def test_a_port_it_cannot_bind_is_an_event_on_the_service(api):
     blocker.bind((ip, PORT))
     blocker.listen()
     try:
-        await api.create("services", {"metadata": {"name": "blocked"}, "spec": {
+        await node_api.create("services", {"metadata": {"name": "blocked"}, "spec": {
             "clusterIP": ip, "ports": [{"port": PORT}]}}, "default")
 
         async def event() -> dict | None:
-            events, _ = await api.list("events", "default")
+            events, _ = await node_api.list("events", "default")
             return next((e for e in events if e["involvedObject"]["name"] == "blocked"
                          and e["reason"] == "FailedToListen"), None)
 
@@ -145,5 +133,5 @@ async def test_a_port_it_cannot_bind_is_an_event_on_the_service(api):
         assert found["type"] == "Warning" and f"{ip}:{PORT}" in found["message"]
     finally:
         blocker.close()
-    node = await api.get("nodes", NODE)  # the node (and its proxy) still runs
+    node = await node_api.get("nodes", NODE)  # the node (and its proxy) still runs
     assert any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])

@@ -6,39 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-from typing import AsyncIterator
-
-import pytest
 
 from api.client import ApiClient, NotFound
-from tests.integration.cluster import Cluster, eventually
-from tests.integration.kube import make_node, set_pod_phase
+from tests.integration.cluster import PATIENT_CONTROL_PLANE, eventually
+from tests.integration.kube import namespace, set_pod_phase
 
-# Quick leader election; a node grace period long enough that the hand-made node (no kubelet) stays Ready.
-CONTROL_PLANE = ("--control-plane-flags", "--leader-elect-lease-duration 3 --leader-elect-renew-deadline 2 "
-                                          "--leader-elect-retry-period 0.5 --node-monitor-grace-period 3600")
-_names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def cp(tmp_path_factory):
-    c = Cluster(str(tmp_path_factory.mktemp("rs")), 1, CONTROL_PLANE)
-    yield c
-    c.stop()
-
-
-@contextlib.asynccontextmanager
-async def namespace(cp: Cluster) -> AsyncIterator[tuple[ApiClient, str]]:
-    api = cp.api()
-    ns = f"rs-{next(_names)}"
-    await api.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    with contextlib.suppress(Exception):
-        await make_node(api, "rs-node")
-    try:
-        yield api, ns
-    finally:
-        await api.close()
+CONTROL_PLANE = PATIENT_CONTROL_PLANE  # for conftest's cp: the node here has no kubelet
 
 
 def replicaset(name: str, replicas: int, **labels: str) -> dict:
@@ -66,7 +39,7 @@ async def settled(api: ApiClient, ns: str, name: str, n: int) -> list[dict] | No
 
 async def test_exactly_n_pods_through_quick_scale_changes(cp):
     """Scaling 3 -> 7 -> 2 -> 5 in quick succession ends with 5 pods and never has more than 7 at once."""
-    async with namespace(cp) as (api, ns):
+    async with namespace(cp, "rs", node="rs-node") as (api, ns):
         most = 0
 
         async def watch() -> None:
@@ -94,7 +67,7 @@ async def test_exactly_n_pods_through_quick_scale_changes(cp):
 
 
 async def test_a_deleted_pod_is_replaced_and_status_counts_ready_pods(cp):
-    async with namespace(cp) as (api, ns):
+    async with namespace(cp, "rs", node="rs-node") as (api, ns):
         await api.create("replicasets", replicaset("web", 2), ns)
         pods = await eventually(lambda: settled(api, ns, "web", 2), timeout=30, what="2 pods")
         for p in pods:
@@ -116,7 +89,7 @@ async def node_of(api: ApiClient, ns: str, name: str) -> str | None:
 
 
 async def test_scale_down_deletes_not_ready_pods_first(cp):
-    async with namespace(cp) as (api, ns):
+    async with namespace(cp, "rs", node="rs-node") as (api, ns):
         await api.create("replicasets", replicaset("web", 4), ns)
         pods = await eventually(lambda: settled(api, ns, "web", 4), timeout=30, what="4 pods")
         ready = sorted(p["metadata"]["name"] for p in pods[:2])
@@ -129,7 +102,7 @@ async def test_scale_down_deletes_not_ready_pods_first(cp):
 
 
 async def test_orphans_are_adopted_and_pods_that_stop_matching_are_released(cp):
-    async with namespace(cp) as (api, ns):
+    async with namespace(cp, "rs", node="rs-node") as (api, ns):
         orphan = await api.create("pods", {"apiVersion": "v1", "kind": "Pod",
                                            "metadata": {"name": "orphan", "labels": {"app": "web"}},
                                            "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}, ns)

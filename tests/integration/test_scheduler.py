@@ -5,43 +5,12 @@ so the "0/N nodes" counts in messages are the test's."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-from typing import AsyncIterator
 
-import pytest
+from api.client import ApiClient
+from tests.integration.cluster import PATIENT_CONTROL_PLANE, eventually
+from tests.integration.kube import make_node, namespace_and_nodes
 
-from api.client import ApiClient, NotFound
-from tests.integration.cluster import Cluster, eventually
-from tests.integration.kube import make_node
-
-# Quick leader election; a node grace period long enough that hand-made nodes (no kubelet) stay Ready.
-CONTROL_PLANE = ("--control-plane-flags", "--leader-elect-lease-duration 3 --leader-elect-renew-deadline 2 "
-                                          "--leader-elect-retry-period 0.5 --node-monitor-grace-period 3600")
-_names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def cp(tmp_path_factory):
-    c = Cluster(str(tmp_path_factory.mktemp("sched")), 1, CONTROL_PLANE)
-    yield c
-    c.stop()
-
-
-@contextlib.asynccontextmanager
-async def namespace_and_nodes(cp: Cluster) -> AsyncIterator[tuple[ApiClient, str, list[str]]]:
-    """A fresh namespace; the nodes the test makes (names appended to the list) are deleted afterwards."""
-    api = cp.api()
-    ns = f"sched-{next(_names)}"
-    nodes: list[str] = []
-    await api.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    try:
-        yield api, ns, nodes
-    finally:
-        for name in nodes:
-            with contextlib.suppress(NotFound):
-                await api.delete("nodes", name)
-        await api.close()
+CONTROL_PLANE = PATIENT_CONTROL_PLANE  # for conftest's cp: the nodes here have no kubelet
 
 
 def pod(name: str, *, cpu: str | None = None, **spec: object) -> dict:
@@ -71,7 +40,7 @@ async def unschedulable(api: ApiClient, ns: str, name: str, message: str) -> boo
 
 async def test_pods_are_bound_to_ready_nodes_with_a_scheduled_event(cp):
     """Pods land on Ready nodes only, spread by least-allocated; each gets `Scheduled` and PodScheduled=True."""
-    async with namespace_and_nodes(cp) as (api, ns, nodes):
+    async with namespace_and_nodes(cp, "sched") as (api, ns, nodes):
         nodes += [f"{ns}-a", f"{ns}-b", f"{ns}-down"]
         await make_node(api, nodes[0])
         await make_node(api, nodes[1])
@@ -97,7 +66,7 @@ async def test_pods_are_bound_to_ready_nodes_with_a_scheduled_event(cp):
 async def test_requests_never_exceed_allocatable_and_a_freed_node_takes_the_waiting_pod(cp):
     """3 pods of 1 cpu on a 2-cpu node: two run, the third stays Pending with FailedScheduling
     ("0/1 nodes are available: 1 Insufficient cpu.") until one of the others is deleted."""
-    async with namespace_and_nodes(cp) as (api, ns, nodes):
+    async with namespace_and_nodes(cp, "sched") as (api, ns, nodes):
         nodes.append(f"{ns}-small")
         await make_node(api, nodes[0], cpu="2")
         for name in ("a", "b", "c"):
@@ -119,7 +88,7 @@ async def test_requests_never_exceed_allocatable_and_a_freed_node_takes_the_wait
 async def test_many_pods_at_once_never_overcommit_a_node(cp):
     """40 pods of 1 cpu created together on 4 nodes of 8 cpu: bindings run concurrently, yet exactly 32 are bound,
     8 per node, and 8 wait as unschedulable."""
-    async with namespace_and_nodes(cp) as (api, ns, nodes):
+    async with namespace_and_nodes(cp, "sched") as (api, ns, nodes):
         nodes += [f"{ns}-{i}" for i in range(4)]
         for name in nodes:
             await make_node(api, name, cpu="8")
@@ -138,7 +107,7 @@ async def test_many_pods_at_once_never_overcommit_a_node(cp):
 
 async def test_node_selector_and_taints(cp):
     """nodeSelector picks the labelled node; a NoSchedule taint keeps out pods without a toleration."""
-    async with namespace_and_nodes(cp) as (api, ns, nodes):
+    async with namespace_and_nodes(cp, "sched") as (api, ns, nodes):
         plain, ssd, gpu = f"{ns}-plain", f"{ns}-ssd", f"{ns}-gpu"
         nodes += [plain, ssd, gpu]
         await make_node(api, plain)
@@ -163,7 +132,7 @@ async def test_node_selector_and_taints(cp):
 
 async def test_a_pending_pod_is_scheduled_when_a_fitting_node_joins(cp):
     """A pod that fits nowhere waits (FailedScheduling) and is bound as soon as a node it fits is added."""
-    async with namespace_and_nodes(cp) as (api, ns, nodes):
+    async with namespace_and_nodes(cp, "sched") as (api, ns, nodes):
         nodes.append(f"{ns}-old")
         await make_node(api, nodes[0])
         await api.create("pods", pod("picky", nodeSelector={"pool": ns}), ns)
