@@ -33,7 +33,7 @@ from controllers.history import (HASH_LABEL, ensure_update_revision, history_to_
 from controllers.informer import key_of, split_key
 from controllers.objects import (Expectations, controller_of, is_available, is_deleting, is_ready, keys_to_wake,
                                  owned_by, pod_from_template, scaled_value)
-from controllers.replicaset import claim
+from controllers.pod_control import claim
 from controllers.scheduling import NodeInfo, filter_node_affinity, tolerates
 
 Obj = dict[str, Any]

@@ -27,7 +27,7 @@ from controllers.base import Context, Controller
 from controllers.informer import key_of
 from controllers.objects import controller_of, controller_ref, is_deleting, is_terminal, matches, owned_by, \
     template_hash
-from controllers.replicaset import claim
+from controllers.pod_control import claim
 from controllers.rollout import replicas
 
 Obj = dict[str, Any]

@@ -17,18 +17,18 @@ A finished Job with ttlSecondsAfterFinished is deleted that long after it finish
 """
 from __future__ import annotations
 
-import asyncio
 import copy
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from api.client import ApiClientError, Conflict, NotFound
+from api.client import Conflict, NotFound
 from controllers.base import Context, Controller
 from controllers.garbage_collector import delete_with
 from controllers.informer import key_of
 from controllers.objects import (Expectations, controller_of, is_active, is_deleting, is_ready, keys_to_wake, now,
                                  parse_time, pod_from_template)
+from controllers.pod_control import create_pods
 
 Obj = dict[str, Any]
 
@@ -283,18 +283,7 @@ class JobController(Controller):
             new_pods = [self.indexed_pod(job, i) for i in indexes_to_create(job, pods, diff)]
         else:
             new_pods = [pod_from_template(job, job["spec"].get("template") or {}) for _ in range(diff)]
-        results = await asyncio.gather(*(self.client.create("pods", p) for p in new_pods), return_exceptions=True)
-        error: BaseException | None = None
-        for result in results:
-            if isinstance(result, BaseException):
-                error = error or result
-                continue
-            self.expectations.expect_create(key, key_of(result))
-            self.record(job, "Normal", "SuccessfulCreate", f"Created pod: {result['metadata']['name']}")
-        if error is not None:
-            if isinstance(error, ApiClientError):
-                self.record(job, "Warning", "FailedCreate", f"Error creating: {error}")
-            raise error
+        await create_pods(self, self.expectations, key, job, new_pods)
 
     def indexed_pod(self, job: Obj, index: int) -> Obj:
         """A pod for one completion index: labelled and annotated with it, JOB_COMPLETION_INDEX in its env."""

@@ -17,11 +17,12 @@ import math
 import time
 from typing import Any
 
-from api.client import ApiClient, ApiClientError, Conflict, NotFound
+from api.client import ApiClientError, Conflict, NotFound
 from controllers.base import Context, Controller
 from controllers.informer import key_of
-from controllers.objects import (Expectations, condition, controller_of, controller_ref, is_active, is_available,
-                                 is_deleting, is_ready, matches, now, parse_time, pod_from_template)
+from controllers.objects import (Expectations, condition, controller_of, is_active, is_available, is_deleting,
+                                 is_ready, matches, now, parse_time, pod_from_template)
+from controllers.pod_control import claim, create_pods
 
 Obj = dict[str, Any]
 
@@ -106,44 +107,6 @@ def next_available_in(rs: Obj, pods: list[Obj], at: float) -> float | None:
     return max(min(waits), 0.0) + 0.5 if waits and min_ready > 0 else None
 
 
-# -- claiming: ownerReferences follow the selector -----------------------------------------------------------
-
-async def claim(client: ApiClient, *, owner_plural: str, owner: Obj, plural: str, candidates: list[Obj]) -> list[Obj]:
-    """The candidates `owner` controls once it adopted the matching orphans and released what it controls but
-    no longer selects (client-go's ClaimObjects; the Deployment controller claims ReplicaSets with it)."""
-    uid = owner["metadata"]["uid"]
-    owned: list[Obj] = []
-    can_adopt: bool | None = None
-    for obj in candidates:
-        ref = controller_of(obj)
-        if ref is not None and ref.get("uid") == uid:
-            if matches(owner, obj):
-                owned.append(obj)
-            elif not is_deleting(owner):
-                await _set_owner_refs(client, plural, obj, [r for r in obj["metadata"]["ownerReferences"]
-                                                            if r.get("uid") != uid])
-        elif ref is None and matches(owner, obj) and not is_deleting(owner) and not is_deleting(obj):
-            if can_adopt is None:  # as client-go: re-read the owner, a deleted or recreated one adopts nothing
-                fresh = await client.get(owner_plural, owner["metadata"]["name"], owner["metadata"]["namespace"])
-                can_adopt = fresh["metadata"].get("uid") == uid and not is_deleting(fresh)
-            if can_adopt:
-                refs = [*(obj["metadata"].get("ownerReferences") or []), controller_ref(owner)]
-                adopted = await _set_owner_refs(client, plural, obj, refs)
-                if adopted is not None:
-                    owned.append(adopted)
-    return owned
-
-
-async def _set_owner_refs(client: ApiClient, plural: str, obj: Obj, refs: list[Obj]) -> Obj | None:
-    """Patch ownerReferences, guarded by the resourceVersion; None if the object changed or went away."""
-    meta = obj["metadata"]
-    try:
-        return await client.patch(plural, meta["name"], {"metadata": {
-            "ownerReferences": refs or None, "resourceVersion": meta["resourceVersion"]}}, meta["namespace"])
-    except (NotFound, Conflict):
-        return None
-
-
 # -- the controller ------------------------------------------------------------------------------------------
 
 class ReplicaSetController(Controller):
@@ -226,21 +189,11 @@ class ReplicaSetController(Controller):
                                    for pod in deletion_order(pods, related)[:min(diff, BURST_REPLICAS)]))
 
     async def create_pods(self, key: str, rs: Obj, count: int) -> None:
+        """In slow-start batches; a failing batch raises, and the rest are not tried: the next sync starts again
+        with one."""
         template = rs["spec"].get("template") or {}
         for size in slow_start_batches(count):
-            results = await asyncio.gather(*(self.client.create("pods", pod_from_template(rs, template))
-                                             for _ in range(size)), return_exceptions=True)
-            error: BaseException | None = None
-            for result in results:
-                if isinstance(result, BaseException):
-                    error = error or result
-                    continue
-                self.expectations.expect_create(key, key_of(result))
-                self.record(rs, "Normal", "SuccessfulCreate", f"Created pod: {result['metadata']['name']}")
-            if error is not None:
-                if isinstance(error, ApiClientError):
-                    self.record(rs, "Warning", "FailedCreate", f"Error creating: {error}")
-                raise error  # the rest of the batches are not tried: the next sync starts again with one
+            await create_pods(self, self.expectations, key, rs, [pod_from_template(rs, template) for _ in range(size)])
 
     async def delete_pod(self, key: str, rs: Obj, pod: Obj) -> None:
         meta = pod["metadata"]

@@ -32,7 +32,7 @@ from controllers.history import (HASH_LABEL, ensure_update_revision, history_to_
 from controllers.informer import key_of, split_key
 from controllers.objects import (condition, controller_of, is_available, is_deleting, is_ready, keys_to_wake,
                                  owned_by, parse_time, pod_from_template)
-from controllers.replicaset import claim
+from controllers.pod_control import claim
 
 Obj = dict[str, Any]
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
