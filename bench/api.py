@@ -15,13 +15,12 @@ import asyncio
 import os
 import statistics
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from api.client import ApiClient  # noqa: E402
-from raftkube import up  # noqa: E402
+from harness import kube_masters, make_namespace  # noqa: E402
 
 
 AUTH: dict = {}  # the admin token and the cluster CA, once the cluster is up
@@ -113,13 +112,7 @@ async def watch_delay(servers: list[str], watchers: int, writes: int) -> list[fl
 
 async def run(args: argparse.Namespace, servers: list[str]) -> None:
     async with ApiClient(servers, **AUTH) as client:
-        while True:
-            try:
-                await client.get("namespaces", "default")
-                break
-            except Exception:  # noqa: BLE001 - masters still starting
-                await asyncio.sleep(0.2)
-        await client.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}})
+        await make_namespace(client, "bench")
         rate, lat = await create_pods(client, [f"p-{i:05d}" for i in range(args.pods)], args.inflight)
         print(f"create {args.pods} pods, {args.inflight} in flight: {rate:.0f}/s, p50 {pct(lat, .5):.1f} ms, "
               f"p99 {pct(lat, .99):.1f} ms", flush=True)
@@ -148,14 +141,8 @@ def main() -> int:
     p.add_argument("--inflight", type=int, default=32)
     p.add_argument("--rate", type=int, default=200, help="creates per second in the paced phase")
     args = p.parse_args()
-    state = tempfile.mkdtemp(prefix="raftkube-bench-api-")
-    info = up.start(state, 3, 0)
-    AUTH.update(token=up.admin_token(state), ca_file=info["ca"])
-    try:
-        up.wait_ready(info)
-        asyncio.run(run(args, [m["api"] for m in info["masters"]]))
-    finally:
-        up.stop(state)
+    with kube_masters("raftkube-bench-api-", AUTH) as (servers, _):
+        asyncio.run(run(args, servers))
     return 0
 
 

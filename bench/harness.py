@@ -3,18 +3,21 @@
 `Cluster` is the little interface both `RaftkubeCluster` and `EtcdCluster` offer (start, kill -9,
 restart, stop); `Harness` wraps one with a single aiohttp session and the etcd-JSON `KVClient`s
 that all workloads use, plus the two questions asked of either system the same way: who leads,
-and is everyone healthy again.
+and is everyone healthy again. The kube API benches (api.py, pods.py) start their masters with
+`kube_masters`.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import time
 from typing import Iterator, Protocol
 
 import aiohttp
 
 from kvstore.client import EtcdError, KVClient
+from raftkube import up
 
 # What a client may meet while members die: an error answer, a dropped connection, a timeout.
 TRANSIENT = (EtcdError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
@@ -43,6 +46,31 @@ def running(cluster: Cluster) -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@contextlib.contextmanager
+def kube_masters(prefix: str, auth: dict) -> Iterator[tuple[list[str], str]]:
+    """Three raftkube masters in a fresh state dir (named with `prefix`), stopped on the way out. `auth` gets the
+    admin token and the cluster CA (ApiClient's token= and ca_file=); yields the kube API URLs and the state dir."""
+    state = tempfile.mkdtemp(prefix=prefix)
+    info = up.start(state, 3, 0)
+    auth.update(token=up.admin_token(state), ca_file=info["ca"])
+    try:
+        up.wait_ready(info)
+        yield [m["api"] for m in info["masters"]], state
+    finally:
+        up.stop(state)
+
+
+async def make_namespace(client, name: str) -> None:
+    """Create namespace `name` with an ApiClient on kube_masters' URLs, once the kube API answers."""
+    while True:
+        try:
+            await client.get("namespaces", "default")
+            break
+        except Exception:  # noqa: BLE001 - masters still starting
+            await asyncio.sleep(0.2)
+    await client.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 
 
 def describe(exc: BaseException) -> str:

@@ -21,14 +21,13 @@ import datetime
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from api.client import ApiClient, Conflict, NotFound  # noqa: E402
 from controllers.manager import CONTROLLERS  # noqa: E402
-from raftkube import up  # noqa: E402
+from harness import kube_masters, make_namespace  # noqa: E402
 
 NS = "bench"
 AUTH: dict = {}  # the admin token and the cluster CA, once the cluster is up
@@ -201,13 +200,7 @@ async def poll(check, timeout: float, what: str) -> float:
 
 async def run(args: argparse.Namespace, servers: list[str], state: str) -> None:
     async with ApiClient(servers, **AUTH) as client:
-        while True:
-            try:
-                await client.get("namespaces", "default")
-                break
-            except Exception:  # noqa: BLE001 - masters still starting
-                await asyncio.sleep(0.2)
-        await client.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+        await make_namespace(client, NS)
         tasks = []
         node_proc = None
         if has_fake_nodes():
@@ -279,14 +272,8 @@ def main() -> int:
     p.add_argument("--nodes", type=int, default=20)
     p.add_argument("--inflight", type=int, default=32, help="pod creates in flight when the bench makes pods")
     args = p.parse_args()
-    state = tempfile.mkdtemp(prefix="raftkube-bench-pods-")
-    info = up.start(state, 3, 0)
-    AUTH.update(token=up.admin_token(state), ca_file=info["ca"])
-    try:
-        up.wait_ready(info)
-        asyncio.run(run(args, [m["api"] for m in info["masters"]], state))
-    finally:
-        up.stop(state)
+    with kube_masters("raftkube-bench-pods-", AUTH) as (servers, state):
+        asyncio.run(run(args, servers, state))
     return 0
 
 
