@@ -9,7 +9,6 @@ import pytest
 from tests.integration.cluster import Cluster
 from tests.integration.kube import Kubectl, wait_until
 
-_wait_until = wait_until  # test_acceptance.py imports it from here
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 
 CONFIGMAP = """apiVersion: v1
