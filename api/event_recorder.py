@@ -42,11 +42,12 @@ class EventRecorder:
         self._seen: OrderedDict[tuple, Obj] = OrderedDict()  # (uid, type, reason, message) -> the Event written
         # Several writers, so a burst (a scheduler binding thousands of pods) is not dropped; the events of one
         # object always go to the same writer, so its counts are bumped in order, never created twice.
-        self._queues: list[asyncio.Queue[tuple[Obj, str, str, str]]] = [
+        self._queues: list[asyncio.Queue[tuple[Obj, str, str, str, str]]] = [
             asyncio.Queue(MAX_PENDING // writers) for _ in range(writers)]
         self._tasks: list[asyncio.Task] = []
 
-    def record(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+    def record(self, obj: Obj, type_: str, reason: str, message: str, component: str | None = None) -> None:
+        """Queue an Event; `component` names the reporter when it is not the recorder's (one controller of many)."""
         if not self._tasks or any(t.done() for t in self._tasks):
             for t in self._tasks:
                 t.cancel()
@@ -55,7 +56,7 @@ class EventRecorder:
         meta = obj["metadata"]
         queue = self._queues[hash(meta.get("uid") or meta["name"]) % len(self._queues)]
         try:
-            queue.put_nowait((obj, type_, reason, message))
+            queue.put_nowait((obj, type_, reason, message, component or self.component))
         except asyncio.QueueFull:
             log.warning("event dropped (too many pending): %s %s %s", reason, meta["name"], message)
 
@@ -74,10 +75,10 @@ class EventRecorder:
             finally:
                 queue.task_done()
 
-    async def _write(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+    async def _write(self, obj: Obj, type_: str, reason: str, message: str, component: str) -> None:
         ref = involved(obj)
         namespace = ref.get("namespace") or "default"
-        key = (ref["uid"] or f"{ref['kind']}/{namespace}/{ref['name']}", type_, reason, message)
+        key = (ref["uid"] or f"{ref['kind']}/{namespace}/{ref['name']}", type_, reason, message, component)
         now = _now()
         earlier = self._seen.get(key)
         if earlier is not None:
@@ -95,8 +96,8 @@ class EventRecorder:
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"name": f"{ref['name']}.{secrets.token_hex(8)}", "namespace": namespace},
             "involvedObject": ref, "type": type_, "reason": reason, "message": message,
-            "source": {"component": self.component, **({"host": self.host} if self.host else {})},
-            "reportingComponent": self.component, "reportingInstance": self.host or self.component,
+            "source": {"component": component, **({"host": self.host} if self.host else {})},
+            "reportingComponent": component, "reportingInstance": self.host or component,
             "firstTimestamp": now, "lastTimestamp": now, "count": 1}, namespace)
         self._seen[key] = event
         while len(self._seen) > MAX_REMEMBERED:

@@ -44,6 +44,7 @@ class Context:
 
 class Controller:
     name = "controller"
+    component = ""  # the Event source Kubernetes' own controller reports as, e.g. "replicaset-controller"
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -59,7 +60,7 @@ class Controller:
         self.queue.add(key_of(obj))
 
     def record(self, obj: Obj, type_: str, reason: str, message: str) -> None:
-        self.ctx.recorder.record(obj, type_, reason, message)
+        self.ctx.recorder.record(obj, type_, reason, message, self.component or None)
 
     def count(self, result: str) -> None:
         self.results[result] = self.results.get(result, 0) + 1

@@ -207,6 +207,7 @@ def compute_status(ds: Obj, nodes: list[Obj], pods: dict[str, list[Obj]], hash_:
 
 class DaemonSetController(Controller):
     name = "daemonset-controller"
+    component = "daemonset-controller"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

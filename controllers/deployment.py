@@ -35,6 +35,7 @@ Obj = dict[str, Any]
 
 class DeploymentController(Controller):
     name = "deployment"
+    component = "deployment-controller"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

@@ -100,6 +100,7 @@ async def delete_with(client: ApiClient, plural: str, obj: Obj, policy: str = "B
 
 class GarbageCollector(Controller):
     name = "garbagecollector"
+    component = "garbage-collector-controller"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

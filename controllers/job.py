@@ -172,6 +172,7 @@ def with_condition(conditions: list[Obj], new: Obj) -> list[Obj]:
 
 class JobController(Controller):
     name = "job"
+    component = "job-controller"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

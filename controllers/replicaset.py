@@ -111,6 +111,7 @@ def next_available_in(rs: Obj, pods: list[Obj], at: float) -> float | None:
 
 class ReplicaSetController(Controller):
     name = "replicaset"
+    component = "replicaset-controller"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

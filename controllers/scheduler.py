@@ -47,6 +47,7 @@ def backoff(attempts: int) -> float:
 
 class Scheduler(Controller):
     name = "scheduler"
+    component = "default-scheduler"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

@@ -119,8 +119,9 @@ def test_workloads_roll_scale_cascade_as_kubectl_expects(kubectl):
     kubectl("rollout", "status", "-n", ns, "deployment/web", "--timeout=60s")
     assert len(pods(kubectl, ns, "app=web")) == 5
     assert all(p["status"]["phase"] == "Running" and p["spec"]["nodeName"] for p in pods(kubectl, ns, "app=web"))
-    events = kubectl("get", "events", "-n", ns).stdout
-    assert "ScalingReplicaSet" in events and "SuccessfulCreate" in events and "Scheduled" in events
+    sources = {(e["reason"], e["source"]["component"]) for e in get(kubectl, "events", "-n", ns)["items"]}
+    assert {("ScalingReplicaSet", "deployment-controller"), ("SuccessfulCreate", "replicaset-controller"),
+            ("Scheduled", "default-scheduler")} <= sources, sources
 
     # The Service's Endpoints follow its ready pods, the named port resolved.
     def endpoints(count):

@@ -37,7 +37,7 @@ class FakeRecorder:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, str, str]] = []
 
-    def record(self, obj: dict, type_: str, reason: str, message: str) -> None:
+    def record(self, obj: dict, type_: str, reason: str, message: str, component: str | None = None) -> None:
         self.events.append((obj["metadata"]["name"], type_, reason, message))
 
 
