@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install up test bench bench-api bench-pods clean
+.PHONY: install up test chaos bench bench-api bench-pods clean
 
 $(BIN)/raftkube: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
