@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import urllib.error
 import urllib.request
@@ -29,8 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state-dir", default=".raftkube")
 
 
+class MemberError(Exception):
+    pass
+
+
 def call(info: dict[str, Any], path: str, body: dict[str, Any], first: str | None = None) -> dict[str, Any]:
-    """POST to the KV API of master `first` (else of the first that answers); etcd's error message on failure."""
+    """POST to the KV API of master `first` (else of the first that answers); MemberError with etcd's message."""
     masters = sorted(info["masters"], key=lambda m: m["name"] != first)
     last = "no master answered"
     for m in masters:
@@ -41,10 +46,10 @@ def call(info: dict[str, Any], path: str, body: dict[str, Any], first: str | Non
                 return json.load(r)
         except urllib.error.HTTPError as exc:
             answer = json.loads(exc.read() or b"{}")
-            raise SystemExit(f"raftkube member: {m['name']} answered {exc.code}: {answer.get('message', answer)}")
+            raise MemberError(f"{m['name']} answered {exc.code}: {answer.get('message', answer)}") from None
         except OSError as exc:
             last = f"{m['name']}: {exc}"
-    raise SystemExit(f"raftkube member: {last}")
+    raise MemberError(last)
 
 
 def list_members(info: dict[str, Any]) -> list[dict[str, Any]]:
@@ -70,14 +75,29 @@ def add(info: dict[str, Any], state_dir: str) -> dict[str, Any]:
     return m
 
 
-def remove(info: dict[str, Any], state_dir: str, name: str) -> None:
+def cycle(info: dict[str, Any], name: str) -> None:
+    """Remove master `name`, wipe its data, add it back under the same address and start it again: it rejoins
+    empty and catches up from the leader (a membership fault for the nemesis)."""
     m = chaos.find(info, name)
     call(info, "/v3/cluster/member/remove", {"ID": str(id64(m["raft"]))}, chaos.leader(info))
+    _stop(m)
+    shutil.rmtree(m["data_dir"], ignore_errors=True)
+    call(info, "/v3/cluster/member/add", {"peerURLs": [f"http://{m['raft']}"]}, chaos.leader(info))
+    up.restart_master(info, name)
+
+
+def _stop(m: dict[str, Any]) -> None:
     try:
         os.kill(m["pid"], signal.SIGTERM)  # it is out of the cluster: stop it before it campaigns
     except ProcessLookupError:
         pass
     up.wait_gone(m["pid"])
+
+
+def remove(info: dict[str, Any], state_dir: str, name: str) -> None:
+    m = chaos.find(info, name)
+    call(info, "/v3/cluster/member/remove", {"ID": str(id64(m["raft"]))}, chaos.leader(info))
+    _stop(m)
     info["masters"] = [o for o in info["masters"] if o is not m]
     _save(info, state_dir)
 
@@ -100,6 +120,13 @@ def _save(info: dict[str, Any], state_dir: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except MemberError as exc:
+        raise SystemExit(f"raftkube member: {exc}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
     state_dir = os.path.abspath(args.state_dir)
     info = cluster_file.read(state_dir)
     if args.action == "list":

@@ -8,6 +8,8 @@ Each round waits a healthy while, then applies one fault for a while and undoes 
   partition-leader cut the leader's Raft links with every other master (failpoints), heal
   partition-half   split the masters into a minority and a majority at random, heal
   bridge           (5+ masters) two halves that only one master connects, heal
+  member-cycle     remove a follower from the cluster, wipe its data, add it back and start it: it rejoins empty
+                   and catches up (membership changes, one at a time)
 and, when the masters run in network namespaces (raftkube/netns.py, root only), the same cuts made in the network
 rather than in the masters' transports:
   net-partition-leader, net-partition-half   blackhole routes between the groups
@@ -23,10 +25,11 @@ import signal
 import time
 from typing import Any
 
-from raftkube import chaos, status, up
+from raftkube import chaos, member, status, up
 from raftkube.netns import Network
 
-FAULTS = ["kill-leader", "kill-random", "kill-all", "pause-leader", "partition-leader", "partition-half", "bridge"]
+FAULTS = ["kill-leader", "kill-random", "kill-all", "pause-leader", "partition-leader", "partition-half", "bridge",
+          "member-cycle"]
 NET_FAULTS = ["net-partition-leader", "net-partition-half", "net-isolate-leader"]
 
 
@@ -61,7 +64,7 @@ class Nemesis:
                 fault = self.rng.choice(self.faults)
                 try:
                     await asyncio.to_thread(self._apply, fault)
-                except chaos.FailpointError as exc:
+                except (chaos.FailpointError, member.MemberError) as exc:
                     self.note(f"{fault}: skipped ({exc})")
                 await asyncio.sleep(self.rng.uniform(0.5, 1.5) * self.faulty)
                 await asyncio.to_thread(self.heal)
@@ -85,6 +88,11 @@ class Nemesis:
                 up.wait_gone(m["pid"])
                 self._undo.append(("restart", m))
             self.note(f"{fault}: killed {', '.join(m['name'] for m in victims)}")
+        elif fault == "member-cycle":
+            leader = chaos.leader(self.info)
+            m = self.rng.choice([m for m in self.masters() if m["name"] != leader])
+            member.cycle(self.info, m["name"])
+            self.note(f"member-cycle: removed {m['name']}, wiped it, added it back")
         elif fault == "pause-leader":
             m = self._leader()
             os.kill(m["pid"], signal.SIGSTOP)
