@@ -1,7 +1,10 @@
 """docker-compose.yml is `raftkube compose --masters 3`'s output, and its commands are valid."""
 import argparse
 import os
+import shutil
+import subprocess
 
+import pytest
 import yaml
 
 from raftkube import compose, master, node
@@ -43,3 +46,13 @@ def test_secrets_and_a_kubeconfig_for_the_host(tmp_path):
     made = set(os.listdir(tmp_path / "s"))
     assert {"cluster.secret", "tokens.csv", "server.crt", "server.key", "ca.crt", "kubeconfig", "node.token"} <= made
     assert oct(os.stat(tmp_path / "s" / "server.key").st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed (.ci/run installs it)")
+@pytest.mark.parametrize("masters", [3, 5, 7])
+def test_haproxy_accepts_the_config(tmp_path, masters):
+    """`haproxy -c`: valid, even where the masters' names do not resolve (yet: a killed container's)."""
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(compose.haproxy_config(masters))
+    out = subprocess.run(["haproxy", "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
