@@ -49,8 +49,10 @@ async def test_kubectl_delete_namespace_empties_and_removes_it(cp, tmp_path):
                 "pods": ["on-alive"], "configmaps": [], "services": [], "endpoints": [], "deployments": [],
                 "replicasets": []}
         await eventually(only_the_alive_pod_left, timeout=30, what="everything but the alive node's pod gone")
-        conditions = (await api.get("namespaces", "doomed"))["status"].get("conditions") or []
-        assert any(c["type"] == "NamespaceContentRemaining" and "pods" in c["message"] for c in conditions)
+        async def says_pods_remain() -> bool:
+            conditions = (await api.get("namespaces", "doomed"))["status"].get("conditions") or []
+            return any(c["type"] == "NamespaceContentRemaining" and "pods" in c["message"] for c in conditions)
+        await eventually(says_pods_remain, timeout=15, what="the NamespaceContentRemaining condition naming pods")
         marked = await api.get("pods", "on-alive", "doomed")
         assert marked["metadata"]["deletionTimestamp"]
         await api.delete("pods", "on-alive", "doomed", grace_period_seconds=0)  # its kubelet confirms
