@@ -67,12 +67,12 @@ class LeaderElector:
         If `lead()` fails, the lease is handed back and the next term starts after a retry period."""
         try:
             while True:
-                await self._acquire()
+                acquired_at = await self._acquire()
                 log.info("%s: %s now leads (lease %s/%s)", self.lease_name, self.identity, self.namespace,
                          self.lease_name)
                 work = asyncio.create_task(lead())
                 try:
-                    lost = await self._renew_until_lost(work)
+                    lost = await self._renew_until_lost(work, acquired_at)
                 finally:
                     self.is_leader = False
                     work.cancel()
@@ -89,15 +89,18 @@ class LeaderElector:
             if self.is_leader or self._held_by_me():
                 await self._release()
 
-    async def _acquire(self) -> None:
-        while not await self._try(self.timing.retry_period):
+    async def _acquire(self) -> float:
+        """Wait until we hold the lease; the monotonic time the winning try started (our term counts from it)."""
+        while True:
+            started = time.monotonic()
+            if await self._try(self.timing.retry_period):
+                self.is_leader = True
+                return started
             await asyncio.sleep(self.timing.retry_period)
-        self.is_leader = True
 
-    async def _renew_until_lost(self, work: asyncio.Task) -> bool:
+    async def _renew_until_lost(self, work: asyncio.Task, last_renew: float) -> bool:
         """Renew every retry period. True when the lease is lost; False when `work` failed (work that simply
         returned, having nothing to run, keeps its lease)."""
-        last_renew = time.monotonic()
         while True:
             if work.done():
                 await asyncio.sleep(self.timing.retry_period)
