@@ -1,4 +1,4 @@
-"""Membership changes at runtime: 3 -> 5 masters and back to 3, the leader removed on the way, writes going on
+"""Membership changes at runtime: 3 -> 5 -> 7 masters and back to 3, the leader removed on the way, writes going on
 throughout; a master restarted with stale --peers flags takes the cluster's topology."""
 import asyncio
 import subprocess
@@ -43,7 +43,7 @@ async def _members(cluster, name):
     return sorted(m["name"] for m in res["members"] if m.get("name"))
 
 
-async def test_grow_to_five_and_shrink_to_three_removing_the_leader(cluster):
+async def test_grow_to_seven_and_shrink_to_three_removing_the_leader(cluster):
     await cluster.kv("m1").put(b"before", b"1")
     for path, body, status in [("add", {"peerURLs": ["http://nohost"]}, 400), ("add", {"peerURLs": "x"}, 400),
                                ("add", {"peerURLs": [f"http://{cluster.master('m2')['raft']}"]}, 412),
@@ -55,20 +55,21 @@ async def test_grow_to_five_and_shrink_to_three_removing_the_leader(cluster):
     stop, acked, failed = asyncio.Event(), [], []
     writer = asyncio.create_task(_writer(cluster, stop, acked, failed))
     try:
-        await member(cluster, "add")
-        await member(cluster, "add")
-        assert cluster.names == ["m1", "m2", "m3", "m4", "m5"]
-        for name in ("m4", "m5"):  # the newcomers caught up and serve linearizable reads
+        for _ in range(4):  # 3 -> 5 -> 7, one at a time
+            await member(cluster, "add")
+        assert cluster.names == ["m1", "m2", "m3", "m4", "m5", "m6", "m7"]
+        for name in ("m4", "m5", "m6", "m7"):  # the newcomers caught up and serve linearizable reads
             assert await eventually(lambda: cluster.kv(name).get(b"before"), timeout=30, what=f"{name} serving")
-        await eventually(lambda: _has_all(cluster, "m1", 5), timeout=20, what="five members announced")
+        await eventually(lambda: _has_all(cluster, "m1", 7), timeout=20, what="seven members announced")
 
         leader = await cluster.leader()
-        await member(cluster, "remove", leader)
+        await member(cluster, "remove", leader)  # the leader hands over first
         assert leader not in cluster.names
         new_leader = await cluster.leader()
         assert new_leader != leader
-        other = next(n for n in cluster.names if n != new_leader)
-        await member(cluster, "remove", other)
+        for _ in range(3):  # 6 -> 3, newest first (the writer keeps to the first three)
+            other = next(n for n in reversed(cluster.names) if n != new_leader)
+            await member(cluster, "remove", other)
         assert len(cluster.names) == 3
         await eventually(lambda: _count(cluster, new_leader, 3), timeout=20, what="three members listed")
     finally:
