@@ -1,6 +1,7 @@
 """The kube API's load balancer in `raftkube up`: a TCP proxy in front of every master.
 
-Every second it asks each master's `/readyz` (ready: it can reach a quorum). A new connection goes
+Every second it asks each master's `/readyz` (ready: it can reach a quorum), the masters being those
+cluster.json names then (so `raftkube member add|remove` reaches it). A new connection goes
 to the next ready master; when none is ready (quorum lost) it still goes to a master that answers,
 so clients get the API's own no-quorum error and `resourceVersion=0` reads still work, never a
 refused connection. TLS passes through untouched: clients check the masters' certificate.
@@ -11,6 +12,7 @@ import asyncio
 import itertools
 import logging
 import ssl
+from typing import Callable
 
 import aiohttp
 
@@ -19,8 +21,10 @@ CHECK_EVERY = 1.0
 
 
 class Balancer:
-    def __init__(self, backends: list[str], ca_file: str | None) -> None:
+    def __init__(self, backends: list[str], ca_file: str | None,
+                 discover: Callable[[], list[str]] | None = None) -> None:
         self.backends = backends  # "https://host:port" of each master's kube API
+        self.discover = discover  # asked before each round of checks: masters added or removed since
         self.ready: set[str] = set()
         self.alive: set[str] = set()
         self._turn = itertools.count()
@@ -34,6 +38,8 @@ class Balancer:
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
                 return url, None
 
+        if self.discover is not None:
+            self.backends = self.discover() or self.backends
         results = await asyncio.gather(*(probe(u) for u in self.backends))
         self.ready = {u for u, status in results if status == 200}
         self.alive = {u for u, status in results if status is not None}

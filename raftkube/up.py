@@ -309,6 +309,14 @@ Press Ctrl-C to stop every process started here; `make up` again finds the data.
 """
 
 
+def _apis(state_dir: str) -> list[str]:
+    """The masters' kube API URLs cluster.json names now ([] while it is being rewritten or gone)."""
+    try:
+        return [m["api"] for m in cluster_file.read(state_dir)["masters"]]
+    except (OSError, ValueError, KeyError, SystemExit):
+        return []
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -333,7 +341,7 @@ def run(args: argparse.Namespace) -> int:
                   f"logs in {state_dir}/logs)", flush=True)
         print(quickstart(info, state_dir), flush=True)
         host, _, port = info["api"].split("://", 1)[1].rpartition(":")
-        balancer = Balancer([m["api"] for m in info["masters"]], info["ca"])
+        balancer = Balancer([m["api"] for m in info["masters"]], info["ca"], discover=lambda: _apis(state_dir))
         asyncio.run(balancer.serve(host, int(port)))  # until Ctrl-C or SIGTERM
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
