@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 import tempfile
 import time
 from typing import Any
@@ -168,8 +169,13 @@ def render(report: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     faults = None if args.faults is None else [f for f in args.faults.split(",") if f]
     state_dir = os.path.abspath(args.state_dir) if args.state_dir else tempfile.mkdtemp(prefix="raftkube-campaign-")
-    report = asyncio.run(campaign(state_dir, seconds=args.seconds, masters=args.masters, faults=faults,
-                                  clients=args.clients, seed=args.seed, stale_reads=args.stale_reads,
-                                  netns=args.netns))
+    up.stop_on_signals()  # a campaign cut short (Ctrl-C, SIGTERM) still stops its masters
+    try:
+        report = asyncio.run(campaign(state_dir, seconds=args.seconds, masters=args.masters, faults=faults,
+                                      clients=args.clients, seed=args.seed, stale_reads=args.stale_reads,
+                                      netns=args.netns))
+    except KeyboardInterrupt:
+        print("raftkube campaign: interrupted; its masters are stopped, nothing was checked", file=sys.stderr)
+        return 130
     print(json.dumps(report, indent=2) if args.json else render(report))
     return 1 if report["anomalies"] else 0

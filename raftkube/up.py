@@ -318,7 +318,17 @@ def _apis(state_dir: str) -> list[str]:
 
 
 def _interrupt(signum: int, frame: Any) -> None:
+    """Ctrl-C or SIGTERM: stop everything. Further signals are ignored from this instant, so an impatient second
+    one cannot cut the clean-up short and leave masters behind."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     raise KeyboardInterrupt
+
+
+def stop_on_signals() -> None:
+    """SIGTERM stops a cluster just as Ctrl-C does: both raise KeyboardInterrupt once, and the clean-up runs."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -328,7 +338,7 @@ def run(args: argparse.Namespace) -> int:
         if any(is_running(m["pid"]) for m in info["masters"]):
             raise SystemExit(f"raftkube up: a cluster from {state_dir} is already running; stop it first")
         os.remove(cluster_file.path(state_dir))
-    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the cluster just as Ctrl-C does
+    stop_on_signals()
     print(f"starting {args.masters} masters and {args.nodes} {args.runtime} nodes from {state_dir} ...", flush=True)
     try:
         info = start(state_dir, args.masters, args.base_port, balanced=True)

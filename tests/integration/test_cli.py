@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from raftkube import cluster_file
+from raftkube import cluster_file, up
 
 
 def _wait_for(predicate, timeout=30.0, what="condition"):
@@ -52,6 +52,10 @@ def _alive(pid):
         return f.read().split()[2] != "Z"
 
 
+def _pids(info):
+    return [m["pid"] for m in info["masters"]] + [n["pid"] for n in info.get("nodes", [])]
+
+
 def test_up_status_sigterm_and_up_again_keeps_the_data(tmp_path):
     state_dir = str(tmp_path / "state")
     proc = _up(state_dir, 3)
@@ -83,9 +87,12 @@ def test_up_status_sigterm_and_up_again_keeps_the_data(tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.send_signal(signal.SIGTERM)  # an impatient second one must not leave masters behind
         proc.wait(timeout=30)
-    pids = [m["pid"] for m in info["masters"]]
-    assert not any(_alive(pid) for pid in pids), "a master outlived `raftkube up`"
-    assert not os.path.exists(cluster_file.path(state_dir))
+        left = [pid for pid in _pids(info) if _alive(pid)]
+        left_file = os.path.exists(cluster_file.path(state_dir))
+        if left or left_file:
+            up.stop(state_dir)  # `up` did not clean up: do it for it, then fail
+    assert not left, "a master or node outlived `raftkube up`"
+    assert not left_file
 
     proc = _up(state_dir, 3)
     try:
@@ -94,7 +101,12 @@ def test_up_status_sigterm_and_up_again_keeps_the_data(tmp_path):
         assert got["kvs"][0]["value"] == "bWU="
     finally:
         proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C twice: the same
         proc.wait(timeout=30)
+        left = [pid for pid in _pids(info) if _alive(pid)]
+        if left:
+            up.stop(state_dir)
+    assert not left, "a master or node outlived `raftkube up`"
 
 
 def test_a_single_master_cluster_works_alone(tmp_path):
