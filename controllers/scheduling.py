@@ -17,6 +17,8 @@ affinity (2) and PreferNoSchedule taints (3). The best total wins; ties are brok
 """
 from __future__ import annotations
 
+import ipaddress
+
 import functools
 import random
 from collections import Counter
@@ -98,13 +100,21 @@ def nonzero_requests(requests: Resources) -> tuple[int, int]:
 
 
 def host_ports(pod: Obj) -> list[tuple[str, str, int]]:
-    """(hostIP, protocol, hostPort) of every container port that asks for a host port."""
+    """(hostIP, protocol, hostPort) of every container port that asks for a host port ("" hostIP: every address)."""
     out = []
     for container in (pod.get("spec") or {}).get("containers") or []:
         for port in container.get("ports") or []:
             if port.get("hostPort"):
-                out.append((port.get("hostIP") or "0.0.0.0", port.get("protocol") or "TCP", int(port["hostPort"])))
+                out.append((port.get("hostIP") or "", port.get("protocol") or "TCP", int(port["hostPort"])))
     return out
+
+
+def _every_address(host_ip: str) -> bool:
+    """A hostIP left out or unspecified (0.0.0.0, ::) holds the port on every address of the node."""
+    try:
+        return not host_ip or ipaddress.ip_address(host_ip).is_unspecified
+    except ValueError:
+        return False
 
 
 def owner_uid(pod: Obj) -> str | None:
@@ -258,7 +268,7 @@ def filter_node_affinity(pod: Obj, info: NodeInfo) -> list[str]:
 
 
 def _ports_conflict(a: tuple[str, str, int], b: tuple[str, str, int]) -> bool:
-    return a[1:] == b[1:] and (a[0] == b[0] or "0.0.0.0" in (a[0], b[0]))
+    return a[1:] == b[1:] and (a[0] == b[0] or _every_address(a[0]) or _every_address(b[0]))
 
 
 def filter_ports(pod: Obj, info: NodeInfo) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import ipaddress
 import logging
 import os
 import secrets
@@ -44,6 +45,13 @@ def split_hostport(text: str) -> tuple[str, int]:
     if not host or not port.isdigit():
         raise SystemExit(f"raftkube master: expected HOST:PORT, got {text!r}")
     return host, int(port)
+
+
+def _unspecified(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # a name, e.g. localhost
+        return False
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -185,7 +193,8 @@ class Master:
         """The controller-manager and scheduler as a child talking to this master's API only: a master cut off
         from quorum cannot renew their Leases, so they stop acting. The child dies with us (PDEATHSIG)."""
         host, port = split_hostport(self.args.api_listen)
-        host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        if _unspecified(host):  # listening on every address: reach ourselves on loopback
+            host = "127.0.0.1"
         scheme = "https" if self.args.tls_cert_file else "http"
         argv = [sys.executable, "-m", "raftkube", "control-plane", "--server", f"{scheme}://{host}:{port}",
                 "--name", self.args.name, "--parent-pid", str(os.getpid()), "--log-format", self.args.log_format]

@@ -204,7 +204,7 @@ def test_host_ports_conflict() -> None:
     assert s.filter_ports(_with_port("b", 8080), i) == [s.PORTS]
     assert s.filter_ports(_with_port("b", 8081), i) == []
     assert s.filter_ports(_with_port("b", 8080, protocol="UDP"), i) == []
-    assert s.filter_ports(_with_port("b", 8080, ip="10.0.0.1"), i) == [s.PORTS]  # 0.0.0.0 takes every address
+    assert s.filter_ports(_with_port("b", 8080, ip="10.0.0.1"), i) == [s.PORTS]  # no hostIP: every address
     j = info(node(), _with_port("a", 8080, ip="10.0.0.1"))
     assert s.filter_ports(_with_port("b", 8080, ip="10.0.0.2"), j) == []
     i.remove_pod("a")
