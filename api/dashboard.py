@@ -57,6 +57,7 @@ class Dashboard:
         self.name = name
         self.scheme = scheme  # every master's kube API speaks what this one does (http or https)
         self.resources: list[Resource] = [r for r in (lookup(g, "v1", p) for g, p in SHOWN) if r is not None]
+        self._prefixes = [(r.prefix(), r) for r in self.resources]  # computed once, not per event
         self._session: aiohttp.ClientSession | None = None
 
     def install(self, app: web.Application) -> None:
@@ -182,7 +183,7 @@ class Dashboard:
         lines = []
         for ev in events:
             key = ev.kv.key.decode(errors="replace")
-            res = next((r for r in self.resources if key.startswith(r.prefix())), None)
+            res = next((r for prefix, r in self._prefixes if key.startswith(prefix)), None)
             if res is not None:
                 kind, obj = event(ev)
                 lines.append(_line(kind, res.plural, obj))

@@ -67,11 +67,15 @@ def parse_labels(text: str | None) -> Matcher:
     return matches
 
 
-def field_value(obj: dict[str, Any], path: str) -> str:
-    value: Any = obj
+def get_path(obj: Any, path: str, default: Any = None) -> Any:
+    """The value at a dotted path ("spec.selector.matchLabels"), or `default` where it is absent."""
     for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return "" if value is None else str(value)
+        obj = obj.get(part) if isinstance(obj, dict) else None
+    return default if obj is None else obj
+
+
+def field_value(obj: dict[str, Any], path: str) -> str:
+    return str(get_path(obj, path, ""))
 
 
 def parse_fields(text: str | None) -> Matcher:

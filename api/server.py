@@ -25,6 +25,7 @@ from api.metrics import TARGET, ApiMetrics, middleware as metrics_middleware
 from api.registry import DEFAULT_NAMESPACES, Resource, lookup
 from api.selectors import parse_fields, parse_labels, single_name
 from api.storage import ClaimTaken, ObjectStore
+from kvstore import errors as kv_errors
 from kvstore.errors import KVFailure
 from kvstore.metrics import handler as metrics_handler
 from kvstore.watch import WatchHub
@@ -49,7 +50,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except ApiError as exc:
         return reply(exc.status(), exc.code)
     except KVFailure as exc:
-        code = 503 if exc.error.code == 14 else 500
+        code = 503 if exc.error.code == kv_errors.UNAVAILABLE else 500
         return reply(ApiError(code, exc.error.message).status(), code)
     except web.HTTPRequestEntityTooLarge:
         return reply(ApiError(413, f"request body is larger than {MAX_BODY} bytes").status(), 413)
@@ -464,8 +465,7 @@ class ApiServer:
                       "metadata": {"resourceVersion": str(self.objects.revision)}, "items": deleted})
 
     async def watch(self, request: web.Request, t: Target) -> web.StreamResponse:
-        return await watching.serve(request, res=t.res, namespace=t.namespace, objects=self.objects,
-                                    store=self.store, hub=self.hub)
+        return await watching.serve(request, res=t.res, namespace=t.namespace, objects=self.objects, hub=self.hub)
 
     # -- start-up -------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.objects import DNS1123_LABEL
-from api.selectors import selector_matches
+from api.selectors import get_path, selector_matches
 
 Obj = dict[str, Any]
 Causes = list[tuple[str, str]]
@@ -109,15 +109,9 @@ IMMUTABLE = {"Deployment": ["spec.selector"], "ReplicaSet": ["spec.selector"], "
              "DaemonSet": ["spec.selector"], "Job": ["spec.selector"], "Service": ["spec.clusterIP"]}
 
 
-def _get(obj: Obj, path: str) -> Any:
-    for part in path.split("."):
-        obj = obj.get(part) if isinstance(obj, dict) else None
-    return obj
-
-
 def check_update(kind: str, old: Obj, new: Obj) -> Causes:
     causes = check(kind, new)
     for path in IMMUTABLE.get(kind, []):
-        if _get(new, path) != _get(old, path):
-            causes.append((path, f"Invalid value: {_get(new, path)!r}: field is immutable"))
+        if get_path(new, path) != get_path(old, path):
+            causes.append((path, f"Invalid value: {get_path(new, path)!r}: field is immutable"))
     return causes

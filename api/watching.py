@@ -24,10 +24,11 @@ BOOKMARK_INTERVAL = 5.0  # seconds between bookmarks on a watch that allows them
 
 
 async def serve(request: web.Request, *, res: Resource, namespace: str | None, objects: ObjectStore,
-                store, hub: WatchHub) -> web.StreamResponse:
+                hub: WatchHub) -> web.StreamResponse:
     """Newline-delimited events from the store's watch hub, from resourceVersion on (or, without
     one, every object as ADDED first, as Kubernetes does)."""
     q = request.query
+    store = objects.store
     labels, fields = parse_labels(q.get("labelSelector")), parse_fields(q.get("fieldSelector"))
     as_table = tables.wants_table(request.headers.get("Accept", ""))
     rv_text = q.get("resourceVersion") or ""
@@ -48,8 +49,8 @@ async def serve(request: web.Request, *, res: Resource, namespace: str | None, o
     async def send(kind: str, obj: dict) -> None:
         if kind not in ("BOOKMARK", "ERROR") and not (labels(obj) and fields(obj)):
             return
-        if as_table and kind != "ERROR":
-            obj = tables.table(res, [obj], None) if kind != "BOOKMARK" else obj
+        if as_table and kind not in ("BOOKMARK", "ERROR"):
+            obj = tables.table(res, [obj], None)
         await resp.write(orjson.dumps({"type": kind, "object": obj}) + b"\n")
 
     if isinstance(opened, KVError):

@@ -177,7 +177,7 @@ class Store:
         self.replica.consumer.apply_batch(pack_batch([p.packed for p in batch]), callback=on_done)
         self.replica.wake()
 
-    def _on_batch_done(self, batch: list[_Pending], results: Any, err: int, started: float = 0.0) -> None:
+    def _on_batch_done(self, batch: list[_Pending], results: Any, err: int, started: float) -> None:
         self._inflight -= 1
         self.stats.proposal_done(started, err)
         for p in batch:
