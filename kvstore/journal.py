@@ -55,10 +55,9 @@ class DurableJournal:
         self._entries: list[tuple[bytes, int, int]] = []
         self._ends: list[int] = []  # file offset after each entry
         self._pending = bytearray()
-        self._shadow: list[tuple[tuple[bytes, int, int], int]] = []  # (entry, its end offset)
         self._generation = 0  # raised by every write or truncation of the file
         self.synced_generation = 0  # the newest generation an fdatasync has covered
-        self.truncations = 0  # real conflicts cut from the file (acknowledgements in flight go stale)
+        self.conflicts = 0  # conflicting suffixes dropped (acknowledgements in flight go stale)
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         self._load()
         self._written = self._end()
@@ -94,49 +93,22 @@ class DurableJournal:
     # -- the log --------------------------------------------------------------------------
     #
     # The file holds the log's records up to `_written`; `_pending` holds the bytes that follow
-    # them, not yet written. `_shadow` lists entries removed by deleteEntriesFrom whose records
-    # still follow the log's end: pysyncobj's leader moves a follower's next index back when a
-    # late acknowledgement arrives and resends entries the follower has, which the follower
-    # handles as delete-then-add. Re-adding an identical entry just takes its record back, so a
-    # resend costs no write and no sync. Whatever follows the log's end is cut before a sync.
+    # them, not yet written. Entries are only ever removed from the end for a real conflict (the
+    # replica keeps what a resend repeats, kvstore/log_matching.py) or from the start for a snapshot.
 
     def _end(self) -> int:
         return self._ends[-1] if self._ends else 0
 
     def add(self, command: bytes, idx: int, term: int) -> None:
         entry = (bytes(command), idx, term)
-        if self._shadow and self._shadow[0][0] == entry:
-            self._entries.append(entry)
-            self._ends.append(self._shadow.pop(0)[1])
-            return
-        self._shadow.clear()
         record = _encode(*entry)
-        start = self._end()
-        if start < self._written:  # a real conflict: what the file holds past here is stale
-            self._truncate(start)
-        else:
-            del self._pending[start - self._written:]
         self._pending += record
         self._entries.append(entry)
-        self._ends.append(start + len(record))
-
-    def _truncate(self, end: int) -> None:
-        os.ftruncate(self._fd, end)
-        self._written = end
-        self._pending.clear()
-        self._generation += 1
-        self.truncations += 1
+        self._ends.append(self._end() + len(record))
 
     def write_out(self) -> int:
-        """Hand the log as it stands (and nothing after it) to the OS; return its generation:
-        it is on disk once an fdatasync that started after this call has finished."""
-        end = self._end()
-        if self._shadow or end < self._written + len(self._pending):
-            self._shadow.clear()
-            if end < self._written:
-                self._truncate(end)
-            else:
-                del self._pending[end - self._written:]
+        """Hand the log as it stands to the OS; return its generation: it is on disk once an
+        fdatasync that started after this call has finished."""
         if self._pending:
             os.pwrite(self._fd, self._pending, self._written)
             self._written += len(self._pending)
@@ -145,7 +117,7 @@ class DurableJournal:
         return self._generation
 
     def needs_sync(self) -> bool:
-        return self._generation > self.synced_generation or bool(self._pending) or bool(self._shadow)
+        return self._generation > self.synced_generation or bool(self._pending)
 
     def mark_synced(self, generation: int) -> None:
         self.synced_generation = max(self.synced_generation, generation)
@@ -163,17 +135,28 @@ class DurableJournal:
     def clear(self) -> None:
         self._entries.clear()
         self._ends.clear()
-        self._shadow.clear()
         self._truncate(0)
         os.fsync(self._fd)
         self.mark_synced(self._generation)
 
     def deleteEntriesFrom(self, entryFrom: int) -> None:  # noqa: N802 - pysyncobj's name
-        """Drop entries [entryFrom:] (the leader's log differs, or it is resending them)."""
-        removed = list(zip(self._entries[entryFrom:], self._ends[entryFrom:]))
-        self._shadow[:0] = removed
+        """Drop entries [entryFrom:]: the leader's log differs from there on (Raft §5.3)."""
+        if entryFrom >= len(self._entries):
+            return
         del self._entries[entryFrom:]
         del self._ends[entryFrom:]
+        end = self._end()
+        if end < self._written:
+            self._truncate(end)
+        else:
+            del self._pending[end - self._written:]
+        self.conflicts += 1
+
+    def _truncate(self, end: int) -> None:
+        os.ftruncate(self._fd, end)
+        self._written = end
+        self._pending.clear()
+        self._generation += 1
 
     def deleteEntriesTo(self, entryTo: int) -> None:  # noqa: N802
         """Drop entries [:entryTo] (they are in a snapshot now): rewrite the file atomically."""
@@ -182,7 +165,7 @@ class DurableJournal:
         write_atomically(self._path, data)
         os.close(self._fd)
         self._fd = os.open(self._path, os.O_RDWR)
-        self._entries, self._ends, self._shadow = [], [], []
+        self._entries, self._ends = [], []
         self._pending.clear()
         self._written = len(data)
         self._generation += 1

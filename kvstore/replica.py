@@ -25,11 +25,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import msgpack
+import pysyncobj.pickle as _pysyncobj_pickle
 import pysyncobj.syncobj as _syncobj_module
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.poller import POLL_EVENT_TYPE, Poller
 from pysyncobj.transport import TCPTransport
 
+from kvstore import log_matching
 from kvstore.disk_sync import DiskSync
 from kvstore.journal import DurableJournal
 from kvstore.kv import Event
@@ -228,11 +230,11 @@ class _Pacer:
         self.soon()
 
     def ack_when_durable(self, node, message: dict) -> None:
-        truncations = self.journal.truncations
+        conflicts = self.journal.conflicts
         transport: _SyncingTransport = self.replica._SyncObj__transport
 
         def send() -> None:
-            if self.journal.truncations == truncations:  # else the entries it vouches for are gone
+            if self.journal.conflicts == conflicts:  # else the entries it vouches for may be gone
                 transport.send_now(node, message)
 
         self.disk.when_durable(send)
@@ -271,6 +273,52 @@ class Replica(SyncObj):
         # pysyncobj 0.3.17 keeps the journal, the transport and the sender private (see _Pacer).
         self.addOnTickCallback(self._pace.after_tick)
         self._pace.start(self, asyncio.get_running_loop())
+
+    # -- what we change in pysyncobj's handling of peer messages ----------------------------
+
+    def _SyncObj__onMessageReceived(self, node, message: dict) -> None:  # noqa: N802 - replaces pysyncobj's
+        """Every message from a peer comes here first (pysyncobj registers this name with its transport).
+
+        A follower keeps the entries a leader resends instead of dropping its tail (log_matching.py),
+        and a leader never moves a follower's next index back on a success: an acknowledgement that
+        arrives late (it waited for the follower's fsync) says nothing against entries sent since."""
+        handle = super()._SyncObj__onMessageReceived
+        kind = message.get("type")
+        if kind == "append_entries" and "prevLogIdx" in message and message.get("transmission") in (None, "finish"):
+            current = message["term"] >= self.raftCurrentTerm
+            plan = log_matching.plan_append(self._whole(message), self._entry_at, self._last_index())
+            handle(node, plan.message)
+            if plan.ack is not None and current:
+                self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=plan.ack + 1, success=True)
+            return
+        if kind == "next_node_idx" and message.get("success") and not message.get("reset"):
+            next_index: dict = self._SyncObj__raftNextIndex
+            before = next_index.get(node)
+            handle(node, message)
+            if before is not None and next_index.get(node, before) < before:
+                next_index[node] = before
+            return
+        handle(node, message)
+
+    def _whole(self, message: dict) -> dict:
+        """The last part of an entry too large for one message, as a message carrying the entry."""
+        if message.get("transmission") != "finish":
+            return message
+        data = self._SyncObj__recvTransmission + message["data"]
+        self._SyncObj__recvTransmission = ""
+        whole = {k: v for k, v in message.items() if k not in ("transmission", "data")}
+        whole["entries"] = [_pysyncobj_pickle.loads(data)]
+        return whole
+
+    def _entry_at(self, index: int):
+        log_ = self._SyncObj__raftLog
+        first = log_[0][1]
+        if index < first or index - first >= len(log_):
+            return None
+        return log_[index - first]
+
+    def _last_index(self) -> int:
+        return self._SyncObj__raftLog[-1][1]
 
     def wake(self) -> None:
         """Take new commands on the next turn of the loop rather than at the next timer tick."""

@@ -66,6 +66,19 @@ class _Pending:
         return self.in_flight or self.maybe_in_log
 
 
+class _Batch:
+    """One proposal of queued requests, holding one of the Store's `max_inflight` slots until its answer
+    comes or its deadline passes."""
+
+    __slots__ = ("requests", "started", "timer", "holds_slot")
+
+    def __init__(self, requests: list[_Pending]) -> None:
+        self.requests = requests
+        self.started = time.perf_counter()
+        self.timer: asyncio.TimerHandle | None = None
+        self.holds_slot = True
+
+
 NOOP = msgpack.packb({"req": {"op": "noop"}})
 
 
@@ -165,38 +178,65 @@ class Store:
                 return
             self._propose(batch)
 
-    def _propose(self, batch: list[_Pending]) -> None:
-        for p in batch:
+    def _propose(self, requests: list[_Pending]) -> None:
+        for p in requests:
             p.in_flight = True
         self._inflight += 1
-        started = time.perf_counter()
+        batch = _Batch(requests)
+        batch.timer = self._loop.call_later(self.deadline, self._give_up, batch)
 
         def on_done(results: Any, err: int) -> None:  # inside a Raft tick: finish outside it
-            self._loop.call_soon(self._on_batch_done, batch, results, err, started)
+            self._loop.call_soon(self._on_batch_done, batch, results, err)
 
-        self.replica.consumer.apply_batch(pack_batch([p.packed for p in batch]), callback=on_done)
+        self.replica.consumer.apply_batch(pack_batch([p.packed for p in requests]), callback=on_done)
         self.replica.wake()
 
-    def _on_batch_done(self, batch: list[_Pending], results: Any, err: int, started: float) -> None:
+    def _free_slot(self, batch: "_Batch") -> bool:
+        """Give the batch's slot back, once; False if it was given back already."""
+        if not batch.holds_slot:
+            return False
+        batch.holds_slot = False
+        batch.timer.cancel()
         self._inflight -= 1
-        self.stats.proposal_done(started, err)
-        for p in batch:
-            p.in_flight = False
-        if err == FAIL_REASON.SUCCESS:
-            for p, result in zip(batch, results):
-                if not p.future.done():
-                    p.future.set_result(result)
-                    p.timer.cancel()
-        else:
-            log.debug("%s: batch of %d failed with pysyncobj reason %s; retrying", self.name, len(batch), err)
-            retry = [p for p in batch if not p.future.done()]
-            for p in retry:
-                p.maybe_in_log |= err not in _NOT_IN_LOG
-            self._queue.extendleft(reversed(retry))  # first in line, in their order
-            if self._retry_handle is None:
-                self._retry_handle = self._loop.call_later(RETRY_DELAY, self._retry)
+        return True
+
+    def _give_up(self, batch: "_Batch") -> None:
+        """A batch's answer did not come within the deadline (pysyncobj drops a forwarded command when
+        the link to the leader breaks, and a snapshot install skips its callback): free its slot rather
+        than wait for an answer that may never come. Its requests may be in the log: they go back in
+        line with their ids, and the state machine applies an id once."""
+        if self._free_slot(batch):
+            self.stats.fail("lost")
+            self._requeue(batch.requests, maybe_in_log=True)
+
+    def _on_batch_done(self, batch: "_Batch", results: Any, err: int) -> None:
+        if not self._free_slot(batch):  # an answer after _give_up: a success still tells the outcome
+            if err == FAIL_REASON.SUCCESS:
+                self._resolve(batch.requests, results)
             return
-        self._maybe_flush()
+        self.stats.proposal_done(batch.started, err)
+        if err == FAIL_REASON.SUCCESS:
+            self._resolve(batch.requests, results)
+            self._maybe_flush()
+        else:  # proposed again after RETRY_DELAY
+            log.debug("%s: batch of %d failed with pysyncobj reason %s; retrying", self.name, len(batch.requests), err)
+            self._requeue(batch.requests, maybe_in_log=err not in _NOT_IN_LOG)
+
+    def _resolve(self, batch: list[_Pending], results: list[Any]) -> None:
+        for p, result in zip(batch, results):
+            p.in_flight = False
+            if not p.future.done():
+                p.future.set_result(result)
+                p.timer.cancel()
+
+    def _requeue(self, batch: list[_Pending], *, maybe_in_log: bool) -> None:
+        retry = [p for p in batch if p.in_flight and not p.future.done()]
+        for p in retry:
+            p.in_flight = False
+            p.maybe_in_log |= maybe_in_log
+        self._queue.extendleft(reversed(retry))  # first in line, in their order
+        if retry and self._retry_handle is None:
+            self._retry_handle = self._loop.call_later(RETRY_DELAY, self._retry)
 
     def _retry(self) -> None:
         self._retry_handle = None

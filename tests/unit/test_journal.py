@@ -67,26 +67,21 @@ def test_delete_from_and_to_rewrite_the_file(tmp_path):
     assert entries(DurableJournal(path)) == expected
 
 
-def test_a_resent_suffix_costs_no_write_and_a_conflict_truncates(tmp_path, monkeypatch):
-    """A leader resending entries we hold is delete-then-add to pysyncobj: take the records back."""
+def test_a_conflict_cuts_the_file_and_counts(tmp_path):
+    """Only a real conflict removes entries from the end (the replica keeps resent ones: log_matching.py)."""
     path = str(tmp_path / "raft.journal")
     j = synced(path, 5)
-    writes = []
-    real_pwrite = os.pwrite
-    monkeypatch.setattr(os, "pwrite", lambda fd, data, off: writes.append(bytes(data)) or real_pwrite(fd, data, off))
-    j.deleteEntriesFrom(2)  # resend of 3..5, then one new entry
-    for i in range(3, 6):
-        j.add(b"c%d" % i, i, 1)
-    j.add(b"c6", 6, 1)
-    j.sync()
-    assert len(writes) == 1 and b"c6" in writes[0] and b"c3" not in writes[0]
-    monkeypatch.undo()
-    assert entries(DurableJournal(path))[-1] == (b"c6", 6, 1)
-
     j.deleteEntriesFrom(3)  # the new leader's log differs from entry 4 on
     j.add(b"x4", 4, 2)
     j.sync()
+    assert j.conflicts == 1
     assert entries(DurableJournal(path)) == [(b"c1", 1, 1), (b"c2", 2, 1), (b"c3", 3, 1), (b"x4", 4, 2)]
+
+
+def test_deleting_past_the_end_is_no_conflict(tmp_path):
+    j = synced(str(tmp_path / "raft.journal"), 3)
+    j.deleteEntriesFrom(3)
+    assert j.conflicts == 0 and len(j) == 3
 
 
 def test_a_dropped_tail_does_not_come_back_after_a_sync(tmp_path):

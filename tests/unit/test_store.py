@@ -113,3 +113,28 @@ async def test_the_deadline_error_says_no_quorum_and_whether_it_may_apply(reason
         await write
     assert err.value.error.code == 14 and "no quorum" in err.value.error.message
     assert outcome in err.value.error.message
+
+
+async def test_a_batch_whose_answer_never_comes_frees_its_slot_at_the_deadline():
+    """pysyncobj may never call back (a forwarded command dropped while the link to the leader is down, a
+    snapshot install that jumps the applied index): with every slot taken by such batches the master would
+    answer 503 to every later write. The slot comes back at the deadline and the requests go back in line."""
+    replica = ScriptedReplica()
+    store = Store(replica, name="m1", deadline=0.1, max_inflight=1)
+    lost = asyncio.create_task(store.propose({"op": "put", "key": b"a", "value": b"1"}, timeout=5))
+    await settle()
+    assert len(replica.proposals) == 1  # its callback is never called
+    later = asyncio.create_task(store.propose({"op": "put", "key": b"b", "value": b"2"}, timeout=5))
+    for _ in range(200):  # the deadline is 0.1 s: 2 s is plenty
+        if len(replica.proposals) >= 2:
+            break
+        await asyncio.sleep(0.01)
+    assert len(replica.proposals) == 2, "the lost batch still holds the only slot"
+    retried = replica.proposals[1][0]
+    assert [c["req"]["key"] for c in retried] == [b"a", b"b"]  # the lost request first, with its id
+    assert retried[0]["id"] == replica.proposals[0][0][0]["id"]
+    replica.commit(1)
+    assert (await lost)["revision"] == 2 and (await later)["revision"] == 3
+    replica.commit(0)  # the lost answer arrives after all: nothing changes, no slot is given back twice
+    await settle()
+    assert store._inflight == 0

@@ -1,0 +1,51 @@
+"""What a replica's Raft log keeps when messages arrive late, repeated or out of turn (Raft §5.3)."""
+import logging
+
+import pytest
+
+from tests.integration.replicas import LocalCluster
+
+VALUE = b"v" * 30_000  # two entries fill a 64 KiB append_entries message: resends come in several parts
+
+
+@pytest.fixture
+async def local(tmp_path):
+    c = LocalCluster(tmp_path, 3)
+    await c.wait_for_leader()
+    yield c
+    c.close()
+
+
+async def test_a_follower_keeps_the_entries_a_leader_resends(local, caplog):
+    """A leader moves a follower's next index back (a late acknowledgement, a reconnection) and resends
+    entries the follower holds, a few per message: the follower must not drop the rest of its tail (it
+    acknowledged those; if the leader died then, a committed entry could be lost)."""
+    for i in range(10):
+        await local.put(b"k%d" % i, VALUE)
+    await local.all_applied()
+    leader, follower = local.leader(), local.followers()[0]
+    held = follower.log()
+    node = leader.peer(follower.addr)
+    leader.replica._SyncObj__raftNextIndex[node] = held[-10][1]  # resend the last ten entries
+    with caplog.at_level(logging.CRITICAL, logger="pysyncobj"):
+        await local.put(b"after", b"x")
+        await local.all_applied()
+    assert follower.journal.conflicts == 0, "the follower dropped entries it held"
+    assert follower.log()[:len(held)] == held
+    assert not [r for r in caplog.records if "truncating already-applied" in r.getMessage()]
+
+
+async def test_a_late_acknowledgement_does_not_move_a_followers_next_index_back(local):
+    """Entries sent since the acknowledged ones are on their way: sending them again only costs (and, before
+    the follower kept resent entries, cost it its tail)."""
+    leader, follower = await local.wait_for_leader(), local.followers()[0]
+    for i in range(3):
+        await local.put(b"k%d" % i, b"v")
+    await local.all_applied()
+    node = leader.peer(follower.addr)
+    next_index = leader.replica._SyncObj__raftNextIndex[node]
+    leader.replica._SyncObj__raftMatchIndex[node] = next_index - 4  # as if the last acks were still on their way
+    leader.replica._SyncObj__onMessageReceived(node, {"type": "next_node_idx", "next_node_idx": next_index - 2,
+                                                      "reset": False, "success": True})
+    assert leader.replica._SyncObj__raftMatchIndex[node] == next_index - 3
+    assert leader.replica._SyncObj__raftNextIndex[node] == next_index
