@@ -45,14 +45,17 @@ class DiskSync:
             return
         self._running = True
         target = self.journal.write_out()
-        fd = self.journal.fileno()
+        # Our own descriptor: the journal may close and reopen its file (a trim after a snapshot)
+        # while the thread syncs; syncing the old file then is harmless, a closed descriptor is not.
+        fd = os.dup(self.journal.fileno())
         future = self.loop.run_in_executor(self._thread, os.fdatasync, fd)
         future.add_done_callback(lambda f: self._done(f, target, fd))
 
     def _done(self, future: asyncio.Future, target: int, fd: int) -> None:
         self._running = False
+        os.close(fd)
         error = future.exception()
-        if error is not None and fd == self.journal.fileno():
+        if error is not None:
             # The disk refused: nothing more can be acknowledged (etcd stops the member too).
             log.critical("fdatasync of the Raft journal failed: %s; this master acknowledges nothing more", error)
             self.failed = True

@@ -33,10 +33,20 @@ def _fsync_dir(path: str) -> None:
 def write_atomically(path: str, data: bytes) -> None:
     """Replace `path` with `data` so that a crash leaves either the old or the new file."""
     tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    durable_replace(tmp, path)
+
+
+def durable_replace(tmp: str, path: str) -> None:
+    """Rename the finished file `tmp` over `path`, both on disk before this returns: the file's
+    data first, then the directory entry. Readable by the owner only."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fchmod(fd, 0o600)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
     _fsync_dir(path)
 

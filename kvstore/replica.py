@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 import msgpack
 import pysyncobj.pickle as _pysyncobj_pickle
+import pysyncobj.serializer as _serializer_module
 import pysyncobj.syncobj as _syncobj_module
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.poller import POLL_EVENT_TYPE, Poller
@@ -33,7 +34,7 @@ from pysyncobj.transport import TCPTransport
 
 from kvstore import log_matching
 from kvstore.disk_sync import DiskSync
-from kvstore.journal import DurableJournal
+from kvstore.journal import DurableJournal, durable_replace
 from kvstore.kv import Event
 from kvstore.mvcc import StateMachine
 
@@ -103,9 +104,13 @@ def _create_poller(poller_type: str) -> LoopPoller:
     return LoopPoller(asyncio.get_running_loop())
 
 
-# pysyncobj builds its journal and poller through these module-level names (0.3.17, syncobj.py).
+# pysyncobj builds its journal and poller through these module-level names (0.3.17, syncobj.py), and
+# renames a finished snapshot (in the forked child that writes it, or as a follower receives one) with
+# `atomicReplace`: ours syncs the file and its directory first, since the journal trim that follows
+# relies on the snapshot being on disk.
 _syncobj_module.createJournal = _create_journal
 _syncobj_module.createPoller = _create_poller
+_serializer_module.atomicReplace = durable_replace
 
 
 class KVConsumer(SyncObjConsumer):
@@ -271,6 +276,9 @@ class Replica(SyncObj):
         super().__init__(self_addr, peers, conf, consumers=[self.consumer],
                          transportClass=_SyncingTransport)
         # pysyncobj 0.3.17 keeps the journal, the transport and the sender private (see _Pacer).
+        serializer = self._SyncObj__serializer
+        read_snapshot = serializer.deserialize
+        serializer.deserialize = lambda: self._trim_to_snapshot(read_snapshot())
         self.addOnTickCallback(self._pace.after_tick)
         self._pace.start(self, asyncio.get_running_loop())
 
@@ -299,6 +307,27 @@ class Replica(SyncObj):
                 next_index[node] = before
             return
         handle(node, message)
+
+    # -- snapshots ------------------------------------------------------------------------
+
+    def _SyncObj__loadDumpFile(self, clearJournal: bool) -> None:  # noqa: N802 - replaces pysyncobj's
+        """Load the snapshot, keeping the journal's entries that follow it (Raft §7: "if an existing log
+        entry has the same index and term as the snapshot's last included entry, retain log entries
+        following it"). pysyncobj clears the journal unless it starts exactly at the snapshot, which
+        it does not when a master died between writing a snapshot and trimming its journal: that
+        would erase entries this replica acknowledged. `_trim_to_snapshot` completes the trim."""
+        super()._SyncObj__loadDumpFile(clearJournal=False)
+
+    def _trim_to_snapshot(self, data):
+        """Wrapped around pysyncobj's snapshot deserializer: when the journal holds the snapshot's last
+        two entries (pysyncobj's own check), drop what comes before them; return `data` unchanged."""
+        before_last, last = data[2], data[1]
+        journal: DurableJournal = self._SyncObj__raftLog
+        pos = before_last[1] - journal[0][1]
+        if 0 < pos < len(journal) - 1 and journal[pos] == tuple(before_last) and journal[pos + 1] == tuple(last):
+            log.info("journal starts before the snapshot (index %d): trimming it now", before_last[1])
+            journal.deleteEntriesTo(pos)
+        return data
 
     def _whole(self, message: dict) -> dict:
         """The last part of an entry too large for one message, as a message carrying the entry."""

@@ -49,3 +49,29 @@ async def test_a_late_acknowledgement_does_not_move_a_followers_next_index_back(
                                                       "reset": False, "success": True})
     assert leader.replica._SyncObj__raftMatchIndex[node] == next_index - 3
     assert leader.replica._SyncObj__raftNextIndex[node] == next_index
+
+
+async def test_a_crash_between_snapshot_and_journal_trim_keeps_the_newer_entries(tmp_path):
+    """The snapshot is on disk but the journal was not trimmed yet when the master died: on restart the
+    journal starts before the snapshot. Its entries past the snapshot were acknowledged: they must stay."""
+    local = LocalCluster(tmp_path, 3)
+    try:
+        for i in range(20):
+            await local.put(b"k%d" % i, b"v")
+        await local.all_applied()
+        follower = local.followers()[0]
+        trims = []
+        follower.journal.deleteEntriesTo = trims.append  # the master dies before it trims
+        follower.replica.forceLogCompaction()
+        await local.wait_for(lambda: trims, what="a snapshot")
+        for i in range(5):
+            await local.put(b"after%d" % i, b"v")
+        await local.all_applied()
+        held = follower.log()
+        for m in local.members:
+            m.stop()
+        follower.start()  # alone: nobody can send it what it lost
+        await local.wait_for(lambda: not follower.replica._SyncObj__needLoadDumpFile, what="the snapshot loaded")
+        assert follower.log()[-1] == held[-1]
+    finally:
+        local.close()

@@ -1,7 +1,7 @@
 """The durable Raft journal: what is synced survives, a torn tail is cut, compaction rewrites safely."""
 import os
 
-from kvstore.journal import DurableJournal
+from kvstore.journal import DurableJournal, durable_replace
 
 
 def entries(j):
@@ -90,3 +90,18 @@ def test_a_dropped_tail_does_not_come_back_after_a_sync(tmp_path):
     j.deleteEntriesFrom(2)
     j.sync()
     assert entries(DurableJournal(path)) == [(b"c1", 1, 1), (b"c2", 2, 1)]
+
+
+def test_a_snapshot_is_on_disk_before_it_replaces_the_old_one_and_its_name_after(tmp_path, monkeypatch):
+    """The journal trim that follows a snapshot relies on it: the file's data, then the rename itself."""
+    path, tmp = str(tmp_path / "raft.snapshot"), str(tmp_path / "raft.snapshot.tmp")
+    with open(tmp, "wb") as f:
+        f.write(b"state")
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+                        or real_fsync(fd))
+    monkeypatch.setattr(os, "replace", lambda a, b: calls.append(("replace", b)) or real_replace(a, b))
+    durable_replace(tmp, path)
+    assert calls == [("fsync", tmp), ("replace", path), ("fsync", str(tmp_path))]
+    assert os.stat(path).st_mode & 0o777 == 0o600
