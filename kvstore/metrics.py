@@ -173,6 +173,12 @@ class StoreCollector:
                                 value=st["last_applied"])
         yield CounterMetricFamily("raftkube_raft_leader_changes", "leaders this master has seen take office",
                                   value=self.raft.leader_changes)
+        yield CounterMetricFamily("raftkube_raft_pre_votes", "times this master's election timer ran out and it "
+                                  "asked the others whether they would elect it (PreVote)",
+                                  value=self.replica.pre_votes)
+        yield CounterMetricFamily("raftkube_raft_log_conflicts", "times this master dropped entries from the end "
+                                  "of its Raft log because the leader's log differed there",
+                                  value=self.replica._SyncObj__raftLog.conflicts)
         stats = self.store.stats
         yield histogram_family("raftkube_raft_proposal_duration_seconds",
                                "a Raft proposal (a batch of requests) from proposing to applied on this master",

@@ -29,10 +29,12 @@ import pysyncobj.pickle as _pysyncobj_pickle
 import pysyncobj.serializer as _serializer_module
 import pysyncobj.syncobj as _syncobj_module
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj.monotonic import monotonic as raft_clock  # CLOCK_MONOTONIC_RAW: not time.monotonic's clock
 from pysyncobj.poller import POLL_EVENT_TYPE, Poller
+from pysyncobj.syncobj import _RAFT_STATE
 from pysyncobj.transport import TCPTransport
 
-from kvstore import log_matching
+from kvstore import log_matching, prevote
 from kvstore.disk_sync import DiskSync
 from kvstore.journal import DurableJournal, durable_replace
 from kvstore.kv import Event
@@ -211,6 +213,7 @@ class _Pacer:
             self.sync_then_tick()  # a leader's commit calculation counts its own log
             return
         try:
+            self.replica.maybe_pre_vote()
             self.replica.doTick(0.0)
         except Exception:  # noqa: BLE001 - pysyncobj's own tick thread logs and carries on too
             log.exception("raft tick failed")
@@ -260,6 +263,9 @@ class Replica(SyncObj):
         self.self_addr = self_addr
         self.consumer = KVConsumer(on_applied, on_restored)
         self._pace = _Pacer()
+        self._prevote = prevote.PreVote()
+        self.pre_votes = 0  # rounds started (a metric)
+        self._leader_heard: float | None = None  # monotonic time of the last append_entries of a current leader
         conf = SyncObjConf(
             autoTick=False,  # ticks come from the event loop (_Pacer)
             password=secret,
@@ -292,6 +298,12 @@ class Replica(SyncObj):
         arrives late (it waited for the follower's fsync) says nothing against entries sent since."""
         handle = super()._SyncObj__onMessageReceived
         kind = message.get("type")
+        if kind in ("pre_vote", "pre_vote_response"):
+            self._on_pre_vote_message(node, message)
+            return
+        if kind == "append_entries" and message["term"] >= self.raftCurrentTerm:
+            self._leader_heard = raft_clock()
+            self._prevote.cancel()
         if kind == "append_entries" and "prevLogIdx" in message and message.get("transmission") in (None, "finish"):
             current = message["term"] >= self.raftCurrentTerm
             plan = log_matching.plan_append(self._whole(message), self._entry_at, self._last_index())
@@ -307,6 +319,52 @@ class Replica(SyncObj):
                 next_index[node] = before
             return
         handle(node, message)
+
+    # -- elections: PreVote (prevote.py) ---------------------------------------------------
+
+    def maybe_pre_vote(self) -> None:
+        """Before each tick: when the election timer has run out, ask the others first; pysyncobj's own
+        election (a new term) runs only once a majority said yes, or for a leadership transfer."""
+        if self._isLeader() or self._SyncObj__transferInProgress:
+            return
+        now = raft_clock()
+        if self._SyncObj__raftElectionDeadline >= now or not self._SyncObj__connectedToAnyone():
+            return
+        if self._prevote.won and self._prevote.term == self.raftCurrentTerm + 1:
+            self._prevote.cancel()  # pysyncobj campaigns in this tick
+            return
+        self._SyncObj__raftElectionDeadline = now + self._SyncObj__generateRaftTimeout()
+        self.pre_votes += 1
+        others = self._SyncObj__otherNodes
+        self._prevote.start(current_term=self.raftCurrentTerm, members=len(others) + 1, self_id=self.self_addr)
+        if self._prevote.won:  # no one else to ask
+            self._SyncObj__raftElectionDeadline = 0
+            return
+        last_term, last_index = self._last_position()
+        for node in others:
+            self._SyncObj__transport.send(node, {"type": "pre_vote", "term": self._prevote.term,
+                                                 "last_log_term": last_term, "last_log_index": last_index})
+
+    def _on_pre_vote_message(self, node, message: dict) -> None:
+        if message["type"] == "pre_vote":
+            heard = None if self._leader_heard is None else raft_clock() - self._leader_heard
+            granted = message["term"] > self.raftCurrentTerm and prevote.grant(
+                candidate=(message["last_log_term"], message["last_log_index"]), ours=self._last_position(),
+                leader_heard_ago=heard, min_timeout=self.conf.raftMinTimeout, leading=self._isLeader())
+            self._SyncObj__transport.send(node, {"type": "pre_vote_response", "term": message["term"],
+                                                 "granted": granted, "current_term": self.raftCurrentTerm})
+            return
+        if message["current_term"] > self.raftCurrentTerm:  # we were behind: catch up, as on any higher term
+            self._SyncObj__setCurrentTerm(message["current_term"], None)
+            self._SyncObj__setState(_RAFT_STATE.FOLLOWER)
+            self._prevote.cancel()
+        elif self._prevote.on_response(voter=node.id, term=message["term"], granted=message["granted"]):
+            self._SyncObj__raftElectionDeadline = 0  # campaign on the next tick
+            self.wake()
+
+    def _last_position(self) -> prevote.LogPosition:
+        last = self._SyncObj__raftLog[-1]
+        return last[2], last[1]
 
     # -- snapshots ------------------------------------------------------------------------
 

@@ -75,3 +75,25 @@ async def test_a_crash_between_snapshot_and_journal_trim_keeps_the_newer_entries
         assert follower.log()[-1] == held[-1]
     finally:
         local.close()
+
+
+async def test_a_follower_cut_off_and_healed_does_not_depose_the_leader(local):
+    """PreVote (Ongaro's thesis §9.6): a follower whose election timer keeps running out while it is cut off
+    asks before it raises its term, and nobody says yes; when the link comes back the leader keeps its office
+    and its term."""
+    leader = await local.wait_for_leader()
+    term = leader.replica.raftCurrentTerm
+    follower = local.followers()[0]
+    others = {m.addr for m in local.members if m is not follower}
+    follower.replica.set_partitioned(others)
+    for m in local.members:
+        if m is not follower:
+            m.replica.set_partitioned({follower.addr})
+    rounds = follower.replica.pre_votes
+    await local.wait_for(lambda: follower.replica.pre_votes >= rounds + 5, what="five election timeouts")
+    await local.put(b"while-cut", b"v")
+    for m in local.members:
+        m.replica.set_partitioned(set())
+    await local.all_applied()
+    assert local.leader() is leader and leader.replica.raftCurrentTerm == term
+    assert follower.replica.raftCurrentTerm == term
