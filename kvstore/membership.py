@@ -53,7 +53,7 @@ class Membership:
     def __init__(self, replica, data_dir: str) -> None:
         self.replica = replica
         self.data_dir = data_dir
-        self._lock = asyncio.Lock()  # one change at a time from this master
+        self._lock = asyncio.Lock()  # one change at a time from this master (and in the log: _change)
         self._saved: list[str] | None = saved_members(data_dir)
 
     def members(self) -> list[str]:
@@ -94,6 +94,9 @@ class Membership:
         return self.members()
 
     async def _change(self, method, address: str) -> None:
+        if self.replica.membership_change_pending():
+            raise fail(errors.UNAVAILABLE, f"etcdserver: another membership change is not committed yet; retry "
+                                           f"the change for {address} once it is (list the members to see it)")
         future: asyncio.Future = asyncio.get_running_loop().create_future()
 
         def done(result, error) -> None:

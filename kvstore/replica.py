@@ -31,7 +31,7 @@ import pysyncobj.syncobj as _syncobj_module
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.monotonic import monotonic as raft_clock  # CLOCK_MONOTONIC_RAW: not time.monotonic's clock
 from pysyncobj.poller import POLL_EVENT_TYPE, Poller
-from pysyncobj.syncobj import _RAFT_STATE
+from pysyncobj.syncobj import _COMMAND_TYPE, _RAFT_STATE
 from pysyncobj.transport import TCPTransport
 
 from kvstore import log_matching, prevote
@@ -406,6 +406,14 @@ class Replica(SyncObj):
 
     def _last_index(self) -> int:
         return self._SyncObj__raftLog[-1][1]
+
+    def membership_change_pending(self) -> bool:
+        """Is a membership change in the log but not committed? Raft allows one at a time (thesis §4.1),
+        including one a previous leader began; pysyncobj 0.3.17 means to check it but never does."""
+        log_ = self._SyncObj__raftLog
+        first = log_[0][1]
+        change = _COMMAND_TYPE.MEMBERSHIP
+        return any(log_[i][0][0] == change for i in range(max(self.raftCommitIndex + 1 - first, 0), len(log_)))
 
     def wake(self) -> None:
         """Take new commands on the next turn of the loop rather than at the next timer tick."""

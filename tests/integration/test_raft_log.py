@@ -97,3 +97,21 @@ async def test_a_follower_cut_off_and_healed_does_not_depose_the_leader(local):
     await local.all_applied()
     assert local.leader() is leader and leader.replica.raftCurrentTerm == term
     assert follower.replica.raftCurrentTerm == term
+
+
+async def test_a_membership_change_waits_until_the_previous_one_is_committed(local, monkeypatch):
+    """One change at a time (Raft thesis §4.1): after the first change timed out uncommitted (no quorum), a
+    second is refused, not appended next to it."""
+    from kvstore import membership
+    from kvstore.errors import KVFailure
+
+    monkeypatch.setattr(membership, "CHANGE_TIMEOUT", 0.3)  # before the leader notices it lost its quorum
+    leader = await local.wait_for_leader()
+    for m in local.followers():
+        m.stop()
+    members = membership.Membership(leader.replica, leader.data_dir)
+    with pytest.raises(KVFailure, match="not committed in time"):
+        await members.add("127.0.0.1:1")
+    assert leader.replica.membership_change_pending()
+    with pytest.raises(KVFailure, match="another membership change is not committed yet"):
+        await members.add("127.0.0.1:2")
