@@ -38,6 +38,7 @@ from kvstore import log_matching, prevote
 from kvstore.disk_sync import DiskSync
 from kvstore.journal import DurableJournal, durable_replace
 from kvstore.kv import Event
+from kvstore.member_identity import MemberIdentity
 from kvstore.mvcc import StateMachine
 
 log = logging.getLogger("raftkube.replica")
@@ -147,6 +148,7 @@ class _SyncingTransport(TCPTransport):
 
     ack_when_durable: Callable[[Any, dict], None] | None = None
     partitioned: frozenset[str] = frozenset()
+    member_id: str | None = None  # carried by every message (member_identity.py)
 
     def send(self, node, message) -> bool:
         if node.id in self.partitioned:
@@ -154,17 +156,24 @@ class _SyncingTransport(TCPTransport):
         if message.get("type") == "next_node_idx" and message.get("success") and self.ack_when_durable:
             self.ack_when_durable(node, message)  # "I have your entries up to N": on disk first
             return True
-        return super().send(node, message)
+        return self.send_now(node, message)
 
     def send_now(self, node, message) -> bool:
         if node.id in self.partitioned:
             return False
+        message["mid"] = self.member_id
         return super().send(node, message)
 
     def _onMessageReceived(self, node, message) -> None:  # noqa: N802 - pysyncobj's name
         if node.id in self.partitioned:
             return
         super()._onMessageReceived(node, message)
+
+    def _onNodeConnected(self, node) -> None:  # noqa: N802 - pysyncobj's name
+        """Say who we are at once: in Raft two followers may never exchange a message, yet each must
+        know the other's member id to refuse an impostor after a wipe (member_identity.py)."""
+        super()._onNodeConnected(node)
+        self.send(node, {"type": "hello"})
 
 
 class _Pacer:
@@ -257,10 +266,16 @@ class _Pacer:
 class Replica(SyncObj):
     def __init__(self, *, self_addr: str, peers: list[str], data_dir: str, secret: str,
                  on_applied: OnApplied, on_restored: Callable[[], None],
+                 on_refused: Callable[[str], None] = lambda why: None,
                  snapshot_entries: int = 20_000, timing: dict[str, float] | None = None) -> None:
+        """`on_refused(why)` is called when a peer refuses this replica because its data dir was made
+        anew while the cluster knew another at this address (member_identity.py)."""
         os.makedirs(data_dir, exist_ok=True)
         # Attributes set before SyncObj.__init__ stay out of its snapshots; set none after it.
         self.self_addr = self_addr
+        self.identity = MemberIdentity(data_dir)
+        self._on_refused = on_refused
+        self._refusals_sent: dict[str, float] = {}  # peer address -> when we last told it why
         self.consumer = KVConsumer(on_applied, on_restored)
         self._pace = _Pacer()
         self._prevote = prevote.PreVote()
@@ -282,6 +297,7 @@ class Replica(SyncObj):
         super().__init__(self_addr, peers, conf, consumers=[self.consumer],
                          transportClass=_SyncingTransport)
         # pysyncobj 0.3.17 keeps the journal, the transport and the sender private (see _Pacer).
+        self._SyncObj__transport.member_id = self.identity.id
         serializer = self._SyncObj__serializer
         read_snapshot = serializer.deserialize
         serializer.deserialize = lambda: self._trim_to_snapshot(read_snapshot())
@@ -298,6 +314,15 @@ class Replica(SyncObj):
         arrives late (it waited for the follower's fsync) says nothing against entries sent since."""
         handle = super()._SyncObj__onMessageReceived
         kind = message.get("type")
+        expected = self.identity.check(node.id, message.get("mid"))
+        if expected is not None:
+            self._refuse(node, expected, message.get("mid"))
+            return
+        if kind == "member_refused":
+            self._on_refused(message["why"])
+            return
+        if kind == "hello":  # its member id is all it says, and check() learnt it
+            return
         if kind in ("pre_vote", "pre_vote_response"):
             self._on_pre_vote_message(node, message)
             return
@@ -319,6 +344,28 @@ class Replica(SyncObj):
                 next_index[node] = before
             return
         handle(node, message)
+
+    # -- members: who may speak for an address (member_identity.py) -------------------------
+
+    def _refuse(self, node, expected: str, presented: str | None) -> None:
+        """Drop a message from a stranger at a member's address, and tell it why (once a second)."""
+        now = raft_clock()
+        if now - self._refusals_sent.get(node.id, 0.0) < 1.0:
+            return
+        self._refusals_sent[node.id] = now
+        why = (f"{self.self_addr} refuses {node.id}: it knows that address as member {expected}, and this one "
+               f"is {presented}, made from an empty data dir. A master whose data was lost must not count as the "
+               f"member it was (it would vote with an empty log). Remove it from the cluster and add it back "
+               f"(etcd's member remove, then member add; `raftkube member` does both), then start it again")
+        log.warning("%s", why)
+        self._SyncObj__transport.send(node, {"type": "member_refused", "why": why})
+
+    def _SyncObj__doChangeCluster(self, request, reverse: bool = False) -> bool:  # noqa: N802 - replaces pysyncobj's
+        """A member added or removed: whoever speaks for its address from now on is learnt afresh."""
+        changed = super()._SyncObj__doChangeCluster(request, reverse)
+        if changed:
+            self.identity.forget(request[1])
+        return changed
 
     # -- elections: PreVote (prevote.py) ---------------------------------------------------
 

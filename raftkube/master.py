@@ -129,15 +129,25 @@ class Master:
             out.append({"id": id64(raft), "raft": raft, **announced.get(raft, {})})
         return out
 
-    async def run(self) -> None:
+    async def run(self) -> int:
+        """Serve until SIGTERM or SIGINT (exit status 0), or until the cluster refuses this master (2)."""
         loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        exit_status = 0
+
+        def refused(why: str) -> None:
+            nonlocal exit_status
+            log.critical("master %s: %s", self.args.name, why)
+            exit_status = 2
+            stop.set()
+
         self.hub = WatchHub()
         self.replica = Replica(
             self_addr=self.args.raft, peers=self.peers, data_dir=self.args.data_dir, secret=self.secret,
             on_applied=self.hub.publish,
             on_restored=lambda: self.hub.reset("etcdserver: this master's store was replaced by a snapshot; "
                                                "re-watch from the revision after your last event"),
-            snapshot_entries=self.args.snapshot_entries,
+            on_refused=refused, snapshot_entries=self.args.snapshot_entries,
         )
         self.store = Store(self.replica, name=self.args.name, deadline=self.args.request_timeout)
         self.membership = Membership(self.replica, self.args.data_dir)
@@ -169,7 +179,6 @@ class Master:
                  asyncio.create_task(self.save_topology()),
                  asyncio.create_task(api.ensure_default_namespaces())]
         control_plane = None if self.args.no_control_plane else await self.start_control_plane()
-        stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         log.info("master %s: raft %s, kv http://%s, api http://%s, data %s", self.args.name, self.args.raft,
@@ -188,6 +197,7 @@ class Master:
             await r.cleanup()
         self.store.close()
         self.replica.close()
+        return exit_status
 
     async def start_control_plane(self) -> asyncio.subprocess.Process:
         """The controller-manager and scheduler as a child talking to this master's API only: a master cut off
@@ -301,4 +311,4 @@ class Master:
 
 def run(args: argparse.Namespace) -> None:
     logs.setup(args.name, args.log_format)
-    uvloop.run(Master(args).run())
+    sys.exit(uvloop.run(Master(args).run()))

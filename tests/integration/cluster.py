@@ -123,8 +123,9 @@ class Cluster:
         assert out.returncode == 0, out.stderr
         return out.stdout.strip()
 
-    def restart(self, name: str) -> None:
-        up.restart_master(self.info, name)
+    def restart(self, name: str) -> int:
+        """Start `name` again with its recorded command line; its new pid."""
+        return up.restart_master(self.info, name)
 
     async def close_clients(self) -> None:
         for c in self.clients.values():

@@ -25,11 +25,12 @@ class Member:
         self.addr, self.peers, self.data_dir, self.replica_args = addr, peers, data_dir, replica_args
         self.replica: Replica | None = None
         self.store: Store | None = None
+        self.refusals: list[str] = []  # why peers refused to hear this replica
 
     def start(self) -> None:
         self.replica = Replica(self_addr=self.addr, peers=self.peers, data_dir=self.data_dir, secret=SECRET,
                                on_applied=lambda events, revision: None, on_restored=lambda: None,
-                               **self.replica_args)
+                               on_refused=self.refusals.append, **self.replica_args)
         self.store = Store(self.replica, name=self.addr, deadline=5.0)
 
     def stop(self) -> None:
@@ -38,6 +39,11 @@ class Member:
             self.store.close()
             self.replica.close()
             self.replica = self.store = None
+
+    def get(self, key: bytes) -> bytes | None:
+        """The key's value in this replica's own copy (a serializable read)."""
+        kvs = self.replica.consumer.machine.range({"key": key})["kvs"]
+        return kvs[0].value if kvs else None
 
     @property
     def up(self) -> bool:

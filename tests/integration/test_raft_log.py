@@ -1,5 +1,6 @@
 """What a replica's Raft log keeps when messages arrive late, repeated or out of turn (Raft §5.3)."""
 import logging
+import shutil
 
 import pytest
 
@@ -46,7 +47,8 @@ async def test_a_late_acknowledgement_does_not_move_a_followers_next_index_back(
     next_index = leader.replica._SyncObj__raftNextIndex[node]
     leader.replica._SyncObj__raftMatchIndex[node] = next_index - 4  # as if the last acks were still on their way
     leader.replica._SyncObj__onMessageReceived(node, {"type": "next_node_idx", "next_node_idx": next_index - 2,
-                                                      "reset": False, "success": True})
+                                                      "reset": False, "success": True,
+                                                      "mid": follower.replica.identity.id})
     assert leader.replica._SyncObj__raftMatchIndex[node] == next_index - 3
     assert leader.replica._SyncObj__raftNextIndex[node] == next_index
 
@@ -107,6 +109,7 @@ async def test_a_membership_change_waits_until_the_previous_one_is_committed(loc
 
     monkeypatch.setattr(membership, "CHANGE_TIMEOUT", 0.3)  # before the leader notices it lost its quorum
     leader = await local.wait_for_leader()
+    await local.put(b"k", b"v", via=leader)  # the leader has committed in its term: it may change membership
     for m in local.followers():
         m.stop()
     members = membership.Membership(leader.replica, leader.data_dir)
@@ -115,3 +118,31 @@ async def test_a_membership_change_waits_until_the_previous_one_is_committed(loc
     assert leader.replica.membership_change_pending()
     with pytest.raises(KVFailure, match="another membership change is not committed yet"):
         await members.add("127.0.0.1:2")
+
+
+async def test_a_master_whose_data_was_wiped_cannot_vote_as_the_member_it_was(tmp_path):
+    """The issue's sequence: r1 down; W acknowledged by r2 and r3; r3 down; r2 wiped and restarted; r1
+    back. r1 and the empty r2 must not elect a leader without W; r2 is told why; W survives r3's return."""
+    local = LocalCluster(tmp_path, 3)
+    try:
+        r1, r2, r3 = local.members
+        await local.put(b"before", b"1")
+        await local.all_applied()  # every replica has met every other
+        r1.stop()
+        await local.put(b"W", b"acknowledged")
+        r3.stop()
+        r2.stop()
+        shutil.rmtree(r2.data_dir)
+        r2.start()
+        r1.start()
+        await local.wait_for(lambda: r2.refusals, what="r1 refusing the wiped r2")
+        assert "member remove" in r2.refusals[0]
+        assert local.leader() is None  # r1 cannot win without a real second vote (it may be trying)
+        r2.stop()
+        r3.start()
+        await local.wait_for_leader()
+        await local.put(b"after", b"1")
+        await local.wait_for(lambda: r1.get(b"after") and r3.get(b"after"), what="r1 and r3 agree")
+        assert r1.get(b"W") == r3.get(b"W") == b"acknowledged"
+    finally:
+        local.close()

@@ -1,11 +1,14 @@
 """Three real masters: replication, failover, quorum loss and durability, with real kills (Raft §5)."""
 import asyncio
+import os
+import shutil
 import signal
 import time
 
 import pytest
 
 from kvstore.client import EtcdError
+from raftkube import up
 from tests.integration.cluster import TRANSIENT, eventually
 
 
@@ -101,6 +104,29 @@ async def test_every_acknowledged_write_survives_kill_9_of_every_master(cluster)
     stored = {_unb64(kv["key"]): _unb64(kv.get("value")) for kv in res["kvs"]}
     assert stored == acked
     assert int(res["header"]["revision"]) >= 201
+
+
+async def test_a_master_restarted_on_a_wiped_data_dir_is_refused_and_the_write_survives(cluster):
+    """Kill m1; W acknowledged by m2 and m3; kill m3; kill m2, wipe its data dir, restart it with its command
+    line; restart m1. m1 and the empty m2 must not elect a leader without W: m1 refuses m2, which exits saying
+    how to come back; once m3 returns, W is there."""
+    cluster.kill("m1")
+    await eventually(lambda: cluster.kv("m2").put(b"W", b"acknowledged"), timeout=20, what="W acknowledged")
+    cluster.kill("m3")
+    cluster.kill("m2")
+    shutil.rmtree(cluster.master("m2")["data_dir"])
+    wiped = cluster.restart("m2")
+    cluster.restart("m1")
+    await eventually(lambda: _gone(wiped), timeout=20, what="the wiped m2 giving up")
+    with open(os.path.join(cluster.state_dir, "logs", "m2.log")) as f:
+        assert "member remove" in f.read()
+    cluster.restart("m3")
+    await cluster.close_clients()
+    assert await eventually(lambda: cluster.kv("m1").get(b"W"), timeout=30, what="a leader with W") == b"acknowledged"
+
+
+async def _gone(pid: int) -> bool:
+    return not up.is_running(pid)
 
 
 async def test_a_watch_on_a_survivor_sees_every_event_once_in_order_across_the_leaders_death(cluster):

@@ -1,0 +1,57 @@
+"""Who a data directory is: a member id made when the directory was first used, and the ids of its peers.
+
+Raft's safety rests on every vote and every acknowledgement coming from a replica that still holds what it
+acknowledged before. A master whose data directory was wiped and that starts again under its old name and
+address breaks that: it votes with an empty log. Say m1 was down while m2 and m3 acknowledged a write W;
+then m3 is down, m2 is wiped and restarted, and m1 comes back: m1 and the empty m2 make a majority and
+elect a leader without W, and W is gone for good when m3 returns.
+
+So each data directory gets an id of its own (as etcd's member id, but new with every empty directory), every
+Raft message carries it, and each replica remembers the id it first met at each peer address (`identity.json`).
+A message from a known address with another id is refused, and its sender is told why: the only way back for
+a master whose data was lost is out of the cluster and in again (`member remove`, then `member add`), which
+makes every replica forget the old id, so the new one is learnt at first contact.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+
+from kvstore.journal import write_atomically
+
+IDENTITY_FILE = "identity.json"
+
+
+class MemberIdentity:
+    def __init__(self, data_dir: str) -> None:
+        self.path = os.path.join(data_dir, IDENTITY_FILE)
+        try:
+            with open(self.path) as f:
+                saved = json.load(f)
+            self.created = False
+        except FileNotFoundError:
+            saved = {"id": secrets.token_hex(8), "peers": {}}
+            self.created = True
+        self.id: str = saved["id"]
+        self.peers: dict[str, str] = dict(saved["peers"])  # raft address -> the id first met there
+        if self.created:
+            self._save()
+
+    def check(self, address: str, presented: str | None) -> str | None:
+        """None when `presented` is the id we know at `address` (learnt now if we knew none); otherwise
+        the id we expected there."""
+        known = self.peers.get(address)
+        if known is None and presented:
+            self.peers[address] = presented
+            self._save()
+            return None
+        return None if presented == known else known
+
+    def forget(self, address: str) -> None:
+        """`address` left the cluster or joined it anew: whoever comes next under it is learnt afresh."""
+        if self.peers.pop(address, None) is not None:
+            self._save()
+
+    def _save(self) -> None:
+        write_atomically(self.path, json.dumps({"id": self.id, "peers": self.peers}).encode())
