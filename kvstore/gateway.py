@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from typing import Any, Awaitable, Callable
 
 import aiohttp
@@ -146,7 +145,7 @@ class KVGateway:
 
     async def lease_grant(self, request: web.Request) -> web.Response:
         req = codec.lease_grant_request(await self.body(request))
-        res = await self.store.propose({**req, "now": time.time()})
+        res = await self.store.propose(req)
         return reply(codec.lease_response(res, self.header(res["revision"])))
 
     async def lease_revoke(self, request: web.Request) -> web.Response:
@@ -161,7 +160,7 @@ class KVGateway:
         await resp.prepare(request)
         for lease in ids:
             try:
-                res = await self.store.propose({"op": "lease_keepalive", "id": lease, "now": time.time()})
+                res = await self.store.propose({"op": "lease_keepalive", "id": lease})
             except KVFailure as exc:
                 if exc.error != errors.LEASE_NOT_FOUND:
                     raise
@@ -172,7 +171,7 @@ class KVGateway:
     async def lease_timetolive(self, request: web.Request) -> web.Response:
         lease, with_keys = codec.timetolive_request(await self.body(request))
         await self.store.read_index()
-        res = self.store.machine.lease_time_to_live(lease, time.time(), with_keys)
+        res = self.store.machine.lease_time_to_live(lease, self.store.replica.consumer.lessor.remaining, with_keys)
         out = {"header": self.header(res["revision"]), "ID": str(res["id"]), "TTL": str(res["ttl"])}
         if res["granted_ttl"]:
             out["grantedTTL"] = str(res["granted_ttl"])

@@ -1,8 +1,8 @@
 """What only the Raft leader does, as proposals: lease expiry and automatic compaction.
 
 The state machine never reads a clock, so someone has to bring time in: the leader looks at its
-own clock, and proposes `lease_promote` when it takes office (every lease gets a full TTL, as
-etcd's lessor does, so keepalives lost in the failover do not expire anything), `lease_expire`
+own monotonic clock (kvstore/lessor.py), gives every lease a full TTL when it takes office (so
+keepalives lost in the failover expire nothing, as etcd's lessor does), proposes `lease_expire`
 when a lease's time is up, and `compact` to keep memory bounded. Every replica then applies the
 same decision. A stale leader's proposals simply fail to commit.
 """
@@ -62,13 +62,13 @@ class LeaderDuties:
             self._was_leader = False
             self._samples.clear()
             return
+        machine, lessor = self.store.machine, self.store.replica.consumer.lessor
         if not self._was_leader:
-            await self.store.propose({"op": "lease_promote", "now": time.time()})
+            lessor.promote(machine.leases.ttls())
             self._was_leader = True
-        now = time.time()
-        expired = self.store.machine.lease_expired(now)
+        expired = lessor.expired(machine.leases.ttls())
         if expired:
-            await self.store.propose({"op": "lease_expire", "now": now})
+            await self.store.propose({"op": "lease_expire", "leases": machine.lease_refreshes(expired)})
         await self._maybe_compact()
 
     async def _maybe_compact(self) -> None:

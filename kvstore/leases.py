@@ -1,8 +1,8 @@
-"""Leases: a TTL and the keys attached to it.
+"""Leases: a TTL and the keys attached to it, as every replica holds them.
 
-Time never comes from a clock here. Grant and keepalive carry the proposer's `now`, and the
-leader decides that a lease has expired and proposes `lease_expire` with its own `now`;
-apply only compares numbers, so every replica reaches the same verdict.
+No time here: when a lease runs out is each master's own business (kvstore/lessor.py), and the
+leader proposes `lease_expire` naming the leases and the refresh count it saw. A keepalive applied
+in between raises the count, so that lease stays: every replica reaches the same verdict.
 """
 from __future__ import annotations
 
@@ -15,19 +15,16 @@ MAX_LEASE_ID = (1 << 63) - 1
 class Lease:
     id: int
     ttl: int
-    expiry: float
     keys: set[bytes] = field(default_factory=set)
-
-    def refresh(self, now: float) -> None:
-        self.expiry = now + self.ttl
+    refreshes: int = 0  # keepalives applied: an expiry decided before the latest one is void
 
 
 class LeaseTable:
     def __init__(self) -> None:
         self.leases: dict[int, Lease] = {}
 
-    def grant(self, lease_id: int, ttl: int, now: float) -> Lease:
-        lease = Lease(lease_id, ttl, now + ttl)
+    def grant(self, lease_id: int, ttl: int) -> Lease:
+        lease = Lease(lease_id, ttl)
         self.leases[lease_id] = lease
         return lease
 
@@ -53,10 +50,5 @@ class LeaseTable:
     def remove(self, lease_id: int) -> Lease | None:
         return self.leases.pop(lease_id, None)
 
-    def expired(self, now: float) -> list[int]:
-        return sorted(lid for lid, lease in self.leases.items() if lease.expiry <= now)
-
-    def extend_all(self, now: float) -> None:
-        """A new leader gives every lease a full TTL again (etcd's lessor.Promote)."""
-        for lease in self.leases.values():
-            lease.expiry = max(lease.expiry, now + lease.ttl)
+    def ttls(self) -> dict[int, int]:
+        return {lease_id: lease.ttl for lease_id, lease in self.leases.items()}

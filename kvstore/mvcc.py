@@ -13,10 +13,9 @@ however many keys it touches; reads, lease grants and no-op deletes leave it alo
 """
 from __future__ import annotations
 
-import math
 from bisect import bisect_left
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Callable
 
 from kvstore import errors
 from kvstore.errors import KVError
@@ -105,20 +104,22 @@ class StateMachine:
         i = bisect_left(self.history, revision, key=_event_revision)
         return self.history[i:]
 
-    def lease_time_to_live(self, lease_id: int, now: float, with_keys: bool) -> Result:
+    def lease_time_to_live(self, lease_id: int, remaining: Callable[[int, int], int], with_keys: bool) -> Result:
+        """etcd's TimeToLive; `remaining(id, ttl)` is the seconds left on the asking master's clock."""
         lease = self.leases.get(lease_id)
         if lease is None:
             return {"revision": self.revision, "id": lease_id, "ttl": -1, "granted_ttl": 0, "keys": []}
-        remaining = max(0, math.ceil(lease.expiry - now))
         keys = sorted(lease.keys) if with_keys else []
-        return {"revision": self.revision, "id": lease_id, "ttl": remaining,
+        return {"revision": self.revision, "id": lease_id, "ttl": remaining(lease_id, lease.ttl),
                 "granted_ttl": lease.ttl, "keys": keys}
 
     def lease_ids(self) -> list[int]:
         return sorted(self.leases.leases)
 
-    def lease_expired(self, now: float) -> list[int]:
-        return self.leases.expired(now)
+    def lease_refreshes(self, lease_ids: list[int]) -> list[list[int]]:
+        """What a leader's `lease_expire` names: each live lease with its refresh count now (a list of pairs:
+        msgpack maps take only string keys here)."""
+        return [[i, self.leases.leases[i].refreshes] for i in lease_ids if i in self.leases.leases]
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -285,8 +286,8 @@ class StateMachine:
             return errors.LEASE_EXISTS
         if not lease_id:
             lease_id = self.leases.pick_id(hash_request_id(rid))
-        lease = self.leases.grant(lease_id, max(ttl, MIN_LEASE_TTL), float(req.get("now") or 0))
-        return {"revision": self.revision, "id": lease.id, "ttl": lease.ttl}
+        lease = self.leases.grant(lease_id, max(ttl, MIN_LEASE_TTL))
+        return {"revision": self.revision, "id": lease.id, "ttl": lease.ttl, "lease_refreshed": True}
 
     def _lease_revoke(self, req: Request, rid: Any) -> Result:
         lease_id = int(req.get("id") or 0)
@@ -308,25 +309,28 @@ class StateMachine:
         lease = self.leases.get(int(req.get("id") or 0))
         if lease is None:
             return errors.LEASE_NOT_FOUND
-        lease.refresh(float(req.get("now") or 0))
-        return {"revision": self.revision, "id": lease.id, "ttl": lease.ttl}
+        lease.refreshes += 1
+        return {"revision": self.revision, "id": lease.id, "ttl": lease.ttl, "lease_refreshed": True}
 
     def _lease_expire(self, req: Request, rid: Any) -> Result:
-        """Revoke the leases that have expired by the leader's `now`; each revoke is one revision."""
-        expired = self.leases.expired(float(req.get("now") or 0))
-        for lease_id in expired:
-            self._revoke(lease_id)
+        """Revoke the leases the leader found expired, [[id, refreshes it saw], ...], unless a keepalive was
+        applied since (kvstore/lessor.py); each revoke is one revision."""
+        seen = req.get("leases")
+        if not isinstance(seen, list) or not all(isinstance(p, list) and len(p) == 2 for p in seen):
+            return errors.invalid("etcdserver: lease_expire needs [[lease id, refreshes], ...]")
+        expired = []
+        for lease_id, refreshes in seen:
+            lease = self.leases.get(lease_id)
+            if lease is not None and lease.refreshes == refreshes:
+                self._revoke(lease_id)
+                expired.append(lease_id)
         return {"revision": self.revision, "expired": expired}
-
-    def _lease_promote(self, req: Request, rid: Any) -> Result:
-        self.leases.extend_all(float(req.get("now") or 0))
-        return {"revision": self.revision}
 
 
 _OPS = {"put": "_put_request", "delete_range": "_delete_request", "txn": "_txn_request",
         "compact": "_compact", "lease_grant": "_lease_grant", "lease_revoke": "_lease_revoke",
         "lease_keepalive": "_lease_keepalive", "lease_expire": "_lease_expire",
-        "lease_promote": "_lease_promote", "noop": "_noop", "member_announce": "_member_announce"}
+        "noop": "_noop", "member_announce": "_member_announce"}
 
 # -- pure helpers --------------------------------------------------------------------------
 

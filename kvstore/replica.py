@@ -38,6 +38,7 @@ from kvstore import log_matching, prevote
 from kvstore.disk_sync import DiskSync
 from kvstore.journal import DurableJournal, durable_replace
 from kvstore.kv import Event
+from kvstore.lessor import Lessor
 from kvstore.member_identity import MemberIdentity
 from kvstore.mvcc import StateMachine
 
@@ -122,6 +123,7 @@ class KVConsumer(SyncObjConsumer):
     def __init__(self, on_applied: OnApplied, on_restored: Callable[[], None]) -> None:
         self._on_applied = on_applied
         self._on_restored = on_restored
+        self.lessor = Lessor()  # this master's lease deadlines: not replicated, not in snapshots
         super().__init__()
         self.machine = StateMachine()
 
@@ -133,6 +135,8 @@ class KVConsumer(SyncObjConsumer):
             result, evs = self.machine.apply(command)
             results.append(result)
             events.extend(evs)
+            if isinstance(result, dict) and result.get("lease_refreshed"):
+                self.lessor.refreshed(result["id"], result["ttl"])
         self._on_applied(events, self.machine.revision)
         return results
 

@@ -103,6 +103,14 @@ def read_secret(args: argparse.Namespace, peers: list[str]) -> str:
         return f.read().strip()
 
 
+def step_wall_clock(seconds: float) -> None:
+    """The clock failpoint: from now on this process's `time.time()` is `seconds` off, as after `date -s` (which
+    would step the whole machine's). Monotonic clocks are left alone, as a real step leaves them: nothing whose
+    correctness depends on durations (leases, elections) may read the wall clock."""
+    wall = time.time
+    time.time = lambda: wall() + seconds
+
+
 class Master:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -275,17 +283,23 @@ class Master:
         """POST {"cut": ["HOST:PORT", ...]} drops all Raft traffic with those peers; {"heal": [...]} restores it;
         {"stale_reads": true|false} makes linearizable reads skip their barrier (a bug, on purpose, for the
         checkers to catch); {"clients": true|false} drops every new client connection on both ports (all but this
-        endpoint), as a network cut would. Answers the peers now cut off, whether reads are stale, clients cut."""
+        endpoint), as a network cut would; {"clock_step": SECONDS} steps this master's wall clock (`date -s`).
+        Answers the peers now cut off, whether reads are stale, clients cut, and the wall clock now."""
         try:
             body = await request.json()
         except ValueError:
             body = None
-        ok = isinstance(body, dict) and set(body) <= {"cut", "heal", "stale_reads", "clients"} and all(
+        ok = isinstance(body, dict) and set(body) <= {"cut", "heal", "stale_reads", "clients", "clock_step"} and all(
             isinstance(body.get(k, []), list) and all(isinstance(p, str) for p in body.get(k, []))
-            for k in ("cut", "heal")) and all(isinstance(body.get(k, False), bool) for k in ("stale_reads", "clients"))
+            for k in ("cut", "heal")) and all(isinstance(body.get(k, False), bool) for k in ("stale_reads", "clients")) \
+            and type(body.get("clock_step", 0)) in (int, float)
         if not ok:
             return web.json_response({"error": 'expected {"cut": ["HOST:PORT", ...]}, {"heal": [...]}, '
-                                               '{"stale_reads": true|false} or {"clients": true|false}'}, status=400)
+                                               '{"stale_reads": true|false}, {"clients": true|false} or '
+                                               '{"clock_step": SECONDS}'}, status=400)
+        if body.get("clock_step"):
+            step_wall_clock(body["clock_step"])
+            log.warning("failpoint: wall clock stepped by %+gs", body["clock_step"])
         if "clients" in body:
             self.clients_cut = body["clients"]
             log.warning("failpoint: clients %s", "CUT OFF (connections dropped)" if self.clients_cut else "back")

@@ -11,6 +11,7 @@ import zlib
 import pytest
 
 from kvstore.client import EtcdError, KVClient, b64
+from raftkube import chaos
 from tests.integration.cluster import Cluster, eventually
 
 
@@ -131,6 +132,29 @@ async def test_an_expired_lease_deletes_its_keys_and_watchers_see_it(kv, kv_clus
         assert ttl["TTL"] == "-1"
     finally:
         await other.close()
+
+
+async def test_a_wall_clock_step_on_the_leader_expires_no_lease(kv, kv_cluster):
+    """Lease deadlines live on the leader's monotonic clock (kvstore/lessor.py): `date -s` an hour ahead on the
+    leader (the clock_step failpoint) leaves a 30 s lease alone; with wall-clock expiry it died at once."""
+    lease = await kv.lease_grant(30)
+    await kv.put(b"clock-step", b"v", lease=lease)
+    leader = kv_cluster.master(await kv_cluster.leader())
+    chaos.failpoint(leader, {"clock_step": 3600})
+    try:
+        async def ttl_left() -> int:
+            return int((await kv.call("/v3/lease/timetolive", {"ID": str(lease)}))["TTL"])
+
+        # Two seconds of the leader's lease duties (one pass every 0.5 s) after the step:
+        await eventually(lambda: _at_most(ttl_left, 28), timeout=10, what="two seconds of the lease's life")
+        assert await kv.get(b"clock-step") == b"v"
+        assert 25 <= await ttl_left() <= 28
+    finally:
+        chaos.failpoint(leader, {"clock_step": -3600})
+
+
+async def _at_most(read, value) -> bool:
+    return await read() <= value
 
 
 async def test_keepalive_keeps_a_lease_and_revoke_ends_it(kv):
