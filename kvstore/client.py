@@ -123,6 +123,11 @@ class KVClient:
         res = await self.call("/v3/lease/grant", {"TTL": str(ttl), "ID": str(lease_id)})
         return int(res["ID"])
 
+    async def lease_keepalive(self, lease_id: int) -> int:
+        """Refresh the lease once; its TTL, or 0 when it no longer exists (as etcd answers)."""
+        res = await self.call("/v3/lease/keepalive", {"ID": str(lease_id)})
+        return int(res.get("result", {}).get("TTL") or 0)
+
     async def status(self) -> dict[str, Any]:
         return await self.call("/v3/maintenance/status", {})
 
@@ -143,6 +148,21 @@ class KVClient:
                                      timeout=timeout) as r:
             if r.status != 200:
                 raise EtcdError(r.status, json.loads(await r.text() or "{}"))
-            async for raw in r.content:
+            async for raw in _lines(r.content):
                 if raw.strip():
                     yield json.loads(raw)["result"]
+
+
+async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """The stream's lines, however long (aiohttp's own line reader stops at 512 KiB; one watch message
+    carrying big values can be larger)."""
+    buf = bytearray()
+    async for chunk in content.iter_any():
+        buf += chunk
+        start = 0
+        while (end := buf.find(b"\n", start)) >= 0:
+            yield bytes(buf[start:end])
+            start = end + 1
+        del buf[:start]
+    if buf:
+        yield bytes(buf)

@@ -7,6 +7,10 @@ history, every acknowledged append for durability. It prints operations by outco
 zero), failovers seen and availability, and exits 1 if any anomaly was found.
 `--stale-reads` turns on the failpoint that makes one cut-off follower serve linearizable reads from its own
 stale replica: the run shows the checker catching it.
+
+What makes it hard: some appends carry 32-100 KB values (`--big-values`), so Raft entries span several messages;
+masters snapshot and trim their logs every `--snapshot-entries` entries (every few seconds); lease clients keep
+leases alive while the leader's wall clock is stepped; kill-all kills every master with writes in flight.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from typing import Any
 
 from kvstore.client import KVClient, prefix_end, unb64
 from raftkube import cluster_file, up
-from raftkube.history_checks import availability, check_durability, check_watch
+from raftkube.history_checks import availability, check_durability, check_leases, check_watch
 from raftkube.linearizability import FAILED, OK, UNKNOWN, check
 from raftkube.nemesis import FAULTS, NET_FAULTS, Nemesis, leader_monitor_row
 from raftkube.netns import Network
@@ -34,6 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                     "default: all that apply)")
     p.add_argument("--clients", type=int, default=6)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--big-values", type=float, default=0.05,
+                   help="the share of appends that carry a 32-100 KB value (default 0.05)")
+    p.add_argument("--leases", type=int, default=2, help="clients keeping a lease alive (default 2)")
+    p.add_argument("--snapshot-entries", type=int, default=1000,
+                   help="masters snapshot and trim their Raft log after this many entries (default 1000: often)")
     p.add_argument("--stale-reads", action="store_true",
                    help="cut one follower off and let it serve stale linearizable reads: the checker must object")
     p.add_argument("--netns", action="store_true",
@@ -43,8 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 async def campaign(state_dir: str, *, seconds: float, masters: int = 3, faults: list[str] | None = None,
-                   clients: int = 6, seed: int = 1, stale_reads: bool = False, netns: bool = False
-                   ) -> dict[str, Any]:
+                   clients: int = 6, seed: int = 1, stale_reads: bool = False, netns: bool = False,
+                   big_values: float = 0.05, leases: int = 2, snapshot_entries: int = 1000) -> dict[str, Any]:
     net = Network([f"m{i + 1}" for i in range(masters)]) if netns else None
     if faults is None:
         faults = FAULTS + (NET_FAULTS if netns else [])
@@ -53,7 +62,8 @@ async def campaign(state_dir: str, *, seconds: float, masters: int = 3, faults: 
             net.create()
             net.write_layout(state_dir)
         # Keep the whole history (no auto-compaction): the watch check replays it from the first revision.
-        info = up.start(state_dir, masters, 0, ("--no-control-plane", "--auto-compaction-retention", "0"),
+        info = up.start(state_dir, masters, 0, ("--no-control-plane", "--auto-compaction-retention", "0",
+                                                "--snapshot-entries", str(snapshot_entries)),
                         netns=net and net.namespaces())
         if net is not None:
             info["netns"] = net.describe()
@@ -61,7 +71,9 @@ async def campaign(state_dir: str, *, seconds: float, masters: int = 3, faults: 
         try:
             if not up.wait_ready(info):
                 raise RuntimeError(f"the masters did not become ready; see {state_dir}/logs")
-            return await _run(info, seconds, faults, clients, seed, stale_reads)
+            workload = Workload([m["kv"] for m in info["masters"]], clients=clients, seed=seed, leases=leases,
+                                big_values=big_values)
+            return await _run(info, workload, seconds, faults, seed, stale_reads)
         finally:
             up.stop(state_dir)
     finally:
@@ -69,7 +81,7 @@ async def campaign(state_dir: str, *, seconds: float, masters: int = 3, faults: 
             net.destroy()
 
 
-async def _run(info: dict[str, Any], seconds: float, faults: list[str], clients: int, seed: int,
+async def _run(info: dict[str, Any], workload: Workload, seconds: float, faults: list[str], seed: int,
                stale_reads: bool) -> dict[str, Any]:
     endpoints = [m["kv"] for m in info["masters"]]
     async with KVClient(endpoints[0]) as kv:
@@ -77,7 +89,6 @@ async def _run(info: dict[str, Any], seconds: float, faults: list[str], clients:
     nemesis = Nemesis(info, [] if stale_reads else faults, seed=seed)
     if stale_reads:
         await asyncio.to_thread(nemesis.stale_follower)
-    workload = Workload(endpoints, clients=clients, seed=seed)
     leaders: list[tuple[float, str | None, int]] = []
     monitor = asyncio.create_task(_watch_leaders(info, leaders))
     began = time.monotonic()
@@ -90,11 +101,12 @@ async def _run(info: dict[str, Any], seconds: float, faults: list[str], clients:
         await workload.close()
     if not await asyncio.to_thread(up.wait_ready, info, 30.0):
         raise RuntimeError("the cluster did not recover after the faults were healed")
-    final_keys, reference = await _final_state(endpoints, start_revision)
+    final_values, reference = await _final_state(endpoints, start_revision)
     result = check(workload.history, budget=120)
     watch_problems = [f"watcher {i}: {p}" for i, log in enumerate(workload.watch_logs)
                       for p in check_watch(log.events, log.start_revision, reference)]
-    durability = check_durability(workload.appends, final_keys)
+    durability = check_durability(workload.appends, final_values)
+    lease_problems = check_leases(workload.lease_logs)
     writes = [op for op in workload.history if op.kind != "read"] + workload.appends
     outcomes = {o: sum(1 for op in [*workload.history, *workload.appends] if op.outcome == o)
                 for o in (OK, FAILED, UNKNOWN)}
@@ -107,9 +119,11 @@ async def _run(info: dict[str, Any], seconds: float, faults: list[str], clients:
         "appends": len(workload.appends), "watch_events": sum(len(w.events) for w in workload.watch_logs),
         "linearizable": result["ok"], "nonlinearizable_keys": result["bad_keys"],
         "undecided_keys": result["undecided_keys"], "watch_anomalies": watch_problems,
-        "lost_writes": durability, "failovers": failovers,
+        "lost_writes": durability, "lease_anomalies": lease_problems, "failovers": failovers,
+        "leases": len(workload.lease_logs), "keepalives": sum(len(log.keepalives) for log in workload.lease_logs),
+        "big_values": sum(1 for a in workload.appends if a.size > 1),
         "availability": availability(writes, began, ended), "timeline": nemesis.timeline,
-        "anomalies": len(result["bad_keys"]) + len(watch_problems) + len(durability),
+        "anomalies": len(result["bad_keys"]) + len(watch_problems) + len(durability) + len(lease_problems),
     }
 
 
@@ -121,16 +135,17 @@ async def _watch_leaders(info: dict[str, Any], out: list[tuple[float, str | None
         await asyncio.sleep(0.2)
 
 
-async def _final_state(endpoints: list[str], start_revision: int) -> tuple[set[str], list]:
-    """Every set key now, read linearizably, and the reference history: a watch from the first revision."""
-    async with KVClient(endpoints[0], timeout=10) as kv:
-        res = await kv.range(SET_PREFIX.encode(), prefix_end(SET_PREFIX.encode()), keys_only=True)
-        keys = {unb64(item["key"]).decode() for item in res.get("kvs") or []}
+async def _final_state(endpoints: list[str], start_revision: int) -> tuple[dict[str, bytes], list]:
+    """Every set key now with its value, read linearizably, and the reference history: a watch from the first
+    revision."""
+    async with KVClient(endpoints[0], timeout=60) as kv:
+        res = await kv.range(SET_PREFIX.encode(), prefix_end(SET_PREFIX.encode()))
+        values = {unb64(item["key"]).decode(): unb64(item.get("value")) for item in res.get("kvs") or []}
         last = int(res["header"]["revision"])
         events: list = []
         if last >= start_revision:
             await asyncio.wait_for(_replay(kv, start_revision, last, events), 120)
-    return keys, reference_events(events)
+    return values, reference_events(events)
 
 
 async def _replay(kv: KVClient, start_revision: int, last: int, events: list) -> None:
@@ -150,7 +165,8 @@ def render(report: dict[str, Any]) -> str:
         f"campaign: {report['seconds']}s, {report['masters']} masters, faults: {', '.join(report['faults']) or 'none'}"
         + (" (stale-reads failpoint on)" if report["stale_reads"] else ""),
         f"operations: {ops[OK]} ok, {ops[FAILED]} failed, {ops[UNKNOWN]} unknown "
-        f"({report['reads']} reads, {report['appends']} appends, {report['watch_events']} watch events)",
+        f"({report['reads']} reads, {report['appends']} appends of which {report['big_values']} of 32-100 KB, "
+        f"{report['watch_events']} watch events, {report['keepalives']} keepalives of {report['leases']} leases)",
         f"failovers seen: {report['failovers']}",
         f"availability: writes succeeded in {avail['share']:.0%} of the time; longest gap {avail['longest_gap']:.2f}s",
         f"linearizable: {'yes' if report['linearizable'] else 'NO'}"
@@ -160,6 +176,8 @@ def render(report: dict[str, Any]) -> str:
         *[f"  {p}" for p in report["watch_anomalies"][:10]],
         f"durability: {'every acknowledged write survived' if not report['lost_writes'] else ''}",
         *[f"  {p}" for p in report["lost_writes"][:10]],
+        f"leases: {'none gone sooner than its TTL after a keepalive' if not report['lease_anomalies'] else ''}",
+        *[f"  {p}" for p in report["lease_anomalies"][:10]],
         f"anomalies: {report['anomalies']}",
         "timeline:", *[f"  {t:7.2f}s  {text}" for t, text in report["timeline"]],
     ]
@@ -173,7 +191,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = asyncio.run(campaign(state_dir, seconds=args.seconds, masters=args.masters, faults=faults,
                                       clients=args.clients, seed=args.seed, stale_reads=args.stale_reads,
-                                      netns=args.netns))
+                                      netns=args.netns, big_values=args.big_values, leases=args.leases,
+                                      snapshot_entries=args.snapshot_entries))
     except KeyboardInterrupt:
         print("raftkube campaign: interrupted; its masters are stopped, nothing was checked", file=sys.stderr)
         return 130

@@ -2,7 +2,10 @@
 
 - watches: each watcher's events are ordered by revision with no duplicates, and, over the revisions it covered,
   exactly the events of the reference history (a watch from the first revision after everything healed);
-- durability: every acknowledged append is in the final state, and nothing the store refused for sure is;
+- durability: every acknowledged append is in the final state with its value, and nothing the store refused for
+  sure is;
+- leases: no lease is gone sooner than its TTL after a keepalive was sent for it (all on this machine's monotonic
+  clock, which clients and masters share);
 - availability: the share of time in which writes succeeded, and the longest stretch without one.
 """
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from raftkube.linearizability import FAILED, OK, Op
+from raftkube.workload import value_for
 
 Event = tuple[int, str, str, str]  # (revision, key, type, value)
 
@@ -36,14 +40,31 @@ def check_watch(events: list[Event], start_revision: int, reference: list[Event]
     return problems
 
 
-def check_durability(appends: Iterable[Any], present: set[str]) -> list[str]:
-    """`appends` have .key and .outcome; `present` is every set key in the final state."""
+def check_durability(appends: Iterable[Any], present: dict[str, bytes]) -> list[str]:
+    """`appends` have .key, .size and .outcome; `present` maps every set key in the final state to its value."""
     problems = []
     for a in appends:
         if a.outcome == OK and a.key not in present:
             problems.append(f"acknowledged write {a.key} is lost")
+        elif a.outcome == OK and present[a.key] != value_for(a.key, a.size):
+            problems.append(f"acknowledged write {a.key} has another value ({len(present[a.key])} bytes, "
+                            f"{a.size} written)")
         elif a.outcome == FAILED and a.key in present:
             problems.append(f"write {a.key} was reported failed but is there")
+    return problems
+
+
+def check_leases(logs: Iterable[Any]) -> list[str]:
+    """`logs` have .lease, .ttl, .granted and .keepalives [(sent, answered, TTL or None for no answer)]."""
+    problems = []
+    for log in logs:
+        kept = log.granted  # the lease lives at least TTL past the sending of its last refresh
+        for sent, answered, ttl in log.keepalives:
+            if ttl == 0 and answered < kept + log.ttl:
+                problems.append(f"lease {log.lease} was gone {answered - kept:.2f}s after a keepalive "
+                                f"(TTL {log.ttl}s)")
+            if ttl:
+                kept = sent
     return problems
 
 

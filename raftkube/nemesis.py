@@ -10,6 +10,8 @@ Each round waits a healthy while, then applies one fault for a while and undoes 
   bridge           (5+ masters) two halves that only one master connects, heal
   member-cycle     remove a follower from the cluster, wipe its data, add it back and start it: it rejoins empty
                    and catches up (membership changes, one at a time)
+  clock-step       step the leader's wall clock an hour forward or back (`date -s`, a failpoint), step it back:
+                   leases and elections must not notice
 and, when the masters run in network namespaces (raftkube/netns.py, root only), the same cuts made in the network
 rather than in the masters' transports:
   net-partition-leader, net-partition-half   blackhole routes between the groups
@@ -29,7 +31,8 @@ from raftkube import chaos, member, status, up
 from raftkube.netns import Network
 
 FAULTS = ["kill-leader", "kill-random", "kill-all", "pause-leader", "partition-leader", "partition-half", "bridge",
-          "member-cycle"]
+          "member-cycle", "clock-step"]
+CLOCK_STEP = 3600.0
 NET_FAULTS = ["net-partition-leader", "net-partition-half", "net-isolate-leader"]
 
 
@@ -93,6 +96,12 @@ class Nemesis:
             m = self.rng.choice([m for m in self.masters() if m["name"] != leader])
             member.cycle(self.info, m["name"])
             self.note(f"member-cycle: removed {m['name']}, wiped it, added it back")
+        elif fault == "clock-step":
+            m = self._leader()
+            step = self.rng.choice([CLOCK_STEP, -CLOCK_STEP])
+            chaos.failpoint(m, {"clock_step": step})
+            self._undo.append(("clock_step", (m, -step)))
+            self.note(f"clock-step: {m['name']}'s wall clock {step:+.0f}s")
         elif fault == "pause-leader":
             m = self._leader()
             os.kill(m["pid"], signal.SIGSTOP)
@@ -151,6 +160,13 @@ class Nemesis:
                 self.note("healed the network")
             elif action == "fresh_reads":
                 chaos.failpoint(what, {"stale_reads": False})
+            elif action == "clock_step":
+                m, step = what
+                try:
+                    chaos.failpoint(m, {"clock_step": step})
+                except chaos.FailpointError:
+                    pass  # killed or restarted meanwhile: its clock is right again
+                self.note(f"{m['name']}'s wall clock stepped back")
             elif action == "heal":
                 chaos.split(what, "heal")
                 self.note("healed the partition")

@@ -6,7 +6,10 @@
   check looks for every acknowledged one at the end);
 - watchers: each watches the whole keyspace from one revision through one master, resumes from the next revision
   through another master when its stream breaks, and records every event (raftkube/history_checks.py checks them
-  against the final history).
+  against the final history);
+- lease clients: each grants a lease, attaches a key and keeps the lease alive every second, recording when each
+  keepalive was sent and what it found (a lease must never be gone sooner than its TTL after a keepalive).
+Appends may carry big values (32-100 KB, `big_values` of them): entries larger than one Raft message.
 A timeout or a dropped connection is an unknown outcome, never a failure: the operation may have happened.
 """
 from __future__ import annotations
@@ -24,6 +27,7 @@ from raftkube.linearizability import FAILED, OK, UNKNOWN, Op
 
 TRANSIENT = (EtcdError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
 SET_PREFIX = "set/"
+LEASE_TTL = 4  # seconds: a keepalive every second leaves three to spare
 
 
 def outcome_of(exc: BaseException) -> str:
@@ -41,6 +45,21 @@ class Append:
     ret: float
     outcome: str
     revision: int = 0  # the put's revision, when acknowledged
+    size: int = 1  # the value's length: value_for(key, size)
+
+
+def value_for(key: str, size: int) -> bytes:
+    """An append's value, rebuilt from its key and size by the durability check."""
+    seed = key.encode() + b"|"
+    return (seed * (size // len(seed) + 1))[:size]
+
+
+@dataclass
+class LeaseLog:
+    lease: int
+    ttl: int
+    granted: float  # when the grant was sent
+    keepalives: list[tuple[float, float, int | None]] = field(default_factory=list)  # (sent, answered, TTL or None)
 
 
 @dataclass
@@ -52,16 +71,19 @@ class WatchLog:
 
 class Workload:
     def __init__(self, endpoints: list[str], *, keys: int = 3, clients: int = 6, watchers: int = 2,
-                 seed: int = 0, timeout: float = 3.0) -> None:
+                 leases: int = 0, big_values: float = 0.0, seed: int = 0, timeout: float = 3.0) -> None:
         self.endpoints = endpoints
         self.keys = [f"k{i}" for i in range(keys)]
         self.clients = clients
         self.watchers = watchers
+        self.leases = leases
+        self.big_values = big_values
         self.seed = seed
         self.timeout = timeout
         self.history: list[Op] = []
         self.appends: list[Append] = []
         self.watch_logs: list[WatchLog] = []
+        self.lease_logs: list[LeaseLog] = []
         self._kv: dict[str, KVClient] = {}
 
     def kv(self, endpoint: str) -> KVClient:
@@ -77,7 +99,8 @@ class Workload:
         until = time.monotonic() + seconds
         watchers = [asyncio.create_task(self._watcher(w, start_revision)) for w in range(self.watchers)]
         try:
-            await asyncio.gather(*(self._client(c, until) for c in range(self.clients)))
+            await asyncio.gather(*(self._client(c, until) for c in range(self.clients)),
+                                 *(self._lease_client(c, until) for c in range(self.leases)))
         finally:
             for w in watchers:
                 w.cancel()
@@ -92,17 +115,18 @@ class Workload:
             dice = rng.random()
             try:
                 if dice < 0.2:
-                    await self._append(kv, f"{SET_PREFIX}{cid}-{i}")
+                    big = rng.random() < self.big_values
+                    await self._append(kv, f"{SET_PREFIX}{cid}-{i}", rng.randint(32_000, 100_000) if big else 1)
                 else:
                     await self._register_op(kv, rng, dice, cid * 1_000_000 + i, cid)
             except TRANSIENT:
                 await asyncio.sleep(0.02)
 
-    async def _append(self, kv: KVClient, key: str) -> None:
-        append = Append(key, time.monotonic(), 0.0, OK)
+    async def _append(self, kv: KVClient, key: str, size: int) -> None:
+        append = Append(key, time.monotonic(), 0.0, OK, size=size)
         self.appends.append(append)
         try:
-            res = await kv.put(key.encode(), b"1")
+            res = await kv.put(key.encode(), value_for(key, size))
             append.revision = int(res["header"]["revision"])
         except TRANSIENT as exc:
             append.outcome = outcome_of(exc)
@@ -136,6 +160,31 @@ class Workload:
             raise
         finally:
             op.ret = time.monotonic()
+
+    async def _lease_client(self, lid: int, until: float) -> None:
+        """Grant a lease with a key on it and keep it alive every second; start over when it is gone."""
+        i = 0
+        log: LeaseLog | None = None
+        while time.monotonic() < until:
+            i += 1
+            kv = self.kv(self.endpoints[(lid + i) % len(self.endpoints)])
+            try:
+                if log is None or log.keepalives and log.keepalives[-1][2] == 0:
+                    sent = time.monotonic()
+                    lease = await kv.lease_grant(LEASE_TTL)
+                    log = LeaseLog(lease, LEASE_TTL, sent)
+                    self.lease_logs.append(log)
+                    await kv.put(f"lease/{lid}-{lease}".encode(), b"1", lease=lease)
+                else:
+                    sent = time.monotonic()
+                    try:
+                        ttl: int | None = await kv.lease_keepalive(log.lease)
+                    except TRANSIENT:
+                        ttl = None
+                    log.keepalives.append((sent, time.monotonic(), ttl))
+            except TRANSIENT:
+                pass
+            await asyncio.sleep(1.0)
 
     async def _watcher(self, wid: int, start_revision: int) -> None:
         log = WatchLog(start_revision)

@@ -9,12 +9,17 @@ from raftkube.nemesis import NET_FAULTS
 
 
 async def test_a_campaign_under_kills_pauses_and_partitions_finds_no_anomaly(tmp_path):
-    report = await campaign(str(tmp_path / "c"), seconds=25, seed=7)
+    """With big values (entries over several Raft messages), snapshots every few seconds, leases kept alive while
+    the leader's wall clock is stepped, and every master killed with writes in flight."""
+    report = await campaign(str(tmp_path / "c"), seconds=25, seed=7,
+                            faults=["kill-leader", "kill-all", "pause-leader", "partition-leader", "partition-half",
+                                    "member-cycle", "clock-step"])
     assert report["operations"][OK] > 1000, report["operations"]  # it did real work
+    assert report["big_values"] > 0 and report["keepalives"] > 0, report
     assert len(report["timeline"]) >= 6 and report["failovers"] >= 1, report["timeline"]  # faults happened
     assert report["linearizable"], (report["nonlinearizable_keys"], report["undecided_keys"])
     assert report["watch_anomalies"] == [] and report["watch_events"] > 0
-    assert report["lost_writes"] == []
+    assert report["lost_writes"] == [] and report["lease_anomalies"] == []
     assert report["anomalies"] == 0
 
 

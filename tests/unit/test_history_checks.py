@@ -1,8 +1,9 @@
 """The watch, durability and availability checks on small hand-made records."""
 from types import SimpleNamespace as NS
 
-from raftkube.history_checks import availability, check_durability, check_watch
+from raftkube.history_checks import availability, check_durability, check_leases, check_watch
 from raftkube.linearizability import FAILED, OK, UNKNOWN
+from raftkube.workload import value_for
 
 REF = [(5, "a", "PUT", "1"), (6, "b", "PUT", "2"), (7, "a", "PUT", "3"), (8, "c", "PUT", "4")]
 
@@ -20,12 +21,25 @@ def test_gaps_duplicates_disorder_and_invented_events_are_reported():
 
 
 def test_lost_acknowledged_writes_and_resurrected_failed_ones():
-    appends = [NS(key="s1", outcome=OK), NS(key="s2", outcome=UNKNOWN), NS(key="s3", outcome=FAILED),
-               NS(key="s4", outcome=OK)]
-    assert check_durability(appends, {"s1", "s4"}) == []
-    assert check_durability(appends, {"s1", "s2", "s4"}) == []  # an unknown may or may not have happened
-    assert check_durability(appends, {"s4", "s3"}) == ["acknowledged write s1 is lost",
-                                                       "write s3 was reported failed but is there"]
+    appends = [NS(key=k, outcome=o, size=s) for k, o, s in
+               [("s1", OK, 1), ("s2", UNKNOWN, 1), ("s3", FAILED, 1), ("s4", OK, 40_000)]]
+
+    def state(*keys):
+        return {k: value_for(k, 40_000 if k == "s4" else 1) for k in keys}
+
+    assert check_durability(appends, state("s1", "s4")) == []
+    assert check_durability(appends, state("s1", "s2", "s4")) == []  # an unknown may or may not have happened
+    assert check_durability(appends, state("s4", "s3")) == ["acknowledged write s1 is lost",
+                                                            "write s3 was reported failed but is there"]
+    assert check_durability(appends, {**state("s1"), "s4": value_for("s4", 30_000)}) == [
+        "acknowledged write s4 has another value (30000 bytes, 40000 written)"]
+
+
+def test_a_lease_gone_sooner_than_its_ttl_after_a_keepalive_is_reported():
+    kept = NS(lease=1, ttl=4, granted=0.0, keepalives=[(1.0, 1.1, 4), (2.0, 2.1, None), (3.0, 3.1, 4), (8.0, 8.1, 0)])
+    early = NS(lease=2, ttl=4, granted=0.0, keepalives=[(1.0, 1.1, 4), (2.0, 2.2, 0)])
+    assert check_leases([kept]) == []
+    assert check_leases([early]) == ["lease 2 was gone 1.20s after a keepalive (TTL 4s)"]
 
 
 def test_availability_counts_slices_with_a_successful_write_and_the_longest_gap():
