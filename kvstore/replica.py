@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import msgpack
-import pysyncobj.pickle as _pysyncobj_pickle
 import pysyncobj.serializer as _serializer_module
 import pysyncobj.syncobj as _syncobj_module
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
@@ -45,6 +44,11 @@ from kvstore.mvcc import StateMachine
 log = logging.getLogger("raftkube.replica")
 
 OnApplied = Callable[[list[Event], int], None]
+# pysyncobj sends an entry of appendEntriesBatchSizeBytes or more in pieces ("transmission"), and its sender
+# marks the last piece by the command's length rather than the pickled entry's, so a follower may unpickle half
+# an entry. Entries stay far below this (a batch is at most 4 MiB, one request at most store.MAX_COMMAND_BYTES):
+# every entry goes whole, in a message of up to this many bytes of entries.
+MAX_MESSAGE_BYTES = 32 << 20
 TICK_PERIOD = 0.01  # seconds between ticks when nothing happens: election and heartbeat timers
 
 
@@ -292,6 +296,7 @@ class Replica(SyncObj):
             journalFile=os.path.join(data_dir, "raft.journal"),
             fullDumpFile=os.path.join(data_dir, "raft.snapshot"),
             appendEntriesUseBatch=True,  # entries leave once per tick, from _Pacer.after_tick
+            appendEntriesBatchSizeBytes=MAX_MESSAGE_BYTES,
             commandsWaitLeader=False,  # fail fast with MISSING_LEADER; the Store retries
             dynamicMembershipChange=True,
             logCompactionMinEntries=snapshot_entries,
@@ -333,9 +338,9 @@ class Replica(SyncObj):
         if kind == "append_entries" and message["term"] >= self.raftCurrentTerm:
             self._leader_heard = raft_clock()
             self._prevote.cancel()
-        if kind == "append_entries" and "prevLogIdx" in message and message.get("transmission") in (None, "finish"):
+        if kind == "append_entries" and "prevLogIdx" in message and "transmission" not in message:
             current = message["term"] >= self.raftCurrentTerm
-            plan = log_matching.plan_append(self._whole(message), self._entry_at, self._last_index())
+            plan = log_matching.plan_append(message, self._entry_at, self._last_index())
             handle(node, plan.message)
             if plan.ack is not None and current:
                 self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=plan.ack + 1, success=True)
@@ -437,16 +442,6 @@ class Replica(SyncObj):
             log.info("journal starts before the snapshot (index %d): trimming it now", before_last[1])
             journal.deleteEntriesTo(pos)
         return data
-
-    def _whole(self, message: dict) -> dict:
-        """The last part of an entry too large for one message, as a message carrying the entry."""
-        if message.get("transmission") != "finish":
-            return message
-        data = self._SyncObj__recvTransmission + message["data"]
-        self._SyncObj__recvTransmission = ""
-        whole = {k: v for k, v in message.items() if k not in ("transmission", "data")}
-        whole["entries"] = [_pysyncobj_pickle.loads(data)]
-        return whole
 
     def _entry_at(self, index: int):
         log_ = self._SyncObj__raftLog

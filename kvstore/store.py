@@ -42,6 +42,7 @@ log = logging.getLogger("raftkube.store")
 _NOT_IN_LOG = {FAIL_REASON.QUEUE_FULL, FAIL_REASON.MISSING_LEADER, FAIL_REASON.NOT_LEADER,
                FAIL_REASON.REQUEST_DENIED, FAIL_REASON.DISCARDED}
 MAX_BATCH_BYTES = 4 << 20
+MAX_COMMAND_BYTES = 8 << 20  # one request, packed: a Raft entry must stay below replica.MAX_MESSAGE_BYTES
 RETRY_DELAY = 0.02
 
 
@@ -124,7 +125,10 @@ class Store:
     async def propose(self, req: Request, *, timeout: float | None = None) -> Result:
         """Commit `req` through Raft and return its result (a KVError is raised as KVFailure)."""
         rid = self._nonce + next(self._ids).to_bytes(8, "big")
-        p = self._new(msgpack.packb({"id": rid, "req": req}), timeout)
+        packed = msgpack.packb({"id": rid, "req": req})
+        if len(packed) > MAX_COMMAND_BYTES:
+            raise KVFailure(errors.REQUEST_TOO_LARGE)
+        p = self._new(packed, timeout)
         self._enqueue(p)
         result = await p.future  # a caller that goes away cancels it: it is then not proposed, or its result dropped
         if isinstance(result, KVError):

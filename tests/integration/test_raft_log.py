@@ -1,4 +1,5 @@
 """What a replica's Raft log keeps when messages arrive late, repeated or out of turn (Raft §5.3)."""
+import asyncio
 import logging
 import shutil
 
@@ -146,3 +147,21 @@ async def test_a_master_whose_data_was_wiped_cannot_vote_as_the_member_it_was(tm
         assert r1.get(b"W") == r3.get(b"W") == b"acknowledged"
     finally:
         local.close()
+
+
+async def test_entries_larger_than_pysyncobj_message_pieces_replicate_whole(local):
+    """Concurrent big writes make batches of several hundred KB. pysyncobj would send an entry of 64 KiB or more
+    in pieces and mark the last piece wrongly (by the command's length, not the pickled entry's): every entry
+    must go whole, and every replica end with the same log."""
+    leader = await local.wait_for_leader()
+
+    async def writer(w):
+        for i in range(5):
+            await local.put(b"w%d/%d" % (w, i), bytes([w]) * 30_000, via=leader)
+
+    await asyncio.gather(*(writer(w) for w in range(16)))
+    await local.all_applied()
+    biggest = max(len(entry[0]) for entry in leader.log())
+    assert biggest > 64 * 1024, biggest  # the case this test is about happened
+    logs = [m.log() for m in local.members]
+    assert logs[0] == logs[1] == logs[2]

@@ -138,3 +138,11 @@ async def test_a_batch_whose_answer_never_comes_frees_its_slot_at_the_deadline()
     replica.commit(0)  # the lost answer arrives after all: nothing changes, no slot is given back twice
     await settle()
     assert store._inflight == 0
+
+
+async def test_a_request_too_large_for_one_raft_entry_is_refused_before_it_is_proposed():
+    replica = ScriptedReplica()
+    store = Store(replica, name="m1")
+    with pytest.raises(KVFailure, match="request is too large"):
+        await store.propose({"op": "put", "key": b"a", "value": b"x" * (9 << 20)})
+    assert replica.proposals == []
