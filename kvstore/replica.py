@@ -224,7 +224,12 @@ class _Pacer:
 
     def tick(self) -> None:
         self.tick_scheduled = False
-        if self.replica is None or self.syncing:  # stopped, or the sync's end will tick
+        replica = self.replica
+        if replica is None:
+            return
+        if self.syncing:  # the sync's end will tick; a slow disk must not look like a dead leader, though
+            if replica._isLeader() and raft_clock() >= replica._SyncObj__newAppendEntriesTime:
+                replica._SyncObj__sendAppendEntries()
             return
         if self.replica._isLeader() and self.journal.needs_sync():
             self.sync_then_tick()  # a leader's commit calculation counts its own log

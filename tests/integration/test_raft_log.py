@@ -1,13 +1,15 @@
 """What a replica's Raft log keeps when messages arrive late, repeated or out of turn (Raft §5.3)."""
 import asyncio
 import logging
+import os
 import shutil
+import time
 
 import pytest
 
 from tests.integration.replicas import LocalCluster
 
-VALUE = b"v" * 30_000  # two entries fill a 64 KiB append_entries message: resends come in several parts
+VALUE = b"v" * 30_000  # big entries, as in bench/resends.py
 
 
 @pytest.fixture
@@ -165,3 +167,21 @@ async def test_entries_larger_than_pysyncobj_message_pieces_replicate_whole(loca
     assert biggest > 64 * 1024, biggest  # the case this test is about happened
     logs = [m.log() for m in local.members]
     assert logs[0] == logs[1] == logs[2]
+
+
+async def test_a_leader_whose_disk_is_slow_keeps_sending_heartbeats(local, monkeypatch):
+    """While the leader's own fdatasync runs (here 1.5 s, three election timeouts), its followers must keep
+    hearing from it: a slow disk is not a dead leader."""
+    leader = await local.wait_for_leader()
+    term = leader.replica.raftCurrentTerm
+    real = os.fdatasync
+
+    def fdatasync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(leader.data_dir):
+            time.sleep(1.5)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    await local.put(b"slow", b"disk", via=leader)
+    assert local.leader() is leader and leader.replica.raftCurrentTerm == term
+    assert all(m.replica.raftCurrentTerm == term for m in local.members)
