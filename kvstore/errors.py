@@ -56,6 +56,8 @@ KEY_NOT_PROVIDED = KVError(INVALID_ARGUMENT, "etcdserver: key is not provided")
 DUPLICATE_KEY = KVError(INVALID_ARGUMENT, "etcdserver: duplicate key given in txn request")
 TOO_MANY_OPS = KVError(INVALID_ARGUMENT, "etcdserver: too many operations in txn request")
 REQUEST_TOO_LARGE = KVError(INVALID_ARGUMENT, "etcdserver: request is too large")
+APPLIED_RESULT_LOST = KVError(UNAVAILABLE, "etcdserver: request timed out: the request was applied, but the master "
+                                           "restarted before it could answer: read to see its effect")
 VALUE_PROVIDED = KVError(INVALID_ARGUMENT, "etcdserver: value is provided")
 LEASE_PROVIDED = KVError(INVALID_ARGUMENT, "etcdserver: lease is provided")
 KEY_NOT_FOUND = KVError(INVALID_ARGUMENT, "etcdserver: key not found")

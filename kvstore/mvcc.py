@@ -72,6 +72,14 @@ class StateMachine:
         if len(self._recent) > DEDUP_WINDOW:
             self._recent.popitem(last=False)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a snapshot keeps: everything, but of the recent requests only their ids. A retry is applied
+        once all the same; its answer (which can hold whole objects) lives only in memory, and a retry that
+        arrives after a restart learns that the request was applied and must read to see how."""
+        state = self.__dict__.copy()
+        state["_recent"] = OrderedDict.fromkeys(self._recent, errors.APPLIED_RESULT_LOST)
+        return state
+
     # -- reads (also used outside the log, by the Store) ---------------------------------
 
     def range(self, req: Request) -> Result:
