@@ -109,6 +109,11 @@ class DurableJournal:
     def _end(self) -> int:
         return self._ends[-1] if self._ends else 0
 
+    @property
+    def size(self) -> int:
+        """Bytes of the log's records (what a restart reads back and applies again)."""
+        return self._end()
+
     def add(self, command: bytes, idx: int, term: int) -> None:
         entry = (bytes(command), idx, term)
         record = _encode(*entry)

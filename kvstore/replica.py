@@ -19,8 +19,11 @@ What we add around pysyncobj (see PYSYNCOBJ-NOTES.md for why each is needed):
 from __future__ import annotations
 
 import asyncio
+import functools
+import gzip
 import logging
 import os
+import types
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -119,6 +122,8 @@ def _create_poller(poller_type: str) -> LoopPoller:
 _syncobj_module.createJournal = _create_journal
 _syncobj_module.createPoller = _create_poller
 _serializer_module.atomicReplace = durable_replace
+# It also gzips snapshots at level 9: seconds of CPU for a large state, for a few percent of size. Level 1.
+_serializer_module.gzip = types.SimpleNamespace(GzipFile=functools.partial(gzip.GzipFile, compresslevel=1))
 
 
 class KVConsumer(SyncObjConsumer):
@@ -242,6 +247,8 @@ class _Pacer:
 
     def after_tick(self) -> None:
         replica = self.replica
+        if self.journal.size > replica.snapshot_bytes:  # a restart would read and apply it all again
+            replica.forceLogCompaction()
         if replica._isLeader():
             now = (replica._SyncObj__getCurrentLogIndex(), replica.raftCommitIndex)
             if now != self.sent:
@@ -279,15 +286,17 @@ class _Pacer:
 class Replica(SyncObj):
     def __init__(self, *, self_addr: str, peers: list[str], data_dir: str, secret: str,
                  on_applied: OnApplied, on_restored: Callable[[], None],
-                 on_refused: Callable[[str], None] = lambda why: None,
-                 snapshot_entries: int = 20_000, timing: dict[str, float] | None = None) -> None:
+                 on_refused: Callable[[str], None] = lambda why: None, snapshot_entries: int = 20_000,
+                 snapshot_bytes: int = 32 << 20, timing: dict[str, float] | None = None) -> None:
         """`on_refused(why)` is called when a peer refuses this replica because its data dir was made
-        anew while the cluster knew another at this address (member_identity.py)."""
+        anew while the cluster knew another at this address (member_identity.py). A snapshot is taken
+        (and the journal trimmed) every `snapshot_entries` entries or `snapshot_bytes` of journal."""
         os.makedirs(data_dir, exist_ok=True)
         # Attributes set before SyncObj.__init__ stay out of its snapshots; set none after it.
         self.self_addr = self_addr
         self.identity = MemberIdentity(data_dir)
         self._on_refused = on_refused
+        self.snapshot_bytes = snapshot_bytes
         self._refusals_sent: dict[str, float] = {}  # peer address -> when we last told it why
         self.consumer = KVConsumer(on_applied, on_restored)
         self._pace = _Pacer()
