@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from api import errors
+from api import bounds, errors
 
 MERGE_KEYS = {"containers": "name", "initContainers": "name", "ephemeralContainers": "name", "env": "name",
               "volumes": "name", "imagePullSecrets": "name", "volumeMounts": "mountPath",
@@ -63,8 +63,10 @@ def strategic(target: Any, patch: Any, field: str = "") -> Any:
         if key.startswith("$setElementOrder/") or key in ("$patch", "$retainKeys"):
             continue
         if key.startswith("$deleteFromPrimitiveList/"):
+            if not isinstance(value, list):
+                raise errors.bad_request(f"{key}: expected a list of values to delete, got {type(value).__name__}")
             name = key.split("/", 1)[1]
-            out[name] = [v for v in out.get(name) or [] if v not in (value or [])]
+            out[name] = [v for v in out.get(name) or [] if v not in value]
             continue
         if value is None:
             out.pop(key, None)
@@ -116,17 +118,35 @@ def _walk(doc: Any, parts: list[str]) -> Any:
     return doc
 
 
+OPERATIONS = {"add": ("value",), "remove": (), "replace": ("value",), "move": ("from",), "copy": ("from",),
+              "test": ("value",)}
+
+
+def _operation(op: Any) -> tuple[str, list[str]]:
+    """The op's name and path, once it is a well-formed RFC 6902 operation (400 otherwise)."""
+    if not isinstance(op, dict) or op.get("op") not in OPERATIONS or not isinstance(op.get("path"), str):
+        raise errors.bad_request(f"invalid JSON patch operation {str(op)[:100]}: it needs an op (one of "
+                                 f"{', '.join(OPERATIONS)}) and a string path")
+    missing = [k for k in OPERATIONS[op["op"]] if k not in op or (k == "from" and not isinstance(op[k], str))]
+    if missing:
+        raise errors.bad_request(f"JSON patch operation {op['op']} at {op['path']!r} needs {' and '.join(missing)}")
+    return op["op"], _pointer(op["path"])
+
+
 def json_patch(obj: dict, operations: Any) -> dict:
-    """RFC 6902: add, remove, replace, move, copy, test."""
+    """RFC 6902: add, remove, replace, move, copy, test. The document may grow to bounds.MAX_BYTES, counted
+    operation by operation (twenty copies of a value onto itself would otherwise make it a million times larger)."""
     if not isinstance(operations, list):
         raise errors.bad_request("a JSON patch must be a list of operations")
     doc = copy.deepcopy(obj)
+    total = bounds.size(doc, what="the patched object")
     for op in operations:
-        if not isinstance(op, dict) or "op" not in op or "path" not in op:
-            raise errors.bad_request(f"invalid JSON patch operation {op!r}")
-        kind, parts = op["op"], _pointer(op["path"])
+        kind, parts = _operation(op)
+        if kind in ("add", "replace", "copy"):
+            total += bounds.size(_walk(doc, _pointer(op["from"])) if kind == "copy" else op["value"],
+                                 budget=bounds.MAX_BYTES - total, what="the patched object")
         if kind in ("move", "copy"):
-            value = copy.deepcopy(_walk(doc, _pointer(op.get("from", ""))))
+            value = copy.deepcopy(_walk(doc, _pointer(op["from"])))
             if kind == "move":
                 doc = _remove(doc, _pointer(op["from"]))
             doc = _add(doc, parts, value)
@@ -137,11 +157,8 @@ def json_patch(obj: dict, operations: Any) -> dict:
         elif kind == "replace":
             _walk(doc, parts)
             doc = _add(_remove(doc, parts), parts, copy.deepcopy(op.get("value")))
-        elif kind == "test":
-            if _walk(doc, parts) != op.get("value"):
-                raise errors.ApiError(422, f"test failed at {op['path']}")
-        else:
-            raise errors.bad_request(f"unknown JSON patch operation {kind!r}")
+        elif _walk(doc, parts) != op["value"]:  # test
+            raise errors.ApiError(422, f"test failed at {op['path']}")
     return doc
 
 

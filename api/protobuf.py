@@ -113,7 +113,7 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
     result = shift = 0
     while True:
         if pos >= len(data):
-            raise ProtobufUnsupported("truncated varint")
+            raise ValueError("truncated varint")
         byte = data[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
@@ -121,7 +121,7 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
             return result, pos
         shift += 7
         if shift > 70:
-            raise ProtobufUnsupported("varint too long")
+            raise ValueError("varint too long")
 
 
 def _fields(data: bytes):
@@ -136,17 +136,31 @@ def _fields(data: bytes):
             length, pos = _varint(data, pos)
             value, pos = data[pos:pos + length], pos + length
             if len(value) != length:
-                raise ProtobufUnsupported("truncated field")
+                raise ValueError("truncated field")
         elif wire == 1:
             value, pos = data[pos:pos + 8], pos + 8
+            if len(value) != 8:
+                raise ValueError("truncated field")
         elif wire == 5:
             value, pos = data[pos:pos + 4], pos + 4
+            if len(value) != 4:
+                raise ValueError("truncated field")
         else:
             raise ProtobufUnsupported(f"unsupported wire type {wire}")
         yield number, wire, value
 
 
+_WIRE = {S: 2, "bytes": 2, I: 0, B: 0}  # the wire type each scalar comes as; messages come as 2
+
+
+def _expect(kind: str, wire: int) -> None:
+    expected = 2 if kind in SCHEMAS else _WIRE.get(kind)
+    if wire != expected:
+        raise ValueError(f"a field of type {kind} came with wire type {wire}, not {expected}")
+
+
 def _scalar(kind: str, wire: int, value: Any) -> Any:
+    _expect(kind, wire)
     if kind == S:
         return value.decode("utf-8")
     if kind == "bytes":
@@ -172,10 +186,12 @@ def decode_message(name: str, data: bytes) -> dict[str, Any]:
         if isinstance(kind, tuple) and kind[0] == "repeated":
             out.setdefault(field, []).append(_value(kind[1], wire, value))
         elif isinstance(kind, tuple) and kind[0] == "map":
-            entry = {n: v for n, _, v in _fields(value)}
-            key = entry.get(1, b"").decode("utf-8")
-            out.setdefault(field, {})[key] = _value(kind[1], 2, entry.get(2, b""))  # string-ish values only
+            _expect("bytes", wire)
+            entry = {n: (w, v) for n, w, v in _fields(value)}
+            key = _scalar(S, *entry.get(1, (2, b"")))
+            out.setdefault(field, {})[key] = _value(kind[1], *entry.get(2, (2, b"")))
         elif isinstance(kind, tuple) and kind[0] == "inline":
+            _expect(kind[1], wire)
             out.update(decode_message(kind[1], value))
         else:
             decoded = _value(kind, wire, value)
@@ -198,12 +214,13 @@ def _zero(wire: int, value: Any) -> bool:
         return not any(value)
     try:
         return all(_zero(w, v) for _, w, v in _fields(value))
-    except ProtobufUnsupported:
+    except ValueError:  # not a message: a string or bytes that are set
         return False
 
 
 def _value(kind: str, wire: int, value: Any) -> Any:
     if kind in SCHEMAS:
+        _expect(kind, wire)
         return decode_message(kind, value)
     return _scalar(kind, wire, value)
 

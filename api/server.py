@@ -17,7 +17,8 @@ import orjson
 import yaml
 from aiohttp import web
 
-from api import apply, auth, defaults, watching, deletion, discovery, errors, fields, objects, patch, pod_logs, protobuf, subresources, tables, validation
+from api import (apply, auth, bounds, defaults, deletion, discovery, errors, fields, objects, patch, pod_logs, protobuf, schema,
+                 subresources, tables, validation, watching)
 from api.cluster_ips import (DEFAULT_RANGE, NODE_PORT_PREFIX, NODE_PORTS, PREFIX, ClusterIPRange,
                              node_port_key, pick_node_port)
 from api.errors import ApiError
@@ -33,6 +34,10 @@ from kvstore.watch import WatchHub
 log = logging.getLogger("raftkube.api")
 
 MAX_BODY = 3 << 20
+SCALE = "io.k8s.api.autoscaling.v1.Scale"
+EVICTION = "io.k8s.api.policy.v1.Eviction"
+BINDING = "io.k8s.api.core.v1.Binding"
+DELETE_OPTIONS = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"
 APPLY_PATCH = "application/apply-patch+yaml"
 YAML_TYPES = {APPLY_PATCH, "application/yaml"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -177,22 +182,39 @@ class ApiServer:
         raise ApiError(405, f"{method} is not supported on {request.path}")
 
     async def body(self, request: web.Request) -> Any:
-        raw = await request.read()
-        if request.content_type in YAML_TYPES:
+        """The decoded body (JSON, YAML or protobuf), of a size and depth fit to walk (api/bounds.py)."""
+        decoded = self.decode_body(request.content_type, await request.read())
+        bounds.size(decoded)
+        return decoded
+
+    @staticmethod
+    def decode_body(content_type: str, raw: bytes) -> Any:
+        if content_type in YAML_TYPES:
             try:
                 return yaml.safe_load(raw)
-            except yaml.YAMLError as exc:
-                raise errors.bad_request(f"the request body is not valid YAML: {exc}") from None
-        if request.content_type == "application/vnd.kubernetes.protobuf":
+            except (yaml.YAMLError, RecursionError) as exc:
+                detail = "nested too deep" if isinstance(exc, RecursionError) else exc
+                raise errors.bad_request(f"the request body is not valid YAML: {detail}") from None
+        if content_type == "application/vnd.kubernetes.protobuf":
             try:
                 return protobuf.decode(raw)
-            except (protobuf.ProtobufUnsupported, UnicodeDecodeError, ValueError) as exc:
+            except protobuf.ProtobufUnsupported as exc:
                 raise errors.ApiError(415, f"this protobuf body could not be read ({exc}); send it as "
                                            "application/json") from None
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise errors.bad_request(f"the request body is not valid protobuf: {exc}") from None
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise errors.bad_request(f"the request body is not valid JSON: {exc}") from None
+
+    @staticmethod
+    def decode(request: web.Request, t: Target, body: Any, definition: str | None = None) -> tuple[Any, list[str]]:
+        """The body decoded as Kubernetes' type for the target (api/fields.py), and the warnings to send."""
+        if definition is None:
+            definition = SCALE if t.subresource == "scale" else schema.definition_for(t.res.group, t.res.version,
+                                                                                        t.res.kind)
+        return fields.check(definition, body, request.query.get("fieldValidation"))
 
     async def get(self, request: web.Request, t: Target) -> web.StreamResponse:
         if t.subresource == "log":  # proxied to the pod's kubelet (api/pod_logs.py)
@@ -238,7 +260,7 @@ class ApiServer:
     async def create(self, request: web.Request, t: Target) -> web.Response:
         if t.subresource:
             raise ApiError(405, f"POST to {t.res.plural}/{t.subresource} is not served yet")
-        body, warnings = fields.check(t.res.kind, await self.body(request), request.query.get("fieldValidation"))
+        body, warnings = self.decode(request, t, await self.body(request))
         obj = objects.for_create(t.res, body, t.namespace)
         defaults.apply(t.res.kind, obj)
         if t.res.kind == "Job":
@@ -339,11 +361,11 @@ class ApiServer:
         return reply(saved)
 
     async def update(self, request: web.Request, t: Target) -> web.Response:
-        body, warnings = fields.check(t.res.kind, await self.body(request), request.query.get("fieldValidation"))
+        body, warnings = self.decode(request, t, await self.body(request))
         rv = ((body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None)
         old = await self.objects.get(t.res, t.namespace, t.name)
         new = self.prepare_update(t, old, body)
-        expected = int(rv) if rv and str(rv).isdigit() else int(old["metadata"]["resourceVersion"])
+        expected = resource_version(rv) if rv else int(old["metadata"]["resourceVersion"])
         answer = await self.store_update(t, new, expected)
         answer.headers.update(warned(warnings) or {})
         return answer
@@ -354,7 +376,7 @@ class ApiServer:
         manager = request.query.get("fieldManager")
         if not manager:
             raise errors.bad_request("fieldManager is required for apply requests")
-        config, warnings = fields.check(t.res.kind, await self.body(request), request.query.get("fieldValidation"))
+        config, warnings = self.decode(request, t, await self.body(request))
         if not isinstance(config, dict):
             raise errors.bad_request("an apply configuration must be an object")
         config = {**config, "metadata": {**(config.get("metadata") or {}), "name": t.name}}
@@ -396,14 +418,14 @@ class ApiServer:
         for _ in range(10):
             old = await self.objects.get(t.res, t.namespace, t.name)
             target = subresources.scale_of(old) if t.subresource == "scale" else old
-            patched = patch.apply_patch(content_type, target, body)
-            if t.subresource != "scale":
-                patched, warnings = fields.check(t.res.kind, patched, request.query.get("fieldValidation"))
+            patched, warnings = self.decode(request, t, patch.apply_patch(content_type, target, body))
             new = self.prepare_update(t, old, patched)
             wanted = (patched.get("metadata") or {}).get("resourceVersion") if t.subresource != "scale" else None
-            expected = int(wanted) if wanted else int(old["metadata"]["resourceVersion"])
+            expected = resource_version(wanted) if wanted else int(old["metadata"]["resourceVersion"])
             try:
-                return await self.store_update(t, new, expected)
+                answer = await self.store_update(t, new, expected)
+                answer.headers.update(warned(warnings) or {})
+                return answer
             except ApiError as exc:
                 if exc.code != 409 or wanted:
                     raise
@@ -411,9 +433,9 @@ class ApiServer:
 
     async def pod_action(self, request: web.Request, t: Target) -> web.Response:
         """POST pods/NAME/binding (the scheduler's) and pods/NAME/eviction (kubectl drain's)."""
-        body = await self.body(request)
+        body, _ = self.decode(request, t, await self.body(request), EVICTION if t.subresource == "eviction" else BINDING)
         if t.subresource == "eviction":
-            await self.delete_one(t.res, t.namespace, t.name, deletion.options((body or {}).get("deleteOptions"), {}))
+            await self.delete_one(t.res, t.namespace, t.name, deletion.options(body.get("deleteOptions"), {}))
             return reply(subresources.success(), 201)
         for _ in range(10):
             pod = await self.objects.get(t.res, t.namespace, t.name)
@@ -426,9 +448,15 @@ class ApiServer:
                     raise
         raise errors.conflict(t.res.plural, t.name, t.res.group)
 
+    async def delete_options(self, request: web.Request, t: Target) -> dict:
+        """The request's DeleteOptions: its body, if any, with the query's options."""
+        body = {}
+        if (await request.read()).strip():
+            body, _ = self.decode(request, t, await self.body(request), DELETE_OPTIONS)
+        return deletion.options(body, request.query)
+
     async def delete(self, request: web.Request, t: Target) -> web.Response:
-        body = await self.body(request) if (await request.read()).strip() else {}  # DeleteOptions, if any
-        return reply(await self.delete_one(t.res, t.namespace, t.name, deletion.options(body, request.query)))
+        return reply(await self.delete_one(t.res, t.namespace, t.name, await self.delete_options(request, t)))
 
     async def delete_one(self, res: Resource, namespace: str | None, name: str, opts: dict | None = None) -> dict:
         """Remove the object, or mark it (deletion.plan); a Service gives back its ClusterIP."""
@@ -450,8 +478,7 @@ class ApiServer:
         raise errors.conflict(res.plural, name, res.group)
 
     async def delete_collection(self, request: web.Request, t: Target) -> web.Response:
-        body = await self.body(request) if (await request.read()).strip() else {}  # DeleteOptions for each
-        opts = deletion.options(body, request.query)
+        opts = await self.delete_options(request, t)  # for each object
         opts.pop("preconditions", None)  # preconditions name one object, not a collection
         items, _ = await self.objects.list(t.res, t.namespace)
         deleted = []
@@ -493,6 +520,14 @@ def warned(messages: list[str]) -> dict[str, str] | None:
         return None
     quoted = (m.replace("\\", "\\\\").replace('"', '\\"') for m in messages)
     return {"Warning": ", ".join(f'299 - "{m}"' for m in quoted)}
+
+
+def resource_version(text: Any) -> int:
+    """A resourceVersion a client sent, to compare-and-swap on; 400 if it is not one of ours."""
+    if not isinstance(text, str) or not text.isdigit():
+        raise errors.bad_request(f"metadata.resourceVersion: Invalid value: {text!r}: must be a resourceVersion "
+                                 "this server gave out (a decimal number)")
+    return int(text)
 
 
 def make_continue_token(revision: int, start: bytes) -> str:

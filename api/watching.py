@@ -34,6 +34,9 @@ async def serve(request: web.Request, *, res: Resource, namespace: str | None, o
     rv_text = q.get("resourceVersion") or ""
     if rv_text and not rv_text.isdigit():
         raise errors.bad_request(f"invalid resourceVersion {rv_text!r}")
+    timeout_text = q.get("timeoutSeconds") or "1800"
+    if not timeout_text.isdigit():  # checked before a watcher is registered or the answer started
+        raise errors.bad_request(f"invalid timeoutSeconds {timeout_text!r}: a whole number of seconds")
     prefix = res.prefix(namespace).encode()
     sink: asyncio.Queue = asyncio.Queue()
     initial: list[dict] = []
@@ -59,8 +62,7 @@ async def serve(request: web.Request, *, res: Resource, namespace: str | None, o
         await resp.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
         return resp
     watcher, backlog = opened
-    timeout = float(q.get("timeoutSeconds") or 1800)
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + int(timeout_text)
     bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
     try:
         for obj in initial:

@@ -102,3 +102,93 @@ async def test_aggregated_discovery_answers_with_the_exact_content_type(api, ver
     assert apps["deployments"]["scope"] == "Namespaced"
     assert {"subresource": "scale", "verbs": ["get", "patch", "update"],
             "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}} in apps["deployments"]["subresources"]
+
+
+def deep(levels: int) -> bytes:
+    """A JSON object nested `levels` deep (as text: Python's own JSON encoder recurses)."""
+    return b'{"a":' * levels + b"1" + b"}" * levels
+
+
+BOMB = b"""apiVersion: v1
+kind: ConfigMap
+metadata: {name: x}
+data:
+  a: &a "lol"
+  b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+  c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+  d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+  e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+  f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+  g: [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+"""
+MERGE, JSON_PATCH, SMP, YAML = ("application/merge-patch+json", "application/json-patch+json",
+                                "application/strategic-merge-patch+json", "application/apply-patch+yaml")
+X = POD + "/x"
+
+# Each of these answered 500 once (and the status one made every later `kubectl get pods` answer 500 too).
+ONCE_500 = [
+    ("PATCH", X, {"metadata": {"resourceVersion": "abc"}}, MERGE),
+    ("PATCH", X, [{"op": "move", "path": "/metadata/labels"}], JSON_PATCH),
+    ("PATCH", X, [{"op": "add", "path": 5, "value": 1}], JSON_PATCH),
+    ("PATCH", X, {"metadata": {"$deleteFromPrimitiveList/finalizers": 5}}, SMP),
+    ("PATCH", X, b'{"metadata":{"annotations":' + deep(1000) + b"}}", MERGE),
+    ("PATCH", X + "?fieldManager=t", b"a: " + b"[" * 2000 + b"]" * 2000, YAML),
+    ("PATCH", X + "?fieldManager=t", BOMB, YAML),
+    ("PATCH", X, [{"op": "copy", "from": "/metadata", "path": f"/metadata/m{i}"} for i in range(20)]
+     + [{"op": "add", "path": "/metadata/annotations", "value": {"a": "x" * 1000}}], JSON_PATCH),
+    ("DELETE", X, {"preconditions": "x"}, "application/json"),
+    ("POST", X + "/eviction", [1, 2], "application/json"),
+    ("GET", POD + "?limit=1&continue=eyJ4Ijp9", b"", "application/json"),
+    ("POST", POD, b"k8s\x00\x0a\x02\x08\x01", "application/vnd.kubernetes.protobuf"),
+    ("PUT", X + "/status", {**pod(), "status": {"containerStatuses": ["x"]}}, "application/json"),
+    ("PATCH", X + "/status", {"status": {"containerStatuses": ["x"]}}, MERGE),
+    ("POST", "/api/v1/namespaces/default/events", {"metadata": {"name": "e"}, "involvedObject": {"kind": "Pod"},
+                                                    "lastTimestamp": "yesterday"}, "application/json"),
+]
+
+
+@pytest.fixture
+async def x(api):
+    """Pod x, fresh for each test."""
+    await call(api, "DELETE", X + "?gracePeriodSeconds=0", b"")
+    status, created = await call(api, "POST", POD, pod())
+    assert status == 201, created
+    yield created
+    await call(api, "DELETE", X + "?gracePeriodSeconds=0", b"")
+
+
+@pytest.mark.parametrize("method,path,body,content_type", ONCE_500)
+async def test_what_once_was_a_500_is_a_4xx_and_changes_nothing(api, x, method, path, body, content_type):
+    status, answer = await call(api, method, path, body, content_type)
+    assert 400 <= status < 500, answer
+    assert answer["kind"] == "Status" and answer["message"]
+    _, now = await call(api, "GET", X, b"")
+    assert now["metadata"]["resourceVersion"] == x["metadata"]["resourceVersion"]
+    table = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}
+    async with api.get(POD, headers=table) as r:
+        assert r.status == 200
+
+
+async def test_events_with_fractions_and_offsets_in_their_times_are_stored_in_kubernetes_form(api):
+    event = {"metadata": {"name": "offsets"}, "involvedObject": {"kind": "Pod", "name": "x"}, "reason": "R",
+             "firstTimestamp": "2024-01-01T02:00:00.25+02:00", "lastTimestamp": "2024-01-01T00:00:01.5Z"}
+    status, stored = await call(api, "POST", "/api/v1/namespaces/default/events", event)
+    assert status == 201, stored
+    assert (stored["firstTimestamp"], stored["lastTimestamp"]) == ("2024-01-01T00:00:00Z", "2024-01-01T00:00:01Z")
+    async with api.get("/api/v1/namespaces/default/events",
+                       headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}) as r:
+        assert r.status == 200
+
+
+async def test_a_watch_with_a_bad_timeout_is_a_400_and_leaves_no_watcher_behind(api, cluster):
+    async def watchers() -> float:
+        async with aiohttp.ClientSession() as plain:
+            async with plain.get(cluster.master("m2")["kv"] + "/metrics") as r:
+                text = await r.text()
+        return float(next(line.split()[-1] for line in text.splitlines() if line.startswith("raftkube_store_watchers ")))
+
+    before = await watchers()
+    for _ in range(5):
+        async with api.get(POD + "?watch=1&timeoutSeconds=abc") as r:
+            assert r.status == 400
+    assert await watchers() == before

@@ -17,7 +17,7 @@ metadata:
   name: {name}
   labels: {{app: demo}}
 data:
-  greeting: {value}
+  greeting: "{value}"
 """
 
 

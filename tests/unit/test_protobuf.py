@@ -33,7 +33,11 @@ def test_a_field_with_data_that_we_do_not_know_is_refused_not_dropped():
         protobuf.decode(body)
 
 
-@pytest.mark.parametrize("junk", [b"", b"k8s\x00\xff", b"not protobuf", protobuf.MAGIC + bytes([0x0A, 0x80])])
-def test_garbage_is_refused(junk):
-    with pytest.raises(protobuf.ProtobufUnsupported):
+@pytest.mark.parametrize("junk", [b"", b"k8s\x00\xff", b"not protobuf", protobuf.MAGIC + bytes([0x0A, 0x80]),
+                                  protobuf.MAGIC + bytes([0x0A, 0x02, 0x08, 0x01]),  # TypeMeta as a varint
+                                  protobuf.MAGIC + bytes([0x0D, 1, 2])])  # a truncated 32-bit field
+def test_garbage_is_refused_as_a_value_error(junk):
+    """ProtobufUnsupported (a 415: send JSON) for what is not understood, ValueError (a 400) for what is broken:
+    a field of the wrong wire type or cut short is never an AttributeError (a 500)."""
+    with pytest.raises(ValueError):
         protobuf.decode(junk)
