@@ -193,7 +193,10 @@ def timetolive_request(body: Any) -> tuple[int, bool]:
 
 def json_stream(raw: bytes) -> list[Any]:
     """The JSON objects of a streaming request body (etcd reads as many as the body holds)."""
-    text = raw.decode("utf-8", errors="strict")
+    try:
+        text = raw.decode("utf-8", errors="strict")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
     decoder = json.JSONDecoder()
     out, pos = [], 0
     while True:
@@ -203,8 +206,9 @@ def json_stream(raw: bytes) -> list[Any]:
             return out
         try:
             obj, pos = decoder.raw_decode(text, pos)
-        except ValueError as exc:
-            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:
+            detail = "nested too deep" if isinstance(exc, RecursionError) else exc
+            raise BadRequest(f"request body is not valid JSON: {detail}") from None
         out.append(obj)
 
 

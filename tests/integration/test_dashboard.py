@@ -18,6 +18,7 @@ import tempfile
 import aiohttp
 import pytest
 
+from api.client import ApiClientError
 from tests.integration.cluster import Cluster, eventually
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -143,3 +144,32 @@ async def test_dashboard_shows_the_leader_and_follows_a_failover(cluster, browse
         shot = await browser.call("Page.captureScreenshot", format="png")
         with open(os.environ["DASHBOARD_SCREENSHOT"], "wb") as f:
             f.write(base64.b64decode(shot["data"]))
+
+
+XSS = '<img src=x onerror="document.title=\'pwned\'">'
+
+
+async def test_what_users_store_is_shown_as_text_never_run_as_html(cluster, browser):
+    """An Event's reason and message, a Lease's holder, a Deployment's name: all the page renders from objects
+    anyone with write access can store. Markup in them shows as text; no script runs."""
+    api = cluster.api()
+    try:
+        await api.create("events", {"metadata": {"name": "xss", "namespace": "default"}, "reason": XSS,
+                                     "message": XSS, "type": "Warning", "involvedObject": {"kind": "Pod", "name": XSS},
+                                     "lastTimestamp": "2030-01-01T00:00:00Z"}, namespace="default")
+        await api.create("leases", {"metadata": {"name": "xss", "namespace": "kube-system"},
+                                    "spec": {"holderIdentity": XSS, "leaseTransitions": 3}}, namespace="kube-system")
+        with pytest.raises(ApiClientError) as refused:  # numbers the page shows are numbers: the API sees to it
+            await api.create("leases", {"metadata": {"name": "xss2", "namespace": "kube-system"},
+                                        "spec": {"leaseTransitions": XSS}}, namespace="kube-system")
+        assert refused.value.status == 400
+    finally:
+        await api.close()
+    origin = cluster.master(cluster.names[0])["api"]
+    await browser.goto(f"{origin}/dashboard?token={cluster.token}")
+    await eventually(lambda: browser.js("document.getElementById('events').textContent.includes('onerror')"),
+                     timeout=30, what="the event on the page, as text")
+    await eventually(lambda: browser.js("document.getElementById('leases').textContent.includes('onerror')"),
+                     timeout=30, what="the lease on the page, as text")
+    assert await browser.js("document.title") != "pwned"
+    assert await browser.js("document.querySelectorAll('#events img, #leases img').length") == 0
