@@ -12,7 +12,7 @@ import os
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VALID_FOR = datetime.timedelta(days=3650)
 
@@ -27,6 +27,44 @@ def _write(path: str, data: bytes, private: bool = False) -> None:
         f.write(data)
 
 
+def _builder(subject: x509.Name, issuer: x509.Name, public_key, now: datetime.datetime) -> x509.CertificateBuilder:
+    """What every certificate here carries: its names, its validity, and its Subject Key Identifier."""
+    return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + VALID_FOR)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False))
+
+
+def _usage(*, cert_sign: bool = False) -> x509.KeyUsage:
+    return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                         data_encipherment=False, key_agreement=False, key_cert_sign=cert_sign, crl_sign=cert_sign,
+                         encipher_only=False, decipher_only=False)
+
+
+def issue(ca: x509.Certificate, ca_key, common_name: str, *, server_names: list[str] = (),
+          client: bool = False) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A leaf certificate signed by the cluster CA, with the extensions strict verifiers require (RFC 5280 and
+    Python 3.13's VERIFY_X509_STRICT): key identifiers, key usage, and what it is for (serverAuth, clientAuth)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+    purposes = ([ExtendedKeyUsageOID.SERVER_AUTH] if server_names else []) + (
+        [ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
+    builder = (_builder(_name(common_name), ca.subject, key.public_key(), now)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.public_key()), critical=False)
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .add_extension(_usage(), critical=True)
+               .add_extension(x509.ExtendedKeyUsage(purposes), critical=False))
+    if server_names:
+        names: list[x509.GeneralName] = []
+        for host in dict.fromkeys(server_names):
+            try:
+                names.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                names.append(x509.DNSName(host))
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return builder.sign(ca_key, hashes.SHA256()), key
+
+
 def ensure(pki_dir: str, hosts: list[str]) -> dict[str, str]:
     """ca.crt, server.crt and server.key in `pki_dir` (made if missing); returns their paths."""
     paths = {name: os.path.join(pki_dir, name) for name in ("ca.crt", "server.crt", "server.key")}
@@ -35,23 +73,11 @@ def ensure(pki_dir: str, hosts: list[str]) -> dict[str, str]:
     os.makedirs(pki_dir, mode=0o700, exist_ok=True)
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(_name("raftkube-ca")).issuer_name(_name("raftkube-ca"))
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + VALID_FOR)
+    ca = (_builder(_name("raftkube-ca"), _name("raftkube-ca"), ca_key.public_key(), now)
           .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .add_extension(_usage(cert_sign=True), critical=True)
           .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = [x509.DNSName("localhost")]
-    for host in dict.fromkeys(["127.0.0.1", "::1", *hosts]):
-        try:
-            names.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            names.append(x509.DNSName(host))
-    cert = (x509.CertificateBuilder().subject_name(_name("raftkube-apiserver")).issuer_name(ca.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + VALID_FOR)
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert, key = issue(ca, ca_key, "raftkube-apiserver", server_names=["localhost", "127.0.0.1", "::1", *hosts])
     _write(paths["ca.crt"], ca.public_bytes(serialization.Encoding.PEM))
     _write(paths["server.crt"], cert.public_bytes(serialization.Encoding.PEM))
     _write(paths["server.key"], key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
