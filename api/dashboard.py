@@ -185,7 +185,7 @@ class Dashboard:
             key = ev.kv.key.decode(errors="replace")
             res = next((r for prefix, r in self._prefixes if key.startswith(prefix)), None)
             if res is not None:
-                kind, obj = event(ev)
+                kind, obj = event(ev, self.objects)
                 lines.append(_line(kind, res.plural, obj))
         if lines:
             await resp.write(b"".join(lines))

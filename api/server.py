@@ -21,6 +21,7 @@ from api import (apply, auth, bounds, defaults, deletion, discovery, errors, fie
                  subresources, tables, validation, watching)
 from api.cluster_ips import (DEFAULT_RANGE, NODE_PORT_PREFIX, NODE_PORTS, PREFIX, ClusterIPRange,
                              node_port_key, pick_node_port)
+from api.encryption import Transformer
 from api.errors import ApiError
 from api.metrics import TARGET, ApiMetrics, middleware as metrics_middleware
 from api.registry import DEFAULT_NAMESPACES, Resource, lookup
@@ -99,9 +100,10 @@ def parse_path(path: str) -> Target:
 
 class ApiServer:
     def __init__(self, store, hub: WatchHub, *, service_ip_range: str = DEFAULT_RANGE,
-                 tokens: dict[str, str] | None = None, metrics: ApiMetrics | None = None) -> None:
+                 tokens: dict[str, str] | None = None, metrics: ApiMetrics | None = None,
+                 transformer: Transformer | None = None) -> None:
         self.tokens = tokens  # None: no authentication (a master started by hand without --token-file)
-        self.objects = ObjectStore(store)
+        self.objects = ObjectStore(store, transformer)
         self.store = store
         self.hub = hub
         self.ips = ClusterIPRange(service_ip_range)

@@ -2,6 +2,7 @@
 
 Every write is a compare-and-swap txn on the object's key, so two masters can never both create
 the same name, and an update that carries a resourceVersion only lands on that exact version.
+Values of the resources the encryption configuration names are sealed on the way in (api/encryption.py).
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import msgpack
 
 from api import errors
+from api.encryption import DecryptError, Transformer
 from api.registry import Resource
 from kvstore.client import prefix_end
 from kvstore import errors as kv_errors
@@ -20,20 +22,23 @@ from kvstore.store import Store
 Obj = dict[str, Any]
 
 
-def decode(kv: KeyValue) -> Obj:
-    obj = msgpack.unpackb(kv.value, raw=False)
-    obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
-    return obj
-
-
-def encode(obj: Obj) -> bytes:
-    meta = {k: v for k, v in obj.get("metadata", {}).items() if k != "resourceVersion"}
-    return msgpack.packb({**obj, "metadata": meta}, use_bin_type=True)
-
-
 class ObjectStore:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, transformer: Transformer | None = None) -> None:
         self.store = store
+        self.transformer = transformer or Transformer()
+
+    def decode(self, kv: KeyValue) -> Obj:
+        try:
+            obj = msgpack.unpackb(self.transformer.open(kv.key, kv.value), raw=False)
+        except DecryptError as exc:
+            raise errors.ApiError(500, f"cannot read {kv.key.decode(errors='replace')}: {exc}") from None
+        obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
+        return obj
+
+    def encode(self, res: Resource, key: bytes, obj: Obj) -> bytes:
+        meta = {k: v for k, v in obj.get("metadata", {}).items() if k != "resourceVersion"}
+        return self.transformer.seal(res.plural, res.group, key,
+                                     msgpack.packb({**obj, "metadata": meta}, use_bin_type=True))
 
     @property
     def revision(self) -> int:
@@ -44,7 +49,7 @@ class ObjectStore:
         found = await self.store.range({"op": "range", "key": key}, serializable=local)
         if not found["kvs"]:
             raise errors.not_found(res.plural, name, res.group)
-        return decode(found["kvs"][0])
+        return self.decode(found["kvs"][0])
 
     async def list(self, res: Resource, namespace: str | None, *, local: bool = False) -> tuple[list[Obj], int]:
         items, revision, _ = await self.page(res, namespace, local=local)
@@ -67,7 +72,7 @@ class ObjectStore:
             raise
         kvs = found["kvs"]
         following = kvs[-1].key + b"\0" if found["more"] and kvs else None
-        return [decode(kv) for kv in kvs], revision or found["revision"], following
+        return [self.decode(kv) for kv in kvs], revision or found["revision"], following
 
     async def create(self, res: Resource, obj: Obj, claims: tuple[tuple[bytes, bytes], ...] = ()) -> Obj:
         """Create the object; with `claims`, also create those keys (a ClusterIP), all or nothing."""
@@ -77,7 +82,7 @@ class ObjectStore:
         done = await self.store.propose({
             "op": "txn",
             "compare": [{"key": k, "target": "VERSION", "result": "EQUAL", "version": 0} for k in keys],
-            "success": [{"op": "put", "key": key, "value": encode(obj)}]
+            "success": [{"op": "put", "key": key, "value": self.encode(res, key, obj)}]
                        + [{"op": "put", "key": k, "value": v} for k, v in claims],
             "failure": [{"op": "range", "key": k, "count_only": True} for k in keys]})
         if not done["succeeded"]:
@@ -94,7 +99,7 @@ class ObjectStore:
         compare = ({"key": key, "target": "MOD", "result": "EQUAL", "mod_revision": expected_rv} if expected_rv
                    else {"key": key, "target": "VERSION", "result": "GREATER", "version": 0})
         done = await self.store.propose({
-            "op": "txn", "compare": [compare], "success": [{"op": "put", "key": key, "value": encode(obj)}],
+            "op": "txn", "compare": [compare], "success": [{"op": "put", "key": key, "value": self.encode(res, key, obj)}],
             "failure": [{"op": "range", "key": key}]})
         if not done["succeeded"]:
             if not done["responses"][0]["kvs"]:
@@ -120,7 +125,7 @@ class ObjectStore:
         gone = done["responses"][0]["prev_kvs"]
         if not gone:
             raise errors.not_found(res.plural, name, res.group)
-        return decode(gone[0])
+        return self.decode(gone[0])
 
     async def keys(self, prefix: bytes) -> list[bytes]:
         """The keys under a prefix, from this replica (a hint: the txn that uses it checks again)."""

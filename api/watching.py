@@ -14,7 +14,7 @@ from aiohttp import web
 from api import errors, tables
 from api.registry import Resource
 from api.selectors import parse_fields, parse_labels
-from api.storage import ObjectStore, decode
+from api.storage import ObjectStore
 from kvstore.client import prefix_end
 from kvstore.errors import KVError
 from kvstore.kv import DELETE
@@ -68,15 +68,16 @@ async def serve(request: web.Request, *, res: Resource, namespace: str | None, o
         for obj in initial:
             await send("ADDED", obj)
         for ev in backlog:
-            await send(*event(ev))
-        await _stream(request, watcher, sink, send, deadline, bookmarks, res)
+            await send(*event(ev, objects))
+        await _stream(request, watcher, sink, send, deadline, bookmarks, res, objects)
     except (ConnectionError, asyncio.CancelledError):
         pass
     finally:
         hub.close(watcher)
     return resp
 
-async def _stream(request, watcher, sink, send, deadline: float, bookmarks: bool, res: Resource) -> None:
+async def _stream(request, watcher, sink, send, deadline: float, bookmarks: bool, res: Resource,
+                  objects: ObjectStore) -> None:
     loop = asyncio.get_running_loop()
     idle = 0.0
     while loop.time() < deadline and request.transport is not None and not request.transport.is_closing():
@@ -94,13 +95,13 @@ async def _stream(request, watcher, sink, send, deadline: float, bookmarks: bool
             return
         idle = 0.0
         for ev in events:
-            await send(*event(ev))
+            await send(*event(ev, objects))
 
 
-def event(ev) -> tuple[str, dict]:
+def event(ev, objects: ObjectStore) -> tuple[str, dict]:
     """A store event as a Kubernetes watch event."""
     if ev.type == DELETE:
-        obj = decode(ev.prev_kv)
+        obj = objects.decode(ev.prev_kv)
         obj["metadata"]["resourceVersion"] = str(ev.revision)
         return "DELETED", obj
-    return ("ADDED" if ev.kv.version == 1 else "MODIFIED"), decode(ev.kv)
+    return ("ADDED" if ev.kv.version == 1 else "MODIFIED"), objects.decode(ev.kv)

@@ -17,6 +17,7 @@ import time
 import uvloop
 from aiohttp import web
 
+from api import encryption
 from api.auth import load_tokens
 from api.dashboard import Dashboard
 from api.metrics import ApiMetrics
@@ -80,9 +81,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--control-plane-flags", default="",
                    help='extra flags for that child, e.g. "--leader-elect-lease-duration 4 ..." for demos')
     p.add_argument("--ca-file", help="the CA that signed --tls-cert-file, for this master's own controllers")
+    p.add_argument("--encryption-provider-config", metavar="FILE",
+                   help="an EncryptionConfiguration (apiserver.config.k8s.io/v1): what is encrypted at rest, how")
     logs.add_argument(p)
     p.add_argument("--enable-failpoints", action="store_true",
                    help="serve /debug/failpoints (partitions for chaos demos); never in production")
+
+
+def _private(data_dir: str) -> None:
+    """The data dir 0700 and everything in it 0600 (or 0700), even if an earlier start made them looser."""
+    os.makedirs(data_dir, mode=0o700, exist_ok=True)
+    for root, dirs, files in os.walk(data_dir):
+        os.chmod(root, 0o700)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o600)
 
 
 def read_secret(args: argparse.Namespace, peers: list[str]) -> str:
@@ -115,7 +127,7 @@ class Master:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.peers = [p.strip() for p in args.peers.split(",") if p.strip()]
-        os.makedirs(args.data_dir, exist_ok=True)
+        _private(args.data_dir)
         saved = saved_members(args.data_dir)  # the cluster's topology wins over stale --peers flags
         if saved is not None:
             if args.raft not in saved:
@@ -125,6 +137,13 @@ class Master:
                 log.info("master %s: peers from %s/members.json, not --peers", args.name, args.data_dir)
             self.peers = [p for p in saved if p != args.raft]
         self.secret = read_secret(args, self.peers)
+        try:
+            self.transformer = encryption.load(args.encryption_provider_config) \
+                if args.encryption_provider_config else None
+        except (OSError, encryption.ConfigError) as exc:
+            raise SystemExit(f"raftkube master {args.name}: --encryption-provider-config: {exc}") from None
+        if self.transformer is None:
+            log.warning("master %s: no --encryption-provider-config: Secrets are stored in clear", args.name)
         self.cluster_id = id64(",".join(sorted([args.raft, *self.peers])))
         self.member_id = id64(args.raft)
         self.clients_cut = False  # the clients failpoint
@@ -173,7 +192,7 @@ class Master:
         if tokens is None:
             log.warning("master %s: no --token-file: the kube API answers anyone who can reach it", self.args.name)
         api = ApiServer(self.store, self.hub, service_ip_range=self.args.service_cluster_ip_range, tokens=tokens,
-                        metrics=ApiMetrics(registry))
+                        metrics=ApiMetrics(registry), transformer=self.transformer)
         api_app = api.app()
         Dashboard(objects=api.objects, store=self.store, hub=self.hub, members=self.members, name=self.args.name,
                   scheme="https" if self.args.tls_cert_file else "http").install(api_app)  # /dashboard
@@ -324,5 +343,6 @@ class Master:
         return await handler(request)
 
 def run(args: argparse.Namespace) -> None:
+    os.umask(0o077)  # data dirs 0700, journal, snapshots, secrets and keys 0600, however the master is started
     logs.setup(args.name, args.log_format)
     sys.exit(uvloop.run(Master(args).run()))

@@ -20,6 +20,7 @@ import time
 import urllib.request
 from typing import Any
 
+from api import encryption
 from raftkube import certs, cluster_file, kubeconfig
 from raftkube.balancer import Balancer
 
@@ -74,6 +75,11 @@ def _private_file(path: str, content: str) -> str:
 
 def ensure_secret(state_dir: str) -> str:
     return _private_file(os.path.join(state_dir, "cluster.secret"), secrets.token_urlsafe(32))
+
+
+def ensure_encryption_config(state_dir: str) -> str:
+    """The masters' EncryptionConfiguration: Secrets sealed with AES-GCM under a key made once (api/encryption.py)."""
+    return _private_file(os.path.join(state_dir, "pki", "encryption-config.yaml"), encryption.new_config())
 
 
 TOKEN_USERS = [("admin", "system:masters"), ("system:nodes", "system:nodes"),
@@ -142,7 +148,8 @@ def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str,
     hosts = sorted({"127.0.0.1", *(m["api"].rpartition(":")[0] for m in layout["masters"])})
     pki = certs.ensure(os.path.join(state_dir, "pki"), hosts)
     security = ("--token-file", ensure_tokens(state_dir), "--tls-cert-file", pki["server.crt"],
-                "--tls-private-key-file", pki["server.key"], "--ca-file", pki["ca.crt"])
+                "--tls-private-key-file", pki["server.key"], "--ca-file", pki["ca.crt"],
+                "--encryption-provider-config", ensure_encryption_config(state_dir))
     if "--service-cluster-ip-range" not in master_flags:
         security += ("--service-cluster-ip-range", SERVICE_IP_RANGE)
     entries = []
