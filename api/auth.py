@@ -42,6 +42,7 @@ def middleware(tokens: dict[str, str]) -> Callable:
                                        "master's --token-file (raftkube up writes one into its kubeconfig)",
                                   reason="Unauthorized").status()
                 return web.json_response(status, status=401)
+            request["user"] = tokens[token.strip()]
         return await handler(request)
 
     return authenticate

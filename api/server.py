@@ -23,6 +23,7 @@ from api.cluster_ips import (DEFAULT_RANGE, NODE_PORT_PREFIX, NODE_PORTS, PREFIX
                              node_port_key, pick_node_port)
 from api.encryption import Transformer
 from api.errors import ApiError
+from api.inflight import InFlight
 from api.metrics import TARGET, ApiMetrics, middleware as metrics_middleware
 from api.registry import DEFAULT_NAMESPACES, Resource, lookup
 from api.selectors import parse_fields, parse_labels, single_name
@@ -101,8 +102,9 @@ def parse_path(path: str) -> Target:
 class ApiServer:
     def __init__(self, store, hub: WatchHub, *, service_ip_range: str = DEFAULT_RANGE,
                  tokens: dict[str, str] | None = None, metrics: ApiMetrics | None = None,
-                 transformer: Transformer | None = None) -> None:
+                 transformer: Transformer | None = None, inflight: InFlight | None = None) -> None:
         self.tokens = tokens  # None: no authentication (a master started by hand without --token-file)
+        self.inflight = inflight or InFlight()
         self.objects = ObjectStore(store, transformer)
         self.store = store
         self.hub = hub
@@ -112,8 +114,8 @@ class ApiServer:
 
     def app(self) -> web.Application:
         middlewares = [auth.middleware(self.tokens)] if self.tokens is not None else []
-        app = web.Application(middlewares=[metrics_middleware(self.metrics), *middlewares, _errors],
-                              client_max_size=MAX_BODY)
+        app = web.Application(middlewares=[metrics_middleware(self.metrics), *middlewares, self.inflight.middleware,
+                                           _errors], client_max_size=MAX_BODY)
         app.router.add_get("/metrics", metrics_handler(self.metrics.registry))  # with a token: api/metrics.py
         for path in ("/version", "/version/"):
             app.router.add_get(path, lambda r: asyncio.sleep(0, reply(discovery.VERSION)))

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from api import encryption
 from api.auth import load_tokens
+from api.inflight import InFlight
 from api.dashboard import Dashboard
 from api.metrics import ApiMetrics
 from api.server import ApiServer
@@ -81,6 +82,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--control-plane-flags", default="",
                    help='extra flags for that child, e.g. "--leader-elect-lease-duration 4 ..." for demos')
     p.add_argument("--ca-file", help="the CA that signed --tls-cert-file, for this master's own controllers")
+    p.add_argument("--max-requests-inflight", type=int, default=200,
+                   help="read-only kube API requests served at once; past it, 429 with Retry-After (default 200)")
+    p.add_argument("--max-mutating-requests-inflight", type=int, default=100,
+                   help="mutating kube API requests served at once; past it, 429 with Retry-After (default 100)")
+    p.add_argument("--max-watches-per-user", type=int, default=200,
+                   help="watches one user may keep open on this master (default 200)")
     p.add_argument("--encryption-provider-config", metavar="FILE",
                    help="an EncryptionConfiguration (apiserver.config.k8s.io/v1): what is encrypted at rest, how")
     logs.add_argument(p)
@@ -192,7 +199,10 @@ class Master:
         if tokens is None:
             log.warning("master %s: no --token-file: the kube API answers anyone who can reach it", self.args.name)
         api = ApiServer(self.store, self.hub, service_ip_range=self.args.service_cluster_ip_range, tokens=tokens,
-                        metrics=ApiMetrics(registry), transformer=self.transformer)
+                        metrics=ApiMetrics(registry), transformer=self.transformer,
+                        inflight=InFlight(reads=self.args.max_requests_inflight,
+                                          mutations=self.args.max_mutating_requests_inflight,
+                                          watches_per_user=self.args.max_watches_per_user))
         api_app = api.app()
         Dashboard(objects=api.objects, store=self.store, hub=self.hub, members=self.members, name=self.args.name,
                   scheme="https" if self.args.tls_cert_file else "http").install(api_app)  # /dashboard
