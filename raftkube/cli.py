@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from raftkube import campaign, chaos, compose, control_plane, demo, master, member, node, status, up
+from raftkube import campaign, chaos, compose, control_plane, demo, master, member, node, restore, status, up
 
 COMMANDS = [
     ("master", master, "run one master: the replicated store and its APIs"),
@@ -13,6 +13,7 @@ COMMANDS = [
     ("status", status, "each master's Raft role, term and indexes"),
     ("chaos", chaos, "kill, pause, resume, restart, partition or heal a master; name the leader"),
     ("member", member, "add or remove a master at runtime, or list the members"),
+    ("restore", restore, "seed a new master's data directory from an `etcdctl snapshot save` file"),
     ("campaign", campaign, "a Jepsen-style run: clients and faults on a fresh cluster, then every check"),
     ("demo", demo, "run the failover or the quorum-loss scenario on a live cluster, as a timeline"),
     ("controller-manager", control_plane.CONTROLLER_MANAGER, "the controllers, acting while they hold their Lease"),
