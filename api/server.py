@@ -21,6 +21,7 @@ from api import apply, auth, defaults, watching, deletion, discovery, errors, fi
 from api.cluster_ips import (DEFAULT_RANGE, NODE_PORT_PREFIX, NODE_PORTS, PREFIX, ClusterIPRange,
                              node_port_key, pick_node_port)
 from api.errors import ApiError
+from api.query import flag
 from api.metrics import TARGET, ApiMetrics, middleware as metrics_middleware
 from api.registry import DEFAULT_NAMESPACES, Resource, lookup
 from api.selectors import parse_fields, parse_labels, single_name
@@ -157,7 +158,7 @@ class ApiServer:
         q = request.query
         method = request.method
         if method == "GET" and t.name is None:
-            if q.get("watch") in ("true", "1"):
+            if flag(q, "watch"):
                 return await self.watch(request, t)
             return await self.list(request, t)
         if method == "GET":

@@ -12,6 +12,7 @@ import orjson
 from aiohttp import web
 
 from api import errors, tables
+from api.query import flag
 from api.registry import Resource
 from api.selectors import parse_fields, parse_labels
 from api.storage import ObjectStore, decode
@@ -34,6 +35,11 @@ async def serve(request: web.Request, *, res: Resource, namespace: str | None, o
     rv_text = q.get("resourceVersion") or ""
     if rv_text and not rv_text.isdigit():
         raise errors.bad_request(f"invalid resourceVersion {rv_text!r}")
+    bookmarks = flag(q, "allowWatchBookmarks")  # every parameter is checked before the stream starts
+    try:
+        timeout = float(q.get("timeoutSeconds") or 1800)
+    except ValueError:
+        raise errors.bad_request(f"invalid timeoutSeconds {q['timeoutSeconds']!r}: a number of seconds") from None
     prefix = res.prefix(namespace).encode()
     sink: asyncio.Queue = asyncio.Queue()
     initial: list[dict] = []
@@ -59,9 +65,7 @@ async def serve(request: web.Request, *, res: Resource, namespace: str | None, o
         await resp.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
         return resp
     watcher, backlog = opened
-    timeout = float(q.get("timeoutSeconds") or 1800)
     deadline = asyncio.get_running_loop().time() + timeout
-    bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
     try:
         for obj in initial:
             await send("ADDED", obj)

@@ -35,6 +35,7 @@ CLUSTER_VERSION = "3.4.0"
 RAFTKUBE_VERSION = "0.1.0"
 ENCODE_CHUNK = 2000  # items encoded between two turns of the event loop
 FORWARD_TIMEOUT = 15.0
+APPLY_WAIT = 5.0  # seconds a follower waits to see a membership change the leader made
 
 T = TypeVar("T")
 
@@ -199,7 +200,8 @@ class EtcdService:
         if membership.is_leader():
             await membership.add(address)
         else:
-            await self._on_leader("/v3/cluster/member/add", {"peerURLs": [f"http://{address}"]})
+            await self._on_leader("/v3/cluster/member/add", {"peerURLs": [f"http://{address}"]},
+                                  applied=lambda: address in membership.members())
         members = self.members()
         added = next(m for m in members if m.peer_urls == [f"http://{address}"])
         return added, members
@@ -216,7 +218,8 @@ class EtcdService:
         if membership.is_leader():
             await membership.remove(member["raft"])
         else:
-            await self._on_leader("/v3/cluster/member/remove", {"ID": str(member_id)})
+            await self._on_leader("/v3/cluster/member/remove", {"ID": str(member_id)},
+                                  applied=lambda: member["raft"] not in membership.members())
         return self.members()
 
     async def member_update(self, member_id: int, peer_urls: list[str]) -> list[Member]:
@@ -231,9 +234,10 @@ class EtcdService:
                 "identity): remove the member and add the new address instead"))
         return self.members()
 
-    async def _on_leader(self, path: str, body: dict) -> None:
-        """Have the leader make a membership change (through its JSON gateway), then wait until this replica
-        has applied it, so the answer can come from here."""
+    async def _on_leader(self, path: str, body: dict, *, applied: Callable[[], bool]) -> None:
+        """Have the leader make a membership change (through its JSON gateway), then wait a little for this
+        replica to have it too, so the answer can come from here. The change is made once the leader says so:
+        a replica slow to learn of it (an election under way) must not turn that into an error."""
         leader = self._membership().leader()
         url = next((m.get("kv") for m in self.member_infos() if m["raft"] == leader), None)
         if not url:
@@ -250,7 +254,9 @@ class EtcdService:
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise KVFailure(errors.unavailable(f"etcdserver: the leader {leader} did not answer ({exc}); retry")) \
                 from None
-        await self.store.read_index()
+        deadline = time.monotonic() + APPLY_WAIT
+        while not applied() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
     def _membership(self) -> Membership:
         if self.membership is None:
