@@ -75,8 +75,8 @@ async def serve(request: web.Request, objects: Any, namespace: str, name: str,
     check_started(pod, container)
     ip, port = kubelet_address(await objects.get(lookup("", "v1", "nodes"), None, node_name))
     params = {k: request.query[k] for k in PASSED if k in request.query}
-    for name in BOOLEANS & params.keys():  # checked here, and passed on in one spelling the kubelet reads
-        params[name] = "true" if flag(request.query, name) else "false"
+    for option in BOOLEANS & params.keys():  # checked here, and passed on in one spelling the kubelet reads
+        params[option] = "true" if flag(request.query, option) else "false"
     token = node_token(tokens)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     url = f"http://{ip}:{port}/containerLogs/{namespace}/{name}/{container}"
