@@ -16,6 +16,7 @@ import datetime
 from typing import Any
 
 from api import errors
+from api.query import flag
 from api.registry import Resource
 
 Obj = dict[str, Any]
@@ -41,7 +42,7 @@ def options(body: Any, query: Any) -> Obj:
     if "propagationPolicy" in query:
         opts["propagationPolicy"] = query["propagationPolicy"]
     if "orphanDependents" in query:
-        opts["orphanDependents"] = query["orphanDependents"].lower() == "true"
+        opts["orphanDependents"] = flag(query, "orphanDependents")
     policy, orphan = opts.get("propagationPolicy"), opts.get("orphanDependents")
     if policy is not None and policy not in POLICIES:
         raise errors.bad_request(f'propagationPolicy: Unsupported value: "{policy}": supported values: '

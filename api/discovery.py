@@ -10,7 +10,7 @@ from typing import Any
 
 from api.registry import GROUPS, Resource, in_group_version
 
-VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-raftkube", "gitCommit": "", "gitTreeState": "clean",
+VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0+raftkube", "gitCommit": "", "gitTreeState": "clean",
            "buildDate": "2026-11-26T00:00:00Z", "goVersion": "python", "compiler": "cpython",
            "platform": "linux/amd64"}
 OPENAPI_HASH = "raftkube-1"

@@ -13,10 +13,10 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from api.errors import ApiError
+from api.query import TRUE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
-TRUE = {"1", "t", "T", "TRUE", "true", "True"}  # Go's strconv.ParseBool
 
 
 def too_many(message: str) -> web.Response:

@@ -22,6 +22,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from api.query import parse_bool
 from kvstore.metrics import Histogram, histogram_family, new_registry
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -70,7 +71,7 @@ def verb_and_resource(request: web.Request) -> tuple[str, str]:
         return method, ""
     resource = f"{t.res.plural}/{t.subresource}" if t.subresource else t.res.plural
     if method == "GET" and t.name is None:
-        return ("WATCH" if request.query.get("watch") in ("true", "1") else "LIST"), resource
+        return ("WATCH" if parse_bool(request.query.get("watch", "")) else "LIST"), resource
     if method == "DELETE" and t.name is None:
         return "DELETECOLLECTION", resource
     if method == "PATCH" and request.content_type == APPLY:
@@ -83,7 +84,7 @@ def middleware(metrics: ApiMetrics) -> Callable:
 
     @web.middleware
     async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
-        watch = request.method == "GET" and request.query.get("watch") in ("true", "1")
+        watch = request.method == "GET" and bool(parse_bool(request.query.get("watch", "")))
         code = 500
         if watch:
             metrics.watches += 1

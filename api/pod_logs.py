@@ -15,10 +15,12 @@ import aiohttp
 from aiohttp import web
 
 from api.errors import ApiError, bad_request
+from api.query import flag
 from api.registry import lookup
 
 Obj = dict[str, Any]
 PASSED = ("follow", "tailLines", "previous", "limitBytes", "timestamps")
+BOOLEANS = frozenset({"follow", "previous", "timestamps"})
 NODE_USER = "system:nodes"
 
 
@@ -73,6 +75,8 @@ async def serve(request: web.Request, objects: Any, namespace: str, name: str,
     check_started(pod, container)
     ip, port = kubelet_address(await objects.get(lookup("", "v1", "nodes"), None, node_name))
     params = {k: request.query[k] for k in PASSED if k in request.query}
+    for option in BOOLEANS & params.keys():  # checked here, and passed on in one spelling the kubelet reads
+        params[option] = "true" if flag(request.query, option) else "false"
     token = node_token(tokens)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     url = f"http://{ip}:{port}/containerLogs/{namespace}/{name}/{container}"

@@ -12,6 +12,7 @@ import orjson
 from aiohttp import web
 
 from api import errors, tables
+from api.query import flag
 from api.registry import Resource
 from api.selectors import parse_fields, parse_labels
 from api.storage import ObjectStore
@@ -34,8 +35,9 @@ async def serve(request: web.Request, *, res: Resource, namespace: str | None, o
     rv_text = q.get("resourceVersion") or ""
     if rv_text and not rv_text.isdigit():
         raise errors.bad_request(f"invalid resourceVersion {rv_text!r}")
+    bookmarks = flag(q, "allowWatchBookmarks")  # every parameter is checked before a watcher is registered
     timeout_text = q.get("timeoutSeconds") or "1800"
-    if not timeout_text.isdigit():  # checked before a watcher is registered or the answer started
+    if not timeout_text.isdigit():
         raise errors.bad_request(f"invalid timeoutSeconds {timeout_text!r}: a whole number of seconds")
     prefix = res.prefix(namespace).encode()
     sink: asyncio.Queue = asyncio.Queue()
@@ -63,7 +65,6 @@ async def serve(request: web.Request, *, res: Resource, namespace: str | None, o
         return resp
     watcher, backlog = opened
     deadline = asyncio.get_running_loop().time() + int(timeout_text)
-    bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
     try:
         for obj in initial:
             await send("ADDED", obj)

@@ -86,6 +86,9 @@ class EtcdCluster:
     def endpoint(self, name: str) -> str:
         return self.client_urls[name]
 
+    def grpc_endpoint(self, name: str) -> str:
+        return self.client_urls[name]  # etcd serves gRPC and its JSON gateway on one port
+
     def kill(self, name: str) -> None:
         proc = self.procs[name]
         proc.send_signal(signal.SIGKILL)

@@ -1,9 +1,10 @@
 """What every workload needs from a running cluster, whichever system it is.
 
 `Cluster` is the little interface both `RaftkubeCluster` and `EtcdCluster` offer (start, kill -9,
-restart, stop); `Harness` wraps one with a single aiohttp session and the etcd-JSON `KVClient`s
-that all workloads use, plus the two questions asked of either system the same way: who leads,
-and is everyone healthy again. The kube API benches (api.py, pods.py) start their masters with
+restart, stop); `Harness` wraps one with the clients all workloads use, over one transport for the
+whole run (the etcd-JSON `KVClient`s on a single aiohttp session, or `GrpcKVClient`s on the etcd v3
+gRPC API), plus the two questions asked of either system the same way: who leads, and is everyone
+healthy again. The kube API benches (api.py, pods.py) start their masters with
 `kube_masters`.
 """
 from __future__ import annotations
@@ -15,12 +16,14 @@ import time
 from typing import Iterator, Protocol
 
 import aiohttp
+import grpc
 
+from grpc_client import GrpcKVClient
 from kvstore.client import EtcdError, KVClient
 from raftkube import up
 
 # What a client may meet while members die: an error answer, a dropped connection, a timeout.
-TRANSIENT = (EtcdError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
+TRANSIENT = (EtcdError, grpc.aio.AioRpcError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
 HEALTH_KEY = b"bench/health"
 
@@ -32,6 +35,7 @@ class Cluster(Protocol):
 
     def start(self) -> None: ...
     def endpoint(self, name: str) -> str: ...   # the member's etcd v3 JSON gateway URL
+    def grpc_endpoint(self, name: str) -> str: ...  # the member's etcd v3 gRPC endpoint
     def kill(self, name: str) -> None: ...      # kill -9, and reap
     def restart(self, name: str) -> None: ...   # same command line, same data dir
     def stop(self) -> None: ...                 # every process it started, and its temp dirs
@@ -78,33 +82,42 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, EtcdError):
         message = exc.body.get("message") or exc.body.get("error") or exc.body
         return f"HTTP {exc.status} (code {exc.code}): {message}"
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"gRPC {exc.code().name}: {exc.details()}"
     if isinstance(exc, asyncio.TimeoutError):
         return "client timeout"
     return f"{type(exc).__name__}: {exc}".rstrip(": ")
 
 
 class Harness:
-    """One aiohttp session for the whole run against one cluster; clients share it."""
+    """The clients of one run against one cluster, over one transport ("json" or "grpc")."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Cluster, transport: str = "json") -> None:
         self.cluster = cluster
+        self.transport = transport
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-        self._clients: dict[tuple[str, float], KVClient] = {}
+        self._clients: dict[tuple[str, float], KVClient | GrpcKVClient] = {}
 
     async def close(self) -> None:
+        for client in self._clients.values():
+            if isinstance(client, GrpcKVClient):
+                await client.close()
         await self.session.close()
 
     @property
     def names(self) -> list[str]:
         return self.cluster.names
 
-    def client(self, name: str, timeout: float = 5.0) -> KVClient:
+    def client(self, name: str, timeout: float = 5.0) -> KVClient | GrpcKVClient:
         key = (name, timeout)
         if key not in self._clients:
-            self._clients[key] = KVClient(self.cluster.endpoint(name), timeout=timeout, session=self.session)
+            if self.transport == "grpc":
+                self._clients[key] = GrpcKVClient(self.cluster.grpc_endpoint(name), timeout=timeout)
+            else:
+                self._clients[key] = KVClient(self.cluster.endpoint(name), timeout=timeout, session=self.session)
         return self._clients[key]
 
-    def clients(self, names: list[str] | None = None, timeout: float = 5.0) -> list[KVClient]:
+    def clients(self, names: list[str] | None = None, timeout: float = 5.0) -> list[KVClient | GrpcKVClient]:
         return [self.client(n, timeout) for n in names or self.names]
 
     async def agreed_leader(self, among: list[str] | None = None) -> str | None:

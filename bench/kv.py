@@ -1,11 +1,12 @@
 """Benchmark raftkube's KV store, and optionally a real etcd 3.4, through the same client.
 
-    python bench/kv.py [--etcd] [--quick] [--masters 3] [--duration SECONDS]
+    python bench/kv.py [--etcd] [--grpc] [--check-perf] [--quick] [--masters 3] [--duration SECONDS]
 
 Starts a throw-away raftkube cluster (`raftkube.up`, temp state dir, loopback ports) and, with
 --etcd, a throw-away etcd cluster of as many members on 127.0.0.1 (installing Debian's
-etcd-server if /usr/bin/etcd is missing). Against each, through `kvstore.client.KVClient` on the
-etcd v3 JSON gateway, one aiohttp session per cluster, 100-byte values, it measures:
+etcd-server if /usr/bin/etcd is missing). Against each, through the same client (`kvstore.client.KVClient`
+on the etcd v3 JSON gateway, one aiohttp session per cluster; with --grpc, `grpc_client.GrpcKVClient` on
+the etcd v3 gRPC API, one channel per member), 100-byte values, it measures:
 
   1. puts, 1 in flight: ops/s, p50/p99 latency
   2. puts, 16 and 64 in flight: ops/s, p50/p99 latency
@@ -18,6 +19,8 @@ etcd v3 JSON gateway, one aiohttp session per cluster, 100-byte values, it measu
      succeeds; restart it, wait until healthy; min/median/max over the rounds
   7. no quorum: kill a majority (followers), one put on the surviving leader with a 15 s client
      timeout: how long until it fails, and with what error; then restart them
+  8. with --check-perf: `etcdctl check perf --load=s` against every member's gRPC endpoint (60 s
+     each; bench/check_perf.py), after the workloads
 
 Both clusters run side by side (idle but for their heartbeats when not measured) and each workload
 runs on one, then on the other, so the two figures of a row are minutes apart at most: this 2-core
@@ -40,6 +43,7 @@ from typing import Awaitable, Callable
 
 # Siblings in bench/: running `python bench/kv.py` puts this directory on sys.path.
 import workloads as wl
+from check_perf import check_perf
 from etcd_cluster import EtcdCluster, ensure_etcd
 from harness import TRANSIENT, Cluster, Harness, describe, running
 from raftkube_cluster import RaftkubeCluster
@@ -70,11 +74,11 @@ def config(args: argparse.Namespace) -> wl.Config:
     return cfg
 
 
-async def run_suite(clusters: list[Cluster], cfg: wl.Config, reports: list[wl.Report]) -> None:
+async def run_suite(clusters: list[Cluster], cfg: wl.Config, reports: list[wl.Report], transport: str) -> None:
     """Every workload in turn, on each cluster one after the other, so that both figures of a row
     are taken minutes apart at most (this machine's speed drifts); a failed one is reported."""
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
-    harnesses = [Harness(c) for c in clusters]
+    harnesses = [Harness(c, transport) for c in clusters]
     try:
         for h, report in zip(harnesses, reports):
             report.say(f"{len(h.names)} members healthy after {await h.wait_healthy():.1f} s")
@@ -96,7 +100,7 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # so that every `finally` runs and the clusters are stopped
 
 
-def bench(clusters: list[Cluster], cfg: wl.Config) -> list[wl.Report]:
+def bench(clusters: list[Cluster], cfg: wl.Config, transport: str, perf: bool) -> list[wl.Report]:
     started = time.monotonic()
     reports = [wl.Report(c.label) for c in clusters]
     signal.signal(signal.SIGTERM, _terminate)  # outside the event loop; inside, run_suite's handler
@@ -104,7 +108,15 @@ def bench(clusters: list[Cluster], cfg: wl.Config) -> list[wl.Report]:
         for c in clusters:
             stack.enter_context(running(c))
         try:
-            asyncio.run(run_suite(clusters, cfg, reports))
+            asyncio.run(run_suite(clusters, cfg, reports, transport))
+            if perf:
+                for c, report in zip(clusters, reports):
+                    report.say("etcdctl check perf --load=s (60 s) ...")
+                    figures, verdict = check_perf([c.grpc_endpoint(n) for n in c.names])
+                    for label, value in figures.items():
+                        report.add(label, value, "{:.3f}" if label.endswith("(s)") else "{:.0f}")
+                    report.add("check perf verdict", verdict)
+                    report.say(f"check perf: {figures} {verdict}")
         except asyncio.CancelledError:  # SIGTERM while the loop ran
             raise KeyboardInterrupt from None
         except RuntimeError as exc:
@@ -161,6 +173,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--etcd", action="store_true", help="also run against a real etcd 3.4 on loopback")
     p.add_argument("--quick", action="store_true", help="a short smoke run")
+    p.add_argument("--grpc", action="store_true", help="run the workloads over the etcd v3 gRPC API, not JSON")
+    p.add_argument("--check-perf", action="store_true",
+                   help="also run `etcdctl check perf --load=s` against each cluster (60 s each)")
     p.add_argument("--masters", type=int, default=3, choices=[1, 3, 5, 7],
                    help="raftkube masters, and etcd members (default 3)")
     p.add_argument("--duration", type=float, default=0.0, help="seconds per closed-loop workload")
@@ -173,14 +188,16 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     cfg = config(args)
     etcd = ensure_etcd() if args.etcd else None
-    print(f"{cfg.duration:g} s per closed-loop workload after {cfg.warmup:g} s warm-up, "
+    transport = "grpc" if args.grpc else "json"
+    print(f"over {'gRPC' if args.grpc else 'the JSON gateway'}: "
+          f"{cfg.duration:g} s per closed-loop workload after {cfg.warmup:g} s warm-up, "
           f"{cfg.watch_keys} watched puts, {cfg.failover_rounds} failover rounds, "
           f"{len(cfg.value)}-byte values", flush=True)
     clusters: list[Cluster] = [RaftkubeCluster(args.masters)]
     if etcd:
         clusters.append(EtcdCluster(args.masters, etcd))
     try:
-        reports = bench(clusters, cfg)
+        reports = bench(clusters, cfg, transport, args.check_perf)
     except KeyboardInterrupt:
         print("\ninterrupted; every process started here is stopped", file=sys.stderr)
         return 130

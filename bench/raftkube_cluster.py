@@ -33,6 +33,9 @@ class RaftkubeCluster:
     def endpoint(self, name: str) -> str:
         return self._master(name)["kv"]
 
+    def grpc_endpoint(self, name: str) -> str:
+        return self._master(name)["grpc"]
+
     def kill(self, name: str) -> None:
         pid = self._master(name)["pid"]
         os.kill(pid, signal.SIGKILL)

@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 # gRPC status codes used by etcd.
+UNKNOWN = 2
 INVALID_ARGUMENT = 3
 DEADLINE_EXCEEDED = 4
 NOT_FOUND = 5
+RESOURCE_EXHAUSTED = 8
 FAILED_PRECONDITION = 9
 OUT_OF_RANGE = 11
 UNIMPLEMENTED = 12
@@ -23,6 +25,7 @@ HTTP_STATUS = {
     INVALID_ARGUMENT: 400,
     DEADLINE_EXCEEDED: 504,
     NOT_FOUND: 404,
+    RESOURCE_EXHAUSTED: 429,
     FAILED_PRECONDITION: 412,
     OUT_OF_RANGE: 400,
     UNIMPLEMENTED: 501,
@@ -38,6 +41,10 @@ class KVError(NamedTuple):
     @property
     def http_status(self) -> int:
         return HTTP_STATUS.get(self.code, 500)
+
+
+class BadRequest(ValueError):
+    """A request that cannot be decoded (JSON or protobuf): InvalidArgument, and nothing changes."""
 
 
 class KVFailure(Exception):
@@ -61,6 +68,10 @@ APPLIED_RESULT_LOST = KVError(UNAVAILABLE, "etcdserver: request timed out: the r
 VALUE_PROVIDED = KVError(INVALID_ARGUMENT, "etcdserver: value is provided")
 LEASE_PROVIDED = KVError(INVALID_ARGUMENT, "etcdserver: lease is provided")
 KEY_NOT_FOUND = KVError(INVALID_ARGUMENT, "etcdserver: key not found")
+NOT_LEADER = KVError(FAILED_PRECONDITION, "etcdserver: not leader")
+NO_LEADER = KVError(UNAVAILABLE, "etcdserver: no leader")
+BAD_LEADER_TRANSFEREE = KVError(FAILED_PRECONDITION, "etcdserver: bad leader transferee")
+AUTH_NOT_ENABLED = KVError(FAILED_PRECONDITION, "etcdserver: authentication is not enabled")
 
 
 def invalid(message: str) -> KVError:

@@ -13,11 +13,10 @@ import json
 import re
 from typing import Any
 
+from kvstore.errors import BadRequest
+from kvstore.etcd_service import Header, Member
 from kvstore.kv import DELETE, Event, KeyValue
-
-
-class BadRequest(ValueError):
-    pass
+from kvstore.watch_session import Reply
 
 
 # -- decoding: JSON -> request dict ----------------------------------------------------------
@@ -306,18 +305,44 @@ def txn_response(res: dict, header: dict, revision: str | None = None) -> dict:
     return _with_header(header, {"succeeded": res["succeeded"], "responses": responses})
 
 
-def header(*, cluster_id: int, member_id: int, revision: int, raft_term: int) -> dict:
-    out = {"cluster_id": str(cluster_id), "member_id": str(member_id), "revision": str(revision),
-           "raft_term": str(raft_term)}
-    if not revision:
+def header(h: Header) -> dict:
+    out = {"cluster_id": str(h.cluster_id), "member_id": str(h.member_id), "revision": str(h.revision),
+           "raft_term": str(h.raft_term)}
+    if not h.revision:
         del out["revision"]
     return out
 
 
-def peer_address(url: str) -> str:
-    """"http://127.0.0.1:7004" or "127.0.0.1:7004" -> "127.0.0.1:7004" (a Raft address), or BadRequest."""
-    rest = url.split("://", 1)[1] if "://" in url else url
-    host, _, port = rest.rstrip("/").rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in host:
-        raise BadRequest(f"peer URL {url!r} is not HOST:PORT (e.g. http://127.0.0.1:7004)")
-    return f"{host}:{int(port)}"
+def member(m: Member) -> dict:
+    out = {"ID": str(m.id), "name": m.name, "peerURLs": m.peer_urls, "clientURLs": m.client_urls}
+    return {k: v for k, v in out.items() if v}
+
+
+def status_response(st: dict, header: dict) -> dict:
+    out = {"header": header, "version": st["version"], "dbSize": str(st["db_size"]),
+           "dbSizeInUse": str(st["db_size"]), "leader": str(st["leader"]), "raftIndex": str(st["raft_index"]),
+           "raftTerm": str(st["raft_term"]), "raftAppliedIndex": str(st["raft_applied_index"])}
+    return {k: v for k, v in out.items() if v != "0"}
+
+
+def watch_response(reply: Reply, header: dict) -> dict:
+    """Fields in etcd's order (header, watch_id, created, canceled, compact_revision, cancel_reason, fragment,
+    events), default values left out, as etcd's gateway writes them."""
+    out: dict[str, Any] = {"header": header}
+    if reply.watch_id:
+        out["watch_id"] = str(reply.watch_id)
+    fields = {"created": reply.created, "canceled": reply.canceled,
+              "compact_revision": str(reply.compact_revision) if reply.compact_revision else None,
+              "cancel_reason": reply.cancel_reason, "fragment": reply.fragment,
+              "events": [enc_event(e, reply.prev_kv) for e in reply.events]}
+    out.update((k, v) for k, v in fields.items() if v not in (None, False, "", []))
+    return out
+
+
+def member_id(body: Any, what: str) -> int:
+    """A member's ID (uint64) from {"ID": "..."}."""
+    body = _known(_obj(body, f"{what} request"), {"ID"}, what)
+    value = int64(body, "ID")
+    if value < 0:
+        raise BadRequest("ID must be a member ID from member list")
+    return value

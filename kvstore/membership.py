@@ -115,12 +115,13 @@ class Membership:
             raise fail(errors.UNAVAILABLE, f"etcdserver: the membership change for {address} failed "
                                            f"(pysyncobj reason {error}); retry")
 
-    async def step_down(self) -> None:
-        """This leader is to be removed: hand leadership to a caught-up follower, and wait for the new leader."""
+    async def step_down(self, target: str | None = None) -> None:
+        """Hand leadership to `target` (a Raft address; the most caught-up follower when None) and wait for the new
+        leader: before this leader is removed, or when asked to move it (etcd's MoveLeader)."""
         address = self.replica.self_addr
         deadline = time.monotonic() + CHANGE_TIMEOUT
         while time.monotonic() < deadline:
-            self.replica.transferLeadership()
+            self.replica.transferLeadership(target)
             self.replica.wake()
             for _ in range(20):
                 await asyncio.sleep(0.05)

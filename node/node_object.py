@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 Obj = dict[str, Any]
-VERSION = "v1.32.0-raftkube"
+VERSION = "v1.32.0+raftkube"
 LEASE_NAMESPACE = "kube-node-lease"
 ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
 

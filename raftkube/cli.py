@@ -13,6 +13,7 @@ COMMANDS = [
     ("status", "raftkube.status", "each master's Raft role, term and indexes"),
     ("chaos", "raftkube.chaos", "kill, pause, resume, restart, partition or heal a master; name the leader"),
     ("member", "raftkube.member", "add or remove a master at runtime, or list the members"),
+    ("restore", "raftkube.restore", "seed a new master's data directory from an `etcdctl snapshot save` file"),
     ("campaign", "raftkube.campaign", "a Jepsen-style run: clients and faults on a fresh cluster, then every check"),
     ("demo", "raftkube.demo", "run the failover or the quorum-loss scenario on a live cluster, as a timeline"),
     ("controller-manager", "raftkube.control_plane:CONTROLLER_MANAGER",

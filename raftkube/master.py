@@ -24,14 +24,16 @@ from api.dashboard import Dashboard
 from api.metrics import ApiMetrics
 from api.server import ApiServer
 from kvstore.errors import KVFailure
+from kvstore.etcd_service import EtcdService
 from kvstore.gateway import KVGateway
+from kvstore.grpc_server import start_grpc
 from kvstore.leader_duties import LeaderDuties, Retention
 from kvstore.membership import Membership, saved_members
 from kvstore.metrics import StoreCollector, handler as metrics_handler, new_registry
 from kvstore.replica import Replica
 from kvstore.store import Store
 from kvstore.watch import WatchHub
-from raftkube import logs
+from raftkube import logs, restore
 from raftkube.client_flags import TOKEN_ENV
 
 log = logging.getLogger("raftkube.master")
@@ -61,6 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--raft", required=True, help="HOST:PORT of this master's Raft port (its identity)")
     p.add_argument("--peers", default="", help="comma-separated HOST:PORT Raft addresses of the other masters")
     p.add_argument("--kv-listen", required=True, help="HOST:PORT for the etcd v3 JSON gateway")
+    p.add_argument("--grpc-listen", help="HOST:PORT for the etcd v3 gRPC API (etcdctl, etcd client libraries)")
     p.add_argument("--api-listen", required=True, help="HOST:PORT for the kube API")
     p.add_argument("--data-dir", required=True, help="where the journal and snapshots live")
     p.add_argument("--secret-file", help="file holding the cluster secret (required with --peers)")
@@ -183,14 +186,18 @@ class Master:
                                                "re-watch from the revision after your last event"),
             on_refused=refused, snapshot_entries=self.args.snapshot_entries,
         )
+        restored = restore.pending(self.args.data_dir)
+        if restored is not None:  # before the first tick: the journal, if any, replays on top of it
+            self.replica.consumer.machine = restored
+            log.info("master %s: starting from a restored snapshot at revision %d", self.args.name, restored.revision)
         self.store = Store(self.replica, name=self.args.name, deadline=self.args.request_timeout)
         self.membership = Membership(self.replica, self.args.data_dir)
         registry = new_registry()  # this master's metrics, on both ports (kvstore/metrics.py, api/metrics.py)
         StoreCollector(self.store, self.hub, self.replica, self.args.data_dir).register(registry)
-        gateway = KVGateway(self.store, self.hub, cluster_id=self.cluster_id, member_id=self.member_id,
-                            member_ids=self.members, data_dir=self.args.data_dir,
-                            progress_interval=self.args.watch_progress_interval, membership=self.membership)
-        kv_app = gateway.app()
+        service = EtcdService(self.store, self.hub, cluster_id=self.cluster_id, member_id=self.member_id,
+                              members=self.members, data_dir=self.args.data_dir,
+                              progress_interval=self.args.watch_progress_interval, membership=self.membership)
+        kv_app = KVGateway(service).app()
         kv_app.router.add_get("/metrics", metrics_handler(registry))  # unauthenticated, as etcd's
         if self.args.enable_failpoints:
             kv_app.router.add_post("/debug/failpoints", self.failpoints)
@@ -211,10 +218,13 @@ class Master:
             api_app.middlewares.append(self.drop_when_cut)
         runners = [await self._serve(kv_app, self.args.kv_listen),
                    await self._serve(api_app, self.args.api_listen, self.tls_context())]
+        grpc_server = await start_grpc(service, self.args.grpc_listen) if self.args.grpc_listen else None
         duties = LeaderDuties(self.store, Retention.parse(self.args.auto_compaction_retention))
         tasks = [asyncio.create_task(duties.run()), asyncio.create_task(self.announce()),
                  asyncio.create_task(self.save_topology()),
                  asyncio.create_task(api.ensure_default_namespaces())]
+        if restored is not None:
+            tasks.append(asyncio.create_task(restore.settle(self.replica, self.store, self.args.data_dir)))
         control_plane = None if self.args.no_control_plane else await self.start_control_plane()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
@@ -230,6 +240,8 @@ class Master:
                 control_plane.kill()
         for t in tasks:
             t.cancel()
+        if grpc_server is not None:
+            await grpc_server.stop(grace=1.0)
         for r in runners:
             await r.cleanup()
         self.store.close()
@@ -282,6 +294,8 @@ class Master:
         """Tell the cluster who we are, once, retrying until a quorum takes it."""
         info = {"raft": self.args.raft, "name": self.args.name, "kv": f"http://{self.args.kv_listen}",
                 "api": f"http://{self.args.api_listen}"}
+        if self.args.grpc_listen:
+            info["grpc"] = f"http://{self.args.grpc_listen}"
         while True:
             if self.store.machine.members.get(self.args.raft) == info:
                 return

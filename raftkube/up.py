@@ -21,7 +21,7 @@ import urllib.request
 from typing import Any
 
 from api import encryption
-from raftkube import certs, cluster_file, kubeconfig
+from raftkube import certs, cluster_file, kubeconfig, restore
 from raftkube.balancer import Balancer
 
 READY_TIMEOUT = 30.0
@@ -33,20 +33,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state-dir", default=".raftkube")
     p.add_argument("--base-port", type=int, default=0,
                    help="the API load balancer listens on BASE; master i uses raft BASE+100+i, kv BASE+200+i, "
-                        "api BASE+300+i (default: free ports)")
+                        "api BASE+300+i, grpc BASE+400+i (default: free ports)")
     p.add_argument("--nodes", type=int, default=2, help="node agents to run (default 2; 0 for masters only)")
     p.add_argument("--runtime", choices=["process", "fake"], default="process",
                    help="process: pods are local processes; fake: pods only pretend to run, as kwok (default process)")
+    p.add_argument("--restore", metavar="SNAPSHOT",
+                   help="a new cluster starting from this `etcdctl snapshot save` file (the state dir must be new)")
+
+
+# Below Linux's ephemeral range (32768-60999), where every outgoing connection takes its local port: a port
+# picked there can be taken by some client between this pick and the master's bind.
+PICK_FROM = range(20000, 32768)
+
+
+_handed_out: set[int] = set()
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port on 127.0.0.1 that nobody holds now, and that this process has not handed out before."""
+    for _ in range(200):
+        port = random.choice(PICK_FROM)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port found on 127.0.0.1 between 20000 and 32767")
 
 
 def plan_layout(state_dir: str, masters: int, base_port: int) -> dict[str, Any]:
-    """{"masters": [{name, raft, kv, api}, ...], "api": the load balancer's HOST:PORT}."""
+    """{"masters": [{name, raft, kv, api, grpc}, ...], "api": the load balancer's HOST:PORT}."""
     layout_path = os.path.join(state_dir, "layout.json")
     if os.path.exists(layout_path):
         with open(layout_path) as f:
@@ -54,13 +74,18 @@ def plan_layout(state_dir: str, masters: int, base_port: int) -> dict[str, Any]:
         if len(layout["masters"]) != masters:
             raise SystemExit(f"raftkube up: {state_dir} holds a {len(layout['masters'])}-master cluster; use "
                              f"--masters {len(layout['masters'])}, or another --state-dir for a new cluster")
-        return layout
-    entries = []
-    for i in range(masters):
-        ports = [base_port + off + i for off in (100, 200, 300)] if base_port else [free_port() for _ in range(3)]
-        entries.append({"name": f"m{i + 1}", "raft": f"127.0.0.1:{ports[0]}",
-                        "kv": f"127.0.0.1:{ports[1]}", "api": f"127.0.0.1:{ports[2]}"})
-    layout = {"masters": entries, "api": f"127.0.0.1:{base_port or free_port()}"}
+        if all("grpc" in m for m in layout["masters"]):
+            return layout
+        for m in layout["masters"]:  # a layout from before the gRPC API: give each master a gRPC port
+            m.setdefault("grpc", f"{m['kv'].rpartition(':')[0]}:{free_port()}")
+    else:
+        entries = []
+        for i in range(masters):
+            ports = [base_port + off + i for off in (100, 200, 300, 400)] if base_port else \
+                [free_port() for _ in range(4)]
+            entries.append({"name": f"m{i + 1}", "raft": f"127.0.0.1:{ports[0]}", "kv": f"127.0.0.1:{ports[1]}",
+                            "api": f"127.0.0.1:{ports[2]}", "grpc": f"127.0.0.1:{ports[3]}"})
+        layout = {"masters": entries, "api": f"127.0.0.1:{base_port or free_port()}"}
     with open(layout_path, "w") as f:
         json.dump(layout, f, indent=2)
     return layout
@@ -110,7 +135,7 @@ def master_argv(m: dict[str, str], layout: list[dict[str, str]], state_dir: str,
                 extra: tuple[str, ...] = ()) -> list[str]:
     peers = ",".join(o["raft"] for o in layout if o is not m)
     return [sys.executable, "-m", "raftkube", "master", "--name", m["name"], "--raft", m["raft"],
-            "--peers", peers, "--kv-listen", m["kv"], "--api-listen", m["api"],
+            "--peers", peers, "--kv-listen", m["kv"], "--grpc-listen", m["grpc"], "--api-listen", m["api"],
             "--data-dir", os.path.join(state_dir, "data", m["name"]), "--secret-file", secret_file,
             "--enable-failpoints", *extra]
 
@@ -135,11 +160,12 @@ def is_ready(url: str, ca_file: str | None = None) -> bool:
 
 
 def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str, ...] = (),
-          balanced: bool = False, netns: dict[str, str] | None = None) -> dict[str, Any]:
+          balanced: bool = False, netns: dict[str, str] | None = None, snapshot: str | None = None) -> dict[str, Any]:
     """Spawn the masters and write cluster.json; `master_flags` go to every `raftkube master`.
     With `balanced`, the kubeconfig and cluster.json's "api" name the load balancer (`run` serves it).
     With `netns` (master name -> network namespace, and a layout.json already naming their addresses: see
-    raftkube/netns.py), each master runs in its own namespace."""
+    raftkube/netns.py), each master runs in its own namespace. With `snapshot`, every master's data dir is first
+    restored from that file (raftkube/restore.py)."""
     state_dir = os.path.abspath(state_dir)
     os.makedirs(os.path.join(state_dir, "logs"), exist_ok=True)
     os.chmod(state_dir, 0o700)  # secrets, tokens and the data live here
@@ -154,13 +180,15 @@ def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str,
         security += ("--service-cluster-ip-range", SERVICE_IP_RANGE)
     entries = []
     for m in layout["masters"]:
+        if snapshot:
+            restore.prepare(snapshot, os.path.join(state_dir, "data", m["name"]))
         argv = master_argv(m, layout["masters"], state_dir, secret_file, (*security, *master_flags))
         if netns:
             argv = ["ip", "netns", "exec", netns[m["name"]], *argv]  # ip execs the master: the pid is its own
         pid = spawn(argv, os.path.join(state_dir, "logs", f"{m['name']}.log"))
         entries.append({"name": m["name"], "pid": pid, "raft": m["raft"], "kv": f"http://{m['kv']}",
-                        "api": f"https://{m['api']}", "data_dir": argv[argv.index("--data-dir") + 1],
-                        "argv": argv})
+                        "grpc": f"http://{m['grpc']}", "api": f"https://{m['api']}",
+                        "data_dir": argv[argv.index("--data-dir") + 1], "argv": argv})
     api = f"https://{layout['api']}" if balanced else entries[0]["api"]
     kubeconfig_path = kubeconfig.write(os.path.join(state_dir, "kubeconfig"), api, admin_token(state_dir),
                                        pki["ca.crt"])
@@ -348,7 +376,7 @@ def run(args: argparse.Namespace) -> int:
     stop_on_signals()
     print(f"starting {args.masters} masters and {args.nodes} {args.runtime} nodes from {state_dir} ...", flush=True)
     try:
-        info = start(state_dir, args.masters, args.base_port, balanced=True)
+        info = start(state_dir, args.masters, args.base_port, balanced=True, snapshot=args.restore)
         if not wait_ready(info):
             print(f"raftkube up: not every master became ready within {READY_TIMEOUT:.0f}s; "
                   f"see {state_dir}/logs", file=sys.stderr, flush=True)

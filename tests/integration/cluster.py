@@ -52,13 +52,14 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 15
 
 class Cluster:
     def __init__(self, state_dir: str, masters: int = 3, master_flags: tuple[str, ...] = (), *, nodes: int = 0,
-                 runtime: str = "fake", node_flags: tuple[str, ...] = ()) -> None:
+                 runtime: str = "fake", node_flags: tuple[str, ...] = (), snapshot: str | None = None) -> None:
         """`nodes` node agents (`raftkube node`, the `runtime` given, with `node_flags`) join once the masters are
-        ready: process nodes are n1, n2, ...; fake nodes fake-0, fake-1, ... in one process (FAST_NODES timing)."""
+        ready: process nodes are n1, n2, ...; fake nodes fake-0, fake-1, ... in one process (FAST_NODES timing).
+        With `snapshot` (an `etcdctl snapshot save` file), the masters start from it (`raftkube up --restore`)."""
         self.state_dir = state_dir
         if "--control-plane-flags" not in master_flags:  # store and API tests need no controllers: spare the CPU
             master_flags = (*master_flags, "--no-control-plane")
-        self.info = up.start(state_dir, masters, 0, master_flags)
+        self.info = up.start(state_dir, masters, 0, master_flags, snapshot=snapshot)
         if not up.wait_ready(self.info):
             self.stop()
             raise RuntimeError(f"masters did not become ready; logs in {state_dir}/logs")
@@ -87,6 +88,10 @@ class Cluster:
     @property
     def names(self) -> list[str]:
         return [m["name"] for m in self.info["masters"]]
+
+    def grpc(self, *names: str) -> str:
+        """The etcd v3 gRPC endpoints of these masters (all when none is named), comma-separated, for etcdctl."""
+        return ",".join(self.master(n)["grpc"] for n in names or self.names)
 
     def master(self, name: str) -> dict[str, Any]:
         return next(m for m in self.info["masters"] if m["name"] == name)

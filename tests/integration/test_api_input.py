@@ -163,7 +163,7 @@ async def test_what_once_was_a_500_is_a_4xx_and_changes_nothing(api, x, method, 
     assert 400 <= status < 500, answer
     assert answer["kind"] == "Status" and answer["message"]
     _, now = await call(api, "GET", X, b"")
-    assert now["metadata"]["resourceVersion"] == x["metadata"]["resourceVersion"]
+    assert now.get("metadata", {}).get("resourceVersion") == x["metadata"]["resourceVersion"], now.get("message")
     table = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}
     async with api.get(POD, headers=table) as r:
         assert r.status == 200
@@ -192,3 +192,25 @@ async def test_a_watch_with_a_bad_timeout_is_a_400_and_leaves_no_watcher_behind(
         async with api.get(POD + "?watch=1&timeoutSeconds=abc") as r:
             assert r.status == 400
     assert await watchers() == before
+
+
+@pytest.mark.parametrize("value", ["1", "t", "T", "TRUE", "true", "True"])
+async def test_watch_is_on_for_every_spelling_of_true_that_go_accepts(api, value):
+    """kube-apiserver reads booleans with strconv.ParseBool: watch=True is a watch, not a list."""
+    async with api.get(f"/api/v1/namespaces/default/configmaps?watch={value}&timeoutSeconds=1") as r:
+        assert r.status == 200
+        body = await r.read()
+    assert b"ConfigMapList" not in body  # the watch ended after a second without events
+
+
+@pytest.mark.parametrize("query", ["watch=yes", "watch=", "allowWatchBookmarks=on&watch=1", "watch=tRuE",
+                                   "watch=1&timeoutSeconds=soon"])
+async def test_a_watch_parameter_that_does_not_parse_is_a_400(api, query):
+    status, answer = await call(api, "GET", f"/api/v1/namespaces/default/configmaps?{query}", b"")
+    assert status == 400 and answer["kind"] == "Status" and answer["message"]
+
+
+async def test_the_version_parses_as_numbers_and_names_raftkube_as_build_metadata(api):
+    status, version = await call(api, "GET", "/version", b"")
+    assert int(version["major"]) == 1 and int(version["minor"]) == 32
+    assert version["gitVersion"] == "v1.32.0+raftkube"  # semver: build metadata does not lower the version

@@ -44,7 +44,7 @@ def test_discovery_and_default_namespaces(kube):
     table = kube("get", "namespaces").stdout.splitlines()
     assert table[0].split() == ["NAME", "STATUS", "AGE"]
     assert {line.split()[0] for line in table[1:]} >= {"default", "kube-system", "kube-public", "kube-node-lease"}
-    assert '"gitVersion": "v1.32.0-raftkube"' in kube("version", "-o", "json").stdout
+    assert '"gitVersion": "v1.32.0+raftkube"' in kube("version", "-o", "json").stdout
 
 
 def test_create_get_label_apply_delete_across_masters(kube):

@@ -48,7 +48,7 @@ async def test_fake_nodes_register_ready_with_a_complete_status(node_api):
         assert status["daemonEndpoints"]["kubeletEndpoint"]["Port"] > 0
         assert node["metadata"]["labels"]["kubernetes.io/hostname"] == name
         typed = PythonClient()._ApiClient__deserialize(node, "V1Node")
-        assert typed.status.node_info.kubelet_version == "v1.32.0-raftkube"
+        assert typed.status.node_info.kubelet_version == "v1.32.0+raftkube"
 
 
 async def test_lease_is_renewed(node_api):

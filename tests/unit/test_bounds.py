@@ -52,3 +52,14 @@ def test_a_malformed_json_patch_operation_is_a_400(op):
     with pytest.raises(ApiError) as err:
         patch.json_patch({"a": 1}, [op])
     assert err.value.code == 400
+
+
+def test_deep_yaml_is_refused_in_milliseconds_and_times_stay_strings():
+    """PyYAML's pure-Python scanner is quadratic in nesting: 2,000 brackets held the event loop for a second."""
+    from api.server import ApiServer
+
+    started = time.perf_counter()
+    with pytest.raises(ApiError) as err:
+        ApiServer.decode_body("application/apply-patch+yaml", b"a: " + b"[" * 2000 + b"]" * 2000)
+    assert err.value.code == 400 and time.perf_counter() - started < 0.2
+    assert ApiServer.decode_body("application/yaml", b"t: 2024-01-01T00:00:00Z") == {"t": "2024-01-01T00:00:00Z"}
