@@ -195,7 +195,7 @@ async def test_liveness_and_readiness_probes(node_api):
         "exec": {"command": ["false"]}, "periodSeconds": 1, "failureThreshold": 1}))
     slow = await create(node_api, python_pod("import time; time.sleep(1.5); open('ready', 'w'); time.sleep(600)",
                                         readinessProbe={"exec": {"command": ["test", "-f", "ready"]},
-                                                        "periodSeconds": 0.5}))
+                                                        "periodSeconds": 1}))
     unready = await status_when(node_api, slow, running)
     assert not main_status(unready)["ready"]
     ready = await status_when(node_api, slow, lambda s: main_status(s).get("ready"))
@@ -212,7 +212,7 @@ async def test_a_tcp_startup_probe_holds_started_and_ready(node_api):
         time.sleep(1)
         s = socket.create_server((os.environ["POD_IP"], 8090))
         time.sleep(600)
-    """, startupProbe={"tcpSocket": {"port": "probe"}, "periodSeconds": 0.3, "failureThreshold": 100},
+    """, startupProbe={"tcpSocket": {"port": "probe"}, "periodSeconds": 1, "failureThreshold": 100},
         ports=[{"name": "probe", "containerPort": 8090}]))
     early = await status_when(node_api, name, running)
     assert not main_status(early)["started"] and not main_status(early)["ready"]

@@ -26,7 +26,7 @@ def web_pod(name: str) -> dict:
             "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 2, "containers": [{
                 "name": "web", "image": "python:3.11",
                 "command": ["sh", "-c", "echo $HOSTNAME > whoami && exec python3 -m http.server 8080 --bind $POD_IP"],
-                "readinessProbe": {"httpGet": {"path": "/whoami", "port": 8080}, "periodSeconds": 0.5}}]}}
+                "readinessProbe": {"httpGet": {"path": "/whoami", "port": 8080}, "periodSeconds": 1}}]}}
 
 
 def get(url: str) -> str:
