@@ -130,8 +130,11 @@ class WatchSession:
                     return
                 if self.progress_wanted and time.monotonic() - last_progress >= self.progress_interval:
                     last_progress = time.monotonic()
-                    for wid in sorted(self.progress_wanted & set(self.watchers)):
-                        yield Reply(wid, revision=self.watchers[wid].progress)
+                    # Read every revision now, while the queue is empty: events queued while one notification
+                    # is being sent are past what the next one may vouch for.
+                    due = [(wid, self.watchers[wid].progress) for wid in sorted(self.progress_wanted & set(self.watchers))]
+                    for wid, revision in due:
+                        yield Reply(wid, revision=revision)
                 continue
             if isinstance(item, Reply):
                 yield item

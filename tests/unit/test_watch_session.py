@@ -77,3 +77,22 @@ async def test_progress_and_cancel_replies_keep_their_place_among_the_events():
     _apply(store, hub, {"op": "put", "key": b"k", "value": b"2"})
     cancelled = await asyncio.wait_for(anext(replies), 5)
     assert cancelled.canceled and cancelled.watch_id == 0 and session.queue.empty()  # nothing after it
+
+
+async def test_idle_progress_notifications_never_vouch_for_events_still_queued():
+    """Two watchers asked for progress; while the first one's notification is being sent, an event arrives for
+    the second: its notification must carry the revision from before that event, which follows it."""
+    store, hub = types.SimpleNamespace(machine=StateMachine()), WatchHub()
+    session = WatchSession(store, hub, progress_interval=0.01)
+    for key in (b"a", b"b"):
+        session.create({**_create(key=key), "progress_notify": True})
+    before = store.machine.revision
+    replies = session.replies()
+    assert [(await replies.__anext__()).created for _ in range(2)] == [True, True]
+    first = await replies.__anext__()  # idle: the first progress notification
+    assert first.revision == before and not first.events
+    _apply(store, hub, {"op": "put", "key": b"b", "value": b"1"})  # while it is being sent
+    second = await replies.__anext__()
+    assert (second.watch_id, second.revision, second.events) == (1, before, [])
+    event = await replies.__anext__()
+    assert event.watch_id == 1 and event.events[0].kv.key == b"b"
