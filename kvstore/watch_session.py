@@ -132,7 +132,8 @@ class WatchSession:
                     last_progress = time.monotonic()
                     # Read every revision now, while the queue is empty: events queued while one notification
                     # is being sent are past what the next one may vouch for.
-                    due = [(wid, self.watchers[wid].progress) for wid in sorted(self.progress_wanted & set(self.watchers))]
+                    wanted = sorted(self.progress_wanted & set(self.watchers))
+                    due = [(wid, self.watchers[wid].progress) for wid in wanted]
                     for wid, revision in due:
                         yield Reply(wid, revision=revision)
                 continue
