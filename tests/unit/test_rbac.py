@@ -1,0 +1,67 @@
+"""RBAC as Kubernetes evaluates it, with the cluster's bootstrap roles: bindings grant, nothing denies."""
+from api import bootstrap_policy
+from api.rbac import Attributes, Policy, allowed, forbidden_message
+
+
+def policy(*role_bindings) -> Policy:
+    return Policy(cluster_roles={r["metadata"]["name"]: r for r in bootstrap_policy.cluster_roles()},
+                  cluster_role_bindings=bootstrap_policy.cluster_role_bindings(), role_bindings=list(role_bindings))
+
+
+def binding(namespace, role, subject, kind="ClusterRole"):
+    return {"metadata": {"name": f"{role}-binding", "namespace": namespace},
+            "roleRef": {"kind": kind, "name": role}, "subjects": [subject]}
+
+
+def ask(user="alice", groups=("system:authenticated",), **kw) -> Attributes:
+    return Attributes(user=user, groups=tuple(groups), **kw)
+
+
+ALICE_VIEWS_DEV = binding("dev", "view", {"kind": "User", "name": "alice"})
+
+
+def test_system_masters_may_do_anything_through_cluster_admin():
+    a = ask("root", ("system:masters", "system:authenticated"), verb="delete", resource="nodes", name="n1")
+    assert allowed(a, policy()) == "ClusterRoleBinding cluster-admin"
+
+
+def test_a_viewer_reads_its_namespace_but_no_secrets_and_nothing_elsewhere():
+    p = policy(ALICE_VIEWS_DEV)
+    assert allowed(ask(verb="list", resource="pods", namespace="dev"), p)
+    assert allowed(ask(verb="get", resource="deployments", api_group="apps", namespace="dev", name="web"), p)
+    assert not allowed(ask(verb="get", resource="secrets", namespace="dev", name="s"), p)
+    assert not allowed(ask(verb="list", resource="pods", namespace="prod"), p)
+    assert not allowed(ask(verb="create", resource="pods", namespace="dev"), p)
+
+
+def test_an_editor_bound_as_a_service_account_writes_workloads_and_reads_secrets():
+    p = policy(binding("dev", "edit", {"kind": "ServiceAccount", "name": "ci", "namespace": "dev"}))
+    sa = "system:serviceaccount:dev:ci"
+    assert allowed(ask(sa, verb="create", resource="deployments", api_group="apps", namespace="dev"), p)
+    assert allowed(ask(sa, verb="get", resource="secrets", namespace="dev", name="s"), p)
+    assert not allowed(ask(sa, verb="create", resource="rolebindings", api_group="rbac.authorization.k8s.io",
+                           namespace="dev"), p)
+
+
+def test_resource_names_and_subresources_narrow_a_rule():
+    sched = ask("system:kube-scheduler", verb="update", resource="leases", api_group="coordination.k8s.io",
+                namespace="kube-system")
+    assert allowed(Attributes(**{**sched.__dict__, "name": "kube-scheduler"}), policy())
+    assert not allowed(Attributes(**{**sched.__dict__, "name": "kube-controller-manager"}), policy())
+    assert allowed(ask("system:kube-scheduler", verb="create", resource="pods", subresource="binding",
+                       namespace="dev", name="p"), policy())
+    assert not allowed(ask("system:kube-scheduler", verb="create", resource="pods", namespace="dev"), policy())
+
+
+def test_every_signed_in_user_may_discover_and_ask_what_it_may_do():
+    assert allowed(ask(verb="get", path="/apis/apps/v1"), policy())
+    assert not allowed(ask(verb="get", path="/metrics"), policy())
+    assert allowed(ask(verb="create", resource="selfsubjectaccessreviews", api_group="authorization.k8s.io"),
+                   policy())
+
+
+def test_the_refusal_reads_as_kube_apiservers():
+    assert forbidden_message(ask(verb="get", resource="pods", subresource="log", namespace="dev", name="web")) == (
+        'pods "web" is forbidden: User "alice" cannot get resource "pods/log" in API group "" in the namespace "dev"')
+    assert forbidden_message(ask(verb="list", resource="nodes")) == (
+        'nodes is forbidden: User "alice" cannot list resource "nodes" in API group "" at the cluster scope')
