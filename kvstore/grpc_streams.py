@@ -12,12 +12,11 @@ import asyncio
 import time
 from typing import Any, AsyncIterator
 
-import grpc
-
 from kvstore import errors
 from kvstore import grpc_codec as codec
 from kvstore.etcd_service import EtcdService
 from kvstore.etcdpb import message
+from kvstore.grpc_wire import Abort, Call
 
 SNAPSHOT_CHUNK = 32 * 1024
 LEADERLESS_GRACE = 3.0  # seconds without a leader before a watch that requires one ends
@@ -26,10 +25,10 @@ LEADERLESS_GRACE = 3.0  # seconds without a leader before a watch that requires 
 class LeaderWatch:
     """Whether a stream that requires a leader may go on."""
 
-    def __init__(self, service: EtcdService, context: grpc.aio.ServicerContext) -> None:
+    def __init__(self, service: EtcdService, call: Call) -> None:
         self.service = service
-        self.context = context
-        self.required = dict(context.invocation_metadata() or ()).get("hasleader") == "true"
+        self.call = call
+        self.required = call.metadata.get("hasleader") == "true"
         self.lost_since: float | None = None
 
     def lost(self) -> bool:
@@ -41,19 +40,19 @@ class LeaderWatch:
         return now - self.lost_since >= LEADERLESS_GRACE
 
     def alive(self) -> bool:
-        return not self.context.done() and not self.lost()
+        return not self.call.done() and not self.lost()
 
 
 class Streams:
     def __init__(self, service: EtcdService) -> None:
         self.service = service
 
-    async def watch(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
-        leader = LeaderWatch(self.service, context)
+    async def watch(self, requests: AsyncIterator[Any], call: Call) -> None:
+        leader = LeaderWatch(self.service, call)
         if leader.required and not self.service.healthy():
-            await context.abort(grpc.StatusCode.UNAVAILABLE, errors.NO_LEADER.message)
+            raise Abort(errors.UNAVAILABLE, errors.NO_LEADER.message)
         session = self.service.watch_session()
-        sender = asyncio.create_task(self._send(session, context, leader))
+        sender = asyncio.create_task(self._send(session, call, leader))
         try:
             async for request in requests:
                 kind = request.WhichOneof("request_union")
@@ -68,25 +67,25 @@ class Streams:
             sender.cancel()
             session.close()
         if leader.lost():
-            await context.abort(grpc.StatusCode.UNAVAILABLE, errors.NO_LEADER.message)
+            raise Abort(errors.UNAVAILABLE, errors.NO_LEADER.message)
 
-    async def _send(self, session, context: grpc.aio.ServicerContext, leader: LeaderWatch) -> None:
+    async def _send(self, session, call: Call, leader: LeaderWatch) -> None:
         async for reply in session.replies(alive=leader.alive):
-            await context.write(codec.watch_response(reply, codec.header(self.service.header(reply.revision))))
+            await call.write(codec.watch_response(reply, codec.header(self.service.header(reply.revision))))
 
-    async def lease_keep_alive(self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
+    async def lease_keep_alive(self, requests: AsyncIterator[Any], call: Call) -> None:
         """One answer per request, in order; TTL 0 for a lease that is gone (not an error, as in etcd)."""
         response = message("etcdserverpb.LeaseKeepAliveResponse")
         async for request in requests:
             res = await self.service.lease_keepalive(request.ID)
-            await context.write(response(header=codec.header(self.service.header(res["revision"])),
-                                         ID=res["id"], TTL=res["ttl"]))
+            await call.write(response(header=codec.header(self.service.header(res["revision"])),
+                                      ID=res["id"], TTL=res["ttl"]))
 
-    async def snapshot(self, request: Any, context: grpc.aio.ServicerContext) -> None:
+    async def snapshot(self, request: Any, call: Call) -> None:
         """The whole store (kvstore/backup.py's format) in chunks; `remaining_bytes` counts down to 0."""
         response = message("etcdserverpb.SnapshotResponse")
         revision, data = await self.service.snapshot()
         head = codec.header(self.service.header(revision))
         for start in range(0, len(data), SNAPSHOT_CHUNK):
             blob = data[start:start + SNAPSHOT_CHUNK]
-            await context.write(response(header=head, remaining_bytes=len(data) - start - len(blob), blob=blob))
+            await call.write(response(header=head, remaining_bytes=len(data) - start - len(blob), blob=blob))

@@ -49,7 +49,7 @@ def compose_file(masters: int, haproxy_path: str = "compose/haproxy.cfg", secret
     for name in ms:
         peers = ",".join(f"{o}:7001" for o in ms if o != name)
         command = ["master", "--name", name, "--raft", f"{name}:7001", "--peers", peers,
-                   "--kv-listen", f"{name}:2379", "--grpc-listen", f"{name}:2378", "--api-listen", f"{name}:6443",
+                   "--kv-listen", f"{name}:2379", "--api-listen", f"{name}:6443",
                    "--data-dir", "/data",
                    "--secret-file", "/run/secrets/cluster_secret", "--token-file", "/run/secrets/tokens",
                    "--tls-cert-file", "/run/secrets/server_crt", "--tls-private-key-file", "/run/secrets/server_key",

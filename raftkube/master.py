@@ -26,7 +26,9 @@ from api.server import ApiServer
 from kvstore.errors import KVFailure
 from kvstore.etcd_service import EtcdService
 from kvstore.gateway import KVGateway
-from kvstore.grpc_server import start_grpc
+from kvstore import kv_port
+from kvstore.grpc_server import EtcdGrpc
+from kvstore.grpc_wire import GrpcServer
 from kvstore.leader_duties import LeaderDuties, Retention
 from kvstore.membership import Membership, saved_members
 from kvstore.metrics import StoreCollector, handler as metrics_handler, new_registry
@@ -62,8 +64,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", required=True, help="this master's name, e.g. m1")
     p.add_argument("--raft", required=True, help="HOST:PORT of this master's Raft port (its identity)")
     p.add_argument("--peers", default="", help="comma-separated HOST:PORT Raft addresses of the other masters")
-    p.add_argument("--kv-listen", required=True, help="HOST:PORT for the etcd v3 JSON gateway")
-    p.add_argument("--grpc-listen", help="HOST:PORT for the etcd v3 gRPC API (etcdctl, etcd client libraries)")
+    p.add_argument("--kv-listen", required=True,
+                   help="HOST:PORT for the etcd v3 API: the JSON gateway and gRPC (etcdctl, etcd client libraries)")
+    p.add_argument("--grpc-listen", help="HOST:PORT for the etcd v3 gRPC API alone, besides --kv-listen (optional)")
     p.add_argument("--api-listen", required=True, help="HOST:PORT for the kube API")
     p.add_argument("--data-dir", required=True, help="where the journal and snapshots live")
     p.add_argument("--secret-file", help="file holding the cluster secret (required with --peers)")
@@ -216,9 +219,14 @@ class Master:
         self.add_health_routes(api_app)
         if self.args.enable_failpoints:
             api_app.middlewares.append(self.drop_when_cut)
-        runners = [await self._serve(kv_app, self.args.kv_listen),
-                   await self._serve(api_app, self.args.api_listen, self.tls_context())]
-        grpc_server = await start_grpc(service, self.args.grpc_listen) if self.args.grpc_listen else None
+        grpc = GrpcServer(EtcdGrpc(service).methods())
+        kv_runner = web.AppRunner(kv_app, access_log=None, handle_signals=False)
+        await kv_runner.setup()
+        listeners = [await kv_port.serve(kv_runner, grpc, *split_hostport(self.args.kv_listen))]
+        if self.args.grpc_listen:
+            listeners.append(await loop.create_server(grpc.connection, *split_hostport(self.args.grpc_listen),
+                                                      reuse_address=True))
+        runners = [kv_runner, await self._serve(api_app, self.args.api_listen, self.tls_context())]
         duties = LeaderDuties(self.store, Retention.parse(self.args.auto_compaction_retention))
         tasks = [asyncio.create_task(duties.run()), asyncio.create_task(self.announce()),
                  asyncio.create_task(self.save_topology()),
@@ -240,8 +248,9 @@ class Master:
                 control_plane.kill()
         for t in tasks:
             t.cancel()
-        if grpc_server is not None:
-            await grpc_server.stop(grace=1.0)
+        for listener in listeners:
+            listener.close()
+        grpc.close()
         for r in runners:
             await r.cleanup()
         self.store.close()
@@ -293,9 +302,7 @@ class Master:
     async def announce(self) -> None:
         """Tell the cluster who we are, once, retrying until a quorum takes it."""
         info = {"raft": self.args.raft, "name": self.args.name, "kv": f"http://{self.args.kv_listen}",
-                "api": f"http://{self.args.api_listen}"}
-        if self.args.grpc_listen:
-            info["grpc"] = f"http://{self.args.grpc_listen}"
+                "api": f"http://{self.args.api_listen}", "grpc": f"http://{self.args.grpc_listen or self.args.kv_listen}"}
         while True:
             if self.store.machine.members.get(self.args.raft) == info:
                 return

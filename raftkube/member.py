@@ -60,7 +60,7 @@ def add(info: dict[str, Any], state_dir: str) -> dict[str, Any]:
     names = {m["name"] for m in info["masters"]}
     number = max(int(n[1:]) for n in names if n[1:].isdigit()) + 1
     entry = {"name": f"m{number}", "raft": f"127.0.0.1:{up.free_port()}", "kv": f"127.0.0.1:{up.free_port()}",
-             "api": f"127.0.0.1:{up.free_port()}", "grpc": f"127.0.0.1:{up.free_port()}"}
+             "api": f"127.0.0.1:{up.free_port()}"}
     call(info, "/v3/cluster/member/add", {"peerURLs": [f"http://{entry['raft']}"]}, chaos.leader(info))
     template = info["masters"][0]["argv"]
     current = [m["raft"] for m in info["masters"]]
@@ -68,7 +68,7 @@ def add(info: dict[str, Any], state_dir: str) -> dict[str, Any]:
                           template[template.index("--secret-file") + 1], _security_flags(template))
     pid = up.spawn(argv, os.path.join(state_dir, "logs", f"{entry['name']}.log"))
     m = {"name": entry["name"], "pid": pid, "raft": entry["raft"], "kv": f"http://{entry['kv']}",
-         "grpc": f"http://{entry['grpc']}", "api": f"https://{entry['api']}" if "--tls-cert-file" in argv else f"http://{entry['api']}",
+         "grpc": f"http://{entry['kv']}", "api": f"https://{entry['api']}" if "--tls-cert-file" in argv else f"http://{entry['api']}",
          "data_dir": argv[argv.index("--data-dir") + 1], "argv": argv}
     info["masters"].append(m)
     _save(info, state_dir)
@@ -114,7 +114,7 @@ def _save(info: dict[str, Any], state_dir: str) -> None:
         with open(layout_path) as f:
             layout = json.load(f)
         layout["masters"] = [{"name": m["name"], "raft": m["raft"], "kv": m["kv"].split("://")[1],
-                              "api": m["api"].split("://")[1], "grpc": m["grpc"].split("://")[1]}
+                              "api": m["api"].split("://")[1]}
                              for m in info["masters"]]
         with open(layout_path, "w") as f:
             json.dump(layout, f, indent=2)

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 from typing import Any
 
-RAFT_PORT, KV_PORT, API_PORT, GRPC_PORT = 7001, 2379, 6443, 2378
+RAFT_PORT, KV_PORT, API_PORT = 7001, 2379, 6443
 
 
 def available() -> bool:
@@ -69,7 +69,7 @@ class Network:
         """layout.json for up.start: each master on its own address, the same ports."""
         os.makedirs(state_dir, exist_ok=True)
         layout = {"masters": [{"name": n, "raft": f"{m['ip']}:{RAFT_PORT}", "kv": f"{m['ip']}:{KV_PORT}",
-                               "api": f"{m['ip']}:{API_PORT}", "grpc": f"{m['ip']}:{GRPC_PORT}"}
+                               "api": f"{m['ip']}:{API_PORT}"}
                               for n, m in self.masters.items()],
                   "api": f"127.0.0.1:{API_PORT}"}
         with open(os.path.join(state_dir, "layout.json"), "w") as f:

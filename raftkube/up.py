@@ -32,8 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--masters", type=int, default=3, choices=[1, 3, 5, 7])
     p.add_argument("--state-dir", default=".raftkube")
     p.add_argument("--base-port", type=int, default=0,
-                   help="the API load balancer listens on BASE; master i uses raft BASE+100+i, kv BASE+200+i, "
-                        "api BASE+300+i, grpc BASE+400+i (default: free ports)")
+                   help="the API load balancer listens on BASE; master i uses raft BASE+100+i, kv BASE+200+i "
+                        "(JSON gateway and gRPC), api BASE+300+i (default: free ports)")
     p.add_argument("--nodes", type=int, default=2, help="node agents to run (default 2; 0 for masters only)")
     p.add_argument("--runtime", choices=["process", "fake"], default="process",
                    help="process: pods are local processes; fake: pods only pretend to run, as kwok (default process)")
@@ -66,7 +66,8 @@ def free_port() -> int:
 
 
 def plan_layout(state_dir: str, masters: int, base_port: int) -> dict[str, Any]:
-    """{"masters": [{name, raft, kv, api, grpc}, ...], "api": the load balancer's HOST:PORT}."""
+    """{"masters": [{name, raft, kv, api}, ...], "api": the load balancer's HOST:PORT}. The kv port serves the
+    JSON gateway and gRPC both, as etcd's client port does."""
     layout_path = os.path.join(state_dir, "layout.json")
     if os.path.exists(layout_path):
         with open(layout_path) as f:
@@ -74,17 +75,14 @@ def plan_layout(state_dir: str, masters: int, base_port: int) -> dict[str, Any]:
         if len(layout["masters"]) != masters:
             raise SystemExit(f"raftkube up: {state_dir} holds a {len(layout['masters'])}-master cluster; use "
                              f"--masters {len(layout['masters'])}, or another --state-dir for a new cluster")
-        if all("grpc" in m for m in layout["masters"]):
-            return layout
-        for m in layout["masters"]:  # a layout from before the gRPC API: give each master a gRPC port
-            m.setdefault("grpc", f"{m['kv'].rpartition(':')[0]}:{free_port()}")
+        return layout
     else:
         entries = []
         for i in range(masters):
-            ports = [base_port + off + i for off in (100, 200, 300, 400)] if base_port else \
-                [free_port() for _ in range(4)]
+            ports = [base_port + off + i for off in (100, 200, 300)] if base_port else \
+                [free_port() for _ in range(3)]
             entries.append({"name": f"m{i + 1}", "raft": f"127.0.0.1:{ports[0]}", "kv": f"127.0.0.1:{ports[1]}",
-                            "api": f"127.0.0.1:{ports[2]}", "grpc": f"127.0.0.1:{ports[3]}"})
+                            "api": f"127.0.0.1:{ports[2]}"})
         layout = {"masters": entries, "api": f"127.0.0.1:{base_port or free_port()}"}
     with open(layout_path, "w") as f:
         json.dump(layout, f, indent=2)
@@ -135,7 +133,7 @@ def master_argv(m: dict[str, str], layout: list[dict[str, str]], state_dir: str,
                 extra: tuple[str, ...] = ()) -> list[str]:
     peers = ",".join(o["raft"] for o in layout if o is not m)
     return [sys.executable, "-m", "raftkube", "master", "--name", m["name"], "--raft", m["raft"],
-            "--peers", peers, "--kv-listen", m["kv"], "--grpc-listen", m["grpc"], "--api-listen", m["api"],
+            "--peers", peers, "--kv-listen", m["kv"], "--api-listen", m["api"],
             "--data-dir", os.path.join(state_dir, "data", m["name"]), "--secret-file", secret_file,
             "--enable-failpoints", *extra]
 
@@ -187,7 +185,7 @@ def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str,
             argv = ["ip", "netns", "exec", netns[m["name"]], *argv]  # ip execs the master: the pid is its own
         pid = spawn(argv, os.path.join(state_dir, "logs", f"{m['name']}.log"))
         entries.append({"name": m["name"], "pid": pid, "raft": m["raft"], "kv": f"http://{m['kv']}",
-                        "grpc": f"http://{m['grpc']}", "api": f"https://{m['api']}",
+                        "grpc": f"http://{m['kv']}", "api": f"https://{m['api']}",
                         "data_dir": argv[argv.index("--data-dir") + 1], "argv": argv})
     api = f"https://{layout['api']}" if balanced else entries[0]["api"]
     kubeconfig_path = kubeconfig.write(os.path.join(state_dir, "kubeconfig"), api, admin_token(state_dir),

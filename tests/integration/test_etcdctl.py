@@ -120,7 +120,9 @@ def test_move_leader_hands_leadership_to_the_member_named(ctl):
 
 def test_member_add_and_remove(ctl):
     added = ctl("member", "add", "m4", "--peer-urls", f"http://127.0.0.1:{up.free_port()}").stdout
-    new_id = re.search(r"Member ([0-9a-f]+) added", added).group(1)
+    found = re.search(r"Member ([0-9a-f]+) added", added)
+    assert found, added
+    new_id = found.group(1)
     listed = ctl("member", "list").stdout
     assert new_id in listed and "unstarted" in listed and len(listed.splitlines()) == 4
     assert "removed from cluster" in ctl("member", "remove", new_id).stdout
