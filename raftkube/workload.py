@@ -31,9 +31,12 @@ LEASE_TTL = 4  # seconds: a keepalive every second leaves three to spare
 
 
 def outcome_of(exc: BaseException) -> str:
-    """failed only when the store says so for sure; anything else (timeout, lost connection) is unknown."""
+    """failed only when it certainly did not happen: the store says so, or the request never left (the
+    connection was refused); anything else (a timeout, a connection lost mid-request) is unknown."""
     if isinstance(exc, EtcdError) and ("was not applied" in str(exc.body.get("message", ""))
                                        or 400 <= exc.status < 500):
+        return FAILED
+    if isinstance(exc, aiohttp.ClientConnectorError):
         return FAILED
     return UNKNOWN
 
@@ -70,7 +73,7 @@ class WatchLog:
 
 
 class Workload:
-    def __init__(self, endpoints: list[str], *, keys: int = 3, clients: int = 6, watchers: int = 2,
+    def __init__(self, endpoints: list[str], *, keys: int = 8, clients: int = 6, watchers: int = 2,
                  leases: int = 0, big_values: float = 0.0, seed: int = 0, timeout: float = 3.0) -> None:
         self.endpoints = endpoints
         self.keys = [f"k{i}" for i in range(keys)]

@@ -46,3 +46,19 @@ def test_availability_counts_slices_with_a_successful_write_and_the_longest_gap(
     writes = [NS(ret=t, outcome=OK) for t in (0.05, 0.15, 0.25, 0.95)] + [NS(ret=0.5, outcome=UNKNOWN)]
     a = availability(writes, 0.0, 1.0)
     assert a["share"] == 0.4 and abs(a["longest_gap"] - 0.7) < 1e-9
+
+
+def test_a_request_whose_connection_was_refused_certainly_failed_a_timeout_may_have_happened():
+    import asyncio
+
+    import aiohttp
+
+    from kvstore.client import EtcdError
+    from raftkube.workload import outcome_of
+
+    refused = aiohttp.ClientConnectorError(NS(host="m1", port=1, ssl=None), ConnectionRefusedError(111, "refused"))
+    assert outcome_of(refused) == FAILED
+    assert outcome_of(EtcdError(503, {"message": "no quorum; the request was not applied"})) == FAILED
+    assert outcome_of(EtcdError(503, {"message": "no quorum; the request may still be applied"})) == UNKNOWN
+    assert outcome_of(asyncio.TimeoutError()) == UNKNOWN
+    assert outcome_of(aiohttp.ServerDisconnectedError()) == UNKNOWN
