@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 import tempfile
 import time
 from typing import Iterator, Protocol
 
-import aiohttp
-import grpc
+# `python bench/X.py` puts bench/ first on sys.path, where api.py would shadow the `api` package that raftkube
+# imports: the repository's packages go first.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from grpc_client import GrpcKVClient
-from kvstore.client import EtcdError, KVClient
-from raftkube import up
+import aiohttp  # noqa: E402
+import grpc  # noqa: E402
+
+from grpc_client import GrpcKVClient  # noqa: E402
+from kvstore.client import EtcdError, KVClient  # noqa: E402
+from raftkube import up  # noqa: E402
 
 # What a client may meet while members die: an error answer, a dropped connection, a timeout.
 TRANSIENT = (EtcdError, grpc.aio.AioRpcError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
