@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -34,8 +35,28 @@ class MemberError(Exception):
     pass
 
 
+RETRY_FOR = 15.0  # seconds: an election, or the previous change still committing
+
+
 def call(info: dict[str, Any], path: str, body: dict[str, Any], first: str | None = None) -> dict[str, Any]:
-    """POST to the KV API of master `first` (else of the first that answers); MemberError with etcd's message."""
+    """POST to the KV API of master `first` (else of the first that answers); MemberError with etcd's message.
+    An answer that says nothing was done and to retry (no leader yet, another change still committing) is
+    retried for up to RETRY_FOR seconds."""
+    deadline = time.monotonic() + RETRY_FOR
+    while True:
+        try:
+            return _call_once(info, path, body, first)
+        except _Retry as exc:
+            if time.monotonic() > deadline:
+                raise MemberError(str(exc)) from None
+            time.sleep(0.5)
+
+
+class _Retry(Exception):
+    pass
+
+
+def _call_once(info: dict[str, Any], path: str, body: dict[str, Any], first: str | None) -> dict[str, Any]:
     masters = sorted(info["masters"], key=lambda m: m["name"] != first)
     last = "no master answered"
     for m in masters:
@@ -46,7 +67,10 @@ def call(info: dict[str, Any], path: str, body: dict[str, Any], first: str | Non
                 return json.load(r)
         except urllib.error.HTTPError as exc:
             answer = json.loads(exc.read() or b"{}")
-            raise MemberError(f"{m['name']} answered {exc.code}: {answer.get('message', answer)}") from None
+            message = f"{m['name']} answered {exc.code}: {answer.get('message', answer)}"
+            if exc.code == 503 and str(answer.get("message", "")).endswith("retry"):
+                raise _Retry(message) from None
+            raise MemberError(message) from None
         except OSError as exc:
             last = f"{m['name']}: {exc}"
     raise MemberError(last)
