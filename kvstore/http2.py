@@ -80,6 +80,39 @@ class StreamHandler(Protocol):
     def reset(self) -> None: ...
 
 
+class HeaderDecoder:
+    """hpack's decoder, with whole header blocks cached: a gRPC client repeats the same block call after call
+    (C-core indexes even its rounded grpc-timeout: 9 bytes, every field from the dynamic table). A block that
+    leaves the dynamic table as it was decodes the same way for as long as the table does not change, so the
+    cache is emptied whenever a block changes the table (hpack 4's `header_table.dynamic_entries`)."""
+
+    MAX_CACHED, MAX_CACHED_BLOCK = 64, 1024
+
+    def __init__(self) -> None:
+        self.decoder = hpack.Decoder(max_header_list_size=MAX_HEADER_BYTES)
+        self.cache: dict[bytes, dict[bytes, bytes]] = {}
+
+    def decode(self, block: bytes) -> dict[bytes, bytes]:
+        """The block's fields (a shared dict on a cache hit: read it, never change it)."""
+        headers = self.cache.get(block)
+        if headers is not None:
+            return headers
+        table = self.decoder.header_table
+        before = self._state(table)
+        headers = dict(self.decoder.decode(block, raw=True))
+        if self._state(table) != before:
+            self.cache.clear()
+        elif len(block) <= self.MAX_CACHED_BLOCK and len(self.cache) < self.MAX_CACHED:
+            self.cache[block] = headers
+        return headers
+
+    @staticmethod
+    def _state(table) -> tuple:
+        """What changes when an entry is added or the table resized (entries are new tuples: compared by id)."""
+        entries = table.dynamic_entries
+        return table.maxsize, len(entries), id(entries[0]) if entries else 0
+
+
 class Stream:
     """One request's state: its headers, both windows, and the DATA and trailers waiting for window."""
 
@@ -108,7 +141,7 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.preface_seen = False
-        self.decoder = hpack.Decoder(max_header_list_size=MAX_HEADER_BYTES)
+        self.decoder = HeaderDecoder()
         self.streams: dict[int, Stream] = {}
         self.blocked: dict[int, Stream] = {}  # streams with DATA waiting for window or for the transport
         self.last_id = 0
@@ -319,7 +352,7 @@ class Connection(asyncio.Protocol):
 
     def _on_header_block(self, stream_id: int, flags: int, block: bytes) -> None:
         try:  # always decoded, even for a stream refused below: HPACK's table is the connection's
-            headers = dict(self.decoder.decode(block, raw=True))
+            headers = self.decoder.decode(block)
         except hpack.HPACKError as exc:
             raise ProtocolError(COMPRESSION_ERROR, f"header block: {exc}") from None
         stream = self.streams.get(stream_id)
