@@ -51,6 +51,7 @@ MAX_HEADER_BYTES = 64 * 1024
 STREAM_WINDOW = 4 << 20
 CONNECTION_WINDOW = 16 << 20
 MAX_HELD = 128 << 20
+FLUSH_PIECES = 64  # a long stream's frames wait for the loop's turn until this many are queued
 MAX_CONTROL_BACKLOG = 16 << 20  # unsent bytes when a PING or SETTINGS must be answered: the peer is not reading
 
 FRAME = struct.Struct(">BHBBI")  # length (24 bits, as 8 + 16), type, flags, stream id
@@ -235,7 +236,13 @@ class Connection(asyncio.Protocol):
             self._pump(stream)
 
     async def drained(self, stream: Stream) -> None:
-        """Until `stream`'s DATA has left (or the stream or connection is gone): a long stream's backpressure."""
+        """Until `stream`'s DATA has left (or the stream or connection is gone): a long stream's backpressure.
+        What is queued goes to the transport first once it is large, so a peer with a huge window still meets the
+        transport's own backpressure (pause_writing); and the loop gets a turn either way."""
+        if len(self.out) >= FLUSH_PIECES:
+            self._flush()
+        if not ((stream.out or self.paused) and stream.send_open and not self.closed):
+            await asyncio.sleep(0)
         while (stream.out or self.paused) and stream.send_open and not self.closed:
             stream.drain = asyncio.get_running_loop().create_future()
             await stream.drain
