@@ -280,29 +280,20 @@ class Connection(asyncio.Protocol):
     def _frame(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:
         if self.continuing is not None and kind != CONTINUATION:
             raise ProtocolError(PROTOCOL_ERROR, "a header block interrupted before its END_HEADERS")
-        if kind == DATA:
-            self._on_data(flags, stream_id, payload)
-        elif kind == HEADERS:
-            self._on_headers(flags, stream_id, payload)
-        elif kind == CONTINUATION:
-            self._on_continuation(flags, stream_id, payload)
-        elif kind == WINDOW_UPDATE:
-            self._on_window_update(stream_id, payload)
-        elif kind == SETTINGS:
-            self._on_settings(flags, stream_id, payload)
-        elif kind == PING:
-            self._on_ping(flags, stream_id, payload)
-        elif kind == RST_STREAM:
-            self._on_rst_stream(stream_id, payload)
-        elif kind == PRIORITY:
-            if stream_id == 0 or len(payload) != 5:
-                raise ProtocolError(PROTOCOL_ERROR, "a malformed PRIORITY frame")
-        elif kind == PUSH_PROMISE:
-            raise ProtocolError(PROTOCOL_ERROR, "a client may not push")
-        elif kind == GOAWAY:
-            if stream_id != 0:
-                raise ProtocolError(PROTOCOL_ERROR, "GOAWAY on a stream")
-        # any other type is an extension we do not know: ignored, as RFC 9113 section 4.1 says
+        handler = self.FRAME_HANDLERS.get(kind)
+        if handler is not None:  # a type we do not know is an extension: ignored, as RFC 9113 section 4.1 says
+            handler(self, flags, stream_id, payload)
+
+    def _on_priority(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if stream_id == 0 or len(payload) != 5:
+            raise ProtocolError(PROTOCOL_ERROR, "a malformed PRIORITY frame")  # else ignored: no priorities here
+
+    def _on_push_promise(self, flags: int, stream_id: int, payload: bytes) -> None:
+        raise ProtocolError(PROTOCOL_ERROR, "a client may not push")
+
+    def _on_goaway(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if stream_id != 0:  # else the client is leaving: it closes the connection when its calls are done
+            raise ProtocolError(PROTOCOL_ERROR, "GOAWAY on a stream")
 
     def _on_data(self, flags: int, stream_id: int, payload: bytes) -> None:
         if stream_id == 0:
@@ -384,7 +375,7 @@ class Connection(asyncio.Protocol):
         if flags & END_STREAM and stream.recv_open:
             self._received_end(stream)
 
-    def _on_window_update(self, stream_id: int, payload: bytes) -> None:
+    def _on_window_update(self, flags: int, stream_id: int, payload: bytes) -> None:
         if len(payload) != 4:
             raise ProtocolError(FRAME_SIZE_ERROR, "WINDOW_UPDATE is 4 bytes")
         increment = WINDOW.unpack(payload)[0] & 0x7FFFFFFF
@@ -442,7 +433,7 @@ class Connection(asyncio.Protocol):
         if not flags & ACK:
             self._control(frame(PING, ACK, 0, payload))
 
-    def _on_rst_stream(self, stream_id: int, payload: bytes) -> None:
+    def _on_rst_stream(self, flags: int, stream_id: int, payload: bytes) -> None:
         if stream_id == 0 or len(payload) != 4:
             raise ProtocolError(PROTOCOL_ERROR if stream_id == 0 else FRAME_SIZE_ERROR, "a malformed RST_STREAM")
         self._check_known(stream_id)
@@ -450,6 +441,11 @@ class Connection(asyncio.Protocol):
         if stream is not None:
             self._forget(stream)
             stream.handler.reset()
+
+    FRAME_HANDLERS = {DATA: _on_data, HEADERS: _on_headers, CONTINUATION: _on_continuation,
+                      WINDOW_UPDATE: _on_window_update, SETTINGS: _on_settings, PING: _on_ping,
+                      RST_STREAM: _on_rst_stream, PRIORITY: _on_priority, PUSH_PROMISE: _on_push_promise,
+                      GOAWAY: _on_goaway}
 
     # -- helpers ----------------------------------------------------------------------------
 
