@@ -13,7 +13,7 @@
 
 Cross-origin: a page served by master A that moves to master B sends its token to B's origin; B answers
 (CORS) only origins that are the masters' own API addresses. The preflight carries no token, so it is
-answered before authentication; every data request still carries it (api/auth.py).
+answered before authentication; every data request still carries it (api/authentication.py).
 """
 from __future__ import annotations
 

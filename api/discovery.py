@@ -21,6 +21,7 @@ _SUB_KINDS = {"scale": ("autoscaling", "v1", "Scale", ["get", "patch", "update"]
               "binding": ("", "v1", "Binding", ["create"]),
               "log": (None, None, None, ["get"]),
               "finalize": (None, None, None, ["update"]),
+              "token": ("authentication.k8s.io", "v1", "TokenRequest", ["create"]),
               "status": (None, None, None, ["get", "patch", "update"])}
 
 

@@ -20,11 +20,22 @@ _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' generateName alp
 
 
 def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return timestamp(datetime.datetime.now(datetime.timezone.utc).timestamp())
+
+
+def timestamp(seconds: float) -> str:
+    """A Unix time as Kubernetes writes metav1.Time."""
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+PATH_SEGMENT_NAMES = {"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}  # system:... names are fine
 
 
 def _name_problem(res: Resource, name: str) -> str | None:
-    if res.kind == "Namespace":
+    if res.kind in PATH_SEGMENT_NAMES:
+        ok = name not in (".", "..") and "/" not in name and "%" not in name
+        rule = "a valid path segment name (not '.' or '..', no '/' or '%')"
+    elif res.kind == "Namespace":
         ok = len(name) <= 63 and DNS1123_LABEL.match(name)
         rule = "a lowercase RFC 1123 label (lowercase letters, digits and '-', at most 63 characters)"
     else:

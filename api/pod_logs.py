@@ -59,13 +59,13 @@ def kubelet_address(node: Obj) -> tuple[str, int]:
     return ip, port
 
 
-def node_token(tokens: dict[str, str] | None) -> str | None:
-    """The system:nodes token of this master's --token-file (token -> user), which the kubelets also hold."""
-    return next((token for token, user in (tokens or {}).items() if user == NODE_USER), None)
+def node_token(tokens: Any) -> str | None:
+    """The system:nodes token of this master's --token-file (api/authentication.py), which the kubelets also hold."""
+    users = tokens.users() if tokens is not None else {}
+    return next((token for token, user in users.items() if user.name == NODE_USER), None)
 
 
-async def serve(request: web.Request, objects: Any, namespace: str, name: str,
-                tokens: dict[str, str] | None) -> web.StreamResponse:
+async def serve(request: web.Request, objects: Any, namespace: str, name: str, tokens: Any) -> web.StreamResponse:
     pod = await objects.get(lookup("", "v1", "pods"), namespace, name)
     container = pick_container(pod, request.query.get("container"))
     node_name = (pod.get("spec") or {}).get("nodeName")

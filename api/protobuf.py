@@ -106,6 +106,29 @@ SCHEMAS: dict[str, dict[int, tuple[str, Any]]] = {
                 4: ("selector", "LabelSelector"), 5: ("manualSelector", B), 6: ("template", "PodTemplateSpec"),
                 8: ("ttlSecondsAfterFinished", I), 9: ("completionMode", S), 10: ("suspend", B)},
     "Empty": {},
+    # rbac.authorization.k8s.io/v1: kubectl create role|clusterrole|rolebinding|clusterrolebinding
+    "Role": {1: ("metadata", "ObjectMeta"), 2: ("rules", ("repeated", "PolicyRule"))},
+    "ClusterRole": {1: ("metadata", "ObjectMeta"), 2: ("rules", ("repeated", "PolicyRule"))},
+    "PolicyRule": {1: ("verbs", ("repeated", S)), 2: ("apiGroups", ("repeated", S)), 3: ("resources", ("repeated", S)),
+                   4: ("resourceNames", ("repeated", S)), 5: ("nonResourceURLs", ("repeated", S))},
+    "RoleBinding": {1: ("metadata", "ObjectMeta"), 2: ("subjects", ("repeated", "Subject")), 3: ("roleRef", "RoleRef")},
+    "ClusterRoleBinding": {1: ("metadata", "ObjectMeta"), 2: ("subjects", ("repeated", "Subject")),
+                           3: ("roleRef", "RoleRef")},
+    "Subject": {1: ("kind", S), 2: ("apiGroup", S), 3: ("name", S), 4: ("namespace", S)},
+    "RoleRef": {1: ("apiGroup", S), 2: ("kind", S), 3: ("name", S)},
+    # authentication.k8s.io/v1 and authorization.k8s.io/v1: kubectl create token, auth whoami, auth can-i
+    "TokenRequest": {1: ("metadata", "ObjectMeta"), 2: ("spec", "TokenRequestSpec"), 3: ("status", "Empty")},
+    "TokenRequestSpec": {1: ("audiences", ("repeated", S)), 3: ("boundObjectRef", "BoundObjectReference"),
+                         4: ("expirationSeconds", I)},
+    "BoundObjectReference": {1: ("kind", S), 2: ("apiVersion", S), 3: ("name", S), 4: ("uid", S)},
+    "SelfSubjectReview": {1: ("metadata", "ObjectMeta"), 2: ("status", "Empty")},
+    "SelfSubjectAccessReview": {1: ("metadata", "ObjectMeta"), 2: ("spec", "SelfSubjectAccessReviewSpec"),
+                                3: ("status", "Empty")},
+    "SelfSubjectAccessReviewSpec": {1: ("resourceAttributes", "ResourceAttributes"),
+                                    2: ("nonResourceAttributes", "NonResourceAttributes")},
+    "ResourceAttributes": {1: ("namespace", S), 2: ("verb", S), 3: ("group", S), 4: ("version", S), 5: ("resource", S),
+                           6: ("subresource", S), 7: ("name", S)},
+    "NonResourceAttributes": {1: ("path", S), 2: ("verb", S)},
 }
 
 

@@ -16,6 +16,11 @@ class Resource:
     verbs: tuple[str, ...] = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
     @property
+    def stored(self) -> bool:
+        """False for the reviews: a create that answers a question and keeps nothing."""
+        return "get" in self.verbs
+
+    @property
     def group_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
@@ -46,7 +51,7 @@ RESOURCES: list[Resource] = [
     _r("", "ConfigMap", "configmaps", True, ("cm",)),
     _r("", "Secret", "secrets", True),
     _r("", "Event", "events", True, ("ev",)),
-    _r("", "ServiceAccount", "serviceaccounts", True, ("sa",)),
+    _r("", "ServiceAccount", "serviceaccounts", True, ("sa",), ("token",)),
     _r("apps", "Deployment", "deployments", True, ("deploy",), ("status", "scale")),
     _r("apps", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale")),
     _r("apps", "StatefulSet", "statefulsets", True, ("sts",), ("status", "scale")),
@@ -54,6 +59,13 @@ RESOURCES: list[Resource] = [
     _r("apps", "ControllerRevision", "controllerrevisions", True),
     _r("batch", "Job", "jobs", True, (), ("status",)),
     _r("coordination.k8s.io", "Lease", "leases", True),
+    _r("rbac.authorization.k8s.io", "Role", "roles", True),
+    _r("rbac.authorization.k8s.io", "RoleBinding", "rolebindings", True),
+    _r("rbac.authorization.k8s.io", "ClusterRole", "clusterroles", False),
+    _r("rbac.authorization.k8s.io", "ClusterRoleBinding", "clusterrolebindings", False),
+    Resource("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False,
+             verbs=("create",)),
+    Resource("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False, verbs=("create",)),
 ]
 
 GROUPS: dict[str, list[str]] = {}  # group -> versions, in discovery order

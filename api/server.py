@@ -17,14 +17,17 @@ import orjson
 import yaml
 from aiohttp import web
 
-from api import (apply, auth, bounds, defaults, deletion, discovery, errors, fields, objects, patch, pod_logs, protobuf, schema,
+from api import (apply, bootstrap_policy, bounds, defaults, deletion, discovery, errors, fields, objects, patch, pod_logs, protobuf, schema,
                  subresources, tables, validation, watching)
 from api.cluster_ips import (DEFAULT_RANGE, NODE_PORT_PREFIX, NODE_PORTS, PREFIX, ClusterIPRange,
                              node_port_key, pick_node_port)
+from api.authentication import AUDIENCE, Authenticator, ServiceAccountKeys, StaticTokens
+from api.authorization import Authorizer
 from api.encryption import Transformer
 from api.errors import ApiError
 from api.inflight import InFlight
 from api.query import flag
+from api.rbac import Attributes
 from api.metrics import TARGET, ApiMetrics, middleware as metrics_middleware
 from api.registry import DEFAULT_NAMESPACES, Resource, lookup
 from api.selectors import parse_fields, parse_labels, single_name
@@ -41,6 +44,7 @@ SCALE = "io.k8s.api.autoscaling.v1.Scale"
 EVICTION = "io.k8s.api.policy.v1.Eviction"
 BINDING = "io.k8s.api.core.v1.Binding"
 DELETE_OPTIONS = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"
+TOKEN_REQUEST = "io.k8s.api.authentication.v1.TokenRequest"
 APPLY_PATCH = "application/apply-patch+yaml"
 YAML_TYPES = {APPLY_PATCH, "application/yaml"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -111,9 +115,12 @@ def parse_path(path: str) -> Target:
 
 class ApiServer:
     def __init__(self, store, hub: WatchHub, *, service_ip_range: str = DEFAULT_RANGE,
-                 tokens: dict[str, str] | None = None, metrics: ApiMetrics | None = None,
+                 tokens: StaticTokens | None = None, service_account_keys: ServiceAccountKeys | None = None,
+                 authorization: tuple[str, ...] = ("AlwaysAllow",), metrics: ApiMetrics | None = None,
                  transformer: Transformer | None = None, inflight: InFlight | None = None) -> None:
-        self.tokens = tokens  # None: no authentication (a master started by hand without --token-file)
+        """`tokens` None: no authentication (a master started by hand without --token-file)."""
+        self.tokens = tokens
+        self.sa_keys = service_account_keys
         self.inflight = inflight or InFlight()
         self.objects = ObjectStore(store, transformer)
         self.store = store
@@ -121,11 +128,13 @@ class ApiServer:
         self.ips = ClusterIPRange(service_ip_range)
         self.rng = random.Random()
         self.metrics = metrics if metrics is not None else ApiMetrics()  # the master passes its registry's
+        self.authenticator = Authenticator(tokens, service_account_keys, self.objects)
+        self.authorizer = Authorizer(list(authorization), self.objects, hub)
 
     def app(self) -> web.Application:
-        middlewares = [auth.middleware(self.tokens)] if self.tokens is not None else []
-        app = web.Application(middlewares=[metrics_middleware(self.metrics), *middlewares, self.inflight.middleware,
-                                           _errors], client_max_size=MAX_BODY)
+        app = web.Application(middlewares=[metrics_middleware(self.metrics), self.authenticator.middleware,
+                                           self.inflight.middleware, self.authorizer.middleware(parse_path), _errors],
+                              client_max_size=MAX_BODY)
         app.router.add_get("/metrics", metrics_handler(self.metrics.registry))  # with a token: api/metrics.py
         for path in ("/version", "/version/"):
             app.router.add_get(path, lambda r: asyncio.sleep(0, reply(discovery.VERSION)))
@@ -181,8 +190,14 @@ class ApiServer:
             return await self.list(request, t)
         if method == "GET":
             return await self.get(request, t)
+        if not t.res.stored:
+            if method != "POST" or t.name is not None:
+                raise ApiError(405, f"{t.res.plural} can only be created: each is a question, answered at once")
+            return await self.review(request, t)
         if method == "POST" and t.name is None:
             return await self.create(request, t)
+        if method == "POST" and t.subresource == "token":
+            return await self.token_request(request, t)
         if method == "POST" and t.subresource in ("binding", "eviction"):
             return await self.pod_action(request, t)
         if method in ("PUT", "PATCH") and t.name is not None:
@@ -469,11 +484,65 @@ class ApiServer:
             body, _ = self.decode(request, t, await self.body(request), DELETE_OPTIONS)
         return deletion.options(body, request.query)
 
+    async def review(self, request: web.Request, t: Target) -> web.Response:
+        """SelfSubjectReview (`kubectl auth whoami`) and SelfSubjectAccessReview (`kubectl auth can-i`)."""
+        body, _ = self.decode(request, t, await self.body(request))
+        user = request["user"]
+        out = {"apiVersion": t.res.group_version, "kind": t.res.kind, "metadata": {"creationTimestamp": objects.now()}}
+        if t.res.kind == "SelfSubjectReview":
+            return reply({**out, "status": {"userInfo": user.info()}}, 201)
+        spec = body.get("spec") or {}
+        res_attrs, url_attrs = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+        if res_attrs:
+            a = Attributes(user.name, user.groups, res_attrs.get("verb") or "", res_attrs.get("group") or "",
+                           res_attrs.get("resource") or "", res_attrs.get("subresource") or "",
+                           res_attrs.get("namespace") or "", res_attrs.get("name") or "")
+        elif url_attrs:
+            a = Attributes(user.name, user.groups, url_attrs.get("verb") or "", path=url_attrs.get("path") or "")
+        else:
+            raise errors.invalid(t.res.kind, "", [("spec", "Required value: resourceAttributes or "
+                                                           "nonResourceAttributes")], t.res.group)
+        reason = await self.authorizer.decide(a)
+        status = {"allowed": reason is not None, **({"reason": reason} if reason else {})}
+        return reply({**out, "spec": spec, "status": status}, 201)
+
+    async def token_request(self, request: web.Request, t: Target) -> web.Response:
+        """TokenRequest on serviceaccounts/NAME/token (`kubectl create token NAME`, and the kubelet for a pod)."""
+        if self.sa_keys is None:
+            raise ApiError(503, "this master has no --service-account-key-file: it cannot sign service account "
+                                "tokens")
+        body, _ = self.decode(request, t, await self.body(request), TOKEN_REQUEST)
+        spec = body.get("spec") or {}
+        seconds = spec.get("expirationSeconds") or 3600
+        if seconds < 600:
+            raise errors.invalid("TokenRequest", t.name, [("spec.expirationSeconds", "Invalid value: "
+                                                           f"{seconds}: may not specify a duration less than 10 "
+                                                           "minutes")], "authentication.k8s.io")
+        account = await self.objects.get(t.res, t.namespace, t.name)
+        pod = None
+        bound = spec.get("boundObjectRef")
+        if bound:
+            if bound.get("kind") != "Pod":
+                raise errors.bad_request("boundObjectRef: only a Pod can hold a token here")
+            found = await self.objects.get(lookup("", "v1", "pods"), t.namespace, bound.get("name") or "")
+            if bound.get("uid") not in (None, "", found["metadata"]["uid"]):
+                raise errors.conflict("pods", bound.get("name") or "")
+            pod = (found["metadata"]["name"], found["metadata"]["uid"])
+        token, expires = self.sa_keys.issue(namespace=t.namespace, name=t.name, uid=account["metadata"]["uid"],
+                                            seconds=seconds, audiences=spec.get("audiences") or [AUDIENCE], pod=pod)
+        return reply({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                      "metadata": {"name": t.name, "namespace": t.namespace, "creationTimestamp": objects.now()},
+                      "spec": {**spec, "expirationSeconds": seconds},
+                      "status": {"token": token, "expirationTimestamp": objects.timestamp(expires)}}, 201)
+
     async def delete(self, request: web.Request, t: Target) -> web.Response:
         return reply(await self.delete_one(t.res, t.namespace, t.name, await self.delete_options(request, t)))
 
     async def delete_one(self, res: Resource, namespace: str | None, name: str, opts: dict | None = None) -> dict:
         """Remove the object, or mark it (deletion.plan); a Service gives back its ClusterIP."""
+        if res.kind == "Namespace" and name in DEFAULT_NAMESPACES:
+            raise ApiError(403, f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                           reason="Forbidden", details={"name": name, "kind": "namespaces"})
         for _ in range(10):
             obj = await self.objects.get(res, namespace, name)
             deletion.check_preconditions(res, obj, opts or {})
@@ -510,20 +579,25 @@ class ApiServer:
 
     # -- start-up -------------------------------------------------------------------------
 
-    async def ensure_default_namespaces(self) -> None:
-        """default, kube-system, kube-public, kube-node-lease exist from the start (any master may
-        create them; the create is a compare-and-swap, so only one wins)."""
-        ns_res = lookup("", "v1", "namespaces")
-        pending = list(DEFAULT_NAMESPACES)
+    async def ensure_defaults(self) -> None:
+        """What every cluster has from the start: the namespaces default, kube-system, kube-public and
+        kube-node-lease, and the bootstrap roles and bindings (api/bootstrap_policy.py). Any master may create
+        them; each create is a compare-and-swap, so one wins and the others find it there."""
+        rbac = "rbac.authorization.k8s.io"
+        pending = [(lookup("", "v1", "namespaces"), {"metadata": {"name": name}}) for name in DEFAULT_NAMESPACES]
+        pending += [(lookup(rbac, "v1", "clusterroles"), r) for r in bootstrap_policy.cluster_roles()]
+        pending += [(lookup(rbac, "v1", "clusterrolebindings"), b) for b in bootstrap_policy.cluster_role_bindings()]
         while pending:
-            name = pending[0]
+            res, body = pending[0]
             try:
-                obj = objects.for_create(ns_res, {"metadata": {"name": name}}, None)
-                defaults.apply("Namespace", obj)
-                await self.objects.create(ns_res, obj)
+                obj = objects.for_create(res, body, None)
+                defaults.apply(res.kind, obj)
+                await self.objects.create(res, obj)
                 pending.pop(0)
-            except ApiError:
-                pending.pop(0)  # already there
+            except ApiError as exc:
+                if exc.reason != "AlreadyExists":
+                    log.error("could not create the default %s %s: %s", res.kind, body["metadata"]["name"], exc)
+                pending.pop(0)
             except KVFailure:
                 await asyncio.sleep(0.5)  # no quorum yet
 

@@ -17,8 +17,8 @@ import time
 import uvloop
 from aiohttp import web
 
-from api import encryption
-from api.auth import load_tokens
+from api import authorization, encryption
+from api.authentication import ServiceAccountKeys, StaticTokens
 from api.inflight import InFlight
 from api.dashboard import Dashboard
 from api.metrics import ApiMetrics
@@ -70,7 +70,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--api-listen", required=True, help="HOST:PORT for the kube API")
     p.add_argument("--data-dir", required=True, help="where the journal and snapshots live")
     p.add_argument("--secret-file", help="file holding the cluster secret (required with --peers)")
-    p.add_argument("--token-file", help="token,user lines: the bearer tokens the kube API accepts")
+    p.add_argument("--token-file", help='token,user,uid,"group1,group2" lines: the bearer tokens the kube API '
+                                        "accepts (read again when it changes)")
+    p.add_argument("--service-account-key-file", metavar="FILE",
+                   help="the EC private key (PEM) that signs and checks service account tokens; the same on every "
+                        "master")
+    p.add_argument("--authorization-mode", default="AlwaysAllow",
+                   help="Node,RBAC (as raftkube up runs) or AlwaysAllow (the default: any signed-in user may do "
+                        "anything)")
     p.add_argument("--tls-cert-file", help="serve the kube API over TLS with this certificate (PEM)")
     p.add_argument("--tls-private-key-file", help="the certificate's private key (PEM)")
     p.add_argument("--request-timeout", type=float, default=2.0,
@@ -157,6 +164,15 @@ class Master:
             raise SystemExit(f"raftkube master {args.name}: --encryption-provider-config: {exc}") from None
         if self.transformer is None:
             log.warning("master %s: no --encryption-provider-config: Secrets are stored in clear", args.name)
+        try:
+            self.tokens = StaticTokens(args.token_file) if args.token_file else None
+            self.sa_keys = ServiceAccountKeys(args.service_account_key_file) if args.service_account_key_file else None
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"raftkube master {args.name}: {exc}") from None
+        self.authorization = tuple(m.strip() for m in args.authorization_mode.split(",") if m.strip())
+        if not self.authorization or set(self.authorization) - set(authorization.MODES):
+            raise SystemExit(f"raftkube master {args.name}: --authorization-mode {args.authorization_mode!r}: use "
+                             f"a comma-separated list of {', '.join(authorization.MODES)}")
         self.cluster_id = id64(",".join(sorted([args.raft, *self.peers])))
         self.member_id = id64(args.raft)
         self.clients_cut = False  # the clients failpoint
@@ -205,10 +221,10 @@ class Master:
         if self.args.enable_failpoints:
             kv_app.router.add_post("/debug/failpoints", self.failpoints)
             kv_app.middlewares.append(self.drop_when_cut)
-        tokens = load_tokens(self.args.token_file) if self.args.token_file else None
-        if tokens is None:
+        if self.tokens is None:
             log.warning("master %s: no --token-file: the kube API answers anyone who can reach it", self.args.name)
-        api = ApiServer(self.store, self.hub, service_ip_range=self.args.service_cluster_ip_range, tokens=tokens,
+        api = ApiServer(self.store, self.hub, service_ip_range=self.args.service_cluster_ip_range, tokens=self.tokens,
+                        service_account_keys=self.sa_keys, authorization=self.authorization,
                         metrics=ApiMetrics(registry), transformer=self.transformer,
                         inflight=InFlight(reads=self.args.max_requests_inflight,
                                           mutations=self.args.max_mutating_requests_inflight,
@@ -230,7 +246,7 @@ class Master:
         duties = LeaderDuties(self.store, Retention.parse(self.args.auto_compaction_retention))
         tasks = [asyncio.create_task(duties.run()), asyncio.create_task(self.announce()),
                  asyncio.create_task(self.save_topology()),
-                 asyncio.create_task(api.ensure_default_namespaces())]
+                 asyncio.create_task(api.ensure_defaults())]
         if restored is not None:
             tasks.append(asyncio.create_task(restore.settle(self.replica, self.store, self.args.data_dir)))
         control_plane = None if self.args.no_control_plane else await self.start_control_plane()
@@ -270,8 +286,8 @@ class Master:
             argv += ["--ca-file", self.args.ca_file]
         argv += shlex.split(self.args.control_plane_flags)
         env = dict(os.environ)
-        if self.args.token_file:
-            users = {user: token for token, user in load_tokens(self.args.token_file).items()}
+        if self.tokens is not None:
+            users = {user.name: token for token, user in self.tokens.users().items()}
             if "system:kube-controller-manager" in users:
                 env[TOKEN_ENV] = users["system:kube-controller-manager"]
         child = await asyncio.create_subprocess_exec(*argv, env=env, stdin=asyncio.subprocess.DEVNULL)

@@ -21,6 +21,7 @@ import urllib.request
 from typing import Any
 
 from api import encryption
+from api.authentication import ServiceAccountKeys
 from raftkube import certs, cluster_file, kubeconfig, restore
 from raftkube.balancer import Balancer
 
@@ -100,6 +101,11 @@ def ensure_secret(state_dir: str) -> str:
     return _private_file(os.path.join(state_dir, "cluster.secret"), secrets.token_urlsafe(32))
 
 
+def ensure_service_account_key(state_dir: str) -> str:
+    """The key every master signs service account tokens with (api/authentication.py)."""
+    return ServiceAccountKeys.create(os.path.join(state_dir, "pki", "service-account.key"))
+
+
 def ensure_encryption_config(state_dir: str) -> str:
     """The masters' EncryptionConfiguration: Secrets sealed with AES-GCM under a key made once (api/encryption.py)."""
     return _private_file(os.path.join(state_dir, "pki", "encryption-config.yaml"), encryption.new_config())
@@ -173,7 +179,8 @@ def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str,
     pki = certs.ensure(os.path.join(state_dir, "pki"), hosts)
     security = ("--token-file", ensure_tokens(state_dir), "--tls-cert-file", pki["server.crt"],
                 "--tls-private-key-file", pki["server.key"], "--ca-file", pki["ca.crt"],
-                "--encryption-provider-config", ensure_encryption_config(state_dir))
+                "--encryption-provider-config", ensure_encryption_config(state_dir),
+                "--service-account-key-file", ensure_service_account_key(state_dir))
     if "--service-cluster-ip-range" not in master_flags:
         security += ("--service-cluster-ip-range", SERVICE_IP_RANGE)
     entries = []

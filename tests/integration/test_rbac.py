@@ -1,0 +1,94 @@
+"""Who may do what, with the real kubectl against masters run with --authorization-mode Node,RBAC: identities from
+the token file and from service-account tokens (TokenRequest), RBAC bindings, the node authorizer, `kubectl auth
+whoami` and `can-i`, and namespaces that may not be deleted."""
+import base64
+import os
+import secrets
+
+import pytest
+
+from api.authentication import token_line
+from tests.integration.cluster import Cluster
+from tests.integration.kube import Kubectl, wait_until
+
+NODE_RULES = ("--authorization-mode", "Node,RBAC")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(str(tmp_path_factory.mktemp("rbac") / "cluster"), 3, NODE_RULES)
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture(scope="module")
+def kube(cluster, tmp_path_factory):
+    k = Kubectl(tmp_path_factory.mktemp("home"), cluster)
+    k("create", "namespace", "dev")
+    k("-n", "dev", "create", "serviceaccount", "ci")
+    k("-n", "dev", "create", "rolebinding", "ci-view", "--clusterrole", "view", "--serviceaccount", "dev:ci")
+    k("-n", "dev", "create", "secret", "generic", "s", "--from-literal", "k=v")
+    return k
+
+
+def can(kube, token, *args) -> str:
+    out = kube("--token", token, "auth", "can-i", *args, check=False)
+    return out.stdout.strip()
+
+
+def test_who_am_i_as_the_admin_and_as_a_service_account(kube):
+    me = kube("auth", "whoami", "-o", "jsonpath={.status.userInfo.username} {.status.userInfo.groups}")
+    assert me.stdout.startswith("admin ") and "system:masters" in me.stdout
+    token = kube("-n", "dev", "create", "token", "ci").stdout.strip()
+    sa = kube("--token", token, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
+    assert sa.stdout == "system:serviceaccount:dev:ci"
+
+
+def test_a_service_account_bound_to_view_reads_its_namespace_and_nothing_more(kube):
+    token = kube("-n", "dev", "create", "token", "ci").stdout.strip()
+    assert kube("--token", token, "-n", "dev", "get", "pods", check=False).returncode == 0
+    refused = kube("--token", token, "-n", "dev", "get", "secrets", check=False)
+    assert refused.returncode == 1 and 'secrets is forbidden: User "system:serviceaccount:dev:ci"' in refused.stderr
+    assert kube("--token", token, "-n", "default", "get", "pods", check=False).returncode == 1
+    assert can(kube, token, "list", "pods", "-n", "dev") == "yes"
+    assert can(kube, token, "get", "secrets", "-n", "dev") == "no"
+    assert can(kube, token, "create", "deployments", "-n", "dev") == "no"
+
+
+def test_a_token_dies_with_its_service_account(kube):
+    kube("-n", "dev", "create", "serviceaccount", "temp")
+    token = kube("-n", "dev", "create", "token", "temp").stdout.strip()
+    assert kube("--token", token, "auth", "whoami", check=False).returncode == 0
+    kube("-n", "dev", "delete", "serviceaccount", "temp")
+    assert "Unauthorized" in kube("--token", token, "auth", "whoami", check=False).stderr
+
+
+def test_the_protected_namespaces_cannot_be_deleted_even_by_the_admin(kube):
+    for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
+        out = kube("delete", "namespace", name, check=False)
+        assert out.returncode == 1 and "may not be deleted" in out.stderr
+    assert kube("get", "namespace", "kube-system").returncode == 0
+
+
+def test_a_node_writes_its_own_node_and_reads_only_the_secrets_its_pods_use(cluster, kube):
+    token = secrets.token_urlsafe(24)
+    with open(os.path.join(cluster.state_dir, "tokens.csv"), "a") as f:  # the masters read the file again
+        f.write(token_line(token, "system:node:n1", ("system:nodes",)))
+    for name in ("n1", "n2"):
+        kube("create", "-f", "-", stdin=f'{{"apiVersion":"v1","kind":"Node","metadata":{{"name":"{name}"}}}}')
+
+    def node(*args, **kw):
+        return kube("--token", token, *args, **kw)
+
+    wait_until(lambda: node("label", "node", "n1", "seen=yes", check=False).returncode == 0, "n1 labelling itself")
+    assert node("label", "node", "n2", "seen=yes", check=False).returncode == 1  # not its own Node
+    assert node("delete", "node", "n2", check=False).returncode == 1
+    assert node("-n", "dev", "get", "secret", "s", check=False).returncode == 1  # no pod of n1 uses it
+    assert node("get", "secrets", "-A", check=False).returncode == 1
+    kube("-n", "dev", "create", "-f", "-", stdin='{"apiVersion":"v1","kind":"Pod","metadata":{"name":"uses-s"},'
+         '"spec":{"nodeName":"n1","containers":[{"name":"c","image":"i","env":[{"name":"K","valueFrom":'
+         '{"secretKeyRef":{"name":"s","key":"k"}}}]}]}}')
+    got = node("-n", "dev", "get", "secret", "s", "-o", "jsonpath={.data.k}")
+    assert base64.b64decode(got.stdout) == b"v"
