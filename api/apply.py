@@ -11,38 +11,41 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from api import objects
-from api.patch import MERGE_KEYS, strategic
+from api import objects, strategic
+from api.strategic import Node, _field, _merge_key
 
 Obj = dict[str, Any]
 IDENTITY = {"apiVersion", "kind"}
 META_OWNED = {"labels", "annotations", "finalizers", "ownerReferences"}
 
 
-def field_set(config: Any, top: bool = True) -> Obj:
+def field_set(config: Any, node: Node, top: bool = True) -> Obj:
+    """The fields `config` sets, in FieldsV1 form; `node` is its type's schema (lists' merge keys)."""
     out: Obj = {}
     for key, value in config.items():
         if top and key in IDENTITY:
             continue
+        child = _field(node, key)
         if top and key == "metadata":
             meta = {k: v for k, v in (value or {}).items() if k in META_OWNED}
             if meta:
-                out["f:metadata"] = field_set(meta, top=False)
+                out["f:metadata"] = field_set(meta, child, top=False)
             continue
+        merge_key = _merge_key(child)
         if isinstance(value, dict) and value:
-            out[f"f:{key}"] = field_set(value, top=False)
-        elif isinstance(value, list) and key in MERGE_KEYS and value and all(
-                isinstance(i, dict) and MERGE_KEYS[key] in i for i in value):
-            merge_key = MERGE_KEYS[key]
+            out[f"f:{key}"] = field_set(value, child, top=False)
+        elif isinstance(value, list) and merge_key and value and all(
+                isinstance(i, dict) and merge_key in i for i in value):
+            items = (child or {}).get("items")
             out[f"f:{key}"] = {f"k:{json.dumps({merge_key: item[merge_key]}, separators=(',', ':'))}":
-                               field_set({k: v for k, v in item.items() if k != merge_key}, top=False)
+                               field_set({k: v for k, v in item.items() if k != merge_key}, items, top=False)
                                for item in value}
         else:
             out[f"f:{key}"] = {}
     return out
 
 
-def _remove(obj: Any, owned_before: Obj, owned_now: Obj) -> None:
+def _remove(obj: Any, owned_before: Obj, owned_now: Obj, node: Node) -> None:
     """Remove from `obj` what was owned before and is not now (in place)."""
     if not isinstance(obj, dict):
         return
@@ -55,13 +58,13 @@ def _remove(obj: Any, owned_before: Obj, owned_now: Obj) -> None:
             elif sub_before and isinstance(obj.get(name), (dict, list)):
                 target = obj[name]
                 if isinstance(target, list):
-                    _remove_items(target, name, sub_before, sub_now)
+                    _remove_items(target, _field(node, name), sub_before, sub_now)
                 else:
-                    _remove(target, sub_before, sub_now)
+                    _remove(target, sub_before, sub_now, _field(node, name))
 
 
-def _remove_items(items: list, field: str, before: Obj, now: Obj) -> None:
-    merge_key = MERGE_KEYS.get(field)
+def _remove_items(items: list, field: Node, before: Obj, now: Obj) -> None:
+    merge_key = _merge_key(field)
     for path, sub_before in before.items():
         if not path.startswith("k:") or merge_key is None:
             continue
@@ -71,12 +74,14 @@ def _remove_items(items: list, field: str, before: Obj, now: Obj) -> None:
                 if path not in now:
                     items.remove(item)
                 else:
-                    _remove(item, sub_before, now[path])
+                    _remove(item, sub_before, now[path], (field or {}).get("items"))
 
 
-def apply(existing: Obj | None, config: Obj, manager: str, api_version: str) -> Obj:
-    """The object after `manager` applies `config` (for a create when `existing` is None)."""
-    owned_now = field_set(config)
+def apply(existing: Obj | None, config: Obj, manager: str, api_version: str, definition: str) -> Obj:
+    """The object after `manager` applies `config` (for a create when `existing` is None); `definition` names
+    the object's type, whose schema says how its lists merge."""
+    root: Node = {"$ref": "#/" + definition}
+    owned_now = field_set(config, root)
     entry = {"manager": manager, "operation": "Apply", "apiVersion": api_version, "time": objects.now(),
              "fieldsType": "FieldsV1", "fieldsV1": owned_now}
     if existing is None:
@@ -87,8 +92,8 @@ def apply(existing: Obj | None, config: Obj, manager: str, api_version: str) -> 
     before = next((m for m in managed if m.get("manager") == manager and m.get("operation") == "Apply"), None)
     obj = json.loads(json.dumps(existing))  # a deep copy: the cached object is not ours to change
     if before is not None:
-        _remove(obj, before.get("fieldsV1") or {}, owned_now)
-    merged = strategic(obj, {k: v for k, v in config.items() if k not in IDENTITY})
+        _remove(obj, before.get("fieldsV1") or {}, owned_now, root)
+    merged = strategic.patch(obj, {k: v for k, v in config.items() if k not in IDENTITY}, definition)
     merged_meta = merged.setdefault("metadata", {})
     previous = [m for m in managed if not (m.get("manager") == manager and m.get("operation") == "Apply")]
     if before is not None and before.get("fieldsV1") == owned_now:

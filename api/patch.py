@@ -1,31 +1,22 @@
-"""PATCH bodies: JSON merge patch (RFC 7386), JSON patch (RFC 6902) and strategic merge patch.
-
-Strategic merge is merge patch with Kubernetes' list rules: some lists are merged by a key
-(containers by name, ports by containerPort, ...), the rest are replaced whole, and `$patch`,
-`$setElementOrder/`, `$retainKeys` and `$deleteFromPrimitiveList/` directives steer it.
-"""
+"""PATCH bodies: JSON merge patch (RFC 7386), JSON patch (RFC 6902) and strategic merge patch (api/strategic.py)."""
 from __future__ import annotations
 
 import copy
 from typing import Any
 
-from api import bounds, errors
-
-MERGE_KEYS = {"containers": "name", "initContainers": "name", "ephemeralContainers": "name", "env": "name",
-              "volumes": "name", "imagePullSecrets": "name", "volumeMounts": "mountPath",
-              "ports": "containerPort", "conditions": "type", "ownerReferences": "uid", "tolerations": "key",
-              "hostAliases": "ip", "topologySpreadConstraints": "topologyKey"}
+from api import bounds, errors, strategic
 
 JSON_MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 
 
-def apply_patch(content_type: str, obj: dict, patch: Any) -> dict:
+def apply_patch(content_type: str, obj: dict, patch: Any, definition: str | None = None) -> dict:
+    """`obj` (of the type `definition`, which strategic merge needs) with the patch applied."""
     if content_type == JSON_MERGE:
         return merge(obj, _object(patch))
     if content_type == STRATEGIC:
-        return strategic(obj, _object(patch))
+        return strategic.patch(obj, _object(patch), definition)
     if content_type == JSON_PATCH:
         return json_patch(obj, patch)
     raise errors.ApiError(415, f"the patch type {content_type!r} is not supported; use {JSON_MERGE}, "
@@ -49,52 +40,6 @@ def merge(target: Any, patch: Any) -> Any:
         else:
             out[key] = merge(out.get(key), value)
     return out
-
-
-def strategic(target: Any, patch: Any, field: str = "") -> Any:
-    if isinstance(patch, list):
-        return _strategic_list(target, patch, field)
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    if patch.get("$patch") == "replace":
-        return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
-    out = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if key.startswith("$setElementOrder/") or key in ("$patch", "$retainKeys"):
-            continue
-        if key.startswith("$deleteFromPrimitiveList/"):
-            if not isinstance(value, list):
-                raise errors.bad_request(f"{key}: expected a list of values to delete, got {type(value).__name__}")
-            name = key.split("/", 1)[1]
-            out[name] = [v for v in out.get(name) or [] if v not in value]
-            continue
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = strategic(out.get(key), value, key)
-    if isinstance(patch.get("$retainKeys"), list):
-        out = {k: v for k, v in out.items() if k in patch["$retainKeys"]}
-    return out
-
-
-def _strategic_list(target: Any, patch: list, field: str) -> list:
-    key = MERGE_KEYS.get(field)
-    if key is None or not all(isinstance(item, dict) for item in patch):
-        return [item for item in copy.deepcopy(patch) if not (isinstance(item, dict) and "$patch" in item)]
-    merged = [dict(item) for item in target] if isinstance(target, list) else []
-    for item in patch:
-        if item.get("$patch") == "replace":
-            return [{k: v for k, v in i.items() if k != "$patch"} for i in patch if i.get("$patch") != "delete"]
-        position = next((i for i, old in enumerate(merged) if isinstance(old, dict) and old.get(key) == item.get(key)),
-                        None)
-        if item.get("$patch") == "delete":
-            if position is not None:
-                merged.pop(position)
-        elif position is None:
-            merged.append(strategic({}, item))
-        else:
-            merged[position] = strategic(merged[position], item)
-    return merged
 
 
 def _pointer(path: str) -> list[str]:

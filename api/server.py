@@ -238,12 +238,13 @@ class ApiServer:
             raise errors.bad_request(f"the request body is not valid JSON: {exc}") from None
 
     @staticmethod
-    def decode(request: web.Request, t: Target, body: Any, definition: str | None = None) -> tuple[Any, list[str]]:
+    def definition(t: Target) -> str:
+        """The name of the type a request's body is (api/openapi_definitions.json)."""
+        return SCALE if t.subresource == "scale" else schema.definition_for(t.res.group, t.res.version, t.res.kind)
+
+    def decode(self, request: web.Request, t: Target, body: Any, definition: str | None = None) -> tuple[Any, list[str]]:
         """The body decoded as Kubernetes' type for the target (api/fields.py), and the warnings to send."""
-        if definition is None:
-            definition = SCALE if t.subresource == "scale" else schema.definition_for(t.res.group, t.res.version,
-                                                                                        t.res.kind)
-        return fields.check(definition, body, request.query.get("fieldValidation"))
+        return fields.check(definition or self.definition(t), body, request.query.get("fieldValidation"))
 
     async def get(self, request: web.Request, t: Target) -> web.StreamResponse:
         if t.subresource == "log":  # proxied to the pod's kubelet (api/pod_logs.py)
@@ -415,7 +416,8 @@ class ApiServer:
             except ApiError as exc:
                 if exc.code != 404:
                     raise
-                obj = objects.for_create(t.res, apply.apply(None, config, manager, t.res.group_version), t.namespace)
+                obj = objects.for_create(t.res, apply.apply(None, config, manager, t.res.group_version,
+                                                            self.definition(t)), t.namespace)
                 defaults.apply(t.res.kind, obj)
                 self.check(t.res, obj, validation.check(t.res.kind, obj))
                 if t.res.namespaced:
@@ -427,7 +429,8 @@ class ApiServer:
                     if exc.reason != "AlreadyExists":
                         raise
                     continue  # someone created it meanwhile: apply to theirs
-            new = self.prepare_update(t, old, apply.apply(old, config, manager, t.res.group_version))
+            new = self.prepare_update(t, old, apply.apply(old, config, manager, t.res.group_version,
+                                                          self.definition(t)))
             if new == {**old, "metadata": {k: v for k, v in old["metadata"].items() if k != "resourceVersion"}}:
                 return reply(old, 200, warned(warnings))  # nothing to change: no new revision
             try:
@@ -447,7 +450,8 @@ class ApiServer:
         for _ in range(10):
             old = await self.objects.get(t.res, t.namespace, t.name)
             target = subresources.scale_of(old) if t.subresource == "scale" else old
-            patched, warnings = self.decode(request, t, patch.apply_patch(content_type, target, body))
+            patched, warnings = self.decode(request, t, patch.apply_patch(content_type, target, body,
+                                                                          self.definition(t)))
             new = self.prepare_update(t, old, patched)
             wanted = (patched.get("metadata") or {}).get("resourceVersion") if t.subresource != "scale" else None
             expected = resource_version(wanted) if wanted else int(old["metadata"]["resourceVersion"])

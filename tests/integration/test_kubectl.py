@@ -305,3 +305,24 @@ def test_the_everyday_commands(kube, tmp_path):
     assert not json.loads(kube("get", "node", "n9", "-o", "json").stdout).get("spec", {}).get("unschedulable")
     kube("delete", "-f", str(manifest))
     assert kube("get", "deploy", "everyday", check=False).returncode != 0
+
+
+SERVICE = """apiVersion: v1
+kind: Service
+metadata: {{name: two-ports}}
+spec:
+  selector: {{app: web}}
+  ports:
+  - {{name: http, port: 80, targetPort: 8080}}
+  - {{name: https, port: {second}, targetPort: 8443}}
+"""
+
+
+def test_apply_changes_one_service_port_and_keeps_the_other(kube):
+    """Client-side apply computes a strategic merge patch; the server merges Service ports by port (their type's
+    merge key), so changing 443 to 8443 leaves 80 alone."""
+    kube("apply", "-f", "-", stdin=SERVICE.format(second=443))
+    kube("apply", "-f", "-", stdin=SERVICE.format(second=8443))
+    ports = kube("get", "service", "two-ports", "-o", "jsonpath={.spec.ports[*].port}").stdout.split()
+    assert ports == ["80", "8443"]
+    kube("delete", "service", "two-ports")

@@ -1,8 +1,8 @@
-"""Patches as kubectl sends them: merge (label, scale), JSON patch (rollout undo), strategic (apply, edit)."""
+"""Patches as kubectl sends them: merge (label, scale), JSON patch (rollout undo); strategic ones: test_strategic.py."""
 import pytest
 
 from api.errors import ApiError
-from api.patch import apply_patch, json_patch, merge, strategic
+from api.patch import apply_patch, json_patch, merge
 
 
 def test_merge_patch_sets_and_removes():
@@ -10,19 +10,6 @@ def test_merge_patch_sets_and_removes():
     out = merge(obj, {"metadata": {"labels": {"a": None, "c": "3"}}, "spec": {"replicas": 5}})
     assert out == {"metadata": {"labels": {"b": "2", "c": "3"}}, "spec": {"replicas": 5}}
     assert obj["metadata"]["labels"] == {"a": "1", "b": "2"}  # the original is not touched
-
-
-def test_strategic_merges_containers_by_name_and_replaces_other_lists():
-    obj = {"spec": {"containers": [{"name": "app", "image": "v1", "env": [{"name": "A", "value": "1"}]},
-                                   {"name": "side", "image": "s"}],
-                    "args": ["x", "y"]}}
-    patch = {"spec": {"containers": [{"name": "app", "image": "v2", "env": [{"name": "B", "value": "2"}]},
-                                     {"name": "side", "$patch": "delete"}],
-                      "args": ["z"], "$setElementOrder/containers": [{"name": "app"}]}}
-    out = strategic(obj, patch)
-    assert out["spec"]["containers"] == [{"name": "app", "image": "v2",
-                                          "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}]
-    assert out["spec"]["args"] == ["z"]
 
 
 def test_json_patch_operations():
