@@ -43,11 +43,16 @@ def already_exists(resource: str, name: str, group: str = "") -> ApiError:
                     details=_details(resource, name, group))
 
 
-def conflict(resource: str, name: str, group: str = "") -> ApiError:
+class StaleWrite(ApiError):
+    """A compare-and-swap lost to another writer: 409 Conflict, which the server may retry on the object as it
+    now is (api/server.py `retry_stale`) when the client did not pin a resourceVersion."""
+
+
+def conflict(resource: str, name: str, group: str = "") -> StaleWrite:
     what = f"{resource}.{group}" if group else resource
-    return ApiError(409, f'Operation cannot be fulfilled on {what} "{name}": the object has been modified; '
-                         "please apply your changes to the latest version and try again",
-                    details=_details(resource, name, group))
+    return StaleWrite(409, f'Operation cannot be fulfilled on {what} "{name}": the object has been modified; '
+                           "please apply your changes to the latest version and try again",
+                      details=_details(resource, name, group))
 
 
 def invalid(kind: str, name: str, causes: list[tuple[str, str]], group: str = "") -> ApiError:

@@ -11,7 +11,7 @@ import base64
 import logging
 import random
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 import orjson
 import yaml
@@ -48,6 +48,7 @@ TOKEN_REQUEST = "io.k8s.api.authentication.v1.TokenRequest"
 APPLY_PATCH = "application/apply-patch+yaml"
 YAML_TYPES = {APPLY_PATCH, "application/yaml"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
 
 
 class YamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -393,10 +394,13 @@ class ApiServer:
     async def update(self, request: web.Request, t: Target) -> web.Response:
         body, warnings = self.decode(request, t, await self.body(request))
         rv = ((body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None)
-        old = await self.objects.get(t.res, t.namespace, t.name)
-        new = self.prepare_update(t, old, body)
-        expected = resource_version(rv) if rv else int(old["metadata"]["resourceVersion"])
-        answer = await self.store_update(t, new, expected)
+
+        async def attempt() -> web.Response:  # without a resourceVersion a PUT is unconditional
+            old = await self.objects.get(t.res, t.namespace, t.name)
+            new = self.prepare_update(t, old, body)
+            return await self.store_update(t, new, resource_version(rv) if rv else int(old["metadata"]["resourceVersion"]))
+
+        answer = await (attempt() if rv else retry_stale(attempt))
         answer.headers.update(warned(warnings) or {})
         return answer
 
@@ -410,7 +414,8 @@ class ApiServer:
         if not isinstance(config, dict):
             raise errors.bad_request("an apply configuration must be an object")
         config = {**config, "metadata": {**(config.get("metadata") or {}), "name": t.name}}
-        for _ in range(10):
+
+        async def attempt() -> web.Response:
             try:
                 old = await self.objects.get(t.res, t.namespace, t.name)
             except ApiError as exc:
@@ -426,19 +431,16 @@ class ApiServer:
                     create = self.create_service if t.res.kind == "Service" else self.objects.create
                     return reply(await create(t.res, obj), 201, warned(warnings))
                 except ApiError as exc:
-                    if exc.reason != "AlreadyExists":
-                        raise
-                    continue  # someone created it meanwhile: apply to theirs
+                    if exc.reason == "AlreadyExists":  # someone created it meanwhile: apply to theirs
+                        raise errors.conflict(t.res.plural, t.name, t.res.group) from None
+                    raise
             new = self.prepare_update(t, old, apply.apply(old, config, manager, t.res.group_version,
                                                           self.definition(t)))
             if new == {**old, "metadata": {k: v for k, v in old["metadata"].items() if k != "resourceVersion"}}:
                 return reply(old, 200, warned(warnings))  # nothing to change: no new revision
-            try:
-                return await self.store_update(t, new, int(old["metadata"]["resourceVersion"]))
-            except ApiError as exc:
-                if exc.code != 409:
-                    raise
-        raise errors.conflict(t.res.plural, t.name, t.res.group)
+            return await self.store_update(t, new, int(old["metadata"]["resourceVersion"]))
+
+        return await retry_stale(attempt)
 
     async def patch(self, request: web.Request, t: Target) -> web.Response:
         """Read, patch, compare-and-swap; a race with another writer is retried here (kubectl's
@@ -447,22 +449,21 @@ class ApiServer:
         if content_type == APPLY_PATCH:
             return await self.server_side_apply(request, t)
         body = await self.body(request)
-        for _ in range(10):
+        pinned = t.subresource != "scale" and pins_version(content_type, body)
+
+        async def attempt() -> web.Response:
             old = await self.objects.get(t.res, t.namespace, t.name)
             target = subresources.scale_of(old) if t.subresource == "scale" else old
             patched, warnings = self.decode(request, t, patch.apply_patch(content_type, target, body,
                                                                           self.definition(t)))
             new = self.prepare_update(t, old, patched)
-            wanted = (patched.get("metadata") or {}).get("resourceVersion") if t.subresource != "scale" else None
-            expected = resource_version(wanted) if wanted else int(old["metadata"]["resourceVersion"])
-            try:
-                answer = await self.store_update(t, new, expected)
-                answer.headers.update(warned(warnings) or {})
-                return answer
-            except ApiError as exc:
-                if exc.code != 409 or wanted:
-                    raise
-        raise errors.conflict(t.res.plural, t.name, t.res.group)
+            rv = (patched.get("metadata") or {}).get("resourceVersion")
+            answer = await self.store_update(t, new, resource_version(rv) if pinned else
+                                             int(old["metadata"]["resourceVersion"]))
+            answer.headers.update(warned(warnings) or {})
+            return answer
+
+        return await (attempt() if pinned else retry_stale(attempt))
 
     async def pod_action(self, request: web.Request, t: Target) -> web.Response:
         """POST pods/NAME/binding (the scheduler's) and pods/NAME/eviction (kubectl drain's)."""
@@ -470,16 +471,14 @@ class ApiServer:
         if t.subresource == "eviction":
             await self.delete_one(t.res, t.namespace, t.name, deletion.options(body.get("deleteOptions"), {}))
             return reply(subresources.success(), 201)
-        for _ in range(10):
+
+        async def bind() -> web.Response:
             pod = await self.objects.get(t.res, t.namespace, t.name)
             new = subresources.bound(pod, body)  # 409 if bound already: not a race to retry
-            try:
-                await self.objects.update(t.res, new, int(pod["metadata"]["resourceVersion"]))
-                return reply(subresources.success(), 201)
-            except ApiError as exc:
-                if exc.code != 409:
-                    raise
-        raise errors.conflict(t.res.plural, t.name, t.res.group)
+            await self.objects.update(t.res, new, int(pod["metadata"]["resourceVersion"]))
+            return reply(subresources.success(), 201)
+
+        return await retry_stale(bind)
 
     async def delete_options(self, request: web.Request, t: Target) -> dict:
         """The request's DeleteOptions: its body, if any, with the query's options."""
@@ -547,22 +546,20 @@ class ApiServer:
         if res.kind == "Namespace" and name in DEFAULT_NAMESPACES:
             raise ApiError(403, f'namespaces "{name}" is forbidden: this namespace may not be deleted',
                            reason="Forbidden", details={"name": name, "kind": "namespaces"})
-        for _ in range(10):
+
+        async def attempt() -> dict:
             obj = await self.objects.get(res, namespace, name)
             deletion.check_preconditions(res, obj, opts or {})
             rv = int(obj["metadata"]["resourceVersion"])
-            try:
-                marked = deletion.plan(res, obj, opts or {})
-                if marked is obj:
-                    return obj
-                if marked is not None:
-                    return await self.objects.update(res, marked, rv)
-                release = self.service_claims(obj) if res.kind == "Service" else ()
-                return await self.objects.delete(res, namespace, name, rv, release)
-            except ApiError as exc:
-                if exc.code != 409:
-                    raise
-        raise errors.conflict(res.plural, name, res.group)
+            marked = deletion.plan(res, obj, opts or {})
+            if marked is obj:
+                return obj
+            if marked is not None:
+                return await self.objects.update(res, marked, rv)
+            release = self.service_claims(obj) if res.kind == "Service" else ()
+            return await self.objects.delete(res, namespace, name, rv, release)
+
+        return await retry_stale(attempt)
 
     async def delete_collection(self, request: web.Request, t: Target) -> web.Response:
         opts = await self.delete_options(request, t)  # for each object
@@ -612,6 +609,33 @@ def warned(messages: list[str]) -> dict[str, str] | None:
         return None
     quoted = (m.replace("\\", "\\\\").replace('"', '\\"') for m in messages)
     return {"Warning": ", ".join(f'299 - "{m}"' for m in quoted)}
+
+
+def pins_version(content_type: str, body: Any) -> bool:
+    """Does the patch itself name a resourceVersion? Then a conflict is the client's to see; otherwise the server
+    retries the patch on the object as it now is (as kube-apiserver does for kubectl label, scale, set image)."""
+    if content_type == patch.JSON_PATCH:
+        return any(isinstance(op, dict) and op.get("path") == "/metadata/resourceVersion" for op in body or [])
+    return bool(((body.get("metadata") or {}) if isinstance(body, dict) else {}).get("resourceVersion"))
+
+
+STALE_BUDGET = 10.0  # seconds a write may keep losing compare-and-swaps to other writers before it gives up
+
+
+async def retry_stale(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run `attempt` (read, change, compare-and-swap) again, after a short random pause, while it loses its
+    compare-and-swap to another writer (errors.StaleWrite); any other error ends it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STALE_BUDGET
+    pause = 0.002
+    while True:
+        try:
+            return await attempt()
+        except errors.StaleWrite:
+            if loop.time() > deadline:
+                raise
+        await asyncio.sleep(random.uniform(0, pause))
+        pause = min(pause * 2, 0.1)
 
 
 def resource_version(text: Any) -> int:

@@ -1,4 +1,5 @@
 """Bad input to the kube API: always a clear 4xx Status, never a 500, and nothing stored."""
+import asyncio
 import json
 
 import aiohttp
@@ -214,3 +215,28 @@ async def test_the_version_parses_as_numbers_and_names_raftkube_as_build_metadat
     status, version = await call(api, "GET", "/version", b"")
     assert int(version["major"]) == 1 and int(version["minor"]) == 32
     assert version["gitVersion"] == "v1.32.0+raftkube"  # semver: build metadata does not lower the version
+
+
+async def test_a_patch_without_a_resource_version_is_retried_by_the_server_on_a_conflict(api, x):
+    """kubectl label, scale and set image send no resourceVersion: a concurrent writer must not turn them into a
+    409 Conflict (the server reads the object again and re-applies the patch), while a patch that names a
+    resourceVersion does get the conflict."""
+    stop = asyncio.Event()
+
+    async def writer():
+        i = 0
+        while not stop.is_set():
+            i += 1
+            await call(api, "PATCH", X + "/status", {"status": {"message": f"busy {i}"}}, MERGE)
+
+    writers = [asyncio.create_task(writer()) for _ in range(4)]
+    try:
+        statuses = await asyncio.gather(*(call(api, "PATCH", X, {"metadata": {"labels": {f"n{i}": "x"}}}, SMP)
+                                          for i in range(20)))
+        assert [status for status, _ in statuses] == [200] * 20, statuses
+        stale = x["metadata"]["resourceVersion"]
+        status, _ = await call(api, "PATCH", X, {"metadata": {"resourceVersion": stale, "labels": {"n": "x"}}}, MERGE)
+        assert status == 409
+    finally:
+        stop.set()
+        await asyncio.gather(*writers)
