@@ -31,7 +31,7 @@ from api.rbac import Attributes
 from api.metrics import TARGET, ApiMetrics, middleware as metrics_middleware
 from api.registry import DEFAULT_NAMESPACES, Resource, lookup
 from api.selectors import parse_fields, parse_labels, single_name
-from api.storage import ClaimTaken, ObjectStore
+from api.storage import DRY_RUN, ClaimTaken, ObjectStore
 from kvstore import errors as kv_errors
 from kvstore.errors import KVFailure
 from kvstore.metrics import handler as metrics_handler
@@ -185,6 +185,7 @@ class ApiServer:
         t = request[TARGET] = parse_path(request.path)  # for the metrics middleware
         q = request.query
         method = request.method
+        DRY_RUN.set(dry_run(q.getall("dryRun", [])))  # set for every request: a connection's task serves many
         if method == "GET" and t.name is None:
             if flag(q, "watch"):
                 return await self.watch(request, t)
@@ -485,6 +486,8 @@ class ApiServer:
         body = {}
         if (await request.read()).strip():
             body, _ = self.decode(request, t, await self.body(request), DELETE_OPTIONS)
+            if body.get("dryRun"):  # kubectl delete --dry-run=server says so here
+                DRY_RUN.set(dry_run(body["dryRun"]))
         return deletion.options(body, request.query)
 
     async def review(self, request: web.Request, t: Target) -> web.Response:
@@ -609,6 +612,15 @@ def warned(messages: list[str]) -> dict[str, str] | None:
         return None
     quoted = (m.replace("\\", "\\\\").replace('"', '\\"') for m in messages)
     return {"Warning": ", ".join(f'299 - "{m}"' for m in quoted)}
+
+
+def dry_run(values: list[str]) -> bool:
+    """Whether a request asks for dryRun=All (from the query, or DeleteOptions): its writes are then evaluated,
+    not proposed (api/storage.py DRY_RUN)."""
+    unsupported = [v for v in values if v != "All"]
+    if unsupported:
+        raise errors.bad_request(f'dryRun: Unsupported value: "{unsupported[0]}": supported values: "All"')
+    return bool(values)
 
 
 def pins_version(content_type: str, body: Any) -> bool:

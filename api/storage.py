@@ -6,6 +6,7 @@ Values of the resources the encryption configuration names are sealed on the way
 """
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 import msgpack
@@ -15,11 +16,14 @@ from api.encryption import DecryptError, Transformer
 from api.registry import Resource
 from kvstore.client import prefix_end
 from kvstore import errors as kv_errors
-from kvstore.errors import KVFailure
+from kvstore.errors import KVError, KVFailure
 from kvstore.kv import KeyValue
 from kvstore.store import Store
 
 Obj = dict[str, Any]
+# Set for the task of a request with dryRun=All: every write is checked against the store as it is now and
+# answered as it would be, and nothing is proposed (kube-apiserver's dry run).
+DRY_RUN: ContextVar[bool] = ContextVar("dry_run", default=False)
 
 
 class ObjectStore:
@@ -39,6 +43,16 @@ class ObjectStore:
         meta = {k: v for k, v in obj.get("metadata", {}).items() if k != "resourceVersion"}
         return self.transformer.seal(res.plural, res.group, key,
                                      msgpack.packb({**obj, "metadata": meta}, use_bin_type=True))
+
+    async def write(self, txn: dict) -> dict:
+        """Propose the txn; in a dry run, only evaluate it against a linearizable view of the store."""
+        if not DRY_RUN.get():
+            return await self.store.propose(txn)
+        await self.store.read_index()
+        result = self.store.machine.dry_txn(txn)
+        if isinstance(result, KVError):
+            raise KVFailure(result)
+        return result
 
     @property
     def revision(self) -> int:
@@ -79,7 +93,7 @@ class ObjectStore:
         meta = obj["metadata"]
         key = res.key(meta.get("namespace"), meta["name"]).encode()
         keys = [key] + [k for k, _ in claims]
-        done = await self.store.propose({
+        done = await self.write({
             "op": "txn",
             "compare": [{"key": k, "target": "VERSION", "result": "EQUAL", "version": 0} for k in keys],
             "success": [{"op": "put", "key": key, "value": self.encode(res, key, obj)}]
@@ -98,7 +112,7 @@ class ObjectStore:
         key = res.key(meta.get("namespace"), meta["name"]).encode()
         compare = ({"key": key, "target": "MOD", "result": "EQUAL", "mod_revision": expected_rv} if expected_rv
                    else {"key": key, "target": "VERSION", "result": "GREATER", "version": 0})
-        done = await self.store.propose({
+        done = await self.write({
             "op": "txn", "compare": [compare], "success": [{"op": "put", "key": key, "value": self.encode(res, key, obj)}],
             "failure": [{"op": "range", "key": key}]})
         if not done["succeeded"]:
@@ -113,7 +127,7 @@ class ObjectStore:
         key = res.key(namespace, name).encode()
         compare = ([{"key": key, "target": "MOD", "result": "EQUAL", "mod_revision": expected_rv}]
                    if expected_rv else [])
-        done = await self.store.propose({
+        done = await self.write({
             "op": "txn", "compare": compare,
             "success": [{"op": "delete_range", "key": key, "prev_kv": True}]
                        + [{"op": "delete_range", "key": k} for k in release],

@@ -220,6 +220,37 @@ class StateMachine:
         res["revision"] = self.revision
         return res
 
+    def dry_txn(self, req: Request) -> Result:
+        """What the txn would answer now, changing nothing: a dry run (Kubernetes' dryRun=All)."""
+        err = _check_txn(req)
+        if err:
+            return err
+        path = self._choose_path(req)
+        for sub in _path_requests(req, path):
+            err = self._check_put(sub) if sub.get("op") == "put" else None
+            if err:
+                return err
+        return {**self._dry_run_txn(req, iter(path)), "revision": self.revision}
+
+    def _dry_run_txn(self, req: Request, path: Any) -> dict[str, Any]:
+        succeeded = next(path)
+        responses = []
+        for sub in req.get("success" if succeeded else "failure") or []:
+            op = sub.get("op")
+            if op == "put":
+                prev = self.index.get(sub.get("key") or b"")
+                out: Any = {"revision": self.revision, **({"prev_kv": prev} if sub.get("prev_kv") and prev else {})}
+            elif op == "delete_range":
+                found = self.range({"key": sub.get("key"), "range_end": sub.get("range_end")})
+                out = {"revision": self.revision, "deleted": len(found["kvs"]),
+                       "prev_kvs": found["kvs"] if sub.get("prev_kv") else []}
+            elif op == "range":
+                out = self.range({**sub, "revision": 0})
+            else:
+                out = self._dry_run_txn(sub, path)
+            responses.append({"op": op, **out} if isinstance(out, dict) else {"op": op, "error": out})
+        return {"succeeded": succeeded, "responses": responses}
+
     def _choose_path(self, req: Request) -> list[bool]:
         succeeded = all(self._compare(c) for c in req.get("compare") or [])
         path = [succeeded]

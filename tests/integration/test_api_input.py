@@ -240,3 +240,15 @@ async def test_a_patch_without_a_resource_version_is_retried_by_the_server_on_a_
     finally:
         stop.set()
         await asyncio.gather(*writers)
+
+
+async def test_a_dry_run_writes_nothing_and_the_next_request_on_the_connection_writes_for_real(api):
+    cm = {"metadata": {"name": "dry"}, "data": {"a": "b"}}
+    status, answer = await call(api, "POST", "/api/v1/namespaces/default/configmaps?dryRun=All", cm)
+    assert status == 201 and answer["metadata"]["uid"]
+    assert (await call(api, "GET", "/api/v1/namespaces/default/configmaps/dry", b""))[0] == 404
+    status, _ = await call(api, "POST", "/api/v1/namespaces/default/configmaps", cm)  # same keep-alive connection
+    assert status == 201
+    assert (await call(api, "GET", "/api/v1/namespaces/default/configmaps/dry", b""))[0] == 200
+    assert (await call(api, "POST", "/api/v1/namespaces/default/configmaps?dryRun=Some", cm))[0] == 400
+    await call(api, "DELETE", "/api/v1/namespaces/default/configmaps/dry", b"")

@@ -326,3 +326,35 @@ def test_apply_changes_one_service_port_and_keeps_the_other(kube):
     ports = kube("get", "service", "two-ports", "-o", "jsonpath={.spec.ports[*].port}").stdout.split()
     assert ports == ["80", "8443"]
     kube("delete", "service", "two-ports")
+
+
+DEPLOY = """apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: dry, labels: {{app: dry}}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: dry}}}}
+  template:
+    metadata: {{labels: {{app: dry}}}}
+    spec: {{containers: [{{name: c, image: "nginx:{tag}"}}]}}
+"""
+
+
+def test_server_dry_runs_change_nothing_and_diff_shows_exactly_the_change(kube):
+    """kubectl's --dry-run=server and kubectl diff (a server-side dry run of the apply): full defaulting and
+    validation, the answer as the real write would be, nothing stored."""
+    out = kube("apply", "--dry-run=server", "-f", "-", "-o", "jsonpath={.spec.strategy.type}",
+               stdin=DEPLOY.format(replicas=2, tag="1"))
+    assert out.stdout == "RollingUpdate"  # defaulted by the server
+    assert kube("get", "deployment", "dry", check=False).returncode == 1  # not created
+    kube("apply", "-f", "-", stdin=DEPLOY.format(replicas=2, tag="1"))
+    before = kube("get", "deployment", "dry", "-o", "jsonpath={.metadata.resourceVersion}").stdout
+    diff = kube("diff", "-f", "-", stdin=DEPLOY.format(replicas=3, tag="2"), check=False)
+    assert diff.returncode == 1, diff.stderr  # 1: there are differences
+    changed = [line for line in diff.stdout.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert sorted(line.strip() for line in changed if "generation" not in line) == sorted(
+        ["-  replicas: 2", "+  replicas: 3", "-      - image: nginx:1", "+      - image: nginx:2"]), diff.stdout
+    assert kube("get", "deployment", "dry", "-o", "jsonpath={.metadata.resourceVersion}").stdout == before
+    kube("delete", "deployment", "dry", "--dry-run=server")
+    assert kube("get", "deployment", "dry", "-o", "jsonpath={.spec.replicas}").stdout == "2"
+    kube("delete", "deployment", "dry")

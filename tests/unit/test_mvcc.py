@@ -261,3 +261,16 @@ def test_a_snapshot_keeps_the_ids_of_recent_requests_but_not_their_answers():
     retried, events = restored.apply({"id": (1, 1), "req": {"op": "put", "key": b"big", "value": b"y"}})
     assert retried == errors.APPLIED_RESULT_LOST and events == [] and restored.revision == m.revision
     assert run(m, {"op": "put", "key": b"big", "value": b"y"}, rid=(1, 1)) == answer  # in memory: the answer
+
+
+def test_a_dry_run_txn_answers_as_the_txn_would_and_changes_nothing():
+    m = StateMachine()
+    put(m, b"a", b"1")
+    before = (m.revision, len(m.history), get(m, b"a")["kvs"])
+    txn = {"op": "txn", "compare": [{"key": b"a", "target": "VERSION", "result": "EQUAL", "version": 1}],
+           "success": [{"op": "put", "key": b"b", "value": b"2"}, {"op": "delete_range", "key": b"a", "prev_kv": True}],
+           "failure": [{"op": "range", "key": b"a"}]}
+    dry = m.dry_txn(txn)
+    assert dry["succeeded"] and dry["responses"][1]["deleted"] == 1 and dry["responses"][1]["prev_kvs"][0].value == b"1"
+    assert (m.revision, len(m.history), get(m, b"a")["kvs"]) == before
+    assert not m.dry_txn({**txn, "compare": [{**txn["compare"][0], "version": 5}]})["succeeded"]
