@@ -1,8 +1,7 @@
 """What kubectl asks before anything else: the version, the groups, the resources, OpenAPI v3.
 
-Legacy discovery only (APIVersions, APIGroupList, APIResourceList): kubectl falls back to it when
-the aggregated form is not offered (KUBECTL-WIRE.md). The OpenAPI documents are the minimal ones
-kubectl needs to hand field validation to the server (`fieldValidation=Strict|Warn|Ignore`).
+Legacy discovery (APIVersions, APIGroupList, APIResourceList), and the aggregated form when it is asked for.
+The OpenAPI documents are api/openapi.py's.
 """
 from __future__ import annotations
 
@@ -13,7 +12,6 @@ from api.registry import GROUPS, Resource, in_group_version
 VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0+raftkube", "gitCommit": "", "gitTreeState": "clean",
            "buildDate": "2026-11-26T00:00:00Z", "goVersion": "python", "compiler": "cpython",
            "platform": "linux/amd64"}
-OPENAPI_HASH = "raftkube-1"
 
 # Subresources that are another kind: (group, version, kind, verbs).
 _SUB_KINDS = {"scale": ("autoscaling", "v1", "Scale", ["get", "patch", "update"]),
@@ -63,33 +61,6 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
             entries.append(entry)
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": resources[0].group_version,
             "resources": entries}
-
-
-def openapi_root() -> dict[str, Any]:
-    paths = {}
-    for group, versions in GROUPS.items():
-        for v in versions:
-            name = f"apis/{group}/{v}" if group else f"api/{v}"
-            paths[name] = {"serverRelativeURL": f"/openapi/v3/{name}?hash={OPENAPI_HASH}"}
-    return {"paths": paths}
-
-
-def openapi_document(group: str, version: str) -> dict[str, Any] | None:
-    """Per kind, a `patch` operation that names its group-version-kind and takes fieldValidation."""
-    resources = in_group_version(group, version)
-    if not resources:
-        return None
-    paths = {}
-    for res in resources:
-        base = f"/apis/{group}/{version}" if group else f"/api/{version}"
-        path = (f"{base}/namespaces/{{namespace}}/{res.plural}/{{name}}" if res.namespaced
-                else f"{base}/{res.plural}/{{name}}")
-        paths[path] = {"patch": {
-            "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": res.kind},
-            "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "OK"}}}}
-    return {"openapi": "3.0.0", "info": {"title": "raftkube", "version": VERSION["gitVersion"]},
-            "paths": paths, "components": {"schemas": {}}}
 
 
 AGGREGATED = "application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"

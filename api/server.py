@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 import random
 from dataclasses import dataclass
@@ -17,8 +18,8 @@ import orjson
 import yaml
 from aiohttp import web
 
-from api import (apply, bootstrap_policy, bounds, defaults, deletion, discovery, errors, fields, objects, patch, pod_logs, protobuf, schema,
-                 subresources, tables, validation, watching)
+from api import (apply, bootstrap_policy, bounds, defaults, deletion, discovery, errors, fields, objects, openapi,
+                 patch, pod_logs, protobuf, schema, subresources, tables, validation, watching)
 from api.cluster_ips import (DEFAULT_RANGE, NODE_PORT_PREFIX, NODE_PORTS, PREFIX, ClusterIPRange,
                              node_port_key, pick_node_port)
 from api.authentication import AUDIENCE, Authenticator, ServiceAccountKeys, StaticTokens
@@ -143,9 +144,10 @@ class ApiServer:
         app.router.add_get("/apis", self.api_groups)
         app.router.add_get("/api/{version}", self.resource_list)
         app.router.add_get("/apis/{group}/{version}", self.resource_list)
-        app.router.add_get("/openapi/v3", lambda r: asyncio.sleep(0, reply(discovery.openapi_root())))
+        app.router.add_get("/openapi/v3", lambda r: asyncio.sleep(0, reply(openapi.root_v3())))
         app.router.add_get("/openapi/v3/api/{version}", self.openapi)
         app.router.add_get("/openapi/v3/apis/{group}/{version}", self.openapi)
+        app.router.add_get("/openapi/v2", self.openapi_v2)
         app.router.add_route("*", "/api/{tail:.+}", self.resource)
         app.router.add_route("*", "/apis/{tail:.+}", self.resource)
         return app
@@ -174,10 +176,16 @@ class ApiServer:
         return reply(found)
 
     async def openapi(self, request: web.Request) -> web.Response:
-        found = discovery.openapi_document(request.match_info.get("group", ""), request.match_info["version"])
+        found = _openapi_v3(request.match_info.get("group", ""), request.match_info["version"])
         if found is None:
             raise ApiError(404, f"no OpenAPI document for {request.path}")
-        return reply(found)
+        return web.Response(body=found, content_type="application/json")
+
+    async def openapi_v2(self, request: web.Request) -> web.Response:
+        accept = request.headers.get("Accept", "")
+        if accept and "json" not in accept and "*/*" not in accept:
+            raise ApiError(406, "/openapi/v2 is served as application/json only (kubectl reads /openapi/v3)")
+        return web.Response(body=_openapi_v2(), content_type="application/json")
 
     # -- resources ------------------------------------------------------------------------
 
@@ -604,6 +612,17 @@ class ApiServer:
                 pending.pop(0)
             except KVFailure:
                 await asyncio.sleep(0.5)  # no quorum yet
+
+
+@functools.cache
+def _openapi_v3(group: str, version: str) -> bytes | None:
+    document = openapi.document_v3(group, version)
+    return None if document is None else orjson.dumps(document)
+
+
+@functools.cache
+def _openapi_v2() -> bytes:
+    return orjson.dumps(openapi.document_v2())
 
 
 def warned(messages: list[str]) -> dict[str, str] | None:

@@ -358,3 +358,18 @@ def test_server_dry_runs_change_nothing_and_diff_shows_exactly_the_change(kube):
     kube("delete", "deployment", "dry", "--dry-run=server")
     assert kube("get", "deployment", "dry", "-o", "jsonpath={.spec.replicas}").stdout == "2"
     kube("delete", "deployment", "dry")
+
+
+def test_explain_prints_the_fields_from_the_servers_schemas(kube):
+    """kubectl explain reads /openapi/v3: Kubernetes 1.32's own types, descriptions and all."""
+    out = kube("explain", "deployment.spec.strategy").stdout
+    assert "rollingUpdate" in out and "RollingUpdate" in out and "Recreate" in out
+    out = kube("explain", "pods.spec.containers.ports", "--recursive").stdout
+    assert "containerPort" in out and "<integer>" in out
+    assert "clusterRoleSelectors" in kube("explain", "clusterrole.aggregationRule").stdout
+
+
+def test_strict_field_validation_catches_a_typo_at_any_depth(kube):
+    bad = DEPLOY.format(replicas=1, tag="1").replace("containers:", "containerz:")
+    out = kube("apply", "--validate=strict", "-f", "-", stdin=bad, check=False)
+    assert out.returncode == 1 and 'unknown field "spec.template.spec.containerz"' in out.stderr

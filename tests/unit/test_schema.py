@@ -67,3 +67,36 @@ def test_the_committed_definitions_are_what_the_generator_makes():
     import sys
     out = subprocess.run([sys.executable, "tools/gen_openapi_definitions.py", "--check"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_the_openapi_documents_are_openapi_not_json_schema():
+    """Every type a plain string (never a list), every $ref to the document's own schemas, every one defined."""
+    import json
+
+    from api import openapi
+
+    for group, version in (("", "v1"), ("apps", "v1"), ("rbac.authorization.k8s.io", "v1")):
+        doc = openapi.document_v3(group, version)
+        schemas = doc["components"]["schemas"]
+        text = json.dumps(doc)
+        assert "#/$defs/" not in text
+        refs = {r.split("/")[-1] for r in _all(doc, "$ref")}
+        assert refs <= set(schemas), refs - set(schemas)
+        assert all(isinstance(t, str) for t in _all(schemas, "type")), group
+    assert openapi.document_v2()["definitions"]["io.k8s.apimachinery.pkg.util.intstr.IntOrString"]["format"] == \
+        "int-or-string"
+
+
+def _all(node, key):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == key and not isinstance(v, dict):
+                yield v
+            elif k == "properties":
+                for prop in v.values():
+                    yield from _all(prop, key)
+            else:
+                yield from _all(v, key)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _all(v, key)
