@@ -4,14 +4,16 @@ configuration it last applied, recorded in `metadata.managedFields` in Kubernete
 
 Applying again: fields the manager owned and no longer sends are removed, then the configuration
 is merged in with strategic-merge rules. Applying the same configuration twice changes nothing.
-Conflicts with other managers are not detected (every apply acts as if `--force-conflicts`).
+A field another manager applied is a conflict (409, naming the field and the manager) when this
+configuration gives it another value; with `force=true` (`--force-conflicts`) it changes hands.
+Fields set by other verbs (edit, scale, patch) have no recorded manager here and never conflict.
 """
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from api import objects, strategic
+from api import errors, objects, strategic
 from api.strategic import Node, _field, _merge_key
 
 Obj = dict[str, Any]
@@ -77,9 +79,11 @@ def _remove_items(items: list, field: Node, before: Obj, now: Obj) -> None:
                     _remove(item, sub_before, now[path], (field or {}).get("items"))
 
 
-def apply(existing: Obj | None, config: Obj, manager: str, api_version: str, definition: str) -> Obj:
+def apply(existing: Obj | None, config: Obj, manager: str, api_version: str, definition: str,
+          force: bool = False) -> Obj:
     """The object after `manager` applies `config` (for a create when `existing` is None); `definition` names
-    the object's type, whose schema says how its lists merge."""
+    the object's type, whose schema says how its lists merge. 409 on a conflict with another manager's field,
+    unless `force`."""
     root: Node = {"$ref": "#/" + definition}
     owned_now = field_set(config, root)
     entry = {"manager": manager, "operation": "Apply", "apiVersion": api_version, "time": objects.now(),
@@ -89,6 +93,7 @@ def apply(existing: Obj | None, config: Obj, manager: str, api_version: str, def
         obj["metadata"] = {**(config.get("metadata") or {}), "managedFields": [entry]}
         return obj
     managed = (existing.get("metadata") or {}).get("managedFields") or []
+    managed = _settle_conflicts(existing, config, owned_now, manager, managed, force)
     before = next((m for m in managed if m.get("manager") == manager and m.get("operation") == "Apply"), None)
     obj = json.loads(json.dumps(existing))  # a deep copy: the cached object is not ours to change
     if before is not None:
@@ -100,3 +105,80 @@ def apply(existing: Obj | None, config: Obj, manager: str, api_version: str, def
         entry["time"] = before.get("time", entry["time"])  # nothing changed: not even the time
     merged_meta["managedFields"] = previous + [entry]
     return merged
+
+
+Path = tuple[str, ...]  # FieldsV1 steps: "f:spec", "k:{\"name\":\"app\"}"
+
+
+def _leaves(fields: Obj, prefix: Path = ()) -> set[Path]:
+    out: set[Path] = set()
+    for step, sub in fields.items():
+        if step == ".":
+            continue
+        if sub:
+            out |= _leaves(sub, prefix + (step,))
+        else:
+            out.add(prefix + (step,))
+    return out
+
+
+_MISSING = object()
+
+
+def _value_at(obj: Any, path: Path) -> Any:
+    for step in path:
+        kind, _, name = step.partition(":")
+        if kind == "f" and isinstance(obj, dict):
+            obj = obj.get(name, _MISSING)
+        elif kind == "k" and isinstance(obj, list):
+            want = json.loads(name)
+            obj = next((i for i in obj if isinstance(i, dict) and all(i.get(k) == v for k, v in want.items())),
+                       _MISSING)
+        else:
+            return _MISSING
+    return obj
+
+
+def _readable(path: Path) -> str:
+    """.spec.template.spec.containers[name="app"].image, as kube-apiserver words a conflict."""
+    out = ""
+    for step in path:
+        kind, _, name = step.partition(":")
+        out += f".{name}" if kind == "f" else "[" + ",".join(f"{k}={json.dumps(v)}" for k, v in
+                                                             json.loads(name).items()) + "]"
+    return out
+
+
+def _settle_conflicts(existing: Obj, config: Obj, owned_now: Obj, manager: str, managed: list[Obj],
+                      force: bool) -> list[Obj]:
+    """The managed fields once this apply's conflicts are settled: a 409 unless forced; forced, the fields
+    leave their other appliers."""
+    wanted = _leaves(owned_now)
+    conflicts: list[tuple[str, str, Path]] = []
+    for entry in managed:
+        if entry.get("manager") == manager or entry.get("operation") != "Apply":
+            continue
+        for path in wanted & _leaves(entry.get("fieldsV1") or {}):
+            if _value_at(existing, path) != _value_at(config, path):
+                conflicts.append((entry["manager"], entry.get("apiVersion", ""), path))
+    if not conflicts:
+        return managed
+    if not force:
+        lines = [f'conflict with "{m}" using {v}: {_readable(p)}' for m, v, p in conflicts]
+        raise errors.ApiError(409, f"Apply failed with {len(conflicts)} conflict{'s' if len(conflicts) > 1 else ''}: "
+                              + "\n".join(lines), reason="Conflict", details={"causes": [
+                                  {"reason": "FieldManagerConflict", "message": f'conflict with "{m}" using {v}',
+                                   "field": _readable(p)} for m, v, p in conflicts]})
+    taken = {(m, p) for m, _, p in conflicts}
+    return [{**e, "fieldsV1": _without(e.get("fieldsV1") or {}, {p for m, p in taken if m == e.get("manager")})}
+            if e.get("operation") == "Apply" else e for e in managed]
+
+
+def _without(fields: Obj, paths: set[Path], prefix: Path = ()) -> Obj:
+    out: Obj = {}
+    for step, sub in fields.items():
+        here = prefix + (step,)
+        if here in paths:
+            continue
+        out[step] = _without(sub, paths, here) if sub else sub
+    return out

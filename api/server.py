@@ -444,7 +444,7 @@ class ApiServer:
                         raise errors.conflict(t.res.plural, t.name, t.res.group) from None
                     raise
             new = self.prepare_update(t, old, apply.apply(old, config, manager, t.res.group_version,
-                                                          self.definition(t)))
+                                                          self.definition(t), force=flag(request.query, "force")))
             if new == {**old, "metadata": {k: v for k, v in old["metadata"].items() if k != "resourceVersion"}}:
                 return reply(old, 200, warned(warnings))  # nothing to change: no new revision
             return await self.store_update(t, new, int(old["metadata"]["resourceVersion"]))

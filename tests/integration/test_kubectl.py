@@ -373,3 +373,20 @@ def test_strict_field_validation_catches_a_typo_at_any_depth(kube):
     bad = DEPLOY.format(replicas=1, tag="1").replace("containers:", "containerz:")
     out = kube("apply", "--validate=strict", "-f", "-", stdin=bad, check=False)
     assert out.returncode == 1 and 'unknown field "spec.template.spec.containerz"' in out.stderr
+
+
+def test_server_side_apply_reports_a_conflict_with_another_manager_unless_forced(kube):
+    kube("apply", "--server-side", "--field-manager", "team-a", "-f", "-", stdin=DEPLOY.format(replicas=2, tag="1"))
+    same = kube("apply", "--server-side", "--field-manager", "team-b", "-f", "-", stdin=DEPLOY.format(replicas=2, tag="1"))
+    assert same.returncode == 0  # the same values: both own them, no conflict
+    out = kube("apply", "--server-side", "--field-manager", "team-b", "-f", "-",
+               stdin=DEPLOY.format(replicas=5, tag="1"), check=False)
+    assert out.returncode == 1 and 'conflict with "team-a"' in out.stderr and ".spec.replicas" in out.stderr
+    assert kube("get", "deployment", "dry", "-o", "jsonpath={.spec.replicas}").stdout == "2"
+    kube("apply", "--server-side", "--force-conflicts", "--field-manager", "team-b", "-f", "-",
+         stdin=DEPLOY.format(replicas=5, tag="1"))
+    assert kube("get", "deployment", "dry", "-o", "jsonpath={.spec.replicas}").stdout == "5"
+    back = kube("apply", "--server-side", "--field-manager", "team-a", "-f", "-",
+                stdin=DEPLOY.format(replicas=2, tag="1"), check=False)
+    assert back.returncode == 1 and 'conflict with "team-b"' in back.stderr  # replicas changed hands
+    kube("delete", "deployment", "dry")
