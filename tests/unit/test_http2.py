@@ -4,6 +4,8 @@ hostile peer does, which must cost it its stream or its connection and leave the
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
 import struct
 
 import grpc
@@ -261,3 +263,26 @@ async def test_data_after_the_end_of_a_request_costs_only_that_stream(server):
     answered = await peer.frames(until=http2.HEADERS)
     assert any(kind == http2.HEADERS and stream_id == 3 for kind, _, stream_id, _ in answered)
     peer.close()
+
+
+async def test_random_frames_never_stop_the_server(server):
+    """Seeded random frames, valid and not, on 40 connections: each ends as it may, and calls still work."""
+    port, _ = server
+    rng = random.Random(13)
+    for _ in range(40):
+        peer = await Peer.connect(port)
+        encoder = hpack.Encoder()
+        frames = []
+        for _ in range(rng.randrange(1, 30)):
+            kind = rng.choice([*range(11), rng.randrange(256)])
+            stream_id = rng.choice([0, 1, 2, 3, 5, rng.randrange(1 << 31)])
+            payload = request_headers(encoder) if kind == http2.HEADERS and rng.random() < 0.5 else \
+                rng.randbytes(rng.choice([0, 4, 5, 8, rng.randrange(200)]))
+            frames.append(frame(kind, rng.randrange(256), stream_id, payload))
+        peer.send(b"".join(frames))
+        if rng.random() < 0.2:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await peer.frames(timeout=0.5)
+        peer.close()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        assert (await _stub(channel, "Echo")(PutRequest(value=b"alive"))).header.revision == 5
