@@ -19,7 +19,7 @@ import yaml
 from aiohttp import web
 
 from api import (apply, bootstrap_policy, bounds, defaults, deletion, discovery, errors, fields, objects, openapi,
-                 patch, pod_logs, protobuf, schema, subresources, tables, validation, watching)
+                 patch, pod_proxy, protobuf, resource_metrics, schema, subresources, tables, validation, watching)
 from api.cluster_ips import (DEFAULT_RANGE, NODE_PORT_PREFIX, NODE_PORTS, PREFIX, ClusterIPRange,
                              node_port_key, pick_node_port)
 from api.authentication import AUDIENCE, Authenticator, ServiceAccountKeys, StaticTokens
@@ -27,10 +27,11 @@ from api.authorization import Authorizer
 from api.encryption import Transformer
 from api.errors import ApiError
 from api.inflight import InFlight
+from api.kubelet_client import KubeletClient
 from api.query import flag
 from api.rbac import Attributes
 from api.metrics import TARGET, ApiMetrics, middleware as metrics_middleware
-from api.registry import DEFAULT_NAMESPACES, Resource, lookup
+from api.registry import AGGREGATED_APIS, DEFAULT_NAMESPACES, STREAMING, Resource, lookup
 from api.selectors import parse_fields, parse_labels, single_name
 from api.storage import DRY_RUN, ClaimTaken, ObjectStore
 from kvstore import errors as kv_errors
@@ -131,6 +132,7 @@ class ApiServer:
         self.rng = random.Random()
         self.metrics = metrics if metrics is not None else ApiMetrics()  # the master passes its registry's
         self.authenticator = Authenticator(tokens, service_account_keys, self.objects)
+        self.kubelets = KubeletClient(tokens)
         self.authorizer = Authorizer(list(authorization), self.objects, hub)
 
     def app(self) -> web.Application:
@@ -194,6 +196,13 @@ class ApiServer:
         q = request.query
         method = request.method
         DRY_RUN.set(dry_run(q.getall("dryRun", [])))  # set for every request: a connection's task serves many
+        if t.res in AGGREGATED_APIS:
+            return await resource_metrics.serve(request, t.res, t.namespace, t.name, objects=self.objects,
+                                                kubelets=self.kubelets, select=self.select)
+        if t.subresource in STREAMING:  # GET for a WebSocket, POST for SPDY: both reach the kubelet
+            if method not in ("GET", "POST"):
+                raise ApiError(405, f"{method} is not supported on pods/{t.subresource}")
+            return await pod_proxy.stream(request, self.objects, self.kubelets, t.namespace, t.name, t.subresource)
         if method == "GET" and t.name is None:
             if flag(q, "watch"):
                 return await self.watch(request, t)
@@ -257,8 +266,8 @@ class ApiServer:
         return fields.check(definition or self.definition(t), body, request.query.get("fieldValidation"))
 
     async def get(self, request: web.Request, t: Target) -> web.StreamResponse:
-        if t.subresource == "log":  # proxied to the pod's kubelet (api/pod_logs.py)
-            return await pod_logs.serve(request, self.objects, t.namespace, t.name, self.tokens)
+        if t.subresource == "log":  # proxied to the pod's kubelet (api/pod_proxy.py)
+            return await pod_proxy.logs(request, self.objects, self.kubelets, t.namespace, t.name)
         if t.subresource not in (None, "status", "scale"):
             raise ApiError(405, f"GET of {t.res.plural}/{t.subresource} is not supported")
         obj = await self.objects.get(t.res, t.namespace, t.name, local=request.query.get("resourceVersion") == "0")
