@@ -54,6 +54,7 @@ class KubeletClient:
 
     @staticmethod
     def refused(node: Obj, status: int, text: str) -> ApiError:
-        """The kubelet's own 4xx passed on (a 400 or 404 stays one); anything else is a 502 Bad Gateway."""
-        code = status if status in (400, 404) else 502
-        return ApiError(code, f"node {node['metadata']['name']}: {text.strip() or status}")
+        """The kubelet's own 400 or 404 passed on as it said it; anything else is a 502 Bad Gateway."""
+        if status in (400, 404):
+            return ApiError(status, text.strip() or f"the kubelet answered {status}")
+        return ApiError(502, f"the kubelet of node {node['metadata']['name']} answered {status}: {text.strip()}")

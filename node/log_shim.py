@@ -11,12 +11,15 @@ the shim lives exactly as long as the container, in its session, and is signalle
   and the shim keeps reading until the container's output ends;
 - stamps each line with the time it was read; a line longer than 16 KiB is written in parts (P entries);
 - rotates the log once it passes --max-bytes (current.log -> current.log.1), being its only writer;
+- takes the container with it if it is killed (the container's parent-death signal is SIGKILL): a kill -9 of the
+  pid the kubelet reports ends the container, as it would end a container's init process;
 - exits with the container's code (128+N after signal N) and writes it to the exit file, so a kubelet that adopted
   the container (not its child) learns how it ended.
 Only the standard library: it starts in milliseconds and needs nothing of the kubelet's virtualenv.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import selectors
@@ -29,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from node import log_format  # noqa: E402 - the shim runs as a script, its package put on the path above
 
 MAX_LINE = 16 << 10
+PR_SET_PDEATHSIG = 1
 DRAIN_AFTER_EXIT = 2.0  # seconds to keep reading after the command ended (its children may still hold the pipes)
 
 
@@ -80,9 +84,18 @@ class Lines:
             self.pending = b""
 
 
+def die_with_parent(parent: int) -> None:
+    """In the container's process, before it execs: SIGKILL when the shim dies (and now, if it died already)."""
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def run(argv: list[str], log: LogFile) -> int:
+    shim = os.getpid()
     try:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                preexec_fn=lambda: die_with_parent(shim))
     except OSError as exc:
         log.write(log_format.encode("stderr", f"failed to start {argv[0]!r}: {exc.strerror}".encode(),
                                     time.time_ns()))

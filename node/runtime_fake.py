@@ -34,7 +34,7 @@ class FakeHandle:
         self._run_time = run_time
         self._exit_code = exit_code
         self._stopped = asyncio.get_running_loop().create_future()
-        self._started = time.monotonic()
+        self._started = time.time()
 
     async def wait(self) -> int:
         if self._run_time is None:
@@ -49,7 +49,7 @@ class FakeHandle:
             self._stopped.set_result(0 if sig == signal.SIGTERM else 128 + sig)
 
     def usage(self, table: ProcTable) -> Usage:
-        return Usage((time.monotonic() - self._started) * CPU_CORES, MEMORY_BYTES)
+        return Usage((table.at - self._started) * CPU_CORES, MEMORY_BYTES)  # exactly CPU_CORES over any window
 
 
 def fake_exit_code(pod: Obj) -> int:

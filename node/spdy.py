@@ -27,6 +27,7 @@ import zlib
 from dataclasses import dataclass, field
 
 VERSION = 3
+DATA = 0  # a Frame's kind for data frames (control frames have their type)
 SYN_STREAM, SYN_REPLY, RST_STREAM, SETTINGS, PING, GOAWAY, HEADERS, WINDOW_UPDATE = 1, 2, 3, 4, 6, 7, 8, 9
 FIN = 0x01
 PROTOCOL_ERROR, INVALID_STREAM, REFUSED_STREAM, CANCEL = 1, 2, 3, 5  # RST_STREAM statuses
@@ -75,9 +76,6 @@ class Frame:
     @property
     def fin(self) -> bool:
         return bool(self.flags & FIN)
-
-
-DATA = 0
 
 
 class Decoder:

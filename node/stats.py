@@ -41,7 +41,8 @@ class Sample:
 
 @dataclass
 class ProcTable:
-    """One pass over /proc: session id -> pid -> that process's usage."""
+    """One pass over /proc at time `at`: session id -> pid -> that process's usage."""
+    at: float
     sessions: dict[int, dict[int, Usage]]
 
     def session(self, sid: int, *, without: Iterable[int] = ()) -> Usage | None:
@@ -75,12 +76,13 @@ def process_usage(pid: int | str) -> Usage:
 
 
 def proc_table() -> ProcTable:
+    at = time.time()
     sessions: dict[int, dict[int, Usage]] = {}
     for entry in os.listdir("/proc"):
         found = _read_stat(entry) if entry.isdigit() else None
         if found is not None:
             sessions.setdefault(found[0], {})[int(entry)] = found[1]
-    return ProcTable(sessions)
+    return ProcTable(at, sessions)
 
 
 def nanocores(before: Sample, after: Sample) -> int:
@@ -144,8 +146,8 @@ class StatsCollector:
             await asyncio.sleep(self.interval)
 
     def sample(self) -> None:
-        now = time.time()
-        table = proc_table() if any(k.runtime.streaming for k in self.kubelets) else ProcTable({})
+        table = proc_table() if any(k.runtime.streaming for k in self.kubelets) else ProcTable(time.time(), {})
+        now = table.at
         seen = {}
         for kubelet in self.kubelets:
             for worker in kubelet.workers.values():
