@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, Callable
 
 Obj = dict[str, Any]
 
@@ -56,45 +56,97 @@ def _rolling(spec: Obj, key: str, **values: Any) -> None:
             rolling.setdefault(name, value)
 
 
+def _spec_of(fill: Callable[[Obj], None]) -> Callable[[Obj], None]:
+    """A defaulter of the object's spec; a missing or mistyped spec is validation's to report."""
+    def defaulter(obj: Obj) -> None:
+        if isinstance(obj.get("spec"), dict):
+            fill(obj["spec"])
+    return defaulter
+
+
+def _pod(obj: Obj) -> None:
+    _spec_of(pod_spec)(obj)
+    obj.setdefault("status", {}).setdefault("phase", "Pending")
+
+
+def _deployment(spec: Obj) -> None:
+    spec.setdefault("replicas", 1)
+    _rolling(spec, "strategy", maxUnavailable="25%", maxSurge="25%")
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    _template(spec)
+
+
+def _replicated(spec: Obj) -> None:
+    """ReplicaSet and ReplicationController."""
+    spec.setdefault("replicas", 1)
+    _template(spec)
+
+
+def _replication_controller(spec: Obj) -> None:
+    """A ReplicationController without a selector selects its template's labels (and is labelled by them)."""
+    _replicated(spec)
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") if isinstance(
+        spec.get("template"), dict) else None
+    if not spec.get("selector") and isinstance(labels, dict):
+        spec["selector"] = dict(labels)
+
+
+def _statefulset(spec: Obj) -> None:
+    spec.setdefault("replicas", 1)
+    spec.setdefault("podManagementPolicy", "OrderedReady")
+    _rolling(spec, "updateStrategy", partition=0)
+    spec.setdefault("revisionHistoryLimit", 10)
+    _template(spec)
+
+
+def _daemonset(spec: Obj) -> None:
+    _rolling(spec, "updateStrategy", maxUnavailable=1, maxSurge=0)
+    spec.setdefault("revisionHistoryLimit", 10)
+    _template(spec)
+
+
+def _job(spec: Obj) -> None:
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("completions", 1)
+    spec.setdefault("backoffLimit", 6)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    _template(spec)
+
+
+def _service(obj: Obj) -> None:
+    _spec_of(service)(obj)
+    obj.setdefault("status", {}).setdefault("loadBalancer", {})
+
+
+def _namespace(obj: Obj) -> None:
+    obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+    obj.setdefault("status", {}).setdefault("phase", "Active")
+
+
+def _pod_disruption_budget(obj: Obj) -> None:
+    """The status counts are required fields (0 until the disruption controller counts)."""
+    status = obj.setdefault("status", {})
+    if isinstance(status, dict):
+        for count in ("disruptionsAllowed", "currentHealthy", "desiredHealthy", "expectedPods"):
+            status.setdefault(count, 0)
+
+
+def _api_service(obj: Obj) -> None:
+    """An APIService served by this server itself (no spec.service) is available."""
+    spec = obj.get("spec")
+    if isinstance(spec, dict) and spec.get("service") is None and isinstance(obj.setdefault("status", {}), dict):
+        obj["status"].setdefault("conditions", [{
+            "type": "Available", "status": "True", "reason": "Local",
+            "message": "Local APIServices are always available"}])
+
+
 def apply(kind: str, obj: Obj) -> None:
     """Fill in what the user left out, in place."""
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else None
-    if kind == "Pod" and spec is not None:
-        pod_spec(spec)
-        obj.setdefault("status", {}).setdefault("phase", "Pending")
-    elif kind == "Deployment" and spec is not None:
-        spec.setdefault("replicas", 1)
-        _rolling(spec, "strategy", maxUnavailable="25%", maxSurge="25%")
-        spec.setdefault("revisionHistoryLimit", 10)
-        spec.setdefault("progressDeadlineSeconds", 600)
-        _template(spec)
-    elif kind == "ReplicaSet" and spec is not None:
-        spec.setdefault("replicas", 1)
-        _template(spec)
-    elif kind == "StatefulSet" and spec is not None:
-        spec.setdefault("replicas", 1)
-        spec.setdefault("podManagementPolicy", "OrderedReady")
-        _rolling(spec, "updateStrategy", partition=0)
-        spec.setdefault("revisionHistoryLimit", 10)
-        _template(spec)
-    elif kind == "DaemonSet" and spec is not None:
-        _rolling(spec, "updateStrategy", maxUnavailable=1, maxSurge=0)
-        spec.setdefault("revisionHistoryLimit", 10)
-        _template(spec)
-    elif kind == "Job" and spec is not None:
-        spec.setdefault("parallelism", 1)
-        spec.setdefault("completions", 1)
-        spec.setdefault("backoffLimit", 6)
-        spec.setdefault("completionMode", "NonIndexed")
-        spec.setdefault("suspend", False)
-        _template(spec)
-    elif kind == "Service" and spec is not None:
-        service(spec)
-    elif kind == "Namespace":
-        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
-        obj.setdefault("status", {}).setdefault("phase", "Active")
-    elif kind == "Secret":
-        secret(obj)
+    defaulter = DEFAULTERS.get(kind)
+    if defaulter is not None:
+        defaulter(obj)
 
 
 def service(spec: Obj) -> None:
@@ -131,3 +183,19 @@ def job_selector(obj: Obj) -> None:
     spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
     template = spec.setdefault("template", {})
     template.setdefault("metadata", {}).setdefault("labels", {}).update(labels)
+
+
+DEFAULTERS: dict[str, Callable[[Obj], None]] = {
+    "Pod": _pod,
+    "Deployment": _spec_of(_deployment),
+    "ReplicaSet": _spec_of(_replicated),
+    "ReplicationController": _spec_of(_replication_controller),
+    "StatefulSet": _spec_of(_statefulset),
+    "DaemonSet": _spec_of(_daemonset),
+    "Job": _spec_of(_job),
+    "Service": _service,
+    "Namespace": _namespace,
+    "Secret": secret,
+    "PodDisruptionBudget": _pod_disruption_budget,
+    "APIService": _api_service,
+}

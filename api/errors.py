@@ -45,7 +45,7 @@ def already_exists(resource: str, name: str, group: str = "") -> ApiError:
 
 class StaleWrite(ApiError):
     """A compare-and-swap lost to another writer: 409 Conflict, which the server may retry on the object as it
-    now is (api/server.py `retry_stale`) when the client did not pin a resourceVersion."""
+    now is (api/retry.py `retry_stale`) when the client did not pin a resourceVersion."""
 
 
 def conflict(resource: str, name: str, group: str = "") -> StaleWrite:

@@ -106,6 +106,11 @@ SCHEMAS: dict[str, dict[int, tuple[str, Any]]] = {
                 4: ("selector", "LabelSelector"), 5: ("manualSelector", B), 6: ("template", "PodTemplateSpec"),
                 8: ("ttlSecondsAfterFinished", I), 9: ("completionMode", S), 10: ("suspend", B)},
     "Empty": {},
+    # policy/v1: kubectl create pdb
+    "PodDisruptionBudget": {1: ("metadata", "ObjectMeta"), 2: ("spec", "PodDisruptionBudgetSpec"),
+                            3: ("status", "Empty")},
+    "PodDisruptionBudgetSpec": {1: ("minAvailable", "IntOrString"), 2: ("selector", "LabelSelector"),
+                                3: ("maxUnavailable", "IntOrString"), 4: ("unhealthyPodEvictionPolicy", S)},
     # rbac.authorization.k8s.io/v1: kubectl create role|clusterrole|rolebinding|clusterrolebinding
     "Role": {1: ("metadata", "ObjectMeta"), 2: ("rules", ("repeated", "PolicyRule"))},
     "ClusterRole": {1: ("metadata", "ObjectMeta"), 2: ("rules", ("repeated", "PolicyRule"))},

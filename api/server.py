@@ -1,8 +1,10 @@
 """The kube API on aiohttp: discovery, and get/list/watch/create/update/patch/delete of every resource.
 
-Paths are parsed by `parse_path` into (resource, namespace, name, subresource); one handler per
-verb does the rest through `ObjectStore`. Every `ApiError` becomes a Status object; a store
-without quorum becomes 503 ServiceUnavailable with the store's message.
+This module routes and answers: paths are parsed by api/paths.py into (resource, namespace, name, subresource),
+one handler per verb reads the request and writes the answer. What a write must pass before it is stored
+(defaults, validation, admission, a Service's addresses) is api/admission.py's, for every verb alike; reading
+and writing objects is api/storage.py's. Every `ApiError` becomes a Status object; a store without quorum
+becomes 503 ServiceUnavailable with the store's message.
 """
 from __future__ import annotations
 
@@ -10,30 +12,30 @@ import asyncio
 import base64
 import functools
 import logging
-import random
-from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable
 
 import orjson
 import yaml
 from aiohttp import web
 
-from api import (apply, bootstrap_policy, bounds, defaults, deletion, discovery, errors, fields, objects, openapi,
-                 patch, pod_proxy, protobuf, resource_metrics, schema, subresources, tables, validation, watching)
-from api.cluster_ips import (DEFAULT_RANGE, NODE_PORT_PREFIX, NODE_PORTS, PREFIX, ClusterIPRange,
-                             node_port_key, pick_node_port)
-from api.authentication import AUDIENCE, Authenticator, ServiceAccountKeys, StaticTokens
+from api import (apply, bootstrap_policy, bounds, deletion, discovery, errors, eviction, fields, openapi,
+                 patch, pod_proxy, protobuf, resource_metrics, reviews, schema, subresources, tables, watching)
+from api.admission import Admission
+from api.authentication import Authenticator, ServiceAccountKeys, StaticTokens
 from api.authorization import Authorizer
+from api.cluster_ips import DEFAULT_RANGE, ClusterIPRange
 from api.encryption import Transformer
 from api.errors import ApiError
 from api.inflight import InFlight
 from api.kubelet_client import KubeletClient
-from api.query import flag
-from api.rbac import Attributes
 from api.metrics import TARGET, ApiMetrics, middleware as metrics_middleware
+from api.paths import Target, parse_path
+from api.query import flag
 from api.registry import AGGREGATED_APIS, DEFAULT_NAMESPACES, STREAMING, Resource, lookup
+from api.retry import retry_stale
 from api.selectors import parse_fields, parse_labels, single_name
-from api.storage import DRY_RUN, ClaimTaken, ObjectStore
+from api.service_allocation import ServiceAllocator
+from api.storage import DRY_RUN, ObjectStore
 from kvstore import errors as kv_errors
 from kvstore.errors import KVFailure
 from kvstore.metrics import handler as metrics_handler
@@ -50,7 +52,6 @@ TOKEN_REQUEST = "io.k8s.api.authentication.v1.TokenRequest"
 APPLY_PATCH = "application/apply-patch+yaml"
 YAML_TYPES = {APPLY_PATCH, "application/yaml"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-T = TypeVar("T")
 
 
 class YamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -86,36 +87,6 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
                                    f"{type(exc).__name__}: {exc}").status(), 500)
 
 
-@dataclass
-class Target:
-    res: Resource
-    namespace: str | None
-    name: str | None
-    subresource: str | None
-
-
-def parse_path(path: str) -> Target:
-    """/api/v1[/namespaces/NS]/PLURAL[/NAME[/SUB]] and /apis/GROUP/VERSION/... (404 otherwise)."""
-    parts = [p for p in path.split("/") if p]
-    if parts[:1] == ["api"] and len(parts) >= 3:
-        group, version, rest = "", parts[1], parts[2:]
-    elif parts[:1] == ["apis"] and len(parts) >= 4:
-        group, version, rest = parts[1], parts[2], parts[3:]
-    else:
-        raise ApiError(404, f"the server could not find the requested resource ({path})")
-    namespace = None
-    if rest[0] == "namespaces" and len(rest) >= 3 and not (len(rest) == 3 and rest[2] in ("status", "finalize")):
-        namespace, rest = rest[1], rest[2:]
-    res = lookup(group, version, rest[0])
-    if res is None or len(rest) > 3 or (namespace and not res.namespaced):
-        raise ApiError(404, f"the server could not find the requested resource ({path})")
-    name = rest[1] if len(rest) > 1 else None
-    sub = rest[2] if len(rest) > 2 else None
-    if sub is not None and sub not in res.subresources:
-        raise ApiError(404, f"{res.plural} has no subresource {sub!r}")
-    return Target(res, namespace, name, sub)
-
-
 class ApiServer:
     def __init__(self, store, hub: WatchHub, *, service_ip_range: str = DEFAULT_RANGE,
                  tokens: StaticTokens | None = None, service_account_keys: ServiceAccountKeys | None = None,
@@ -128,8 +99,8 @@ class ApiServer:
         self.objects = ObjectStore(store, transformer)
         self.store = store
         self.hub = hub
-        self.ips = ClusterIPRange(service_ip_range)
-        self.rng = random.Random()
+        self.services = ServiceAllocator(self.objects, ClusterIPRange(service_ip_range))
+        self.admission = Admission(self.objects, self.services)
         self.metrics = metrics if metrics is not None else ApiMetrics()  # the master passes its registry's
         self.authenticator = Authenticator(tokens, service_account_keys, self.objects)
         self.kubelets = KubeletClient(tokens)
@@ -203,16 +174,16 @@ class ApiServer:
             if method not in ("GET", "POST"):
                 raise ApiError(405, f"{method} is not supported on pods/{t.subresource}")
             return await pod_proxy.stream(request, self.objects, self.kubelets, t.namespace, t.name, t.subresource)
+        if not t.res.stored:
+            if method != "POST" or t.name is not None:
+                raise ApiError(405, f"{t.res.plural} can only be created: each is a question, answered at once")
+            return await self.review(request, t)
         if method == "GET" and t.name is None:
             if flag(q, "watch"):
                 return await self.watch(request, t)
             return await self.list(request, t)
         if method == "GET":
             return await self.get(request, t)
-        if not t.res.stored:
-            if method != "POST" or t.name is not None:
-                raise ApiError(405, f"{t.res.plural} can only be created: each is a question, answered at once")
-            return await self.review(request, t)
         if method == "POST" and t.name is None:
             return await self.create(request, t)
         if method == "POST" and t.subresource == "token":
@@ -310,104 +281,12 @@ class ApiServer:
         if t.subresource:
             raise ApiError(405, f"POST to {t.res.plural}/{t.subresource} is not served yet")
         body, warnings = self.decode(request, t, await self.body(request))
-        obj = objects.for_create(t.res, body, t.namespace)
-        defaults.apply(t.res.kind, obj)
-        if t.res.kind == "Job":
-            defaults.job_selector(obj)
-        self.check(t.res, obj, validation.check(t.res.kind, obj))
-        if t.res.namespaced:
-            await self.require_namespace(t.namespace)
-        if t.res.kind == "Service":
-            return reply(await self.create_service(t.res, obj), 201, warned(warnings))
-        return reply(await self.objects.create(t.res, obj), 201, warned(warnings))
-
-    @staticmethod
-    def check(res: Resource, obj: dict, causes: list[tuple[str, str]]) -> None:
-        if causes:
-            raise errors.invalid(res.kind, obj["metadata"]["name"], causes, res.group)
-
-    async def create_service(self, res: Resource, obj: dict) -> dict:
-        """Claim a ClusterIP in the same txn as the Service; on a race for the same IP, pick again."""
-        spec = obj.setdefault("spec", {})
-        wanted = spec.get("clusterIP")
-        if spec.get("type") == "ExternalName" or wanted == "None":
-            return await self.objects.create(res, obj)
-        if wanted and not self.ips.contains(wanted):
-            self.check(res, obj, [("spec.clusterIP", f"Invalid value: {wanted!r}: provided IP is not in the valid "
-                                                     f"range {self.ips.network}")])
-        ports = (spec.get("ports") or []) if spec.get("type") in ("NodePort", "LoadBalancer") else []
-        wanted_ports = {p["nodePort"] for p in ports if p.get("nodePort")}
-        for i, p in enumerate(ports):
-            if p.get("nodePort") and p["nodePort"] not in NODE_PORTS:
-                self.check(res, obj, [(f"spec.ports[{i}].nodePort", f"Invalid value: {p['nodePort']}: provided port "
-                                       f"is not in the valid range. The range of valid ports is "
-                                       f"{NODE_PORTS.start}-{NODE_PORTS.stop - 1}")])
-        owner = f"{obj['metadata']['namespace']}/{obj['metadata']['name']}".encode()
-        for _ in range(20):
-            taken = {k[len(PREFIX):].decode() for k in await self.objects.keys(PREFIX)}
-            ip = wanted or self.ips.pick(taken, self.rng)
-            spec["clusterIP"], spec["clusterIPs"] = ip, [ip]
-            taken_ports = {int(k[len(NODE_PORT_PREFIX):]) for k in await self.objects.keys(NODE_PORT_PREFIX)} \
-                if ports else set()
-            for p in ports:
-                if p.get("nodePort") not in wanted_ports:  # ours to pick (again, after a race)
-                    p["nodePort"] = pick_node_port(taken_ports | wanted_ports, self.rng)
-                    taken_ports.add(p["nodePort"])
-            claims = ((self.ips.key(ip), owner), *((node_port_key(p["nodePort"]), owner) for p in ports))
-            try:
-                return await self.objects.create(res, obj, claims=claims)
-            except ClaimTaken as exc:
-                if wanted and exc.key == self.ips.key(ip):
-                    self.check(res, obj, [("spec.clusterIP", f"Invalid value: {wanted!r}: provided IP is "
-                                                             "already allocated")])
-                port = next((p["nodePort"] for p in ports if node_port_key(p["nodePort"]) == exc.key), None)
-                if port in wanted_ports:
-                    self.check(res, obj, [("spec.ports.nodePort", f"Invalid value: {port}: provided port is "
-                                                                  "already allocated")])
-        raise ApiError(503, "could not allocate a ClusterIP and node ports after 20 tries; try again")
-
-    def service_claims(self, svc: dict) -> tuple[bytes, ...]:
-        """The range keys a Service holds: its ClusterIP and its node ports."""
-        spec = svc.get("spec") or {}
-        ip = spec.get("clusterIP")
-        ports = (spec.get("ports") or []) if spec.get("type") in ("NodePort", "LoadBalancer") else []
-        return ((self.ips.key(ip),) if ip and ip != "None" else ()) + tuple(
-            node_port_key(p["nodePort"]) for p in ports if isinstance(p.get("nodePort"), int))
-
-    async def require_namespace(self, namespace: str) -> None:
-        ns_res = lookup("", "v1", "namespaces")
-        try:
-            ns = await self.objects.get(ns_res, None, namespace)
-        except ApiError as exc:
-            if exc.code == 404:
-                raise ApiError(404, f'namespaces "{namespace}" not found',
-                               details={"name": namespace, "kind": "namespaces"}) from None
-            raise
-        if deletion.terminating(ns):
-            raise ApiError(403, f"unable to create new content in namespace {namespace} because it is being "
-                                "terminated", reason="Forbidden", details={"name": namespace, "kind": "namespaces"})
-
-    def prepare_update(self, t: Target, old: dict, body: Any) -> dict:
-        if t.subresource == "scale":
-            return self.prepare_update(Target(t.res, t.namespace, t.name, None), old,
-                                       subresources.with_replicas(old, body))
-        if t.subresource == "finalize":  # a namespace's spec.finalizers, and nothing else
-            spec = body.get("spec") if isinstance(body, dict) else None
-            body = {**old, "spec": {**(old.get("spec") or {}), "finalizers": (spec or {}).get("finalizers") or []}}
-            t = Target(t.res, t.namespace, t.name, None)
-        new = objects.for_update(t.res, old, body, t.subresource)
-        defaults.apply(t.res.kind, new)
-        self.check(t.res, new, validation.check_update(t.res.kind, old, new))
-        return new
+        obj = self.admission.new_object(t.res, body, t.namespace)
+        return reply(await self.admission.create(t.res, obj), 201, warned(warnings))
 
     async def store_update(self, t: Target, new: dict, expected: int) -> web.Response:
-        """Write an update; one that removed the last finalizer of a marked object removes it."""
-        saved = await self.objects.update(t.res, new, expected)
-        if deletion.finished(t.res, saved):
-            await self.objects.delete(t.res, t.namespace, t.name, int(saved["metadata"]["resourceVersion"]))
-        if t.subresource == "scale":
-            return reply(subresources.scale_of(saved))
-        return reply(saved)
+        saved = await self.admission.store_update(t, new, expected)
+        return reply(subresources.scale_of(saved) if t.subresource == "scale" else saved)
 
     async def update(self, request: web.Request, t: Target) -> web.Response:
         body, warnings = self.decode(request, t, await self.body(request))
@@ -415,7 +294,7 @@ class ApiServer:
 
         async def attempt() -> web.Response:  # without a resourceVersion a PUT is unconditional
             old = await self.objects.get(t.res, t.namespace, t.name)
-            new = self.prepare_update(t, old, body)
+            new = self.admission.changed_object(t, old, body)
             return await self.store_update(t, new, resource_version(rv) if rv else int(old["metadata"]["resourceVersion"]))
 
         answer = await (attempt() if rv else retry_stale(attempt))
@@ -439,21 +318,17 @@ class ApiServer:
             except ApiError as exc:
                 if exc.code != 404:
                     raise
-                obj = objects.for_create(t.res, apply.apply(None, config, manager, t.res.group_version,
-                                                            self.definition(t)), t.namespace)
-                defaults.apply(t.res.kind, obj)
-                self.check(t.res, obj, validation.check(t.res.kind, obj))
-                if t.res.namespaced:
-                    await self.require_namespace(t.namespace)
+                obj = self.admission.new_object(t.res, apply.apply(None, config, manager, t.res.group_version,
+                                                                   self.definition(t)), t.namespace)
                 try:
-                    create = self.create_service if t.res.kind == "Service" else self.objects.create
-                    return reply(await create(t.res, obj), 201, warned(warnings))
+                    return reply(await self.admission.create(t.res, obj), 201, warned(warnings))
                 except ApiError as exc:
                     if exc.reason == "AlreadyExists":  # someone created it meanwhile: apply to theirs
                         raise errors.conflict(t.res.plural, t.name, t.res.group) from None
                     raise
-            new = self.prepare_update(t, old, apply.apply(old, config, manager, t.res.group_version,
-                                                          self.definition(t), force=flag(request.query, "force")))
+            new = self.admission.changed_object(t, old, apply.apply(old, config, manager, t.res.group_version,
+                                                                    self.definition(t),
+                                                                    force=flag(request.query, "force")))
             if new == {**old, "metadata": {k: v for k, v in old["metadata"].items() if k != "resourceVersion"}}:
                 return reply(old, 200, warned(warnings))  # nothing to change: no new revision
             return await self.store_update(t, new, int(old["metadata"]["resourceVersion"]))
@@ -474,7 +349,7 @@ class ApiServer:
             target = subresources.scale_of(old) if t.subresource == "scale" else old
             patched, warnings = self.decode(request, t, patch.apply_patch(content_type, target, body,
                                                                           self.definition(t)))
-            new = self.prepare_update(t, old, patched)
+            new = self.admission.changed_object(t, old, patched)
             rv = (patched.get("metadata") or {}).get("resourceVersion")
             answer = await self.store_update(t, new, resource_version(rv) if pinned else
                                              int(old["metadata"]["resourceVersion"]))
@@ -487,7 +362,9 @@ class ApiServer:
         """POST pods/NAME/binding (the scheduler's) and pods/NAME/eviction (kubectl drain's)."""
         body, _ = self.decode(request, t, await self.body(request), EVICTION if t.subresource == "eviction" else BINDING)
         if t.subresource == "eviction":
-            await self.delete_one(t.res, t.namespace, t.name, deletion.options(body.get("deleteOptions"), {}))
+            opts = deletion.options(body.get("deleteOptions"), {})
+            await eviction.evict(self.objects, t.namespace, t.name,
+                                 lambda: self.delete_one(t.res, t.namespace, t.name, opts))
             return reply(subresources.success(), 201)
 
         async def bind() -> web.Response:
@@ -508,55 +385,15 @@ class ApiServer:
         return deletion.options(body, request.query)
 
     async def review(self, request: web.Request, t: Target) -> web.Response:
-        """SelfSubjectReview (`kubectl auth whoami`) and SelfSubjectAccessReview (`kubectl auth can-i`)."""
         body, _ = self.decode(request, t, await self.body(request))
-        user = request["user"]
-        out = {"apiVersion": t.res.group_version, "kind": t.res.kind, "metadata": {"creationTimestamp": objects.now()}}
-        if t.res.kind == "SelfSubjectReview":
-            return reply({**out, "status": {"userInfo": user.info()}}, 201)
-        spec = body.get("spec") or {}
-        res_attrs, url_attrs = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
-        if res_attrs:
-            a = Attributes(user.name, user.groups, res_attrs.get("verb") or "", res_attrs.get("group") or "",
-                           res_attrs.get("resource") or "", res_attrs.get("subresource") or "",
-                           res_attrs.get("namespace") or "", res_attrs.get("name") or "")
-        elif url_attrs:
-            a = Attributes(user.name, user.groups, url_attrs.get("verb") or "", path=url_attrs.get("path") or "")
-        else:
-            raise errors.invalid(t.res.kind, "", [("spec", "Required value: resourceAttributes or "
-                                                           "nonResourceAttributes")], t.res.group)
-        reason = await self.authorizer.decide(a)
-        status = {"allowed": reason is not None, **({"reason": reason} if reason else {})}
-        return reply({**out, "spec": spec, "status": status}, 201)
+        return reply(await reviews.review(t.res, body, request["user"], self.authorizer), 201)
 
     async def token_request(self, request: web.Request, t: Target) -> web.Response:
-        """TokenRequest on serviceaccounts/NAME/token (`kubectl create token NAME`, and the kubelet for a pod)."""
         if self.sa_keys is None:
             raise ApiError(503, "this master has no --service-account-key-file: it cannot sign service account "
                                 "tokens")
         body, _ = self.decode(request, t, await self.body(request), TOKEN_REQUEST)
-        spec = body.get("spec") or {}
-        seconds = spec.get("expirationSeconds") or 3600
-        if seconds < 600:
-            raise errors.invalid("TokenRequest", t.name, [("spec.expirationSeconds", "Invalid value: "
-                                                           f"{seconds}: may not specify a duration less than 10 "
-                                                           "minutes")], "authentication.k8s.io")
-        account = await self.objects.get(t.res, t.namespace, t.name)
-        pod = None
-        bound = spec.get("boundObjectRef")
-        if bound:
-            if bound.get("kind") != "Pod":
-                raise errors.bad_request("boundObjectRef: only a Pod can hold a token here")
-            found = await self.objects.get(lookup("", "v1", "pods"), t.namespace, bound.get("name") or "")
-            if bound.get("uid") not in (None, "", found["metadata"]["uid"]):
-                raise errors.conflict("pods", bound.get("name") or "")
-            pod = (found["metadata"]["name"], found["metadata"]["uid"])
-        token, expires = self.sa_keys.issue(namespace=t.namespace, name=t.name, uid=account["metadata"]["uid"],
-                                            seconds=seconds, audiences=spec.get("audiences") or [AUDIENCE], pod=pod)
-        return reply({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                      "metadata": {"name": t.name, "namespace": t.namespace, "creationTimestamp": objects.now()},
-                      "spec": {**spec, "expirationSeconds": seconds},
-                      "status": {"token": token, "expirationTimestamp": objects.timestamp(expires)}}, 201)
+        return reply(await reviews.token_request(self.objects, self.sa_keys, t.namespace, t.name, body), 201)
 
     async def delete(self, request: web.Request, t: Target) -> web.Response:
         return reply(await self.delete_one(t.res, t.namespace, t.name, await self.delete_options(request, t)))
@@ -576,7 +413,7 @@ class ApiServer:
                 return obj
             if marked is not None:
                 return await self.objects.update(res, marked, rv)
-            release = self.service_claims(obj) if res.kind == "Service" else ()
+            release = self.services.claims(obj) if res.kind == "Service" else ()
             return await self.objects.delete(res, namespace, name, rv, release)
 
         return await retry_stale(attempt)
@@ -611,9 +448,7 @@ class ApiServer:
         while pending:
             res, body = pending[0]
             try:
-                obj = objects.for_create(res, body, None)
-                defaults.apply(res.kind, obj)
-                await self.objects.create(res, obj)
+                await self.admission.create(res, self.admission.new_object(res, body, None))
                 pending.pop(0)
             except ApiError as exc:
                 if exc.reason != "AlreadyExists":
@@ -657,25 +492,6 @@ def pins_version(content_type: str, body: Any) -> bool:
     if content_type == patch.JSON_PATCH:
         return any(isinstance(op, dict) and op.get("path") == "/metadata/resourceVersion" for op in body or [])
     return bool(((body.get("metadata") or {}) if isinstance(body, dict) else {}).get("resourceVersion"))
-
-
-STALE_BUDGET = 10.0  # seconds a write may keep losing compare-and-swaps to other writers before it gives up
-
-
-async def retry_stale(attempt: Callable[[], Awaitable[T]]) -> T:
-    """Run `attempt` (read, change, compare-and-swap) again, after a short random pause, while it loses its
-    compare-and-swap to another writer (errors.StaleWrite); any other error ends it."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + STALE_BUDGET
-    pause = 0.002
-    while True:
-        try:
-            return await attempt()
-        except errors.StaleWrite:
-            if loop.time() > deadline:
-                raise
-        await asyncio.sleep(random.uniform(0, pause))
-        pause = min(pause * 2, 0.1)
 
 
 def resource_version(text: Any) -> int:

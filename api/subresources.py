@@ -23,11 +23,14 @@ def selector_string(selector: Any) -> str:
 def scale_of(obj: Obj) -> Obj:
     meta = obj["metadata"]
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    selector = spec.get("selector")
+    if obj.get("kind") == "ReplicationController":  # a plain map of labels, not a LabelSelector
+        selector = {"matchLabels": selector}
     return {"kind": "Scale", "apiVersion": "autoscaling/v1",
             "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
                          if k in meta},
             "spec": {"replicas": spec.get("replicas", 0)},
-            "status": {"replicas": status.get("replicas", 0), "selector": selector_string(spec.get("selector"))}}
+            "status": {"replicas": status.get("replicas", 0), "selector": selector_string(selector)}}
 
 
 def with_replicas(obj: Obj, scale: Any) -> Obj:

@@ -59,6 +59,18 @@ def _selector(o: Obj) -> str:
     return ",".join(f"{k}={v}" for k, v in labels.items() if isinstance(v, str)) or "<none>"
 
 
+def _api_service_backend(o: Obj) -> str:
+    service = get_path(o, "spec.service")
+    return f"{service.get('namespace')}/{service.get('name')}" if isinstance(service, dict) else "Local"
+
+
+def _api_service_available(o: Obj) -> str:
+    available = next((c for c in get_path(o, "status.conditions", []) or [] if c.get("type") == "Available"), None)
+    if available is None:
+        return "Unknown"
+    return "True" if available.get("status") == "True" else f"False ({available.get('reason', '')})"
+
+
 def _endpoints(ep: Obj) -> str:
     out = [f"{a.get('ip')}:{p.get('port')}" for s in get_path(ep, "subsets", []) for a in s.get("addresses") or []
            for p in s.get("ports") or []]
@@ -102,6 +114,18 @@ COLUMNS: dict[str, list[Column]] = {
                    ("Ready", "integer", lambda o: get_path(o, "status.readyReplicas", 0), 0), _AGE,
                    ("Containers", "string", _containers(_TEMPLATE), 1), ("Images", "string", _images(_TEMPLATE), 1),
                    ("Selector", "string", _selector, 1)],
+    "ReplicationController": [_NAME, ("Desired", "integer", lambda o: get_path(o, "spec.replicas", 0), 0),
+                              ("Current", "integer", lambda o: get_path(o, "status.replicas", 0), 0),
+                              ("Ready", "integer", lambda o: get_path(o, "status.readyReplicas", 0), 0), _AGE,
+                              ("Containers", "string", _containers(_TEMPLATE), 1),
+                              ("Images", "string", _images(_TEMPLATE), 1), ("Selector", "string", _selector, 1)],
+    "PodDisruptionBudget": [_NAME, ("Min Available", "string", lambda o: str(get_path(o, "spec.minAvailable", "N/A")), 0),
+                            ("Max Unavailable", "string",
+                             lambda o: str(get_path(o, "spec.maxUnavailable", "N/A")), 0),
+                            ("Allowed Disruptions", "integer",
+                             lambda o: get_path(o, "status.disruptionsAllowed", 0), 0), _AGE],
+    "APIService": [_NAME, ("Service", "string", _api_service_backend, 0),
+                   ("Available", "string", _api_service_available, 0), _AGE],
     "StatefulSet": [_NAME, ("Ready", "string", lambda o: f"{get_path(o, 'status.readyReplicas', 0)}/{get_path(o, 'spec.replicas', 0)}", 0),
                     _AGE, ("Containers", "string", _containers(_TEMPLATE), 1),
                     ("Images", "string", _images(_TEMPLATE), 1)],

@@ -32,7 +32,7 @@ Obj = dict[str, Any]
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 SOLID, DANGLING, WAITING = "solid", "dangling", "waiting"
-WATCHED = [r.plural for r in RESOURCES if r.plural != "events"]  # every kind that owns or is owned
+WATCHED = [r.plural for r in RESOURCES if r.stored and r.plural != "events"]  # every kind that owns or is owned
 MAX_GONE = 50_000  # uids remembered as gone (uids never come back; the bound only saves memory)
 
 

@@ -12,6 +12,7 @@ from api.event_recorder import EventRecorder
 from controllers.base import Context, Controller, Options
 from controllers.daemonset import DaemonSetController
 from controllers.deployment import DeploymentController
+from controllers.disruption import DisruptionController
 from controllers.endpoints import EndpointsController
 from controllers.garbage_collector import GarbageCollector
 from controllers.informer import Informers
@@ -20,12 +21,14 @@ from controllers.leader_election import LeaderElector, Timing
 from controllers.namespace import NamespaceController
 from controllers.node_lifecycle import NodeLifecycleController
 from controllers.replicaset import ReplicaSetController
+from controllers.replication_controller import ReplicationControllerController
 from controllers.scheduler import Scheduler
 from controllers.statefulset import StatefulSetController
 
 # The controller-manager's controllers, in start order.
 CONTROLLERS: list[type[Controller]] = [
     ReplicaSetController,
+    ReplicationControllerController,
     DeploymentController,
     StatefulSetController,
     DaemonSetController,
@@ -34,6 +37,7 @@ CONTROLLERS: list[type[Controller]] = [
     NamespaceController,
     GarbageCollector,
     NodeLifecycleController,
+    DisruptionController,
 ]
 # The scheduler is a controller of unbound pods, elected on its own Lease.
 SCHEDULERS: list[type[Controller]] = [Scheduler]

@@ -58,8 +58,11 @@ def owned_by(obj: Obj, owner: Obj) -> bool:
 
 
 def matches(owner: Obj, obj: Obj) -> bool:
-    """Does `owner.spec.selector` (a LabelSelector) select `obj`? An empty or missing selector selects nothing."""
+    """Does `owner.spec.selector` (a LabelSelector; a ReplicationController's plain map of labels) select `obj`?
+    An empty or missing selector selects nothing."""
     selector = (owner.get("spec") or {}).get("selector") or {}
+    if owner.get("kind") == "ReplicationController":
+        selector = {"matchLabels": selector}
     if not selector.get("matchLabels") and not selector.get("matchExpressions"):
         return False
     return selector_matches(selector, obj["metadata"].get("labels") or {})

@@ -112,10 +112,11 @@ def next_available_in(rs: Obj, pods: list[Obj], at: float) -> float | None:
 class ReplicaSetController(Controller):
     name = "replicaset"
     component = "replicaset-controller"
+    kind, plural = "ReplicaSet", "replicasets"  # what it controls (ReplicationControllerController: the same)
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        self.rss = ctx.informers["replicasets"]
+        self.rss = ctx.informers[self.plural]
         self.pods = ctx.informers["pods"]
         self.expectations = Expectations()
         self.rss.add_handler(self.on_replicaset)
@@ -131,7 +132,7 @@ class ReplicaSetController(Controller):
     def owner_key(self, pod: Obj) -> str | None:
         """The key of the ReplicaSet in the cache that controls the pod (by name and uid), or None."""
         ref = controller_of(pod)
-        if ref is None or ref.get("kind") != "ReplicaSet":
+        if ref is None or ref.get("kind") != self.kind:
             return None
         key = f"{pod['metadata']['namespace']}/{ref['name']}"
         rs = self.rss.get(key)
@@ -160,7 +161,7 @@ class ReplicaSetController(Controller):
             return
         rs = copy.deepcopy(cached)
         namespace = rs["metadata"]["namespace"]
-        pods = await claim(self.client, owner_plural="replicasets", owner=rs, plural="pods",
+        pods = await claim(self.client, owner_plural=self.plural, owner=rs, plural="pods",
                            candidates=[p for p in self.pods.list(namespace) if is_active(p)])
         failure: ApiClientError | None = None
         if self.expectations.satisfied(key, self.pods.cache) and not is_deleting(rs):
@@ -172,7 +173,7 @@ class ReplicaSetController(Controller):
         status = replicaset_status(rs, pods, at, f"{failure}" if failure is not None else None)
         if status != {k: v for k, v in (rs.get("status") or {}).items() if k in status or k == "conditions"}:
             rs["status"] = status
-            await self.client.update_status("replicasets", rs)
+            await self.client.update_status(self.plural, rs)
         if failure is not None:
             raise failure
         wait = next_available_in(rs, pods, at)

@@ -231,3 +231,73 @@ def test_a_killed_node_goes_not_ready_and_its_pods_move_elsewhere(kubectl, clust
                        for p in pods(kubectl, ns, "app=web")), "the pods replaced on the other nodes", timeout=40)
     kubectl("delete", "node", "lone")
     kubectl("delete", "namespace", ns, "--timeout=60s")
+
+
+REPLICATION_CONTROLLER = """apiVersion: v1
+kind: ReplicationController
+metadata: {name: legacy}
+spec:
+  replicas: 2
+  template:
+    metadata: {labels: {app: legacy}}
+    spec:
+      containers: [{name: c, image: "nginx:1.25"}]
+"""
+
+
+def test_a_replication_controller_keeps_its_replicas(kubectl):
+    """core/v1 ReplicationController: its selector defaults to the template's labels; scale and delete cascade."""
+    ns = "legacy"
+    kubectl("create", "namespace", ns)
+    kubectl("create", "-n", ns, "-f", "-", stdin=REPLICATION_CONTROLLER)
+    assert get(kubectl, "rc", "legacy", "-n", ns)["spec"]["selector"] == {"app": "legacy"}
+    running = lambda n: len([p for p in pods(kubectl, ns, "app=legacy") if p["status"].get("phase") == "Running"]) == n  # noqa: E731
+    wait_until(lambda: running(2), "two pods running", timeout=30)
+    kubectl("scale", "-n", ns, "rc/legacy", "--replicas=3")
+    wait_until(lambda: running(3) and get(kubectl, "rc", "legacy", "-n", ns)["status"].get("readyReplicas") == 3,
+               "three pods ready", timeout=30)
+    assert kubectl("get", "rc", "-n", ns).stdout.split()[:8] == ["NAME", "DESIRED", "CURRENT", "READY", "AGE",
+                                                                  "legacy", "3", "3"]
+    kubectl("delete", "-n", ns, "rc/legacy")
+    wait_until(lambda: not pods(kubectl, ns, "app=legacy"), "the pods gone with their controller", timeout=30)
+    kubectl("delete", "namespace", ns, "--timeout=60s")
+
+
+def test_drain_evicts_within_the_disruption_budget(kubectl):
+    """kubectl drain: DaemonSet pods stop it unless --ignore-daemonsets; each other pod is evicted through
+    pods/eviction, which a PodDisruptionBudget with no disruption left refuses (429: drain retries until its
+    timeout)."""
+    ns = "drain"
+    kubectl("create", "namespace", ns)
+    kubectl("apply", "-n", ns, "-f", "-", stdin=DEPLOYMENT.format(replicas=3) + "---\n" + DAEMONSET)
+    kubectl("rollout", "status", "-n", ns, "deployment/web", "--timeout=60s")
+    kubectl("rollout", "status", "-n", ns, "daemonset/agent", "--timeout=60s")
+    kubectl("create", "pdb", "web", "-n", ns, "--selector=app=web", "--min-available=2")
+
+    def allowed(count):
+        pdb = get(kubectl, "pdb", "web", "-n", ns)
+        status = pdb.get("status") or {}
+        return status.get("observedGeneration") == pdb["metadata"]["generation"] \
+            and status.get("disruptionsAllowed") == count and status.get("currentHealthy") == 3
+    wait_until(lambda: allowed(1), "the budget counts 3 healthy pods, 1 disruption allowed", timeout=30)
+    assert kubectl("get", "pdb", "-n", ns).stdout.split()[:10] == [
+        "NAME", "MIN", "AVAILABLE", "MAX", "UNAVAILABLE", "ALLOWED", "DISRUPTIONS", "AGE", "web", "2"]
+
+    node = pods(kubectl, ns, "app=web")[0]["spec"]["nodeName"]
+    refused = kubectl("drain", node, "--timeout=20s", check=False)
+    assert refused.returncode != 0 and "cannot delete DaemonSet-managed Pods" in refused.stderr
+    drained = kubectl("drain", node, "--ignore-daemonsets", "--timeout=60s")
+    assert f"node/{node} drained" in drained.stdout
+    assert not [p for p in pods(kubectl, ns, "app=web") if p["spec"]["nodeName"] == node]
+    assert [p for p in pods(kubectl, ns, "app=agent") if p["spec"]["nodeName"] == node], "daemon pods stay"
+    kubectl("rollout", "status", "-n", ns, "deployment/web", "--timeout=60s")
+
+    kubectl("patch", "pdb", "web", "-n", ns, "--type=merge", "-p", '{"spec":{"minAvailable":3}}')
+    wait_until(lambda: allowed(0), "no disruption left under minAvailable 3", timeout=30)
+    other = next(p["spec"]["nodeName"] for p in pods(kubectl, ns, "app=web") if p["spec"]["nodeName"] != node)
+    held = kubectl("drain", other, "--ignore-daemonsets", "--timeout=8s", check=False)
+    assert held.returncode != 0 and "Cannot evict pod as it would violate the pod's disruption budget" in held.stderr
+    assert len(pods(kubectl, ns, "app=web")) == 3
+    kubectl("uncordon", node)
+    kubectl("uncordon", other)
+    kubectl("delete", "namespace", ns, "--timeout=60s")

@@ -390,3 +390,24 @@ def test_server_side_apply_reports_a_conflict_with_another_manager_unless_forced
                 stdin=DEPLOY.format(replicas=2, tag="1"), check=False)
     assert back.returncode == 1 and 'conflict with "team-b"' in back.stderr  # replicas changed hands
     kube("delete", "deployment", "dry")
+
+
+APISERVICE = """apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {{name: {name}}}
+spec: {{group: example.com, version: v1, groupPriorityMinimum: 1000, versionPriority: 15}}
+"""
+
+
+def test_a_service_is_created_with_a_status_and_apiservices_are_stored(kube):
+    """A Service's create answer carries status.loadBalancer as upstream's does (the Python client reads it);
+    APIService objects are stored and served (aggregation itself is not)."""
+    svc = json.loads(kube("create", "service", "clusterip", "lb-status", "--tcp=80:8080", "-o", "json").stdout)
+    assert svc["status"] == {"loadBalancer": {}}
+    kube("apply", "-f", "-", stdin=APISERVICE.format(name="v1.example.com"))
+    table = kube("get", "apiservice", "v1.example.com").stdout.split()
+    assert table == ["NAME", "SERVICE", "AVAILABLE", "AGE", "v1.example.com", "Local", "True", table[-1]]
+    bad = kube("apply", "-f", "-", stdin=APISERVICE.format(name="wrong"), check=False)
+    assert bad.returncode != 0 and "must be `spec.version+\".\"+spec.group`" in bad.stderr
+    kube("delete", "apiservice", "v1.example.com")
+    kube("delete", "service", "lb-status")

@@ -205,7 +205,7 @@ def test_exec_stdin_reaches_the_command_and_its_end_ends_it(kubectl):
 def test_exec_with_a_tty_gets_a_terminal_of_the_callers_size(kubectl):
     """`exec -it` under a pseudo-terminal (script(1)): the command's stdin is a terminal, whose size kubectl sent on
     the resize channel."""
-    command = f"stty cols 91 rows 27; kubectl exec -it box -c main -- sh -c 'tty; stty size'"
+    command = "stty cols 91 rows 27; kubectl exec -it box -c main -- sh -c 'tty; stty size'"
     out = subprocess.run(["script", "-qec", command, "/dev/null"], env=kubectl.env(), capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
