@@ -85,17 +85,11 @@ async def _pump_terminal(session: ChannelSession, terminal: int, wanted: bool) -
 
 async def _read_terminal(terminal: int) -> bytes:
     """The next output of a pseudo-terminal; b"" once every process that had it open has closed it (EIO)."""
-    loop = asyncio.get_running_loop()
     while True:
         try:
             return os.read(terminal, CHUNK)
         except BlockingIOError:
-            ready = loop.create_future()
-            loop.add_reader(terminal, ready.set_result, None)
-            try:
-                await ready
-            finally:
-                loop.remove_reader(terminal)
+            await _ready(terminal, writable=False)
         except OSError:
             return b""
 
@@ -135,17 +129,23 @@ async def _write_stdin(process: ExecProcess, data: bytes) -> bool:
 
 
 async def _write_terminal(terminal: int, data: bytes) -> None:
-    loop = asyncio.get_running_loop()
     while data:
         try:
             data = data[os.write(terminal, data):]
         except BlockingIOError:
-            ready = loop.create_future()
-            loop.add_writer(terminal, ready.set_result, None)
-            try:
-                await ready
-            finally:
-                loop.remove_writer(terminal)
+            await _ready(terminal, writable=True)
+
+
+async def _ready(terminal: int, *, writable: bool) -> None:
+    """Until the terminal can be read (or written) without blocking."""
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+    watch, unwatch = (loop.add_writer, loop.remove_writer) if writable else (loop.add_reader, loop.remove_reader)
+    watch(terminal, lambda: ready.done() or ready.set_result(None))
+    try:
+        await ready
+    finally:
+        unwatch(terminal)
 
 
 def _kill(process: ExecProcess) -> None:
