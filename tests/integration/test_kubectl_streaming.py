@@ -424,6 +424,20 @@ async def test_protocol_errors_end_the_session_with_a_status(cluster, kubectl):
     assert ok[0] == b"\x01fine\n" and json.loads(ok[-1][1:])["status"] == "Success"
 
 
+async def test_a_malformed_websocket_frame_closes_the_session(cluster, kubectl):
+    """A frame with a reserved opcode (inside TLS, after the upgrade): the API server closes that WebSocket with a
+    protocol error and the command ends; the master serves on."""
+    url = (f"{cluster.master('m1')['api']}/api/v1/namespaces/default/pods/box/exec"
+           "?command=cat&stdin=true&stdout=true&container=main")
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {cluster.token}"}) as session:
+        async with session.ws_connect(url, protocols=["v5.channel.k8s.io"], ssl=cluster.tls()) as ws:
+            ws._conn.transport.write(b"\x83\x84\x00\x00\x00\x00oops")  # opcode 3 is reserved (RFC 6455 5.2)
+            closing = await asyncio.wait_for(ws.receive(), 20)
+    assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+    ok = await raw_exec(cluster, "command=echo&command=still&command=here&stdout=true&container=main", [])
+    assert ok[0] == b"\x01still here\n"
+
+
 async def test_a_request_without_a_command_is_a_400(cluster, kubectl):
     url = f"{cluster.master('m2')['api']}/api/v1/namespaces/default/pods/box/exec?stdout=true&container=main"
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {cluster.token}"}) as session:

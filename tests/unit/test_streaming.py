@@ -166,3 +166,26 @@ def test_summary_and_metrics_as_kubectl_top_reads_them():
     assert resource_metrics.pod_metrics({"metadata": {"name": "new", "uid": "u2"}}, summary) is None
     node = resource_metrics.node_metrics({"metadata": {"name": "n1"}}, summary)
     assert node["usage"] == {"cpu": "100000000n", "memory": "3072Ki"}
+
+# -- authorization --------------------------------------------------------------------------
+
+
+def test_streams_are_authorized_as_create_whatever_the_method():
+    """A WebSocket is a GET and SPDY a POST: both are `create` on pods/exec (and attach, portforward), as upstream;
+    pods/log stays a `get`, and metrics.k8s.io is read like any resource."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from api.authentication import User
+    from api.authorization import attributes
+    from api.paths import parse_path
+
+    user = User("ada", groups=("devs",))
+    for method in ("GET", "POST"):
+        for sub in ("exec", "attach", "portforward"):
+            a = attributes(make_mocked_request(method, f"/api/v1/namespaces/shop/pods/web/{sub}?command=ls"), user,
+                           parse_path)
+            assert (a.verb, a.resource, a.subresource, a.name) == ("create", "pods", sub, "web")
+    log = attributes(make_mocked_request("GET", "/api/v1/namespaces/shop/pods/web/log"), user, parse_path)
+    assert (log.verb, log.subresource) == ("get", "log")
+    top = attributes(make_mocked_request("GET", "/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods"), user, parse_path)
+    assert (top.verb, top.api_group, top.resource) == ("list", "metrics.k8s.io", "pods")
