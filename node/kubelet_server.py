@@ -98,8 +98,8 @@ class KubeletServer:
                                           f"({', '.join(supported)}); SPDY is not supported")
         chosen = next((p for p in supported if p in asked), None)
         if chosen is None:
-            raise web.HTTPBadRequest(text=f"none of the WebSocket subprotocols asked for ({', '.join(asked) or 'none'}) "
-                                          f"is spoken here: {', '.join(supported)}")
+            raise web.HTTPBadRequest(text=f"none of the WebSocket subprotocols asked for "
+                                          f"({', '.join(asked) or 'none'}) is spoken here: {', '.join(supported)}")
         return chosen
 
     # -- the routes -------------------------------------------------------------------------

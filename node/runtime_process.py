@@ -122,7 +122,8 @@ class ProcessRuntime:
         except OSError as exc:
             raise ContainerError("CreateContainerError", f"{where}: {exc}") from None
         if not _found(argv[0], full_env["PATH"], cwd):
-            os.close(stdin), os.close(shim_log)
+            os.close(stdin)
+            os.close(shim_log)
             raise ContainerError("RunContainerError", f"{where}: failed to start {argv[0]!r}: no such executable "
                                                       "(raftkube runs the command on the node's PATH; no image is "
                                                       "pulled)")
@@ -137,7 +138,8 @@ class ProcessRuntime:
         except OSError as exc:
             raise ContainerError("RunContainerError", f"{where}: failed to start its log shim: {exc}") from None
         finally:
-            os.close(stdin), os.close(shim_log)
+            os.close(stdin)
+            os.close(shim_log)
         ticks = start_ticks(proc.pid)
         with open(os.path.join(directory, "process.json"), "w") as f:
             json.dump({"pid": proc.pid, "ticks": ticks, "argv": argv}, f)

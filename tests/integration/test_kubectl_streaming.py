@@ -124,7 +124,16 @@ spec:
   containers:
   - name: burn
     image: python
-    command: [python3, -c, "import time\\nwhile True:\\n    end = time.time() + 0.01\\n    while time.time() < end: pass\\n    time.sleep(0.09)"]
+    command:
+    - python3
+    - -c
+    - |
+      import time
+      while True:  # a tenth of a core: 10 ms busy, 90 ms asleep
+          end = time.time() + 0.01
+          while time.time() < end:
+              pass
+          time.sleep(0.09)
 ---
 apiVersion: v1
 kind: Pod
@@ -405,7 +414,7 @@ async def raw_exec(cluster: Cluster, query: str, messages: list[bytes | str]) ->
     """Speak v5.channel.k8s.io to pods/box/exec by hand: send `messages`, collect what comes back until the close."""
     url = f"{cluster.master('m1')['api']}/api/v1/namespaces/default/pods/box/exec?{query}"
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {cluster.token}"}) as session:
-        async with session.ws_connect(url, protocols=["v5.channel.k8s.io"], ssl=cluster.tls(), timeout=20) as ws:
+        async with session.ws_connect(url, protocols=["v5.channel.k8s.io"], ssl=cluster.tls()) as ws:
             for message in messages:
                 await (ws.send_str(message) if isinstance(message, str) else ws.send_bytes(message))
             return [msg.data async for msg in ws if msg.type == aiohttp.WSMsgType.BINARY]
