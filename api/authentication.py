@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from api.errors import ApiError
 from api.registry import lookup
+from api.responses import reply
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 AUDIENCE = ISSUER  # kube-apiserver's --api-audiences default: its issuer
@@ -210,6 +211,6 @@ class Authenticator:
             status = ApiError(401, "Unauthorized: send Authorization: Bearer TOKEN with a token from the master's "
                                    "--token-file (raftkube up writes one into its kubeconfig), or a service "
                                    "account's token (kubectl create token NAME)", reason="Unauthorized").status()
-            return web.json_response(status, status=401)
+            return reply(status, 401)
         request["user"] = user
         return await handler(request)

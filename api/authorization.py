@@ -21,6 +21,7 @@ from api.errors import ApiError
 from api.query import TRUE
 from api.rbac import Attributes, Policy, allowed, forbidden_message
 from api.registry import STREAMING, lookup
+from api.responses import reply
 from kvstore.client import prefix_end
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -121,7 +122,7 @@ class Authorizer:
             if await self.decide(a) is None:
                 status = ApiError(403, forbidden_message(a), reason="Forbidden",
                                   details={"name": a.name, "group": a.api_group, "kind": a.resource}).status()
-                return web.json_response(status, status=403)
+                return reply(status, 403)
             return await handler(request)
 
         return authorize

@@ -82,6 +82,8 @@ CONTROLLER_ROLES: dict[str, list[Obj]] = {  # kube-system service account -> wha
                         rule([CORE], ["nodes/status"], ["patch", "update"]),
                         rule([CORE], ["pods"], ["list", "watch", "delete"]),
                         rule([CORE], ["pods/status"], ["patch", "update"]), EVENTS],
+    "service-account-controller": [rule([CORE], ["serviceaccounts"], ["create"]), EVENTS],
+    "root-ca-cert-publisher": [rule([CORE], ["configmaps"], ["create", "update"]), EVENTS],
     "disruption-controller": [rule(["policy"], ["poddisruptionbudgets"], READ),
                               rule(["policy"], ["poddisruptionbudgets/status"], ["update"]),
                               rule([CORE], ["pods"], READ), rule([APPS], WORKLOADS, READ), EVENTS],

@@ -79,6 +79,7 @@ class ApiClient:
             raise ValueError("ApiClient needs at least one server URL")
         self.servers = [s.rstrip("/") for s in servers]
         self.token = token
+        self.ca_file = ca_file
         self.tls = ssl.create_default_context(cafile=ca_file) if ca_file else None  # the cluster's own CA
         self.timeout = timeout
         self._current = 0

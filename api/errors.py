@@ -18,18 +18,17 @@ class ApiError(Exception):
         self.details = details
 
     def status(self) -> dict[str, Any]:
+        """The Status, its fields in kube-apiserver's order (clients have compared error bodies as text)."""
         out: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                               "message": self.message, "reason": self.reason, "code": self.code}
+                               "message": self.message, "reason": self.reason}
         if self.details:
             out["details"] = self.details
+        out["code"] = self.code
         return out
 
 
 def _details(resource: str, name: str, group: str = "") -> dict[str, Any]:
-    out = {"name": name, "kind": resource}
-    if group:
-        out["group"] = group
-    return out
+    return {"name": name, **({"group": group} if group else {}), "kind": resource}
 
 
 def not_found(resource: str, name: str, group: str = "") -> ApiError:

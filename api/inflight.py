@@ -15,6 +15,7 @@ from aiohttp import web
 
 from api.errors import ApiError
 from api.query import TRUE
+from api.responses import reply
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
@@ -23,7 +24,7 @@ MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 def too_many(message: str) -> web.Response:
     status = ApiError(429, message, reason="TooManyRequests").status()
     status["details"] = {"retryAfterSeconds": 1}
-    return web.json_response(status, status=429, headers={"Retry-After": "1"})
+    return reply(status, 429, {"Retry-After": "1"})
 
 
 class InFlight:

@@ -14,6 +14,7 @@ Matcher = Callable[[dict[str, Any]], bool]
 
 _SET = re.compile(r"^\s*(!?)([A-Za-z0-9._/-]+)\s*(?:(notin|in)\s*\(([^)]*)\))?\s*$")
 _EQ = re.compile(r"^\s*([A-Za-z0-9._/-]+)\s*(==|=|!=)\s*([A-Za-z0-9._-]*)\s*$")
+_FIELD = re.compile(r"^\s*([A-Za-z0-9._/-]+)\s*(==|=|!=)\s*(.*?)\s*$")  # a value may be "apps/v1"
 
 
 def _split(text: str) -> list[str]:
@@ -81,7 +82,7 @@ def field_value(obj: dict[str, Any], path: str) -> str:
 def parse_fields(text: str | None) -> Matcher:
     requirements: list[tuple[str, bool, str]] = []
     for part in _split(text or ""):
-        m = _EQ.match(part)
+        m = _FIELD.match(part)
         if not m:
             raise bad_request(f"invalid field selector: {part.strip()!r}")
         path, op, value = m.groups()
@@ -97,7 +98,7 @@ def single_name(text: str | None) -> str | None:
     """The name a `metadata.name=X` field selector pins, if that is all it says (a cheap get)."""
     parts = _split(text or "")
     if len(parts) == 1:
-        m = _EQ.match(parts[0])
+        m = _FIELD.match(parts[0])
         if m and m.group(1) == "metadata.name" and m.group(2) != "!=":
             return m.group(3)
     return None

@@ -18,8 +18,26 @@ import orjson
 import yaml
 from aiohttp import web
 
-from api import (apply, bootstrap_policy, bounds, deletion, discovery, errors, eviction, fields, openapi,
-                 patch, pod_proxy, protobuf, resource_metrics, reviews, schema, subresources, tables, watching)
+from api import (
+    apply,
+    bootstrap_policy,
+    bounds,
+    deletion,
+    discovery,
+    errors,
+    eviction,
+    fields,
+    openapi,
+    patch,
+    pod_proxy,
+    protobuf,
+    resource_metrics,
+    reviews,
+    schema,
+    subresources,
+    tables,
+    watching,
+)
 from api.admission import Admission
 from api.authentication import Authenticator, ServiceAccountKeys, StaticTokens
 from api.authorization import Authorizer
@@ -28,10 +46,12 @@ from api.encryption import Transformer
 from api.errors import ApiError
 from api.inflight import InFlight
 from api.kubelet_client import KubeletClient
-from api.metrics import TARGET, ApiMetrics, middleware as metrics_middleware
+from api.metrics import TARGET, ApiMetrics
+from api.metrics import middleware as metrics_middleware
 from api.paths import Target, parse_path
 from api.query import flag
 from api.registry import AGGREGATED_APIS, DEFAULT_NAMESPACES, STREAMING, Resource, lookup
+from api.responses import reply
 from api.retry import retry_stale
 from api.selectors import parse_fields, parse_labels, single_name
 from api.service_allocation import ServiceAllocator
@@ -61,11 +81,6 @@ class YamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore
 
     yaml_implicit_resolvers = {first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:timestamp"]
                                for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-
-
-def reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json",
-                        headers=headers)
 
 
 @web.middleware
@@ -139,7 +154,7 @@ class ApiServer:
         version = discovery.aggregated_version(request.headers.get("Accept", ""))
         if version is None:
             return None
-        return web.Response(body=orjson.dumps(discovery.aggregated(core, version)),
+        return web.Response(body=orjson.dumps(discovery.aggregated(core, version)) + b"\n",
                             headers={"Content-Type": discovery.AGGREGATED.format(version=version)})
 
     async def resource_list(self, request: web.Request) -> web.Response:

@@ -31,6 +31,7 @@ class Options:
     node_monitor_grace_period: float = 40.0  # a node whose Lease is older is Ready=Unknown
     pod_eviction_timeout: float = 300.0  # default toleration of node.kubernetes.io/unreachable|not-ready
     workers: int = 2  # concurrent syncs per controller
+    root_ca: str = ""  # the cluster CA's certificate (PEM), published in every namespace as kube-root-ca.crt
     extra: dict[str, Any] = field(default_factory=dict)
 
 

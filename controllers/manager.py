@@ -22,7 +22,9 @@ from controllers.namespace import NamespaceController
 from controllers.node_lifecycle import NodeLifecycleController
 from controllers.replicaset import ReplicaSetController
 from controllers.replication_controller import ReplicationControllerController
+from controllers.root_ca_publisher import RootCAPublisher
 from controllers.scheduler import Scheduler
+from controllers.serviceaccounts import ServiceAccountsController
 from controllers.statefulset import StatefulSetController
 
 # The controller-manager's controllers, in start order.
@@ -38,6 +40,8 @@ CONTROLLERS: list[type[Controller]] = [
     GarbageCollector,
     NodeLifecycleController,
     DisruptionController,
+    ServiceAccountsController,
+    RootCAPublisher,
 ]
 # The scheduler is a controller of unbound pods, elected on its own Lease.
 SCHEDULERS: list[type[Controller]] = [Scheduler]

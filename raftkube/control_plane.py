@@ -59,6 +59,9 @@ class Command:
 
     async def _main(self, args: argparse.Namespace, user: str, timing: Timing, options: Options) -> None:
         client = client_flags.make_client(args, user)
+        if client.ca_file:
+            with open(client.ca_file) as f:
+                options.root_ca = f.read()
         loop = asyncio.get_running_loop()
         if args.metrics_listen:
             await control_plane_metrics.serve(args.metrics_listen)

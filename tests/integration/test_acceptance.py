@@ -301,3 +301,35 @@ def test_drain_evicts_within_the_disruption_budget(kubectl):
     kubectl("uncordon", node)
     kubectl("uncordon", other)
     kubectl("delete", "namespace", ns, "--timeout=60s")
+
+
+def test_the_everyday_rollout_verbs(kubectl, tmp_path):
+    """events --for, rollout restart, set image, wait --for=condition and get -w -o json, as a user runs them."""
+    ns = "verbs"
+    kubectl("create", "namespace", ns)
+    kubectl("create", "deployment", "web", "-n", ns, "--image=nginx:1.25", "--replicas=2")
+    kubectl("wait", "-n", ns, "--for=condition=Available", "deployment/web", "--timeout=60s")
+    events = kubectl("events", "-n", ns, "--for", "deployment/web").stdout
+    assert "ScalingReplicaSet" in events and "Scaled up replica set web-" in events
+
+    out_file = tmp_path / "watch.json"
+    with open(out_file, "w") as out:
+        watch = subprocess.Popen(kubectl.argv(("get", "deployment", "web", "-n", ns, "-w", "-o", "json")),
+                                 stdout=out, stderr=subprocess.STDOUT, env=kubectl.env("m1"))
+    try:
+        kubectl("rollout", "restart", "-n", ns, "deployment/web")
+        kubectl("rollout", "status", "-n", ns, "deployment/web", "--timeout=60s")
+        template = get(kubectl, "deployment", "web", "-n", ns)["spec"]["template"]
+        assert "kubectl.kubernetes.io/restartedAt" in template["metadata"]["annotations"]
+        kubectl("set", "image", "-n", ns, "deployment/web", "nginx=nginx:1.26")
+        kubectl("rollout", "status", "-n", ns, "deployment/web", "--timeout=60s")
+        kubectl("wait", "-n", ns, "--for=jsonpath={.status.updatedReplicas}=2", "deployment/web", "--timeout=60s")
+        assert {p["spec"]["containers"][0]["image"] for p in pods(kubectl, ns, "app=web")} == {"nginx:1.26"}
+        wait_until(lambda: '"image": "nginx:1.26"' in out_file.read_text(), "the watch shows the new image")
+    finally:
+        watch.terminate()
+        watch.wait(timeout=10)
+    streamed = out_file.read_text()
+    assert streamed.count('"kind": "Deployment"') >= 3, "one JSON document per change"
+    assert '"kubectl.kubernetes.io/restartedAt"' in streamed
+    kubectl("delete", "namespace", ns, "--timeout=60s")

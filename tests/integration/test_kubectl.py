@@ -56,7 +56,7 @@ def test_create_get_label_apply_delete_across_masters(kube):
     assert got["data"] == {"greeting": "hello"} and got["metadata"]["uid"]
     kube("label", "configmap", "web", "tier=front", master="m2")
     assert kube("get", "cm", "-l", "tier=front", "-A", "-o", "name").stdout.split() == ["configmap/web"]
-    assert kube("get", "cm", "-l", "tier!=front", "-o", "name").stdout.strip() == ""
+    assert kube("get", "cm", "-l", "app=demo,tier!=front", "-o", "name").stdout.strip() == ""
     kube("apply", "-f", "-", stdin=CONFIGMAP.format(name="web", value="changed"))
     got = json.loads(kube("get", "cm", "web", "-o", "json", master="m2").stdout)
     assert got["data"]["greeting"] == "changed" and got["metadata"]["labels"]["tier"] == "front"

@@ -70,3 +70,31 @@ async def _has(api, kind: str, name: str) -> bool:
         return True
     except NotFound:
         return False
+
+
+async def test_every_namespace_gets_its_default_service_account_and_the_root_ca(cp):
+    """The service account controller and the root CA publisher: what in-cluster clients find in any namespace
+    (a `default` ServiceAccount, which comes back when deleted; kube-root-ca.crt with the cluster CA)."""
+    with open(cp.info["ca"]) as f:
+        ca = f.read()
+    async with cp.api() as api:
+        await api.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fresh"}})
+
+        async def present(kind: str, name: str) -> bool:
+            try:
+                await api.get(kind, name, "fresh")
+                return True
+            except NotFound:
+                return False
+        await eventually(lambda: present("serviceaccounts", "default"), timeout=30, what="the default account")
+        await eventually(lambda: present("configmaps", "kube-root-ca.crt"), timeout=30, what="kube-root-ca.crt")
+        assert (await api.get("configmaps", "kube-root-ca.crt", "fresh"))["data"] == {"ca.crt": ca}
+        first = (await api.get("serviceaccounts", "default", "fresh"))["metadata"]["uid"]
+        await api.delete("serviceaccounts", "default", "fresh")
+
+        async def made_again() -> bool:
+            try:
+                return (await api.get("serviceaccounts", "default", "fresh"))["metadata"]["uid"] != first
+            except NotFound:
+                return False
+        await eventually(made_again, timeout=30, what="the default account made again")

@@ -34,6 +34,9 @@ def test_field_selectors_on_the_fields_kubectl_uses():
     assert not parse_fields("spec.nodeName=n2")(pod)
     assert parse_fields("metadata.namespace!=kube-system")(pod)
     assert single_name("metadata.name=x") == "x" and single_name("metadata.name=x,spec.nodeName=a") is None
+    event = {"metadata": {}, "involvedObject": {"kind": "Deployment", "apiVersion": "apps/v1", "name": "web"}}
+    assert parse_fields("involvedObject.kind=Deployment,involvedObject.apiVersion=apps/v1,"
+                        "involvedObject.name=web")(event), "kubectl events --for deployment/web"
 
 
 @pytest.mark.parametrize("bad", ["app in prod", "a=(b", "!x in (a)"])
