@@ -20,7 +20,7 @@ from api.authentication import User
 from api.errors import ApiError
 from api.query import TRUE
 from api.rbac import Attributes, Policy, allowed, forbidden_message
-from api.registry import lookup
+from api.registry import STREAMING, lookup
 from api.responses import reply
 from kvstore.client import prefix_end
 
@@ -39,7 +39,9 @@ def attributes(request: web.Request, user: User, parse_path: Callable[[str], Any
         t = None
     if t is None:
         return Attributes(user.name, user.groups, request.method.lower(), path=path)
-    if request.method == "GET":
+    if t.subresource in STREAMING:  # a WebSocket is a GET, SPDY a POST: either way a create, as upstream
+        verb = "create"
+    elif request.method == "GET":
         verb = "get" if t.name else ("watch" if request.query.get("watch") in TRUE else "list")
     elif request.method == "DELETE":
         verb = "delete" if t.name else "deletecollection"

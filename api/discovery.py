@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.registry import GROUPS, Resource, in_group_version
+from api.registry import AGGREGATED_APIS, GROUPS, Resource, in_group_version
 
 VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0+raftkube", "gitCommit": "", "gitTreeState": "clean",
            "buildDate": "2026-11-26T00:00:00Z", "goVersion": "python", "compiler": "cpython",
@@ -20,7 +20,24 @@ _SUB_KINDS = {"scale": ("autoscaling", "v1", "Scale", ["get", "patch", "update"]
               "log": (None, None, None, ["get"]),
               "finalize": (None, None, None, ["update"]),
               "token": ("authentication.k8s.io", "v1", "TokenRequest", ["create"]),
-              "status": (None, None, None, ["get", "patch", "update"])}
+              "status": (None, None, None, ["get", "patch", "update"]),
+              "exec": ("", "v1", "PodExecOptions", ["create", "get"]),
+              "attach": ("", "v1", "PodAttachOptions", ["create", "get"]),
+              "portforward": ("", "v1", "PodPortForwardOptions", ["create", "get"])}
+
+
+def _groups() -> dict[str, list[str]]:
+    """Every group and its versions: the stored resources' and the aggregated ones' (metrics.k8s.io)."""
+    groups = {group: list(versions) for group, versions in GROUPS.items()}
+    for res in AGGREGATED_APIS:
+        groups.setdefault(res.group, [])
+        if res.version not in groups[res.group]:
+            groups[res.group].append(res.version)
+    return groups
+
+
+def _resources(group: str, version: str) -> list[Resource]:
+    return in_group_version(group, version) + [r for r in AGGREGATED_APIS if (r.group, r.version) == (group, version)]
 
 
 def api_versions() -> dict[str, Any]:
@@ -29,7 +46,7 @@ def api_versions() -> dict[str, Any]:
 
 def api_groups() -> dict[str, Any]:
     groups = []
-    for group, versions in GROUPS.items():
+    for group, versions in _groups().items():
         if not group:
             continue
         gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
@@ -46,7 +63,7 @@ def _entry(res: Resource) -> dict[str, Any]:
 
 
 def resource_list(group: str, version: str) -> dict[str, Any] | None:
-    resources = in_group_version(group, version)
+    resources = _resources(group, version)
     if not resources:
         return None
     entries = []
@@ -96,12 +113,12 @@ def _discovered(res: Resource) -> dict[str, Any]:
 def aggregated(core: bool, version: str) -> dict[str, Any]:
     """APIGroupDiscoveryList for /api (the core group) or /apis (every named group)."""
     items = []
-    for group, versions in GROUPS.items():
+    for group, versions in _groups().items():
         if (group == "") != core:
             continue
         items.append({"metadata": {"name": group} if group else {},
                       "versions": [{"version": v, "freshness": "Current",
-                                    "resources": [_discovered(r) for r in in_group_version(group, v)]}
+                                    "resources": [_discovered(r) for r in _resources(group, v)]}
                                    for v in versions]})
     return {"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{version}", "metadata": {},
             "items": items}

@@ -2,7 +2,8 @@
 
 Past the limit a request is answered at once with 429 TooManyRequests and Retry-After: 1, which kubectl and
 client-go wait out and retry, instead of piling up on this master's event loop (where the Raft ticks run too:
-a flood must never cost the cluster its leader). Long-running requests (watches, followed logs) do not count
+a flood must never cost the cluster its leader). Long-running requests (watches, followed logs, exec, attach and
+port-forward sessions) do not count
 against the limits, as in Kubernetes, but each user may keep at most `watches_per_user` open at once.
 """
 from __future__ import annotations
@@ -37,7 +38,8 @@ class InFlight:
     @staticmethod
     def long_running(request: web.Request) -> bool:
         q = request.query
-        return request.method == "GET" and (q.get("watch") in TRUE or q.get("follow") in TRUE)
+        return request.method == "GET" and (q.get("watch") in TRUE or q.get("follow") in TRUE or
+                                            request.headers.get("Upgrade", "").lower() == "websocket")
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -45,7 +45,7 @@ def _r(group: str, kind: str, plural: str, namespaced: bool = True, short: tuple
 RESOURCES: list[Resource] = [
     _r("", "Namespace", "namespaces", False, ("ns",), ("status", "finalize")),
     _r("", "Node", "nodes", False, ("no",), ("status",)),
-    _r("", "Pod", "pods", True, ("po",), ("status", "binding", "log", "eviction")),
+    _r("", "Pod", "pods", True, ("po",), ("status", "binding", "log", "eviction", "exec", "attach", "portforward")),
     _r("", "Service", "services", True, ("svc",), ("status",)),
     _r("", "Endpoints", "endpoints", True, ("ep",)),
     _r("", "ConfigMap", "configmaps", True, ("cm",)),
@@ -77,7 +77,14 @@ for _res in RESOURCES:
     if _res.version not in GROUPS[_res.group]:
         GROUPS[_res.group].append(_res.version)
 
-_BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
+# Served by another API server in Kubernetes (metrics-server, behind an APIService), here by api/resource_metrics.py;
+# not in RESOURCES, since nothing stores, watches, collects or documents them.
+AGGREGATED_APIS: list[Resource] = [
+    Resource("metrics.k8s.io", "v1beta1", "NodeMetrics", "nodes", False, verbs=("get", "list")),
+    Resource("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", True, verbs=("get", "list")),
+]
+
+_BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES + AGGREGATED_APIS}
 
 
 def lookup(group: str, version: str, plural: str) -> Resource | None:
@@ -89,3 +96,4 @@ def in_group_version(group: str, version: str) -> list[Resource]:
 
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+STREAMING = ("exec", "attach", "portforward")  # pod subresources the kubelet serves over a WebSocket

@@ -29,8 +29,9 @@ from api import (
     fields,
     openapi,
     patch,
-    pod_logs,
+    pod_proxy,
     protobuf,
+    resource_metrics,
     reviews,
     schema,
     subresources,
@@ -44,11 +45,12 @@ from api.cluster_ips import DEFAULT_RANGE, ClusterIPRange
 from api.encryption import Transformer
 from api.errors import ApiError
 from api.inflight import InFlight
+from api.kubelet_client import KubeletClient
 from api.metrics import TARGET, ApiMetrics
 from api.metrics import middleware as metrics_middleware
 from api.paths import Target, parse_path
 from api.query import flag
-from api.registry import DEFAULT_NAMESPACES, Resource, lookup
+from api.registry import AGGREGATED_APIS, DEFAULT_NAMESPACES, STREAMING, Resource, lookup
 from api.responses import reply
 from api.retry import retry_stale
 from api.selectors import parse_fields, parse_labels, single_name
@@ -116,6 +118,7 @@ class ApiServer:
         self.admission = Admission(self.objects, self.services)
         self.metrics = metrics if metrics is not None else ApiMetrics()  # the master passes its registry's
         self.authenticator = Authenticator(tokens, service_account_keys, self.objects)
+        self.kubelets = KubeletClient(tokens)
         self.authorizer = Authorizer(list(authorization), self.objects, hub)
 
     def app(self) -> web.Application:
@@ -179,6 +182,13 @@ class ApiServer:
         q = request.query
         method = request.method
         DRY_RUN.set(dry_run(q.getall("dryRun", [])))  # set for every request: a connection's task serves many
+        if t.res in AGGREGATED_APIS:
+            return await resource_metrics.serve(request, t.res, t.namespace, t.name, objects=self.objects,
+                                                kubelets=self.kubelets, select=self.select)
+        if t.subresource in STREAMING:  # GET for a WebSocket, POST for SPDY: both reach the kubelet
+            if method not in ("GET", "POST"):
+                raise ApiError(405, f"{method} is not supported on pods/{t.subresource}")
+            return await pod_proxy.stream(request, self.objects, self.kubelets, t.namespace, t.name, t.subresource)
         if not t.res.stored:
             if method != "POST" or t.name is not None:
                 raise ApiError(405, f"{t.res.plural} can only be created: each is a question, answered at once")
@@ -242,8 +252,8 @@ class ApiServer:
         return fields.check(definition or self.definition(t), body, request.query.get("fieldValidation"))
 
     async def get(self, request: web.Request, t: Target) -> web.StreamResponse:
-        if t.subresource == "log":  # proxied to the pod's kubelet (api/pod_logs.py)
-            return await pod_logs.serve(request, self.objects, t.namespace, t.name, self.tokens)
+        if t.subresource == "log":  # proxied to the pod's kubelet (api/pod_proxy.py)
+            return await pod_proxy.logs(request, self.objects, self.kubelets, t.namespace, t.name)
         if t.subresource not in (None, "status", "scale"):
             raise ApiError(405, f"GET of {t.res.plural}/{t.subresource} is not supported")
         obj = await self.objects.get(t.res, t.namespace, t.name, local=request.query.get("resourceVersion") == "0")

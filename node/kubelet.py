@@ -33,7 +33,7 @@ TRANSIENT = (ApiClientError, OSError, asyncio.TimeoutError)
 @dataclass
 class KubeletConfig:
     name: str
-    address: str  # the node's InternalIP; its log server listens there
+    address: str  # the node's InternalIP; its kubelet server listens there
     pod_cidr: str
     state_dir: str  # this node's own directory
     capacity: dict[str, str] = field(default_factory=lambda: {"cpu": "4", "memory": "8Gi", "pods": "110"})
@@ -50,7 +50,7 @@ class Kubelet:
         self.client = client
         self.runtime = runtime
         self.config = config
-        self.kubelet_port = 0  # set by the log server once it listens
+        self.kubelet_port = 0  # set once the kubelet server listens
         self.sandboxes = Sandboxes(config.state_dir, config.pod_cidr)
         self.ctx = NodeContext(client=client, runtime=runtime, sandboxes=self.sandboxes,
                                recorder=EventRecorder(client, "kubelet", config.name), node_name=config.name,
@@ -73,7 +73,7 @@ class Kubelet:
         await asyncio.gather(self._lease_loop(), self._status_loop(), self._pods_loop())
 
     def find(self, namespace: str, name: str) -> PodWorker | None:
-        """The worker of a pod on this node (the log server asks)."""
+        """The worker of a pod on this node (the kubelet server asks)."""
         return next((w for w in self.workers.values()
                      if w.pod["metadata"]["namespace"] == namespace and w.pod_name == name), None)
 

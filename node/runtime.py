@@ -6,10 +6,13 @@ one container. That keeps the two runtimes small and makes a fake pod behave lik
 """
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from node.pod_config import PodConfig
 from node.sandbox import Sandbox
+from node.stats import ProcTable, Usage
 
 Obj = dict[str, Any]
 
@@ -24,6 +27,14 @@ class ContainerError(Exception):
         self.message = message
 
 
+@dataclass
+class ExecProcess:
+    """A command run in a container's environment (`kubectl exec`): its process, and with a TTY the terminal's
+    controlling side (stdin, stdout and stderr all go through it)."""
+    proc: asyncio.subprocess.Process
+    terminal: int | None = None
+
+
 class Handle(Protocol):
     container_id: str
 
@@ -33,10 +44,14 @@ class Handle(Protocol):
     def signal(self, sig: int) -> None:
         """SIGTERM or SIGKILL to the container (all of its processes)."""
 
+    def usage(self, table: ProcTable) -> Usage | None:
+        """The container's cumulative CPU time and its memory now (node/stats.py), None if not measurable."""
+
 
 class Runtime(Protocol):
     kind: str  # "process" | "fake"
     probes: bool  # whether liveness, readiness and startup probes run
+    streaming: bool  # whether exec, attach and port-forward reach its containers
 
     async def prepare(self, sandbox: Sandbox, pod: Obj, config: PodConfig) -> None:
         """The pod's volumes as files; raises ContainerError("FailedMount", ...) when one cannot be made."""
@@ -46,3 +61,11 @@ class Runtime(Protocol):
 
     def adopt(self, sandbox: Sandbox, pod: Obj, name: str, container_id: str) -> Handle | None:
         """The container `container_id` if it still runs (found after a kubelet restart), else None."""
+
+    def stdin_path(self, sandbox: Sandbox, name: str) -> str:
+        """The pipe a container with `stdin: true` reads (`kubectl attach -i` writes to it)."""
+
+    async def exec(self, sandbox: Sandbox, container: Obj, env: dict[str, str], argv: list[str], *, stdin: bool,
+                   tty: bool) -> ExecProcess:
+        """Start `argv` as the container would run it (its environment and working directory); only when
+        `streaming`. Raises ContainerError when it cannot start."""

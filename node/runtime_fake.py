@@ -4,7 +4,8 @@ A container becomes running `start_delay` seconds after its start; with restartP
 exits after `run_time` seconds with exit code 0, or with the code the pod's annotation
 `raftkube.io/fake-exit-code` gives (so Jobs can be made to fail). With restartPolicy Always it runs until
 it is stopped. SIGTERM ends it with exit code 0 at once, as a well-behaved program would. Each container
-writes one log line, so `kubectl logs` has something to show.
+writes one log line, so `kubectl logs` has something to show, and reports a small fixed usage (1m of CPU, 4 MiB)
+to `kubectl top`. Nothing runs, so there is nothing to exec into, attach to or forward a port to.
 """
 from __future__ import annotations
 
@@ -12,14 +13,19 @@ import asyncio
 import os
 import secrets
 import signal
+import time
 from typing import Any
 
+from node import log_format
 from node.pod_config import PodConfig
 from node.runtime import Handle
 from node.sandbox import Sandbox
+from node.stats import ProcTable, Usage
 
 Obj = dict[str, Any]
 EXIT_CODE_ANNOTATION = "raftkube.io/fake-exit-code"
+CPU_CORES = 0.001  # what a fake container uses: 1m of CPU ...
+MEMORY_BYTES = 4 << 20  # ... and 4 MiB
 
 
 class FakeHandle:
@@ -28,6 +34,7 @@ class FakeHandle:
         self._run_time = run_time
         self._exit_code = exit_code
         self._stopped = asyncio.get_running_loop().create_future()
+        self._started = time.time()
 
     async def wait(self) -> int:
         if self._run_time is None:
@@ -41,6 +48,9 @@ class FakeHandle:
         if not self._stopped.done():
             self._stopped.set_result(0 if sig == signal.SIGTERM else 128 + sig)
 
+    def usage(self, table: ProcTable) -> Usage:
+        return Usage((table.at - self._started) * CPU_CORES, MEMORY_BYTES)  # exactly CPU_CORES over any window
+
 
 def fake_exit_code(pod: Obj) -> int:
     value = ((pod.get("metadata") or {}).get("annotations") or {}).get(EXIT_CODE_ANNOTATION, "0")
@@ -53,6 +63,7 @@ def fake_exit_code(pod: Obj) -> int:
 class FakeRuntime:
     kind = "fake"
     probes = False
+    streaming = False
 
     def __init__(self, *, start_delay: float = 0.5, run_time: float = 2.0) -> None:
         self.start_delay = start_delay
@@ -69,9 +80,10 @@ class FakeRuntime:
         await asyncio.sleep(self.start_delay)
         name = container["name"]
         sandbox.container_dir(name)
-        with open(sandbox.log_path(name), "a") as log:
-            log.write(f"fake container {name} of pod {sandbox.namespace}/{sandbox.name} started "
-                      f"(raftkube fake runtime; no process runs)\n")
+        line = (f"fake container {name} of pod {sandbox.namespace}/{sandbox.name} started (raftkube fake runtime; "
+                "no process runs)")
+        with open(sandbox.log_path(name), "ab") as log:
+            log.write(log_format.encode("stdout", line.encode(), time.time_ns()))
         return self._handle(pod, f"fake://{secrets.token_hex(16)}")
 
     def adopt(self, sandbox: Sandbox, pod: Obj, name: str, container_id: str) -> Handle | None:

@@ -2,32 +2,40 @@
 
 No image is pulled or unpacked: the image name is only reported back (imageID repeats it), and the command runs
 from the host's PATH (README, "Nodes"). A container's process
-- runs in its own session, so SIGTERM and SIGKILL reach it and every process it started (os.killpg);
+- is started by its log shim (node/log_shim.py), which leads a session of its own: SIGTERM and SIGKILL reach the
+  shim, the container and every process it started (os.killpg); the shim writes the output as timestamped lines
+  to the log file and rotates it once past `max_log_bytes`, so a chatty container keeps at most twice that;
 - starts in $RAFTKUBE_ROOT, where its volumeMounts are symlinks (node/volumes.py), with only its environment
   (node/env.py) plus PATH, LANG and PYTHONUNBUFFERED=1, never the kubelet's own (which holds its token);
-- writes stdout and stderr to its log file, opened O_APPEND; the file is rotated once past `max_log_bytes`
-  (copied to current.log.1 and truncated), so a chatty container keeps at most twice that on disk;
-- is recorded in process.json (pid and kernel start time): a restarted kubelet adopts it, never starting a
-  duplicate, and a reused pid is not mistaken for it. An adopted process is not our child: when it ends its
-  exit code is unknown, and it is reported as 137.
+- reads, with `stdin: true`, a named pipe in its container directory (which `kubectl attach -i` writes to), else
+  /dev/null;
+- is recorded in process.json (the shim's pid and kernel start time): a restarted kubelet adopts it, never
+  starting a duplicate, and a reused pid is not mistaken for it. An adopted process is not our child: its exit
+  code comes from the exit file the shim writes (137 if there is none: the shim itself was killed).
+`kubectl exec` runs its command the same way (environment, working directory), in a session of its own.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import pty
 import shutil
+import sys
 from typing import Any
 
 from node import env as envs
-from node import volumes
+from node import log_shim, volumes
 from node.pod_config import PodConfig
-from node.runtime import ContainerError, Handle
+from node.runtime import ContainerError, ExecProcess, Handle
 from node.sandbox import Sandbox
+from node.stats import ProcTable, Usage
 
 Obj = dict[str, Any]
 UNKNOWN_EXIT = 137
 POLL = 0.5
+EXIT_FILE = "exit.json"
 
 
 def start_ticks(pid: int) -> int | None:
@@ -44,39 +52,33 @@ def exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def rotate(path: str, max_bytes: int) -> None:
-    """copytruncate: the writer keeps its O_APPEND descriptor and continues at the start of the file."""
+def recorded_exit(container_dir: str) -> int:
+    """The exit code the log shim wrote, for a container that was not our child."""
     try:
-        if os.path.getsize(path) <= max_bytes:
-            return
-        shutil.copyfile(path, path + ".1")
-        os.truncate(path, 0)
-    except OSError:
-        pass
+        with open(os.path.join(container_dir, EXIT_FILE)) as f:
+            return int(json.load(f)["exitCode"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return UNKNOWN_EXIT
 
 
 class ProcessHandle:
-    def __init__(self, pid: int, ticks: int | None, log_path: str, max_log_bytes: int,
+    def __init__(self, pid: int, ticks: int | None, container_dir: str,
                  proc: asyncio.subprocess.Process | None = None) -> None:
-        self.pid = pid
+        self.pid = pid  # the log shim's, which leads the container's session
         self.ticks = ticks
         self.proc = proc
-        self.log_path = log_path
-        self.max_log_bytes = max_log_bytes
+        self.container_dir = container_dir
         self.container_id = f"process://{pid}"
 
     async def wait(self) -> int:
-        while True:
-            if self.proc is not None:
-                try:
-                    return exit_code(await asyncio.wait_for(asyncio.shield(self.proc.wait()), POLL))
-                except asyncio.TimeoutError:
-                    pass
-            else:
-                if start_ticks(self.pid) != self.ticks:
-                    return UNKNOWN_EXIT
-                await asyncio.sleep(POLL)
-            rotate(self.log_path, self.max_log_bytes)
+        if self.proc is not None:
+            return exit_code(await self.proc.wait())
+        while start_ticks(self.pid) == self.ticks:
+            await asyncio.sleep(POLL)
+        return recorded_exit(self.container_dir)
+
+    def usage(self, table: ProcTable) -> Usage | None:
+        return table.session(self.pid, without=(self.pid,))
 
     def signal(self, sig: int) -> None:
         if self.proc is None and start_ticks(self.pid) != self.ticks:
@@ -95,6 +97,7 @@ def base_env() -> dict[str, str]:
 class ProcessRuntime:
     kind = "process"
     probes = True
+    streaming = True
 
     def __init__(self, *, max_log_bytes: int = 1 << 20) -> None:
         self.max_log_bytes = max_log_bytes
@@ -110,25 +113,79 @@ class ProcessRuntime:
         name = container["name"]
         where = f"container {name} of pod {sandbox.namespace}/{sandbox.name}"
         argv = envs.command_line(container, env)
+        full_env = {**base_env(), **env}
+        directory = sandbox.container_dir(name)
         try:
             cwd = volumes.mount(sandbox, container)
-            log_fd = os.open(sandbox.log_path(name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+            stdin = self._stdin(sandbox, name) if container.get("stdin") else os.open(os.devnull, os.O_RDONLY)
+            shim_log = os.open(os.path.join(directory, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
         except OSError as exc:
             raise ContainerError("CreateContainerError", f"{where}: {exc}") from None
+        if not _found(argv[0], full_env["PATH"], cwd):
+            os.close(stdin)
+            os.close(shim_log)
+            raise ContainerError("RunContainerError", f"{where}: failed to start {argv[0]!r}: no such executable "
+                                                      "(raftkube runs the command on the node's PATH; no image is "
+                                                      "pulled)")
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(directory, EXIT_FILE))
+        shim = [sys.executable, "-E", "-s", "-S", log_shim.__file__, "--log", sandbox.log_path(name),
+                "--max-bytes", str(self.max_log_bytes), "--exit-file", os.path.join(directory, EXIT_FILE), "--", *argv]
         try:
-            proc = await asyncio.create_subprocess_exec(*argv, cwd=cwd, env={**base_env(), **env},
-                                                        stdin=asyncio.subprocess.DEVNULL, stdout=log_fd,
-                                                        stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+            proc = await asyncio.create_subprocess_exec(*shim, cwd=cwd, env=full_env, stdin=stdin,
+                                                        stdout=asyncio.subprocess.DEVNULL, stderr=shim_log,
+                                                        start_new_session=True)
         except OSError as exc:
-            raise ContainerError("RunContainerError", f'{where}: failed to start {argv[0]!r}: {exc.strerror} '
-                                                      "(raftkube runs the command on the node's PATH; no image "
-                                                      "is pulled)") from None
+            raise ContainerError("RunContainerError", f"{where}: failed to start its log shim: {exc}") from None
         finally:
-            os.close(log_fd)
+            os.close(stdin)
+            os.close(shim_log)
         ticks = start_ticks(proc.pid)
-        with open(os.path.join(sandbox.container_dir(name), "process.json"), "w") as f:
+        with open(os.path.join(directory, "process.json"), "w") as f:
             json.dump({"pid": proc.pid, "ticks": ticks, "argv": argv}, f)
-        return ProcessHandle(proc.pid, ticks, sandbox.log_path(name), self.max_log_bytes, proc)
+        return ProcessHandle(proc.pid, ticks, directory, proc)
+
+    def stdin_path(self, sandbox: Sandbox, name: str) -> str:
+        return os.path.join(sandbox.container_dir(name), "stdin")
+
+    def _stdin(self, sandbox: Sandbox, name: str) -> int:
+        """The container's end of its stdin pipe, opened read-write: the container never sees end-of-file while
+        no one attaches, and a writer (`kubectl attach -i`) can open it at any time, across kubelet restarts."""
+        path = self.stdin_path(sandbox, name)
+        if not os.path.exists(path):
+            os.mkfifo(path, 0o600)
+        return os.open(path, os.O_RDWR)
+
+    async def exec(self, sandbox: Sandbox, container: Obj, env: dict[str, str], argv: list[str], *, stdin: bool,
+                   tty: bool) -> ExecProcess:
+        cwd = volumes.working_dir(sandbox, container)
+        full_env = {**base_env(), **({"TERM": "xterm"} if tty else {}), **env}
+        try:
+            if not tty:
+                pipe = asyncio.subprocess.PIPE
+                proc = await asyncio.create_subprocess_exec(
+                    *argv, cwd=cwd, env=full_env, stdin=pipe if stdin else asyncio.subprocess.DEVNULL, stdout=pipe,
+                    stderr=pipe, start_new_session=True)
+                return ExecProcess(proc)
+            terminal, child = pty.openpty()
+            name = os.ttyname(child)
+
+            def controlling_terminal() -> None:  # in the child: a new session, whose terminal is the pty
+                os.setsid()
+                os.close(os.open(name, os.O_RDWR))
+
+            try:
+                proc = await asyncio.create_subprocess_exec(*argv, cwd=cwd, env=full_env, stdin=child, stdout=child,
+                                                            stderr=child, preexec_fn=controlling_terminal)
+            except BaseException:
+                os.close(terminal)
+                raise
+            finally:
+                os.close(child)
+            return ExecProcess(proc, terminal)
+        except OSError as exc:
+            raise ContainerError("ExecFailed", f"failed to exec in container: exec: {argv[0]!r}: "
+                                               f"{exc.strerror}") from None
 
     def adopt(self, sandbox: Sandbox, pod: Obj, name: str, container_id: str) -> Handle | None:
         try:
@@ -139,4 +196,11 @@ class ProcessRuntime:
             return None
         if container_id != f"process://{pid}" or ticks is None or start_ticks(pid) != ticks:
             return None
-        return ProcessHandle(pid, ticks, sandbox.log_path(name), self.max_log_bytes)
+        return ProcessHandle(pid, ticks, os.path.join(sandbox.dir, "containers", name))
+
+
+def _found(command: str, path: str, cwd: str) -> bool:
+    """Whether the command exists as the container would look it up (its PATH, or relative to its directory)."""
+    if "/" in command:
+        return os.access(os.path.join(cwd, command), os.X_OK)
+    return shutil.which(command, path=path) is not None

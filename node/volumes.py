@@ -138,6 +138,11 @@ def mount(sandbox: Sandbox, container: Obj) -> str:
             os.remove(link)
         if not os.path.lexists(link):
             os.symlink(os.path.relpath(source, os.path.dirname(link)), link)
-    workdir = _safe(root, str(container.get("workingDir") or ""))
+    return working_dir(sandbox, container)
+
+
+def working_dir(sandbox: Sandbox, container: Obj) -> str:
+    """The container's workingDir inside its root (the root itself when none is given), made if missing."""
+    workdir = _safe(sandbox.root_dir(container["name"]), str(container.get("workingDir") or ""))
     os.makedirs(workdir, exist_ok=True)
     return workdir

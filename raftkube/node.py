@@ -5,7 +5,7 @@
 
 Each node keeps its pods under ROOT_DIR/NAME (default: STATE_DIR/nodes, else .raftkube-nodes). Its pods get
 addresses from --pod-cidr, a /24 on the loopback range (any 127/8 address is bindable without root); the node's
-own address (InternalIP, where its log endpoint listens) is that network's first address.
+own address (InternalIP, where its kubelet server listens) is that network's first address.
 """
 from __future__ import annotations
 
@@ -22,9 +22,11 @@ import uvloop
 
 from node import metrics as node_metrics
 from node.kubelet import Kubelet, KubeletConfig
-from node.logs_server import LogServer
+from node.kubelet_auth import BearerToken
+from node.kubelet_server import KubeletServer
 from node.runtime_fake import FakeRuntime
 from node.runtime_process import ProcessRuntime
+from node.stats import StatsCollector
 from raftkube import client_flags, logs
 
 log = logging.getLogger("raftkube.node")
@@ -39,9 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--count", type=int, help="run this many nodes in this process, named NAME-0, NAME-1, ...")
     p.add_argument("--root-dir", help="where pod sandboxes live (default STATE_DIR/nodes or .raftkube-nodes)")
     p.add_argument("--pod-cidr", help="the node's pod network, e.g. 127.1.7.0/24 (default: from the name)")
-    p.add_argument("--node-ip", help="the node's InternalIP, where its log endpoint and NodePorts listen "
+    p.add_argument("--node-ip", help="the node's InternalIP, where its kubelet server and NodePorts listen "
                                      "(default: the pod network's first address; 127.0.0.1 for fake nodes)")
-    p.add_argument("--kubelet-port", type=int, default=0, help="the log endpoint's port (default: any free one)")
+    p.add_argument("--kubelet-port", type=int, default=0,
+                   help="the kubelet server's port (logs, exec, attach, port-forward, stats; default: any free one)")
     p.add_argument("--cpu", default="4", help="capacity and allocatable cpu (default 4)")
     p.add_argument("--memory", default="8Gi", help="capacity and allocatable memory (default 8Gi)")
     p.add_argument("--max-pods", default="110", help="capacity and allocatable pods (default 110)")
@@ -109,20 +112,20 @@ async def _main(args: argparse.Namespace) -> None:
         status_interval=args.node_status_interval, backoff_base=args.crashloop_base_delay))
         for n, cidr in zip(names, cidrs)]
 
-    def find(namespace: str, pod: str):
-        return next((w for k in kubelets if (w := k.find(namespace, pod)) is not None), None)
-
-    server = LogServer(find, client.token, metrics=lambda: node_metrics.exposition(kubelets))
+    stats = StatsCollector(kubelets)
+    server = KubeletServer(kubelets, BearerToken(client.token), metrics=lambda: node_metrics.exposition(kubelets),
+                           stats=stats)
     try:
         port = await server.start(address, args.kubelet_port)
     except OSError as exc:
-        raise SystemExit(f"raftkube node {args.name}: cannot listen on {address}:{args.kubelet_port} for logs: "
-                         f"{exc.strerror}; pick another --node-ip or --kubelet-port") from None
+        raise SystemExit(f"raftkube node {args.name}: cannot listen on {address}:{args.kubelet_port} for its "
+                         f"kubelet server: {exc.strerror}; pick another --node-ip or --kubelet-port") from None
     for k in kubelets:
         k.kubelet_port = port
-    log.info("%d node(s) %s, runtime %s, logs on http://%s:%d", len(kubelets), ", ".join(names[:5]) +
+    log.info("%d node(s) %s, runtime %s, kubelet server on http://%s:%d", len(kubelets), ", ".join(names[:5]) +
              (" ..." if len(names) > 5 else ""), args.runtime, address, port)
     tasks = [asyncio.create_task(k.run(), name=f"kubelet {k.name}") for k in kubelets]
+    tasks.append(asyncio.create_task(stats.run(), name="stats"))
     proxy_on = args.proxy if args.proxy is not None else args.runtime == "process"
     if proxy_on:
         from node.proxy import Proxy

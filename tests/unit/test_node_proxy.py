@@ -1,5 +1,4 @@
 """kube-proxy's pure parts (node/proxy.py): which addresses to listen on, and where each Service port leads."""
-from node.logs_server import tail
 from node.proxy import backends, listen_addresses
 
 SVC = {"metadata": {"name": "web", "namespace": "shop"}, "spec": {
@@ -39,7 +38,3 @@ def test_services_and_endpoints_of_odd_shapes_are_skipped():
     assert listen_addresses({"d/odd": odd, "d/also": also, "shop/web": SVC}, "127.1.1.1")[("127.96.0.9", 80)]
     bad_ep = {"metadata": {"name": "web", "namespace": "shop"}, "subsets": [{"addresses": ["x"], "ports": "y"}, 3]}
     assert backends({"shop/web": SVC}, {"shop/web": bad_ep})[("shop/web", "http")] == []
-
-
-def test_log_tail():
-    assert tail(b"a\nb\nc\n", 2) == b"b\nc\n" and tail(b"a\nb", None) == b"a\nb" and tail(b"a\n", 0) == b""
