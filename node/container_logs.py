@@ -4,9 +4,10 @@
                                               &limitBytes=N&previous=true
 
 The log files are node/log_format.py's lines (written by node/log_shim.py): current.log (and current.log.1, its
-rotated first part) for the run now, previous.log for the one before. `follow` streams new lines of this run until
-it ends, as the kubelet does: a container that restarts starts a new run, which `kubectl logs -f` (1.32 does not
-reconnect) does not see; ask again, and `--previous` shows the run that ended.
+rotated first part) for the run now, previous.log for the one before. `follow` streams new lines of this run and,
+when the container is restarted (restartPolicy), of the runs after it, until the pod goes or the container ends
+for good. Kubernetes' kubelet ends the stream with the run, and kubectl 1.32 does not reconnect: `kubectl logs -f`
+there stops at a crash; here it shows the restart too, which is what one follows a crashing container for.
 """
 from __future__ import annotations
 
@@ -140,8 +141,21 @@ def run_of(record: ContainerRecord, gone: Callable[[], bool]) -> Callable[[], bo
         record.container_id == container_id and not gone()
 
 
+async def next_run(record: ContainerRecord, ended: str, gone: Callable[[], bool],
+                   restarts: Callable[[int | None], bool]) -> bool:
+    """Wait for the run after the one whose container id was `ended`; False if there will be none."""
+    while not gone():
+        if record.state == "running" and record.container_id != ended:
+            return True
+        if record.state == "terminated" and record.container_id == ended and not restarts(record.exit_code):
+            return False
+        await asyncio.sleep(FOLLOW_POLL)
+    return False
+
+
 async def serve(request: web.Request, *, log_path: str, previous_path: str, record: ContainerRecord,
-                gone: Callable[[], bool], pod: str) -> web.StreamResponse:
+                gone: Callable[[], bool], restarts: Callable[[int | None], bool], pod: str) -> web.StreamResponse:
+    """`restarts(exit_code)`: will the container run again after a run that ended so (the pod's restartPolicy)?"""
     try:
         opts = options(request.query)
     except ValueError as exc:
@@ -161,13 +175,18 @@ async def serve(request: web.Request, *, log_path: str, previous_path: str, reco
     continuing = bool(entries) and entries[-1].partial
     try:
         budget = await _write(resp, body, budget)
-        async for new in log.follow():
-            if budget == 0:
+        while budget != 0:
+            run = record.container_id
+            async for new in log.follow():
+                if budget == 0:
+                    break
+                new = log_format.select(new, since_ns=opts.since_ns)
+                budget = await _write(resp, log_format.render(new, timestamps=opts.timestamps, continuing=continuing),
+                                      budget)
+                continuing = bool(new) and new[-1].partial
+            if budget == 0 or not await next_run(record, run, gone, restarts):
                 break
-            new = log_format.select(new, since_ns=opts.since_ns)
-            budget = await _write(resp, log_format.render(new, timestamps=opts.timestamps, continuing=continuing),
-                                  budget)
-            continuing = bool(new) and new[-1].partial
+            log, continuing = RunLog(log_path, run_of(record, gone)), False
     except (ConnectionError, asyncio.CancelledError):
         pass  # the client went away
     finally:

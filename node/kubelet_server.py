@@ -125,7 +125,7 @@ class KubeletServer:
             raise web.HTTPNotFound(text=f'container "{name}" is not in pod "{worker.pod_name}"')
         return await container_logs.serve(
             request, log_path=worker.sandbox.log_path(name), previous_path=worker.sandbox.log_path(name, previous=True),
-            record=record, gone=lambda: worker.gone, pod=worker.pod_name)
+            record=record, gone=lambda: worker.gone, restarts=worker.restarts_after, pod=worker.pod_name)
 
     def _stream_options(self, request: web.Request, *, exec_: bool) -> channels.StreamOptions:
         try:

@@ -71,6 +71,11 @@ class PodWorker:
     def terminating(self) -> bool:
         return self.gone or bool(self.pod["metadata"].get("deletionTimestamp"))
 
+    def restarts_after(self, exit_code: int | None) -> bool:
+        """Will a container of this pod run again after a run that ended with `exit_code` (restartPolicy)?"""
+        policy = (self.pod.get("spec") or {}).get("restartPolicy") or "Always"
+        return not self.terminating and (policy == "Always" or (policy == "OnFailure" and exit_code != 0))
+
     def update(self, pod: Obj) -> None:
         self.pod = pod
         self._updated.set()
