@@ -1,0 +1,24 @@
+"""host-gw routes (node/pod_network.py): one per other node, from its Node object, only inside the cluster CIDR."""
+from node.pod_network import wanted_routes
+
+CLUSTER = "10.244.0.0/16"
+
+
+def node(name, cidr, ip):
+    return {"metadata": {"name": name}, "spec": {"podCIDR": cidr} if cidr else {},
+            "status": {"addresses": [{"type": "Hostname", "address": name}] + (
+                [{"type": "InternalIP", "address": ip}] if ip else [])}}
+
+
+def test_each_other_node_pod_cidr_goes_via_its_internal_ip():
+    nodes = [node("n1", "10.244.1.0/24", "10.89.0.21"), node("n2", "10.244.2.0/24", "10.89.0.22"),
+             node("n3", "10.244.3.0/24", "10.89.0.23")]
+    assert wanted_routes(nodes, me="n1", cluster_cidr=CLUSTER) == {"10.244.2.0/24": "10.89.0.22",
+                                                                    "10.244.3.0/24": "10.89.0.23"}
+
+
+def test_nodes_without_a_usable_cidr_or_address_get_no_route():
+    nodes = [node("no-cidr", None, "10.89.0.30"), node("no-ip", "10.244.4.0/24", None),
+             node("loopback", "127.1.7.0/24", "127.1.7.1"),  # a `raftkube up` node: not on this network
+             node("odd", "not-a-cidr", "10.89.0.31"), node("inside", "10.244.5.0/24", "10.244.9.9")]
+    assert wanted_routes(nodes, me="n1", cluster_cidr=CLUSTER) == {}
