@@ -19,15 +19,20 @@ protocol number (PROTO), so this agent changes no route it did not make.
 """
 from __future__ import annotations
 
+import _socket
 import asyncio
 import ctypes
 import errno
 import ipaddress
 import logging
+import socket
 from typing import Any
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+# pysyncobj 0.3.17 (its tcp_connection, which every `raftkube` process loads with the masters' modules) replaces
+# socket.inet_ntop with a Windows-only function on every system; pyroute2 decodes route addresses with it.
+socket.inet_ntop = _socket.inet_ntop
+from pyroute2 import IPRoute  # noqa: E402 - after the repair above
+from pyroute2.netlink.exceptions import NetlinkError  # noqa: E402
 
 from api.client import ApiClient, ApiClientError
 

@@ -14,12 +14,15 @@ import asyncio
 import time
 from typing import Any
 
+import aiohttp
+
 from kvstore.client import EtcdError, KVClient
 from raftkube import status
 from raftkube.compose_cluster import ComposeCluster
 from raftkube.local_cluster import LocalCluster
 
-TRANSIENT = (EtcdError, OSError, asyncio.TimeoutError)
+# aiohttp.ClientError too: Docker's port publisher accepts a connection, then drops it while the master starts.
+TRANSIENT = (EtcdError, OSError, asyncio.TimeoutError, aiohttp.ClientError)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -65,7 +68,7 @@ class Demo:
                 return True, name
             except EtcdError as exc:
                 return False, exc.body.get("message", str(exc))
-            except (OSError, asyncio.TimeoutError):
+            except (OSError, asyncio.TimeoutError, aiohttp.ClientError):
                 continue
         return False, "no master answered"
 
