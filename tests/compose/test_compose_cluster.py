@@ -139,8 +139,8 @@ def compose_cluster(clock) -> Iterator[None]:
         pytest.skip(why)
     started = time.monotonic()
     out = run("make", "compose-up", timeout=900).stdout
-    images = " ".join(line for line in out.splitlines() if "stand-in" in line or "building" in line)
-    clock.say(f"make compose-up: {time.monotonic() - started:.1f}s {images}")
+    built = next((line.split("building ", 1)[1].rstrip(" .") for line in out.splitlines() if "building " in line), "")
+    clock.say(f"make compose-up: {time.monotonic() - started:.1f}s ({built})")
     try:
         yield
     finally:
@@ -150,15 +150,15 @@ def compose_cluster(clock) -> Iterator[None]:
 def ready_nodes(kubectl: Kubectl) -> set[str]:
     nodes = kubectl.json("get", "nodes")["items"]
     return {n["metadata"]["name"] for n in nodes
-            if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions") or [])}
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in (n.get("status") or {}).get("conditions") or [])}
 
 
 def running_web_pods(kubectl: Kubectl) -> dict[str, str]:
     """pod name -> node, for the web pods Running and Ready."""
     pods = kubectl.json("get", "pods", "-l", "app=web")["items"]
-    return {p["metadata"]["name"]: p["spec"].get("nodeName") for p in pods
-            if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
-            and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or [])}
+    return {p["metadata"]["name"]: p["spec"].get("nodeName") for p in pods if (status := p.get("status") or {})
+            and status.get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
+            and any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or [])}
 
 
 def answers_from(node: str, cluster_ip: str) -> set[str]:
