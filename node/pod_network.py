@@ -28,8 +28,8 @@ import logging
 import socket
 from typing import Any
 
-# pysyncobj 0.3.17 (its tcp_connection, which every `raftkube` process loads with the masters' modules) replaces
-# socket.inet_ntop with a Windows-only function on every system; pyroute2 decodes route addresses with it.
+# pysyncobj 0.3.17's transport (in any process that also loads the masters' modules) replaces socket.inet_ntop with
+# a Windows-only function on every system; pyroute2 decodes route addresses with it.
 socket.inet_ntop = _socket.inet_ntop
 from pyroute2 import IPRoute  # noqa: E402 - after the repair above
 from pyroute2.netlink.exceptions import NetlinkError  # noqa: E402

@@ -28,9 +28,9 @@ def test_nodes_without_a_usable_cidr_or_address_get_no_route():
 
 
 def test_route_addresses_decode_in_a_process_that_loaded_pysyncobj():
-    """pysyncobj replaces socket.inet_ntop with a Windows-only one when `raftkube` loads its commands; the pod
-    network puts the real one back before pyroute2 takes it (a fresh interpreter: the order is the node's)."""
-    check = ("import socket, raftkube.cli, node.pod_network; "
+    """pysyncobj replaces socket.inet_ntop with a Windows-only one; the pod network puts the real one back before
+    pyroute2 takes it (a fresh interpreter, pysyncobj's transport loaded first)."""
+    check = ("import socket, pysyncobj.tcp_connection, node.pod_network; "
              "print(socket.inet_ntop(socket.AF_INET, bytes([10, 244, 2, 0])))")
     out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "10.244.2.0", out.stderr
