@@ -48,6 +48,7 @@ fi
 export RAFTKUBE_PIP_CERT=${RAFTKUBE_PIP_CERT:-/dev/null}
 
 echo "compose-up: building raftkube:latest on $RAFTKUBE_BASE_IMAGE ..."
+export COMPOSE_BAKE=false  # compose's own builder: buildx (for Bake) need not be installed
 docker compose build --quiet
 echo "compose-up: starting (haproxy from $RAFTKUBE_HAPROXY_IMAGE) ..."
 if ! docker compose up -d --wait --wait-timeout 180; then
