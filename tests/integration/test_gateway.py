@@ -11,7 +11,7 @@ import zlib
 import pytest
 
 from kvstore.client import EtcdError, KVClient, b64
-from raftkube import chaos
+from raftkube import failpoints
 from tests.integration.cluster import Cluster, eventually
 
 
@@ -140,7 +140,7 @@ async def test_a_wall_clock_step_on_the_leader_expires_no_lease(kv, kv_cluster):
     lease = await kv.lease_grant(30)
     await kv.put(b"clock-step", b"v", lease=lease)
     leader = kv_cluster.master(await kv_cluster.leader())
-    chaos.failpoint(leader, {"clock_step": 3600})
+    failpoints.failpoint(leader, {"clock_step": 3600})
     try:
         async def ttl_left() -> int:
             return int((await kv.call("/v3/lease/timetolive", {"ID": str(lease)}))["TTL"])
@@ -150,7 +150,7 @@ async def test_a_wall_clock_step_on_the_leader_expires_no_lease(kv, kv_cluster):
         assert await kv.get(b"clock-step") == b"v"
         assert 25 <= await ttl_left() <= 28
     finally:
-        chaos.failpoint(leader, {"clock_step": -3600})
+        failpoints.failpoint(leader, {"clock_step": -3600})
 
 
 async def _at_most(read, value) -> bool:
