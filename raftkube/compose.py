@@ -29,7 +29,8 @@ import os
 from raftkube import certs, kubeconfig, up
 
 SECRETS = {"cluster_secret": "cluster.secret", "tokens": "tokens.csv", "server_crt": "server.crt",
-           "server_key": "server.key", "ca_crt": "ca.crt", "encryption_config": "pki/encryption-config.yaml"}
+           "server_key": "server.key", "ca_crt": "ca.crt", "encryption_config": "pki/encryption-config.yaml",
+           "service_account_key": "pki/service-account.key"}
 NODE_SECRETS = {"node_token": "node.token", "ca_crt": "ca.crt"}
 SECRETS_DIR = "compose/secrets"
 NODES = ("n1", "n2")
@@ -95,7 +96,8 @@ def master_command(name: str, masters: int) -> list[str]:
             "--secret-file", "/run/secrets/cluster_secret", "--token-file", "/run/secrets/tokens",
             "--tls-cert-file", "/run/secrets/server_crt", "--tls-private-key-file", "/run/secrets/server_key",
             "--ca-file", "/run/secrets/ca_crt", "--service-cluster-ip-range", up.SERVICE_IP_RANGE,
-            "--encryption-provider-config", "/run/secrets/encryption_config", "--enable-failpoints"]
+            "--encryption-provider-config", "/run/secrets/encryption_config",
+            "--service-account-key-file", "/run/secrets/service_account_key", "--enable-failpoints"]
 
 
 def node_command(name: str, masters: int) -> list[str]:
@@ -178,15 +180,16 @@ def haproxy_config(masters: int) -> str:
 
 
 def make_secrets(directory: str) -> None:
-    """The same secret, token file, certificates and Secrets' encryption key `up` makes (those present are kept),
-    with every possible master's name in the certificate, so one set serves 1 to 7 masters. Compose mounts the files
-    into the containers as they are, and the containers' user is not the host's: they are readable (0644) inside a
-    folder only the owner can enter (0700)."""
+    """The same secret, token file, certificates and keys (Secrets' encryption, service account tokens) `up` makes
+    (those present are kept), with every possible master's name in the certificate, so one set serves 1 to 7
+    masters. Compose mounts the files into the containers as they are, and the containers' user is not the host's:
+    they are readable (0644) inside a folder only the owner can enter (0700)."""
     os.makedirs(os.path.join(directory, "pki"), mode=0o700, exist_ok=True)
     os.chmod(directory, 0o700)
     pki = certs.ensure(directory, names(MAX_MASTERS))
     up.ensure_secret(directory)
     up.ensure_encryption_config(directory)
+    up.ensure_service_account_key(directory)
     up.ensure_tokens(directory)
     node_token = os.path.join(directory, NODE_SECRETS["node_token"])
     with open(os.open(node_token, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
