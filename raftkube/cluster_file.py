@@ -25,3 +25,11 @@ def write(state_dir: str, data: dict[str, Any]) -> None:
         json.dump(data, f, indent=2)
         f.write("\n")
     os.replace(tmp, path(state_dir))
+
+
+def find(info: dict[str, Any], name: str) -> dict[str, Any]:
+    for m in info["masters"]:
+        if m["name"] == name:
+            return m
+    names = ", ".join(m["name"] for m in info["masters"])
+    raise SystemExit(f"raftkube: no master named {name!r} (the masters are {names})")
