@@ -27,6 +27,8 @@ from api.client import ApiClient
 from node import metrics as node_metrics
 from node.kubelet import Kubelet, KubeletConfig
 from node.kubelet_auth import BearerToken
+from node.host_paths import HostPaths
+from node.isolation import Direct, Isolated, Placement
 from node.kubelet_server import KubeletServer
 from node.runtime_fake import FakeRuntime
 from node.runtime_process import ProcessRuntime
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from node.pod_network import HostGateway
 
 log = logging.getLogger("raftkube.node")
+DEFAULT_POD_ID = 65534
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -73,6 +76,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster-cidr", help="host-gw: the pod network of the whole cluster, e.g. 10.244.0.0/16")
     p.add_argument("--proxy", action=argparse.BooleanOptionalAction, default=None,
                    help="also run kube-proxy for this host (default: with the process runtime)")
+    p.add_argument("--allowed-host-paths", default="", metavar="PREFIX[,PREFIX]",
+                   help="the node paths a pod may have as hostPath volumes (default: none)")
+    p.add_argument("--pod-uid", type=int, default=DEFAULT_POD_ID,
+                   help="as root: the uid of a container whose securityContext names none (default 65534, nobody)")
+    p.add_argument("--pod-gid", type=int, default=DEFAULT_POD_ID,
+                   help="as root: the gid of a container whose securityContext names none (default 65534, nogroup)")
 
 
 def default_pod_cidr(name: str) -> str:
@@ -90,6 +99,27 @@ def node_ip(text: str) -> str:
         return socket.gethostbyname(text)
     except OSError as exc:
         raise SystemExit(f"raftkube node: --node-ip {text!r} is not an address this host can resolve: {exc}") from None
+
+
+def placement(args: argparse.Namespace) -> Placement:
+    """Isolated pods when this process is root, else today's direct processes (node/isolation.py), said once."""
+    if os.geteuid() != 0:
+        if args.runtime == "process":
+            log.warning("node %s runs as uid %d, not root: its pods run as this user, in directories of its state "
+                        "dir, and can read what it can read (no mount namespace, no other uid; runAsUser and "
+                        "fsGroup ignored); run the node as root to isolate them", args.name, os.geteuid())
+        return Direct()
+    for flag, value in (("--pod-uid", args.pod_uid), ("--pod-gid", args.pod_gid)):
+        if not 0 < value < 2**32 - 1:
+            raise SystemExit(f"raftkube node: {flag} {value}: pods run as an unprivileged id, from 1 to {2**32 - 2}")
+    return Isolated(uid=args.pod_uid, gid=args.pod_gid)
+
+
+def host_paths(args: argparse.Namespace) -> HostPaths:
+    try:
+        return HostPaths([p for p in args.allowed_host_paths.split(",") if p])
+    except ValueError as exc:
+        raise SystemExit(f"raftkube node: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,7 +159,8 @@ async def _main(args: argparse.Namespace) -> None:
     names = node_names(args)
     root = args.root_dir or os.path.join(args.state_dir or ".", "nodes" if args.state_dir else ".raftkube-nodes")
     runtime = FakeRuntime(start_delay=args.fake_start_delay, run_time=args.fake_run_time) \
-        if args.runtime == "fake" else ProcessRuntime(max_log_bytes=args.max_log_bytes)
+        if args.runtime == "fake" else ProcessRuntime(max_log_bytes=args.max_log_bytes, placement=placement(args),
+                                                      host_paths=host_paths(args))
     cidrs = [args.pod_cidr or default_pod_cidr(n) for n in names]
     address = node_ip(args.node_ip) if args.node_ip else ("127.0.0.1" if args.runtime == "fake" else str(
         ipaddress.ip_network(cidrs[0], strict=False).network_address + 1))
