@@ -53,7 +53,7 @@ def enter(spec: dict[str, Any], join: int | None) -> None:
         if join is None:
             linux.unshare(linux.CLONE_NEWNS)
             linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)  # nothing made here reaches the node
-            pod_root.build(sandbox["root"], sandbox["mounts"], spec["workingDir"])
+            pod_root.build(sandbox["root"], sandbox["mounts"], spec["workingDir"], sandbox["uid"], sandbox["gid"])
         else:
             linux.setns(join, linux.CLONE_NEWNS)
         drop_privileges(sandbox["uid"], sandbox["gid"], sandbox["groups"], last_cap)

@@ -5,6 +5,7 @@
     /proc                        a procfs of its own
     /dev                         a tmpfs: null, zero, full, random, urandom, tty, the node's pts, a tmpfs shm
     /tmp                         a tmpfs, the container's scratch space, gone with the container
+    /                            a tmpfs the container's user owns: files made there are gone with the container
     each volumeMount             its directory of the node (node/volumes.py Mount) bind-mounted at its mountPath
 Nothing else. The state dir, the other pods' volumes, the node's and the masters' data, tokens and keys are not in
 it, wherever they are on the node, and after pivot_root the node's mounts are detached from the namespace: no path
@@ -70,10 +71,11 @@ def _make(parent: int, name: str, directory: bool) -> None:
 
 
 class Root:
-    """The root being made: a tmpfs at `path` (a directory of the node, seen only by this mount namespace)."""
+    """The root being made: a tmpfs at `path` (a directory of the node, seen only by this mount namespace), owned by
+    the container's user, who may write there as in an image's writable layer (gone when the container ends)."""
 
-    def __init__(self, path: str) -> None:
-        linux.mount("tmpfs", path, "tmpfs", SAFE, "mode=0755")
+    def __init__(self, path: str, uid: int, gid: int) -> None:
+        linux.mount("tmpfs", path, "tmpfs", SAFE, f"mode=0755,uid={uid},gid={gid}")
         self.fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.stages = {True: os.path.join(path, STAGE_DIR), False: os.path.join(path, STAGE_FILE)}
         _make(self.fd, STAGE_DIR, True)
@@ -216,10 +218,10 @@ class Root:
         os.chdir("/")
 
 
-def build(path: str, mounts: list[dict[str, Any]], working_dir: str) -> None:
-    """Make the container's root at `path` and enter it: the system, /proc, /dev, /tmp, the volumes (a mount inside
-    another's path after it) and the working directory, made if missing."""
-    root = Root(path)
+def build(path: str, mounts: list[dict[str, Any]], working_dir: str, uid: int, gid: int) -> None:
+    """Make the container's root at `path` for user `uid` and enter it: the system, /proc, /dev, /tmp, the volumes
+    (a mount inside another's path after it) and the working directory, made if missing."""
+    root = Root(path, uid, gid)
     root.system()
     root.kernel()
     for mount in sorted(mounts, key=lambda m: m["target"].count("/")):
