@@ -1,6 +1,13 @@
-"""A cluster's own certificate authority and the masters' serving certificate (for the kube API).
+"""A cluster's own certificate authority and the certificates it signs, all checked by their peers:
 
-`raftkube up` makes them once per state dir: kubectl only sends bearer tokens over TLS, and the
+    ca.crt, ca.key                        the CA (its key stays in the state dir: `raftkube node --state-dir` signs
+                                          its kubelet's serving certificate with it)
+    server.crt, server.key                the masters' kube API (serverAuth)
+    apiserver-kubelet-client.crt, .key    the masters' client certificate toward kubelets (clientAuth;
+                                          CN kube-apiserver-kubelet-client, O system:masters, as kubeadm makes it)
+    kubelet serving certificates          one per node process, for its InternalIP and names (serverAuth)
+
+`raftkube up` makes the first three once per state dir: kubectl only sends bearer tokens over TLS, and the
 kubeconfig carries the CA so clients can check the masters without any system trust store.
 """
 from __future__ import annotations
@@ -17,14 +24,27 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 VALID_FOR = datetime.timedelta(days=3650)
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+KUBELET_CLIENT = "kube-apiserver-kubelet-client"
+MASTERS_GROUP = "system:masters"
+LEAVES = ("server", "apiserver-kubelet-client")
+
+
+def _name(common_name: str, organization: str | None = None) -> x509.Name:
+    org = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)] if organization else []
+    return x509.Name([*org, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
 def _write(path: str, data: bytes, private: bool = False) -> None:
     mode = 0o600 if private else 0o644
     with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as f:
         f.write(data)
+
+
+def write_pair(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, cert_path: str, key_path: str) -> None:
+    """A certificate (0644) and its private key (0600, unencrypted PEM)."""
+    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM))
+    _write(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()), private=True)
 
 
 def _builder(subject: x509.Name, issuer: x509.Name, public_key, now: datetime.datetime) -> x509.CertificateBuilder:
@@ -42,14 +62,15 @@ def _usage(*, cert_sign: bool = False) -> x509.KeyUsage:
 
 
 def issue(ca: x509.Certificate, ca_key, common_name: str, *, server_names: list[str] = (),
-          client: bool = False) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+          client: bool = False, organization: str | None = None
+          ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """A leaf certificate signed by the cluster CA, with the extensions strict verifiers require (RFC 5280 and
     Python 3.13's VERIFY_X509_STRICT): key identifiers, key usage, and what it is for (serverAuth, clientAuth)."""
     now = datetime.datetime.now(datetime.timezone.utc)
     key = ec.generate_private_key(ec.SECP256R1())
     purposes = ([ExtendedKeyUsageOID.SERVER_AUTH] if server_names else []) + (
         [ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
-    builder = (_builder(_name(common_name), ca.subject, key.public_key(), now)
+    builder = (_builder(_name(common_name, organization), ca.subject, key.public_key(), now)
                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.public_key()), critical=False)
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                .add_extension(_usage(), critical=True)
@@ -65,21 +86,54 @@ def issue(ca: x509.Certificate, ca_key, common_name: str, *, server_names: list[
     return builder.sign(ca_key, hashes.SHA256()), key
 
 
-def ensure(pki_dir: str, hosts: list[str]) -> dict[str, str]:
-    """ca.crt, server.crt and server.key in `pki_dir` (made if missing); returns their paths."""
-    paths = {name: os.path.join(pki_dir, name) for name in ("ca.crt", "server.crt", "server.key")}
-    if all(os.path.exists(p) for p in paths.values()):
-        return paths
-    os.makedirs(pki_dir, mode=0o700, exist_ok=True)
+def _new_ca(paths: dict[str, str]) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (_builder(_name("raftkube-ca"), _name("raftkube-ca"), ca_key.public_key(), now)
           .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
           .add_extension(_usage(cert_sign=True), critical=True)
           .sign(ca_key, hashes.SHA256()))
-    cert, key = issue(ca, ca_key, "raftkube-apiserver", server_names=["localhost", "127.0.0.1", "::1", *hosts])
-    _write(paths["ca.crt"], ca.public_bytes(serialization.Encoding.PEM))
-    _write(paths["server.crt"], cert.public_bytes(serialization.Encoding.PEM))
-    _write(paths["server.key"], key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()), private=True)
+    write_pair(ca, ca_key, paths["ca.crt"], paths["ca.key"])
+    return ca, ca_key
+
+
+def load_ca(pki_dir: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """The CA `ensure` made in `pki_dir`; OSError (FileNotFoundError without its key) or ValueError."""
+    with open(os.path.join(pki_dir, "ca.crt"), "rb") as f:
+        ca = x509.load_pem_x509_certificate(f.read())
+    with open(os.path.join(pki_dir, "ca.key"), "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{pki_dir}/ca.key is not the elliptic-curve key raftkube makes")
+    return ca, key
+
+
+def ensure(pki_dir: str, hosts: list[str]) -> dict[str, str]:
+    """The CA and the masters' certificates in `pki_dir` (see the module's docstring), those missing made; returns
+    their paths by file name. Without the CA's key (a state dir older than it) every one is made again."""
+    names = ["ca.crt", "ca.key", *(f"{leaf}.{ext}" for leaf in LEAVES for ext in ("crt", "key"))]
+    paths = {name: os.path.join(pki_dir, name) for name in names}
+    if all(os.path.exists(p) for p in paths.values()):
+        return paths
+    os.makedirs(pki_dir, mode=0o700, exist_ok=True)
+    fresh = not (os.path.exists(paths["ca.crt"]) and os.path.exists(paths["ca.key"]))
+    ca, ca_key = _new_ca(paths) if fresh else load_ca(pki_dir)
+    leaves = {"server": lambda: issue(ca, ca_key, "raftkube-apiserver",
+                                      server_names=["localhost", "127.0.0.1", "::1", *hosts]),
+              "apiserver-kubelet-client": lambda: issue(ca, ca_key, KUBELET_CLIENT, client=True,
+                                                        organization=MASTERS_GROUP)}
+    for leaf, make in leaves.items():
+        crt, key = paths[f"{leaf}.crt"], paths[f"{leaf}.key"]
+        if fresh or not (os.path.exists(crt) and os.path.exists(key)):
+            write_pair(*make(), crt, key)
     return paths
+
+
+def kubelet_serving(pki_dir: str, node_names: list[str], address: str, cert_path: str, key_path: str) -> None:
+    """A serving certificate for the kubelet of `node_names` (one process may serve several), valid for its
+    InternalIP `address` (where the API server dials) and the names; CN system:node:NAME, O system:nodes, as a
+    kubelet's own. Signed with `pki_dir`'s CA, whose key this needs."""
+    ca, ca_key = load_ca(pki_dir)
+    cert, key = issue(ca, ca_key, f"system:node:{node_names[0]}", server_names=[address, *node_names],
+                      organization="system:nodes")
+    write_pair(cert, key, cert_path, key_path)

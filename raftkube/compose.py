@@ -30,7 +30,8 @@ from raftkube import certs, kubeconfig, up
 
 SECRETS = {"cluster_secret": "cluster.secret", "tokens": "tokens.csv", "server_crt": "server.crt",
            "server_key": "server.key", "ca_crt": "ca.crt", "encryption_config": "pki/encryption-config.yaml",
-           "service_account_key": "pki/service-account.key"}
+           "service_account_key": "pki/service-account.key", "kubelet_client_crt": "apiserver-kubelet-client.crt",
+           "kubelet_client_key": "apiserver-kubelet-client.key"}
 NODE_SECRETS = {"node_token": "node.token", "ca_crt": "ca.crt"}
 SECRETS_DIR = "compose/secrets"
 NODES = ("n1", "n2")
@@ -59,6 +60,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="write the compose file and haproxy.cfg (--no-files: only the secrets)")
     p.add_argument("--secrets", metavar="DIR", help="also make the secrets (kept out of git) and a kubeconfig here; "
                                                     "those already there are kept")
+
+
+def kubelet_secrets(node: str) -> dict[str, str]:
+    """Node `node`'s own: its kubelet server's certificate and key, which only its container gets."""
+    return {f"kubelet_{node}_crt": f"kubelet-{node}.crt", f"kubelet_{node}_key": f"kubelet-{node}.key"}
 
 
 def names(masters: int) -> list[str]:
@@ -97,14 +103,19 @@ def master_command(name: str, masters: int) -> list[str]:
             "--tls-cert-file", "/run/secrets/server_crt", "--tls-private-key-file", "/run/secrets/server_key",
             "--ca-file", "/run/secrets/ca_crt", "--service-cluster-ip-range", up.SERVICE_IP_RANGE,
             "--encryption-provider-config", "/run/secrets/encryption_config",
-            "--service-account-key-file", "/run/secrets/service_account_key", "--enable-failpoints"]
+            "--service-account-key-file", "/run/secrets/service_account_key",
+            "--kubelet-client-certificate", "/run/secrets/kubelet_client_crt",
+            "--kubelet-client-key", "/run/secrets/kubelet_client_key",
+            "--kubelet-certificate-authority", "/run/secrets/ca_crt", "--enable-failpoints"]
 
 
 def node_command(name: str, masters: int) -> list[str]:
+    cert, key = kubelet_secrets(name)
     return ["node", "--name", name, "--server", ",".join(f"https://{m}:{API_PORT}" for m in names(masters)),
             "--token-file", "/run/secrets/node_token", "--ca-file", "/run/secrets/ca_crt",
             "--node-ip", address(name), "--kubelet-port", "10250", "--root-dir", "/var/lib/raftkube",
-            "--pod-cidr", pod_cidr(name), "--pod-network", "host-gw", "--cluster-cidr", CLUSTER_CIDR]
+            "--pod-cidr", pod_cidr(name), "--pod-network", "host-gw", "--cluster-cidr", CLUSTER_CIDR,
+            "--tls-cert-file", f"/run/secrets/{cert}", "--tls-private-key-file", f"/run/secrets/{key}"]
 
 
 def _service(name: str, *, command: list[str], secrets: list[str], extra: list[str]) -> list[str]:
@@ -141,7 +152,7 @@ def compose_file(masters: int, haproxy_path: str = "compose/haproxy.cfg", secret
                   f"    healthcheck: {{test: [\"CMD\", \"python3\", \"-c\", {_q(HEALTH.format(name=name))}], "
                   "interval: 2s, timeout: 3s, retries: 3}"]
     for name in NODES:
-        lines += _service(name, command=node_command(name, masters), secrets=list(NODE_SECRETS),
+        lines += _service(name, command=node_command(name, masters), secrets=[*NODE_SECRETS, *kubelet_secrets(name)],
                           extra=["    user: root", "    cap_add: [NET_ADMIN]", f"    entrypoint: {_list(NODE_ENTRYPOINT)}"])
         lines += [f"    depends_on: {{{', '.join(f'{m}: {{condition: service_healthy}}' for m in ms)}}}"]
     lines += ["  haproxy:", f"    image: {_q(HAPROXY_IMAGE)}", "    user: haproxy",
@@ -152,7 +163,7 @@ def compose_file(masters: int, haproxy_path: str = "compose/haproxy.cfg", secret
               f"    depends_on: [{', '.join(ms)}]",
               "networks:", f"  {NETWORK}: {{ipam: {{config: [{{subnet: {SUBNET}}}]}}}}", "secrets:"]
     lines += [f"  {key}: {{file: {_q('./' + secrets_dir + '/' + file)}}}"
-              for key, file in {**SECRETS, **NODE_SECRETS}.items()]
+              for key, file in all_secrets().items()]
     lines += ["  pip_cert: {file: \"${RAFTKUBE_PIP_CERT:-/dev/null}\"}  # a CA bundle pip must trust while building"]
     lines += ["volumes:"] + [f"  {name}-data: {{}}" for name in ms]
     return "\n".join(lines) + "\n"
@@ -179,10 +190,15 @@ def haproxy_config(masters: int) -> str:
     ]) + "\n"
 
 
+def all_secrets() -> dict[str, str]:
+    return {**SECRETS, **NODE_SECRETS, **{k: v for node in NODES for k, v in kubelet_secrets(node).items()}}
+
+
 def make_secrets(directory: str) -> None:
-    """The same secret, token file, certificates and keys (Secrets' encryption, service account tokens) `up` makes
-    (those present are kept), with every possible master's name in the certificate, so one set serves 1 to 7
-    masters. Compose mounts the files into the containers as they are, and the containers' user is not the host's:
+    """The same secret, token file, certificates and keys (Secrets' encryption, service account tokens, the masters'
+    kubelet client) `up` makes (those present are kept), with every possible master's name in the certificate, so
+    one set serves 1 to 7 masters; and each node's kubelet serving certificate, for its fixed address (the CA's key
+    stays here, in no container). Compose mounts the files into the containers as they are, and the containers' user is not the host's:
     they are readable (0644) inside a folder only the owner can enter (0700)."""
     os.makedirs(os.path.join(directory, "pki"), mode=0o700, exist_ok=True)
     os.chmod(directory, 0o700)
@@ -194,7 +210,11 @@ def make_secrets(directory: str) -> None:
     node_token = os.path.join(directory, NODE_SECRETS["node_token"])
     with open(os.open(node_token, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         f.write(up.token_for(directory, "system:nodes"))
-    for file in {**SECRETS, **NODE_SECRETS}.values():
+    for node in NODES:
+        cert, key = (os.path.join(directory, file) for file in kubelet_secrets(node).values())
+        if not (os.path.exists(cert) and os.path.exists(key)):
+            certs.kubelet_serving(directory, [node], address(node), cert, key)
+    for file in all_secrets().values():
         os.chmod(os.path.join(directory, file), 0o644)
     kubeconfig.write(os.path.join(directory, "kubeconfig"), f"https://127.0.0.1:{API_PORT}", up.admin_token(directory),
                      pki["ca.crt"])

@@ -1,6 +1,7 @@
 """`raftkube node`: a kubelet (or, with --count, several fake ones) and, with the process runtime, kube-proxy.
 
-    raftkube node --name n1 --server https://127.0.0.1:6443 --token-file node.token --ca-file ca.crt
+    raftkube node --name n1 --server https://127.0.0.1:6443 --token-file node.token --ca-file ca.crt \
+        --tls-cert-file n1.crt --tls-private-key-file n1.key
     raftkube node --name sim --count 100 --runtime fake --state-dir .raftkube    # sim-0 ... sim-99
 
 Each node keeps its pods under ROOT_DIR/NAME (default: STATE_DIR/nodes, else .raftkube-nodes). Its pods get
@@ -8,6 +9,10 @@ addresses from --pod-cidr, a /24 on the loopback range (any 127/8 address is bin
 own address (InternalIP, where its kubelet server listens) is that network's first address. Pod IPs on loopback
 reach only the pods of one host; nodes in separate containers (docker-compose.yml) route theirs to each other
 with `--pod-network host-gw --cluster-cidr CIDR` (node/pod_network.py).
+
+The kubelet server speaks TLS to the API server's client certificate only (node/kubelet_auth.py). As root, the
+node isolates its pods (node/isolation.py): a mount namespace and root of their own, an unprivileged uid
+(--pod-uid, --pod-gid), hostPath only under --allowed-host-paths.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import zlib
 from typing import TYPE_CHECKING
 
@@ -25,15 +31,15 @@ import uvloop
 
 from api.client import ApiClient
 from node import metrics as node_metrics
-from node.kubelet import Kubelet, KubeletConfig
-from node.kubelet_auth import BearerToken
 from node.host_paths import HostPaths
 from node.isolation import Direct, Isolated, Placement
+from node.kubelet import Kubelet, KubeletConfig
+from node.kubelet_auth import ClientCertificate
 from node.kubelet_server import KubeletServer
 from node.runtime_fake import FakeRuntime
 from node.runtime_process import ProcessRuntime
 from node.stats import StatsCollector
-from raftkube import client_flags, logs
+from raftkube import certs, client_flags, logs
 
 if TYPE_CHECKING:
     from node.pod_network import HostGateway
@@ -76,6 +82,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster-cidr", help="host-gw: the pod network of the whole cluster, e.g. 10.244.0.0/16")
     p.add_argument("--proxy", action=argparse.BooleanOptionalAction, default=None,
                    help="also run kube-proxy for this host (default: with the process runtime)")
+    p.add_argument("--tls-cert-file", help="the kubelet server's certificate, signed by the cluster CA for --node-ip "
+                                           "(default with --state-dir: one this node signs with the state dir's CA)")
+    p.add_argument("--tls-private-key-file", help="its private key")
+    p.add_argument("--client-ca-file", help="the CA that signed the API server's client certificate, which the "
+                                            "kubelet server requires (default: --ca-file, or the state dir's CA)")
     p.add_argument("--allowed-host-paths", default="", metavar="PREFIX[,PREFIX]",
                    help="the node paths a pod may have as hostPath volumes (default: none)")
     p.add_argument("--pod-uid", type=int, default=DEFAULT_POD_ID,
@@ -113,6 +124,40 @@ def placement(args: argparse.Namespace) -> Placement:
         if not 0 < value < 2**32 - 1:
             raise SystemExit(f"raftkube node: {flag} {value}: pods run as an unprivileged id, from 1 to {2**32 - 2}")
     return Isolated(uid=args.pod_uid, gid=args.pod_gid)
+
+
+def serving_credentials(args: argparse.Namespace, names: list[str], address: str, root: str) -> ClientCertificate:
+    """The kubelet server's TLS (node/kubelet_auth.py): the files given, or with --state-dir a certificate for this
+    node's address and names, signed here with the state dir's CA (such a node is the operator's own, as trusted
+    as the state dir it reads its token from)."""
+    cert, key = args.tls_cert_file, args.tls_private_key_file
+    client_ca = args.client_ca_file or args.ca_file
+    where = f"raftkube node {args.name}"
+    if bool(cert) != bool(key):
+        raise SystemExit(f"{where}: --tls-cert-file and --tls-private-key-file go together")
+    if not cert and not args.state_dir:
+        raise SystemExit(f"{where}: the kubelet server speaks TLS: give --tls-cert-file and --tls-private-key-file "
+                         "(a certificate the cluster CA signed for --node-ip), or --state-dir of a `raftkube up` "
+                         "cluster")
+    if args.state_dir:
+        pki = os.path.join(args.state_dir, "pki")
+        client_ca = client_ca or os.path.join(pki, "ca.crt")
+        if not cert:
+            cert, key = (os.path.join(root, f"kubelet-{args.name}.{ext}") for ext in ("crt", "key"))
+            os.makedirs(root, exist_ok=True)
+            try:
+                certs.kubelet_serving(pki, names, address, cert, key)
+            except (OSError, ValueError) as exc:
+                raise SystemExit(f"{where}: cannot sign the kubelet's certificate with the CA of {pki} ({exc}); "
+                                 "start the cluster once with this version's `raftkube up`, or give "
+                                 "--tls-cert-file") from None
+    if not client_ca:
+        raise SystemExit(f"{where}: give --client-ca-file (or --ca-file): the CA of the API server's client "
+                         "certificate")
+    try:
+        return ClientCertificate(cert, key, client_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise SystemExit(f"{where}: the kubelet server's TLS files: {exc}") from None
 
 
 def host_paths(args: argparse.Namespace) -> HostPaths:
@@ -172,8 +217,8 @@ async def _main(args: argparse.Namespace) -> None:
         for n, cidr in zip(names, cidrs)]
 
     stats = StatsCollector(kubelets)
-    server = KubeletServer(kubelets, BearerToken(client.token), metrics=lambda: node_metrics.exposition(kubelets),
-                           stats=stats)
+    server = KubeletServer(kubelets, serving_credentials(args, names, address, root),
+                           metrics=lambda: node_metrics.exposition(kubelets), stats=stats)
     try:
         port = await server.start(address, args.kubelet_port)
     except OSError as exc:
@@ -181,7 +226,7 @@ async def _main(args: argparse.Namespace) -> None:
                          f"kubelet server: {exc.strerror}; pick another --node-ip or --kubelet-port") from None
     for k in kubelets:
         k.kubelet_port = port
-    log.info("%d node(s) %s, runtime %s, kubelet server on http://%s:%d", len(kubelets), ", ".join(names[:5]) +
+    log.info("%d node(s) %s, runtime %s, kubelet server on https://%s:%d", len(kubelets), ", ".join(names[:5]) +
              (" ..." if len(names) > 5 else ""), args.runtime, address, port)
     network = await _pod_network(args, client)
     tasks = [asyncio.create_task(k.run(), name=f"kubelet {k.name}") for k in kubelets]

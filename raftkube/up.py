@@ -179,6 +179,9 @@ def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str,
     pki = certs.ensure(os.path.join(state_dir, "pki"), hosts)
     security = ("--token-file", ensure_tokens(state_dir), "--tls-cert-file", pki["server.crt"],
                 "--tls-private-key-file", pki["server.key"], "--ca-file", pki["ca.crt"],
+                "--kubelet-client-certificate", pki["apiserver-kubelet-client.crt"],
+                "--kubelet-client-key", pki["apiserver-kubelet-client.key"],
+                "--kubelet-certificate-authority", pki["ca.crt"],
                 "--encryption-provider-config", ensure_encryption_config(state_dir),
                 "--service-account-key-file", ensure_service_account_key(state_dir))
     if "--service-cluster-ip-range" not in master_flags:
