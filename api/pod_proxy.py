@@ -40,6 +40,7 @@ BOOLEANS = frozenset({"follow", "previous", "timestamps"})
 KUBELET_PATHS = {"exec": "exec", "attach": "attach", "portforward": "portForward"}
 MAX_MESSAGE = 32 << 20  # upstream's bound (x/net/websocket's), as the kubelet's
 CLOSE_TIMEOUT = 5.0
+ENDS = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)  # what ends a WebSocket's reading
 
 
 def pick_container(pod: Obj, asked: str | None) -> str:
@@ -148,20 +149,24 @@ async def _verdict(kubelets: KubeletClient, node: Obj, url: str, query: list[tup
 
 
 async def _relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> None:
-    """Messages both ways until one side closes; then the other is closed with the same code (a close while the other
-    direction still reads is how aiohttp ends that read: no task is cancelled in the middle of a close)."""
-    async def pipe(source: Any, sink: Any) -> None:
-        async for msg in source:
+    """Messages both ways until one side closes; then the other is closed with the same code and reason (a close while
+    the other direction still reads is how aiohttp ends that read: no task is cancelled in the middle of a close)."""
+    async def pipe(source: Any, sink: Any) -> str:
+        """Until the source closes: the reason it gave (the kubelet says why it ended a port-forward so)."""
+        while (msg := await source.receive()).type not in ENDS:
             if msg.type == WSMsgType.BINARY:
                 await sink.send_bytes(msg.data)
             elif msg.type == WSMsgType.TEXT:
                 await sink.send_str(msg.data)
+        return msg.extra if msg.type == WSMsgType.CLOSE and msg.extra else ""
 
     to_kubelet, to_client = asyncio.create_task(pipe(client, upstream)), asyncio.create_task(pipe(upstream, client))
     try:
         done, _ = await asyncio.wait((to_kubelet, to_client), return_when=asyncio.FIRST_COMPLETED)
-        ended, other = (client, upstream) if to_kubelet in done else (upstream, client)
-        await other.close(code=ended.close_code or aiohttp.WSCloseCode.OK)
+        first = done.pop()
+        ended, other = (client, upstream) if first is to_kubelet else (upstream, client)
+        reason = "" if first.exception() else first.result()
+        await other.close(code=ended.close_code or aiohttp.WSCloseCode.OK, message=reason.encode())
         await asyncio.wait((to_kubelet, to_client), timeout=CLOSE_TIMEOUT)
     finally:
         for task in (to_kubelet, to_client):

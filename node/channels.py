@@ -4,8 +4,9 @@
     1 stdout   container -> client                 b"\\x01total 8\\n"
     2 stderr   container -> client
     3 error    kubelet -> client, once, at the end: from v4 on a metav1.Status (Success, or Failure; a non-zero exit
-               is reason NonZeroExitCode with a cause {"reason": "ExitCode", "message": "3"}); before v4 (channel.k8s.io,
-               base64.channel.k8s.io) only a failure's message, and nothing for success. Then the socket closes.
+               is reason NonZeroExitCode with a cause {"reason": "ExitCode", "message": "3"}); before v4
+               (channel.k8s.io, base64.channel.k8s.io) only a failure's message, and nothing for success. Then the
+               socket closes.
     4 resize   client -> container (with a TTY)     b'\\x04{"Width":80,"Height":24}'
   255 close    (v5 only) client -> kubelet: b"\\xff\\x00" means "no more stdin": the container's stdin is closed,
                which is how `kubectl exec -i`, `kubectl cp` and the Python client's close_channel(0) end a command

@@ -58,7 +58,8 @@ def test_the_error_channel_carries_the_exit_code_as_kubectl_reads_it():
 
 def test_before_v4_the_error_channel_carries_a_failures_message_only():
     assert channels.status_message(channels.success(), wsstream.CHANNEL) is None
-    assert channels.status_message(channels.exit_status(3, ["false"]), wsstream.BASE64).startswith(b"command terminated")
+    failed = channels.status_message(channels.exit_status(3, ["false"]), wsstream.BASE64)
+    assert failed.startswith(b"command terminated with non-zero exit code")
 
 
 def test_stream_options_from_kubectls_query():
