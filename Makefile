@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install up test test-unit chaos bench bench-api bench-pods clean
+.PHONY: install up test test-unit chaos bench bench-api bench-pods clean compose-up compose-down compose-test
 
 $(BIN)/raftkube: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,17 @@ bench-api: install
 
 bench-pods: install
 	$(BIN)/python bench/pods.py $(ARGS)
+
+# The same cluster in containers (README, "The cluster in containers"): Docker and root for the stand-in images.
+compose-up: install
+	compose/up.sh
+
+compose-down:
+	docker compose unpause >/dev/null 2>&1 || true
+	docker compose down --volumes --remove-orphans --timeout 5
+
+compose-test: install
+	$(BIN)/python -m pytest -q tests/compose $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .raftkube .pytest_cache

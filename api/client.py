@@ -23,6 +23,9 @@ from api.registry import RESOURCES, Resource
 
 Obj = dict[str, Any]
 RETRIES = 6
+# A watch that hears nothing for this long moves to the next server. The server sends a bookmark every 5 s of
+# quiet (api/watching.py), so this is three missed ones: a master whose container was killed sends no FIN.
+WATCH_SILENCE = 15.0
 PATCH_TYPES = {"merge": "application/merge-patch+json", "strategic": "application/strategic-merge-patch+json",
                "json": "application/json-patch+json"}
 
@@ -214,7 +217,7 @@ class ApiClient:
 
     async def _stream(self, url_path: str, params: dict) -> AsyncIterator[tuple[str, Obj]]:
         url = self.servers[self._current] + url_path
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=30)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=WATCH_SILENCE)
         async with self.session.get(url, params=params, timeout=timeout) as r:
             if r.status != 200:
                 text = await r.text()

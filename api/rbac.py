@@ -11,7 +11,7 @@ points at a role with a rule that covers the request:
 
 Rules only allow; nothing denies. `*` matches anything in verbs, apiGroups and resources, `*/scale` any
 resource's scale subresource, and a non-resource URL ending in `*` is a prefix. Pure: the caller hands in the
-roles and bindings (api/authorizer.py keeps them from the store).
+roles and bindings (api/authorization.py keeps them from the store).
 """
 from __future__ import annotations
 

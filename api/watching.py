@@ -51,12 +51,14 @@ async def serve(request: web.Request, *, res: Resource, namespace: str | None, o
     resp = web.StreamResponse(headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
     await resp.prepare(request)
 
-    async def send(kind: str, obj: dict) -> None:
+    async def send(kind: str, obj: dict) -> bool:
+        """Write the event unless the selectors leave it out; whether it was written."""
         if kind not in ("BOOKMARK", "ERROR") and not (labels(obj) and fields(obj)):
-            return
+            return False
         if as_table and kind not in ("BOOKMARK", "ERROR"):
             obj = tables.table(res, [obj], None)
         await resp.write(orjson.dumps({"type": kind, "object": obj}) + b"\n")
+        return True
 
     if isinstance(opened, KVError):
         status = errors.gone(f"too old resource version: {rv_text} "
@@ -79,24 +81,25 @@ async def serve(request: web.Request, *, res: Resource, namespace: str | None, o
 
 async def _stream(request, watcher, sink, send, deadline: float, bookmarks: bool, res: Resource,
                   objects: ObjectStore) -> None:
+    """Events as they come; with `bookmarks`, one whenever the client has heard nothing for BOOKMARK_INTERVAL, events
+    the selectors filter out included (so a client can take a longer silence for a dead server, api/client.py)."""
     loop = asyncio.get_running_loop()
-    idle = 0.0
+    heard = loop.time()
     while loop.time() < deadline and request.transport is not None and not request.transport.is_closing():
         try:
             _, events = await asyncio.wait_for(sink.get(), timeout=1.0)
         except asyncio.TimeoutError:
-            idle += 1.0
-            if bookmarks and idle >= BOOKMARK_INTERVAL:
-                idle = 0.0
-                await send("BOOKMARK", {"kind": res.kind, "apiVersion": res.group_version,
-                                        "metadata": {"resourceVersion": str(watcher.progress)}})
-            continue
+            events = []
         if events is None:  # cancelled: the client re-lists or re-watches
             await send("ERROR", errors.gone(watcher.cancel_reason or "watch cancelled").status())
             return
-        idle = 0.0
         for ev in events:
-            await send(*event(ev, objects))
+            if await send(*event(ev, objects)):
+                heard = loop.time()
+        if bookmarks and loop.time() - heard >= BOOKMARK_INTERVAL:
+            await send("BOOKMARK", {"kind": res.kind, "apiVersion": res.group_version,
+                                    "metadata": {"resourceVersion": str(watcher.progress)}})
+            heard = loop.time()
 
 
 def event(ev, objects: ObjectStore) -> tuple[str, dict]:

@@ -3,8 +3,9 @@
 One Informer per kind is shared by every controller that needs it (`Informers`). Handlers get
 (event, old, new) with event "add", "update" or "delete", after the cache has changed, so a handler can
 read the cache and only enqueues keys: the work happens in the controllers' sync(key).
-After a 410 or a broken stream api.client lists again (a RELIST), and the informer turns the difference
-between its cache and the new list into the adds, updates and deletes that were missed.
+A broken stream is resumed by api.client from the last resourceVersion, on the next server; after a 410 (that
+version is compacted) it lists again (a RELIST), and the informer turns the difference between its cache and the
+new list into the adds, updates and deletes that were missed.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ A rolling update is two moves, made one per sync and each re-decided from the ca
 maxSurge rounds a percentage up and maxUnavailable rounds it down; both 0 would deadlock, so unavailable becomes 1.
 A change of spec.replicas in the middle of a rollout is spread over the ReplicaSets in proportion to their size
 (`proportional_scale`). Conditions and the status come from the ReplicaSets' own status (`deployment_status`,
-`rollout_conditions`), which is what `kubectl rollout status` reads.
+`rollout_status`), which is what `kubectl rollout status` reads.
 """
 from __future__ import annotations
 

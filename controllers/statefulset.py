@@ -16,7 +16,8 @@ Each sync makes one pass of Kubernetes' StatefulSet control loop (pkg/controller
 Pod names are deterministic, so the API refuses a second `web-1` while one exists (409 AlreadyExists): a pod being
 replaced is deleted first and its successor is created only in a later pass, after the informer shows it gone.
 That, and deletes made with a uid precondition, keep two pods of one ordinal from ever existing at once even when
-the cache lags behind our own writes. PersistentVolumeClaim templates are not handled (raftkube has no volumes).
+the cache lags behind our own writes. volumeClaimTemplates are not acted on: raftkube has no PersistentVolumes
+(a pod's volumes are files in its sandbox on one node, node/volumes.py, and do not follow it to another node).
 """
 from __future__ import annotations
 

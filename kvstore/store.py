@@ -1,11 +1,11 @@
 """The async face of the store: what the KV gateway and the kube API call.
 
 How a write travels (the names are this package's):
-1. `Store.put(req)` wraps the request in a command with a fresh request id and queues it;
-2. `_maybe_flush` packs everything queued into one msgpack batch and proposes it with
-   `Replica.consumer.apply_batch` (forwarded to the leader by pysyncobj when we follow), while at
-   most `max_inflight` batches are on their way: requests that arrive meanwhile wait for the next
-   batch, so one Raft round and one fsync serve many requests (group commit);
+1. `Store.propose(req)` wraps the request in a command with a fresh request id and queues it;
+2. `_maybe_flush` packs everything queued into one msgpack batch and `_propose` hands it to
+   `KVConsumer.apply_batch`, pysyncobj's replicated method (forwarded to the leader by pysyncobj when
+   we follow), while at most `max_inflight` batches are on their way: requests that arrive meanwhile
+   wait for the next batch, so one Raft round and one fsync serve many requests (group commit);
 3. the leader appends the entry, each replica syncs its journal before it acknowledges
    (kvstore/journal.py), and a majority commits it;
 4. every replica runs `StateMachine.apply` on each command in log order and hands the events to
@@ -16,7 +16,8 @@ A proposal that fails before reaching the log is queued again, with the same req
 request's deadline; the state machine applies an id once, so a retry after an unknown outcome
 cannot apply twice. At the deadline the caller gets a "no quorum" error, which says whether the
 request may still be applied.
-Linearizable reads ride the same pipeline as a no-op barrier shared by every read queued with it.
+Linearizable reads ride the same pipeline as a no-op barrier shared by every read queued with it
+(`read_index`). docs/raft.md explains each step in Raft's terms.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The pod sandbox: what Kubernetes' pause container holds for a pod, here a directory and an IP address.
 
-    STATE_DIR/pods/<pod uid>/
+    NODE_DIR/pods/<pod uid>/          (NODE_DIR: the node's own directory, .raftkube/nodes/NAME with `up`)
         pod.json                      namespace, name and IP (so a restarted kubelet knows whose it is)
         volumes/<volume name>/        emptyDir, configMap, secret and downwardAPI volumes as files
         containers/<name>/root/       the container's working directory; each volumeMount's mountPath is a

@@ -1,4 +1,4 @@
-"""`STATE_DIR/cluster.json`: where a running local cluster's processes are (DESIGN.md)."""
+"""`STATE_DIR/cluster.json`: where a running local cluster's processes are (its fields: docs/design.md)."""
 from __future__ import annotations
 
 import json
@@ -25,3 +25,11 @@ def write(state_dir: str, data: dict[str, Any]) -> None:
         json.dump(data, f, indent=2)
         f.write("\n")
     os.replace(tmp, path(state_dir))
+
+
+def find(info: dict[str, Any], name: str) -> dict[str, Any]:
+    for m in info["masters"]:
+        if m["name"] == name:
+            return m
+    names = ", ".join(m["name"] for m in info["masters"])
+    raise SystemExit(f"raftkube: no master named {name!r} (the masters are {names})")

@@ -4,32 +4,37 @@
     quorum    kill a majority; see writes fail fast with "no quorum" while local reads still answer,
               then bring one master back and see writes resume
 
-Every line carries the seconds since the demo began. Killed masters are started again at the end.
+Every line carries the seconds since the demo began. Killed masters are started again at the end. With --compose
+the masters are the containers of `make compose-up`, killed and started through docker.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
 import time
 from typing import Any
 
-from kvstore.client import EtcdError, KVClient
-from raftkube import cluster_file, status, up
+import aiohttp
 
-TRANSIENT = (EtcdError, OSError, asyncio.TimeoutError)
+from kvstore.client import EtcdError, KVClient
+from raftkube import status
+from raftkube.compose_cluster import ComposeCluster
+from raftkube.local_cluster import LocalCluster
+
+# aiohttp.ClientError too: Docker's port publisher accepts a connection, then drops it while the master starts.
+TRANSIENT = (EtcdError, OSError, asyncio.TimeoutError, aiohttp.ClientError)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenario", choices=["failover", "quorum"])
     p.add_argument("--state-dir", default=".raftkube")
+    p.add_argument("--compose", action="store_true", help="the compose cluster of this directory (make compose-up)")
 
 
 class Demo:
-    def __init__(self, info: dict[str, Any], state_dir: str) -> None:
+    def __init__(self, info: dict[str, Any], cluster: LocalCluster | ComposeCluster) -> None:
         self.info = info
-        self.state_dir = state_dir
+        self.cluster = cluster
         self.started = time.monotonic()
         self.clients = {m["name"]: KVClient(m["kv"], timeout=3) for m in info["masters"]}
 
@@ -63,17 +68,9 @@ class Demo:
                 return True, name
             except EtcdError as exc:
                 return False, exc.body.get("message", str(exc))
-            except (OSError, asyncio.TimeoutError):
+            except (OSError, asyncio.TimeoutError, aiohttp.ClientError):
                 continue
         return False, "no master answered"
-
-    def kill(self, name: str) -> None:
-        m = next(m for m in self.info["masters"] if m["name"] == name)
-        os.kill(m["pid"], signal.SIGKILL)
-        up.wait_gone(m["pid"])
-
-    def restart(self, name: str) -> None:
-        up.restart_master(self.info, name)
 
     async def close(self) -> None:
         for c in self.clients.values():
@@ -95,7 +92,7 @@ class Demo:
         for i in range(5):
             await self.write(survivors, b"%d" % i)
             await asyncio.sleep(0.05)
-        self.kill(old)
+        self.cluster.kill(old)
         killed_at = time.monotonic()
         self.say(f"kill -9 {old}")
         new = None
@@ -111,7 +108,7 @@ class Demo:
                 self.say(f"writes succeed again (through {where}), {time.monotonic() - killed_at:.2f}s after the kill")
                 break
             await asyncio.sleep(0.05)
-        self.restart(old)
+        self.cluster.restart(old)
         self.say(f"restarted {old}; it rejoins as a follower and catches up")
         await self.wait_caught_up(old)
 
@@ -122,7 +119,7 @@ class Demo:
         ok, _ = await self.write([leader], b"before")
         self.say(f"{leader} leads (term {term}); a write before: {'ok' if ok else 'failed'}")
         for name in victims:
-            self.kill(name)
+            self.cluster.kill(name)
             self.say(f"kill -9 {name}")
         self.say(f"{len(names) - len(victims)} of {len(names)} masters left: no majority")
         started = time.monotonic()
@@ -134,7 +131,7 @@ class Demo:
         except TRANSIENT as exc:
             self.say(f"a serializable read failed: {exc}")
         back = victims[0]
-        self.restart(back)
+        self.cluster.restart(back)
         self.say(f"restarted {back}: a majority again")
         restarted = time.monotonic()
         while time.monotonic() - restarted < 30:
@@ -144,7 +141,7 @@ class Demo:
                 break
             await asyncio.sleep(0.1)
         for name in victims[1:]:
-            self.restart(name)
+            self.cluster.restart(name)
             self.say(f"restarted {name}")
 
     async def wait_caught_up(self, name: str, timeout: float = 20.0) -> None:
@@ -162,10 +159,11 @@ class Demo:
 
 
 def run(args: argparse.Namespace) -> int:
-    info = cluster_file.read(args.state_dir)
+    cluster = status.target(args)
+    info = cluster.info()
 
     async def main() -> None:
-        demo = Demo(info, args.state_dir)
+        demo = Demo(info, cluster)
         try:
             await getattr(demo, args.scenario)()
         finally:

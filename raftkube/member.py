@@ -102,7 +102,7 @@ def add(info: dict[str, Any], state_dir: str) -> dict[str, Any]:
 def cycle(info: dict[str, Any], name: str) -> None:
     """Remove master `name`, wipe its data, add it back under the same address and start it again: it rejoins
     empty and catches up from the leader (a membership fault for the nemesis)."""
-    m = chaos.find(info, name)
+    m = cluster_file.find(info, name)
     call(info, "/v3/cluster/member/remove", {"ID": str(id64(m["raft"]))}, chaos.leader(info))
     _stop(m)
     shutil.rmtree(m["data_dir"], ignore_errors=True)
@@ -119,7 +119,7 @@ def _stop(m: dict[str, Any]) -> None:
 
 
 def remove(info: dict[str, Any], state_dir: str, name: str) -> None:
-    m = chaos.find(info, name)
+    m = cluster_file.find(info, name)
     call(info, "/v3/cluster/member/remove", {"ID": str(id64(m["raft"]))}, chaos.leader(info))
     _stop(m)
     info["masters"] = [o for o in info["masters"] if o is not m]

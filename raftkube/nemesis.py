@@ -27,7 +27,7 @@ import signal
 import time
 from typing import Any
 
-from raftkube import chaos, member, status, up
+from raftkube import chaos, failpoints, member, status, up
 from raftkube.netns import Network
 
 FAULTS = ["kill-leader", "kill-random", "kill-all", "pause-leader", "partition-leader", "partition-half", "bridge",
@@ -67,7 +67,7 @@ class Nemesis:
                 fault = self.rng.choice(self.faults)
                 try:
                     await asyncio.to_thread(self._apply, fault)
-                except (chaos.FailpointError, member.MemberError) as exc:
+                except (failpoints.FailpointError, member.MemberError) as exc:
                     self.note(f"{fault}: skipped ({exc})")
                 await asyncio.sleep(self.rng.uniform(0.5, 1.5) * self.faulty)
                 await asyncio.to_thread(self.heal)
@@ -99,7 +99,7 @@ class Nemesis:
         elif fault == "clock-step":
             m = self._leader()
             step = self.rng.choice([CLOCK_STEP, -CLOCK_STEP])
-            chaos.failpoint(m, {"clock_step": step})
+            failpoints.failpoint(m, {"clock_step": step})
             self._undo.append(("clock_step", (m, -step)))
             self.note(f"clock-step: {m['name']}'s wall clock {step:+.0f}s")
         elif fault == "pause-leader":
@@ -121,7 +121,7 @@ class Nemesis:
                 self._undo.append(("net_heal", None))
             else:
                 self._undo.append(("heal", groups))
-                chaos.split(groups, "cut")
+                failpoints.split(groups, "cut")
             self.note(f"{fault}: " + " | ".join(",".join(m["name"] for m in g) for g in groups))
 
     def _groups(self, fault: str) -> list[list[dict[str, Any]]]:
@@ -143,8 +143,8 @@ class Nemesis:
         leader = chaos.leader(self.info)
         follower = next(m for m in self.masters() if m["name"] != leader)
         groups = [[follower], [m for m in self.masters() if m is not follower]]
-        chaos.split(groups, "cut")
-        chaos.failpoint(follower, {"stale_reads": True})
+        failpoints.split(groups, "cut")
+        failpoints.failpoint(follower, {"stale_reads": True})
         self._undo += [("fresh_reads", follower), ("heal", groups)]
         self.note(f"stale-reads: {follower['name']} cut off and serving reads from its own replica")
 
@@ -159,16 +159,16 @@ class Nemesis:
                 self.net.heal()
                 self.note("healed the network")
             elif action == "fresh_reads":
-                chaos.failpoint(what, {"stale_reads": False})
+                failpoints.failpoint(what, {"stale_reads": False})
             elif action == "clock_step":
                 m, step = what
                 try:
-                    chaos.failpoint(m, {"clock_step": step})
-                except chaos.FailpointError:
+                    failpoints.failpoint(m, {"clock_step": step})
+                except failpoints.FailpointError:
                     pass  # killed or restarted meanwhile: its clock is right again
                 self.note(f"{m['name']}'s wall clock stepped back")
             elif action == "heal":
-                chaos.split(what, "heal")
+                failpoints.split(what, "heal")
                 self.note("healed the partition")
             else:
                 up.restart_master(self.info, what["name"])

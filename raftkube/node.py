@@ -5,7 +5,9 @@
 
 Each node keeps its pods under ROOT_DIR/NAME (default: STATE_DIR/nodes, else .raftkube-nodes). Its pods get
 addresses from --pod-cidr, a /24 on the loopback range (any 127/8 address is bindable without root); the node's
-own address (InternalIP, where its kubelet server listens) is that network's first address.
+own address (InternalIP, where its kubelet server listens) is that network's first address. Pod IPs on loopback
+reach only the pods of one host; nodes in separate containers (docker-compose.yml) route theirs to each other
+with `--pod-network host-gw --cluster-cidr CIDR` (node/pod_network.py).
 """
 from __future__ import annotations
 
@@ -17,9 +19,11 @@ import os
 import signal
 import socket
 import zlib
+from typing import TYPE_CHECKING
 
 import uvloop
 
+from api.client import ApiClient
 from node import metrics as node_metrics
 from node.kubelet import Kubelet, KubeletConfig
 from node.kubelet_auth import BearerToken
@@ -28,6 +32,9 @@ from node.runtime_fake import FakeRuntime
 from node.runtime_process import ProcessRuntime
 from node.stats import StatsCollector
 from raftkube import client_flags, logs
+
+if TYPE_CHECKING:
+    from node.pod_network import HostGateway
 
 log = logging.getLogger("raftkube.node")
 
@@ -60,6 +67,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fake runtime: seconds before a container runs (default 0.5)")
     p.add_argument("--fake-run-time", type=float, default=2.0,
                    help="fake runtime: seconds a Never/OnFailure container runs before it exits (default 2)")
+    p.add_argument("--pod-network", choices=["loopback", "host-gw"], default="loopback",
+                   help="loopback: pod IPs reach this host only (default); host-gw: routed between the nodes of "
+                        "--cluster-cidr through their InternalIPs, as flannel's host-gw (needs CAP_NET_ADMIN)")
+    p.add_argument("--cluster-cidr", help="host-gw: the pod network of the whole cluster, e.g. 10.244.0.0/16")
     p.add_argument("--proxy", action=argparse.BooleanOptionalAction, default=None,
                    help="also run kube-proxy for this host (default: with the process runtime)")
 
@@ -92,8 +103,25 @@ def run(args: argparse.Namespace) -> int:
             ipaddress.ip_network(args.pod_cidr, strict=False)
     except ValueError as exc:
         raise SystemExit(f"raftkube node: --pod-cidr {args.pod_cidr!r}: {exc}") from None
+    if args.pod_network == "host-gw" and not (args.pod_cidr and args.cluster_cidr and args.count is None):
+        raise SystemExit("raftkube node: --pod-network host-gw routes one node's --pod-cidr inside --cluster-cidr: "
+                         "give both (and no --count)")
     uvloop.run(_main(args))
     return 0
+
+
+async def _pod_network(args: argparse.Namespace, client: ApiClient) -> HostGateway | None:
+    """The host-gw agent with this node's own routes in place (before any pod binds its IP), or None."""
+    if args.pod_network != "host-gw":
+        return None
+    from node.pod_network import HostGateway  # pyroute2: Linux netlink, only where routes are made
+
+    try:
+        network = HostGateway(client, name=args.name, pod_cidr=args.pod_cidr, cluster_cidr=args.cluster_cidr)
+    except ValueError as exc:
+        raise SystemExit(f"raftkube node {args.name}: {exc}") from None
+    await network.setup()
+    return network
 
 
 async def _main(args: argparse.Namespace) -> None:
@@ -124,8 +152,11 @@ async def _main(args: argparse.Namespace) -> None:
         k.kubelet_port = port
     log.info("%d node(s) %s, runtime %s, kubelet server on http://%s:%d", len(kubelets), ", ".join(names[:5]) +
              (" ..." if len(names) > 5 else ""), args.runtime, address, port)
+    network = await _pod_network(args, client)
     tasks = [asyncio.create_task(k.run(), name=f"kubelet {k.name}") for k in kubelets]
     tasks.append(asyncio.create_task(stats.run(), name="stats"))
+    if network is not None:
+        tasks.append(asyncio.create_task(network.run(), name="pod network"))
     proxy_on = args.proxy if args.proxy is not None else args.runtime == "process"
     if proxy_on:
         from node.proxy import Proxy

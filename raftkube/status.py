@@ -1,5 +1,9 @@
 """`raftkube status`: every master's Raft role, term, commit and applied index (through its KV API), who holds
-the controller-manager and scheduler Leases, and each node's readiness and pod count (through the kube API)."""
+the controller-manager and scheduler Leases, and each node's readiness and pod count (through the kube API).
+
+For scripts: `-o json` prints the same as one JSON object, and the exit code is 1 when there is no leader or a
+master cannot be reached (0 when every master answers and they agree on one leader). `--compose` reads the
+compose cluster of the current directory (raftkube/compose_cluster.py) instead of a local one."""
 from __future__ import annotations
 
 import argparse
@@ -11,11 +15,14 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from raftkube import cluster_file
+from raftkube.compose_cluster import ComposeCluster
+from raftkube.local_cluster import LocalCluster
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state-dir", default=".raftkube")
+    p.add_argument("--compose", action="store_true", help="the compose cluster of this directory (make compose-up)")
+    p.add_argument("-o", "--output", choices=["text", "json"], default="text")
     p.add_argument("--watch", nargs="?", type=float, const=1.0, metavar="SECONDS",
                    help="redraw every SECONDS (default 1) until Ctrl-C: watch a failover live")
 
@@ -40,7 +47,7 @@ def collect(info: dict[str, Any]) -> list[dict[str, Any]]:
         answers = list(pool.map(lambda m: kv_status(m["kv"]), info["masters"]))
     rows = []
     for m, st in zip(info["masters"], answers):
-        row = {"name": m["name"], "pid": m["pid"], "reachable": st is not None}
+        row = {"name": m["name"], **{k: m[k] for k in ("pid", "container") if k in m}, "reachable": st is not None}
         if st:
             row.update(role=role(st), term=int(st.get("raftTerm", 0)), commit=int(st.get("raftIndex", 0)),
                        applied=int(st.get("raftAppliedIndex", 0)), revision=int(st["header"]["revision"]))
@@ -60,8 +67,8 @@ def kube_get(info: dict[str, Any], path: str, timeout: float = 1.5) -> dict[str,
     token = up.token_for(info["state_dir"], "admin") if os.path.exists(
         os.path.join(info["state_dir"], "tokens.csv")) else None
     context = ssl.create_default_context(cafile=info["ca"]) if info.get("ca") else None
-    for m in info["masters"]:
-        req = urllib.request.Request(f"{m['api']}{path}?resourceVersion=0",
+    for api in [m["api"] for m in info["masters"] if m.get("api")] or [info["api"]]:
+        req = urllib.request.Request(f"{api}{path}?resourceVersion=0",
                                      headers={"Authorization": f"Bearer {token}"} if token else {})
         try:
             with urllib.request.urlopen(req, timeout=timeout, context=context) as r:
@@ -96,12 +103,14 @@ def kube_summary(info: dict[str, Any]) -> dict[str, Any]:
 
 
 def render(rows: list[dict[str, Any]], kube: dict[str, Any] | None = None) -> str:
-    lines = [f"{'MASTER':8} {'PID':>7} {'ROLE':10} {'TERM':>5} {'COMMIT':>8} {'APPLIED':>8} {'LAG':>5} {'REVISION':>9}"]
+    where = "container" if any("container" in r for r in rows) else "pid"  # a compose cluster's, or processes
+    lines = [f"{'MASTER':8} {where.upper():>9} {'ROLE':11} {'TERM':>5} {'COMMIT':>8} {'APPLIED':>8} {'LAG':>5} "
+             f"{'REVISION':>9}"]
     for r in rows:
         if not r["reachable"]:
-            lines.append(f"{r['name']:8} {r['pid']:>7} {'unreachable':10}")
+            lines.append(f"{r['name']:8} {r.get(where, '-'):>9} {'unreachable':11}")
             continue
-        lines.append(f"{r['name']:8} {r['pid']:>7} {r['role']:10} {r['term']:>5} {r['commit']:>8} "
+        lines.append(f"{r['name']:8} {r.get(where, '-'):>9} {r['role']:11} {r['term']:>5} {r['commit']:>8} "
                      f"{r['applied']:>8} {r.get('lag', '-'):>5} {r['revision']:>9}")
     leaders = [r["name"] for r in rows if r.get("role") == "leader"]
     lines.append(f"leader: {', '.join(leaders) if leaders else 'none (no quorum?)'}")
@@ -114,18 +123,37 @@ def render(rows: list[dict[str, Any]], kube: dict[str, Any] | None = None) -> st
     return "\n".join(lines)
 
 
-def screen(state_dir: str) -> str:
-    info = cluster_file.read(state_dir)  # re-read each time: pids change
-    return render(collect(info), kube_summary(info))
+def snapshot(cluster: LocalCluster | ComposeCluster) -> dict[str, Any]:
+    """Everything status shows, read afresh (pids and containers change): {"masters", "leader", "kube"}."""
+    info = cluster.info()
+    rows = collect(info)
+    leaders = [r["name"] for r in rows if r.get("role") == "leader"]
+    return {"masters": rows, "leader": leaders[0] if len(leaders) == 1 else None, "kube": kube_summary(info)}
+
+
+def healthy(state: dict[str, Any]) -> bool:
+    """One leader, and every master answers."""
+    return state["leader"] is not None and all(r["reachable"] for r in state["masters"])
+
+
+def show(state: dict[str, Any], output: str) -> str:
+    return json.dumps(state, indent=2) if output == "json" else render(state["masters"], state["kube"])
+
+
+def target(args: argparse.Namespace) -> LocalCluster | ComposeCluster:
+    """The cluster a command acts on: the compose one of this directory, or the local one of --state-dir."""
+    return ComposeCluster() if args.compose else LocalCluster(args.state_dir)
 
 
 def run(args: argparse.Namespace) -> int:
+    cluster = target(args)
     if not args.watch:
-        print(screen(args.state_dir))
-        return 0
+        state = snapshot(cluster)
+        print(show(state, args.output))
+        return 0 if healthy(state) else 1
     try:
         while True:
-            text = screen(args.state_dir)
+            text = show(snapshot(cluster), args.output)
             print(f"\033[H\033[J{time.strftime('%H:%M:%S')}  (Ctrl-C to stop)\n{text}", flush=True)
             time.sleep(args.watch)
     except KeyboardInterrupt:

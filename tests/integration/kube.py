@@ -213,11 +213,12 @@ class Kubectl:
                                 stderr=subprocess.PIPE, text=True)
 
 
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> None:
-    """Poll `condition` (a blocking one, for the blocking kubectl) until it is truthy, or fail after `timeout`."""
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    """Poll `condition` (a blocking one, for the blocking kubectl) until it is truthy, or fail after `timeout`;
+    its truthy value."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():
-            return
+        if value := condition():
+            return value
         time.sleep(0.1)
     raise AssertionError(f"{what}: not seen within {timeout}s")

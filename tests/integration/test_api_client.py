@@ -133,3 +133,26 @@ async def test_a_watch_on_a_follower_keeps_flowing_while_the_leader_dies(secured
         await events.aclose()
         await watching.close()
         await writer.close()
+
+
+async def test_a_watch_hears_a_bookmark_within_its_interval_while_the_selector_filters_every_event(secured):
+    """A quiet watch gets a BOOKMARK every 5 s of silence on the wire, even while events it does not select keep
+    coming: the client's dead-server timeout (api/client.py WATCH_SILENCE) counts on it."""
+    c, client = secured
+    url = f"{c.master('m1')['api']}/api/v1/namespaces/default/configmaps"
+    params = {"watch": "true", "resourceVersion": "0", "allowWatchBookmarks": "true", "labelSelector": "app=none"}
+
+    async def churn() -> None:
+        for i in range(40):
+            await client.create("configmaps", configmap(f"churn-{i}", app="other"))
+            await asyncio.sleep(0.2)
+
+    writer = asyncio.create_task(churn())
+    started = asyncio.get_running_loop().time()
+    try:
+        async with client.session.get(url, params=params, timeout=aiohttp.ClientTimeout(total=20)) as r:
+            line = await asyncio.wait_for(r.content.readline(), 10)
+        assert b'"BOOKMARK"' in line
+        assert asyncio.get_running_loop().time() - started < 8.0
+    finally:
+        writer.cancel()

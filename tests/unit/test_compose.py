@@ -1,5 +1,6 @@
 """docker-compose.yml is `raftkube compose --masters 3`'s output, and its commands are valid."""
 import argparse
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -19,33 +20,58 @@ def test_the_committed_files_are_the_generated_ones():
         assert f.read() == compose.haproxy_config(3)
 
 
+def _parse(module, command):
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    return parser.parse_args(command[1:])
+
+
 def test_each_master_command_is_one_raftkube_master_accepts():
     for masters in (3, 5, 7):
         doc = yaml.safe_load(compose.compose_file(masters))
         ms = [n for n in doc["services"] if n.startswith("m")]
         assert ms == [f"m{i + 1}" for i in range(masters)]
         for name in ms:
-            command = doc["services"][name]["command"]
-            parser = argparse.ArgumentParser()
-            master.add_arguments(parser)
-            args = parser.parse_args(command[1:])
+            service = doc["services"][name]
+            args = _parse(master, service["command"])
             assert args.name == name and len(args.peers.split(",")) == masters - 1
-            assert set(doc["services"][name]["secrets"]) == set(compose.SECRETS)
+            assert args.ca_file and args.service_cluster_ip_range == "127.96.0.0/16"  # kube-proxy's loopback range
+            assert set(service["secrets"]) == set(compose.SECRETS)
+            assert service["ports"] == [f"127.0.0.1:{compose.kv_port(name)}:2379"]  # the host's loopback only
+        assert [s for s in doc["services"] if "build" in doc["services"][s]] == ["m1"]  # one image, built once
         for name in compose.NODES:
-            parser = argparse.ArgumentParser()
-            node.add_arguments(parser)
-            args = parser.parse_args(doc["services"][name]["command"][1:])
+            service = doc["services"][name]
+            args = _parse(node, service["command"])
             assert args.name == name and len(args.server.split(",")) == masters
-            assert set(doc["services"][name]["secrets"]) <= set(doc["secrets"])
-        assert doc["services"]["haproxy"]["ports"] == ["127.0.0.1:6443:6443"]  # the host's loopback only
-        assert compose.haproxy_config(masters).count(" check check-ssl") == masters
+            assert args.pod_network == "host-gw" and args.node_ip == service["networks"]["cluster"]["ipv4_address"]
+            assert set(service["secrets"]) <= set(doc["secrets"])
+            assert service["cap_add"] == ["NET_ADMIN"] and service["entrypoint"][0] == "setpriv"
+        assert doc["services"]["haproxy"]["ports"] == ["127.0.0.1:6443:6443"]
+        assert compose.haproxy_config(masters).count(" check check-ssl") == 2 * masters  # ready and alive
+
+
+def test_every_container_has_its_own_address_and_every_node_its_own_pod_network():
+    doc = yaml.safe_load(compose.compose_file(7))
+    subnet = ipaddress.ip_network(doc["networks"]["cluster"]["ipam"]["config"][0]["subnet"])
+    addresses = [ipaddress.ip_address(s["networks"]["cluster"]["ipv4_address"]) for s in doc["services"].values()]
+    assert len(set(addresses)) == len(addresses) and all(a in subnet for a in addresses)
+    cidrs = [ipaddress.ip_network(compose.pod_cidr(n)) for n in compose.NODES]
+    assert len(set(cidrs)) == len(cidrs)
+    assert all(c.subnet_of(ipaddress.ip_network(compose.CLUSTER_CIDR)) for c in cidrs)
 
 
 def test_secrets_and_a_kubeconfig_for_the_host(tmp_path):
-    compose.make_secrets(str(tmp_path / "s"), 3)
-    made = set(os.listdir(tmp_path / "s"))
+    """Readable by the containers' user inside a folder only the owner enters; kept when made again."""
+    secrets = tmp_path / "s"
+    compose.make_secrets(str(secrets))
+    made = set(os.listdir(secrets))
     assert {"cluster.secret", "tokens.csv", "server.crt", "server.key", "ca.crt", "kubeconfig", "node.token"} <= made
-    assert oct(os.stat(tmp_path / "s" / "server.key").st_mode & 0o777) == "0o600"
+    assert oct(os.stat(secrets).st_mode & 0o777) == "0o700"
+    assert oct(os.stat(secrets / "server.key").st_mode & 0o777) == "0o644"
+    assert oct(os.stat(secrets / "kubeconfig").st_mode & 0o777) == "0o600"
+    before = (secrets / "cluster.secret").read_text(), (secrets / "server.crt").read_text()
+    compose.make_secrets(str(secrets))
+    assert ((secrets / "cluster.secret").read_text(), (secrets / "server.crt").read_text()) == before
 
 
 @pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed (.ci/run installs it)")
