@@ -103,7 +103,7 @@ class _Processes:
             deadline = time.monotonic() + READY_TIMEOUT
             while time.monotonic() < deadline:
                 try:
-                    nodes = (await client.list("nodes"))["items"]
+                    nodes, _ = await client.list("nodes")
                 except (ApiClientError, OSError, asyncio.TimeoutError):
                     nodes = []
                 ready = {n["metadata"]["name"] for n in nodes if any(

@@ -14,7 +14,7 @@ from raftkube.testing import AsyncCluster, Cluster, ClusterError, check_lineariz
 
 
 def processes_of(state_dir: str) -> list[int]:
-    """Pids whose command line names the state dir (masters, control planes, nodes)."""
+    """Pids whose command line names the state dir (masters, control planes, node agents)."""
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -93,7 +93,7 @@ async def test_the_async_cluster(tmp_path):
 USER_TESTS = '''
 import pytest
 
-@pytest.mark.raftkube(masters=1, control_plane=False)
+@pytest.mark.raftkube(masters=1, nodes=1, control_plane=False)
 def test_fails_while_its_cluster_runs(raftkube_cluster):
     raftkube_cluster.kv.put(b"k", b"v")
     print("STATE_DIR=" + raftkube_cluster.state_dir)
@@ -117,4 +117,5 @@ def test_the_pytest_plugin_leaves_no_process_behind_even_when_a_test_fails(tmp_p
     assert len(state_dirs) == 3
     for state_dir in state_dirs:
         assert processes_of(state_dir) == [], state_dir
+    assert os.path.exists(f"{state_dirs[0]}/logs/fake.log"), "the failing test's node ran (and is gone too)"
     assert "state and logs are kept" in run.stderr + run.stdout, "the failed test's logs are pointed at"
