@@ -1,7 +1,7 @@
 """The Linux calls a pod's sandbox needs and Python 3.11's os module lacks (os.unshare and os.setns arrive in 3.12,
 mount and pivot_root never): unshare, setns, mount, umount2, pivot_root and prctl, called in libc through ctypes.
 
-Standard library only: node/isolate.py, which uses it, runs as a script outside the kubelet's virtualenv. Each call
+Standard library only: node/enter.py, which uses it, runs as a script outside the kubelet's virtualenv. Each call
 raises OSError with errno and the call's name, as os's own functions do.
 """
 from __future__ import annotations
