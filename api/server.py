@@ -44,6 +44,7 @@ from api.authorization import Authorizer
 from api.cluster_ips import DEFAULT_RANGE, ClusterIPRange
 from api.encryption import Transformer
 from api.errors import ApiError
+from api.impersonation import Impersonation
 from api.inflight import InFlight
 from api.kubelet_client import KubeletClient
 from api.metrics import TARGET, ApiMetrics
@@ -123,7 +124,8 @@ class ApiServer:
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[metrics_middleware(self.metrics), self.authenticator.middleware,
-                                           self.inflight.middleware, self.authorizer.middleware(parse_path), _errors],
+                                           Impersonation(self.authorizer).middleware, self.inflight.middleware,
+                                           self.authorizer.middleware(parse_path), _errors],
                               client_max_size=MAX_BODY)
         app.router.add_get("/metrics", metrics_handler(self.metrics.registry))  # with a token: api/metrics.py
         for path in ("/version", "/version/"):
