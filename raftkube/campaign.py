@@ -18,13 +18,14 @@ import argparse
 import asyncio
 import json
 import os
+import ssl
 import sys
 import tempfile
 import time
 from typing import Any
 
 from kvstore.client import KVClient, prefix_end, unb64
-from raftkube import cluster_file, up
+from raftkube import cluster_file, kv_access, up
 from raftkube.history_checks import availability, check_durability, check_leases, check_watch
 from raftkube.linearizability import FAILED, OK, UNKNOWN, check
 from raftkube.nemesis import FAULTS, NET_FAULTS, Nemesis, leader_monitor_row
@@ -72,7 +73,7 @@ async def campaign(state_dir: str, *, seconds: float, masters: int = 3, faults: 
             if not up.wait_ready(info):
                 raise RuntimeError(f"the masters did not become ready; see {state_dir}/logs")
             workload = Workload([m["kv"] for m in info["masters"]], clients=clients, seed=seed, leases=leases,
-                                big_values=big_values)
+                                big_values=big_values, tls=kv_access.context(info.get("kv_tls")))
             return await _run(info, workload, seconds, faults, seed, stale_reads)
         finally:
             up.stop(state_dir)
@@ -84,7 +85,7 @@ async def campaign(state_dir: str, *, seconds: float, masters: int = 3, faults: 
 async def _run(info: dict[str, Any], workload: Workload, seconds: float, faults: list[str], seed: int,
                stale_reads: bool) -> dict[str, Any]:
     endpoints = [m["kv"] for m in info["masters"]]
-    async with KVClient(endpoints[0]) as kv:
+    async with KVClient(endpoints[0], tls=workload.tls) as kv:
         start_revision = int((await kv.status())["header"]["revision"]) + 1
     nemesis = Nemesis(info, [] if stale_reads else faults, seed=seed)
     if stale_reads:
@@ -101,7 +102,7 @@ async def _run(info: dict[str, Any], workload: Workload, seconds: float, faults:
         await workload.close()
     if not await asyncio.to_thread(up.wait_ready, info, 30.0):
         raise RuntimeError("the cluster did not recover after the faults were healed")
-    final_values, reference = await _final_state(endpoints, start_revision)
+    final_values, reference = await _final_state(endpoints, start_revision, workload.tls)
     result = check(workload.history, budget=120)
     watch_problems = [f"watcher {i}: {p}" for i, log in enumerate(workload.watch_logs)
                       for p in check_watch(log.events, log.start_revision, reference)]
@@ -135,10 +136,11 @@ async def _watch_leaders(info: dict[str, Any], out: list[tuple[float, str | None
         await asyncio.sleep(0.2)
 
 
-async def _final_state(endpoints: list[str], start_revision: int) -> tuple[dict[str, bytes], list]:
+async def _final_state(endpoints: list[str], start_revision: int, tls: ssl.SSLContext | None
+                       ) -> tuple[dict[str, bytes], list]:
     """Every set key now with its value, read linearizably, and the reference history: a watch from the first
     revision."""
-    async with KVClient(endpoints[0], timeout=60) as kv:
+    async with KVClient(endpoints[0], timeout=60, tls=tls) as kv:
         res = await kv.range(SET_PREFIX.encode(), prefix_end(SET_PREFIX.encode()))
         values = {unb64(item["key"]).decode(): unb64(item.get("value")) for item in res.get("kvs") or []}
         last = int(res["header"]["revision"])

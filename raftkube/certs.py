@@ -83,3 +83,15 @@ def ensure(pki_dir: str, hosts: list[str]) -> dict[str, str]:
     _write(paths["server.key"], key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                   serialization.NoEncryption()), private=True)
     return paths
+
+
+def new_ca(common_name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A self-signed CA of its own, for one purpose (the KV port's: raftkube/kv_pki.py): it signs leaves only."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = _name(common_name)
+    cert = (_builder(name, name, key.public_key(), now)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(_usage(cert_sign=True), critical=True)
+            .sign(key, hashes.SHA256()))
+    return cert, key

@@ -27,7 +27,7 @@ import signal
 import time
 from typing import Any
 
-from raftkube import chaos, failpoints, member, status, up
+from raftkube import chaos, failpoints, kv_access, member, status, up
 from raftkube.netns import Network
 
 FAULTS = ["kill-leader", "kill-random", "kill-all", "pause-leader", "partition-leader", "partition-half", "bridge",
@@ -48,6 +48,7 @@ class Nemesis:
         if "bridge" in faults and len(info["masters"]) < 5:
             faults = [f for f in faults if f != "bridge"]
         self.info = info
+        self.tls = kv_access.context(info.get("kv_tls"))  # the failpoints are on the masters' KV ports
         self.faults = faults
         self.rng = random.Random(seed)
         self.healthy = healthy
@@ -99,7 +100,7 @@ class Nemesis:
         elif fault == "clock-step":
             m = self._leader()
             step = self.rng.choice([CLOCK_STEP, -CLOCK_STEP])
-            failpoints.failpoint(m, {"clock_step": step})
+            failpoints.failpoint(m, {"clock_step": step}, self.tls)
             self._undo.append(("clock_step", (m, -step)))
             self.note(f"clock-step: {m['name']}'s wall clock {step:+.0f}s")
         elif fault == "pause-leader":
@@ -121,7 +122,7 @@ class Nemesis:
                 self._undo.append(("net_heal", None))
             else:
                 self._undo.append(("heal", groups))
-                failpoints.split(groups, "cut")
+                failpoints.split(groups, "cut", self.tls)
             self.note(f"{fault}: " + " | ".join(",".join(m["name"] for m in g) for g in groups))
 
     def _groups(self, fault: str) -> list[list[dict[str, Any]]]:
@@ -143,8 +144,8 @@ class Nemesis:
         leader = chaos.leader(self.info)
         follower = next(m for m in self.masters() if m["name"] != leader)
         groups = [[follower], [m for m in self.masters() if m is not follower]]
-        failpoints.split(groups, "cut")
-        failpoints.failpoint(follower, {"stale_reads": True})
+        failpoints.split(groups, "cut", self.tls)
+        failpoints.failpoint(follower, {"stale_reads": True}, self.tls)
         self._undo += [("fresh_reads", follower), ("heal", groups)]
         self.note(f"stale-reads: {follower['name']} cut off and serving reads from its own replica")
 
@@ -159,16 +160,16 @@ class Nemesis:
                 self.net.heal()
                 self.note("healed the network")
             elif action == "fresh_reads":
-                failpoints.failpoint(what, {"stale_reads": False})
+                failpoints.failpoint(what, {"stale_reads": False}, self.tls)
             elif action == "clock_step":
                 m, step = what
                 try:
-                    failpoints.failpoint(m, {"clock_step": step})
+                    failpoints.failpoint(m, {"clock_step": step}, self.tls)
                 except failpoints.FailpointError:
                     pass  # killed or restarted meanwhile: its clock is right again
                 self.note(f"{m['name']}'s wall clock stepped back")
             elif action == "heal":
-                failpoints.split(what, "heal")
+                failpoints.split(what, "heal", self.tls)
                 self.note("healed the partition")
             else:
                 up.restart_master(self.info, what["name"])

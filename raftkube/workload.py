@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,8 +75,10 @@ class WatchLog:
 
 class Workload:
     def __init__(self, endpoints: list[str], *, keys: int = 8, clients: int = 6, watchers: int = 2,
-                 leases: int = 0, big_values: float = 0.0, seed: int = 0, timeout: float = 3.0) -> None:
+                 leases: int = 0, big_values: float = 0.0, seed: int = 0, timeout: float = 3.0,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.endpoints = endpoints
+        self.tls = tls  # the KV ports' CA and a client certificate (raftkube/kv_access.py)
         self.keys = [f"k{i}" for i in range(keys)]
         self.clients = clients
         self.watchers = watchers
@@ -91,7 +94,7 @@ class Workload:
 
     def kv(self, endpoint: str) -> KVClient:
         if endpoint not in self._kv:
-            self._kv[endpoint] = KVClient(endpoint, timeout=self.timeout)
+            self._kv[endpoint] = KVClient(endpoint, timeout=self.timeout, tls=self.tls)
         return self._kv[endpoint]
 
     async def close(self) -> None:
