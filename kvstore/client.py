@@ -41,7 +41,8 @@ def prefix_end(prefix: bytes) -> bytes:
 
 
 class KVClient:
-    """`tls`: for an https endpoint, the CA and client certificate (kvstore/tls.py `client_context`); a shared
+    """`tls`: for an https endpoint, the CA and client certificate (kvstore/tls.py `client_context`), in every
+    request and in the connector of the session it makes (so `session` serves raw requests too); a shared
     `session` may hold it in its connector instead."""
 
     def __init__(self, endpoint: str, *, timeout: float = 5.0, session: aiohttp.ClientSession | None = None,
@@ -61,7 +62,7 @@ class KVClient:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ssl=self._ssl))
         return self._session
 
     async def close(self) -> None:
