@@ -69,7 +69,7 @@ class EtcdCluster:
         peer_urls = {n: f"http://127.0.0.1:{ports[2 * i]}" for i, n in enumerate(self.names)}
         self.client_urls = {n: f"https://127.0.0.1:{ports[2 * i + 1]}" for i, n in enumerate(self.names)}
         pki = os.path.join(self.dir, "pki")
-        kv_pki.ensure(pki, {n: kv_pki.LOCAL_NAMES for n in self.names})
+        kv_pki.ensure(pki, {n: kv_pki.LOCAL_NAMES for n in self.names}, servers_are_clients=True)
         self.kv_tls = kv_pki.cluster_entry(pki)
         initial = ",".join(f"{n}={url}" for n, url in peer_urls.items())
         token = "bench-" + secrets.token_hex(4)

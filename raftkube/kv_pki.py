@@ -42,9 +42,12 @@ def server_leaf(name: str) -> str:
     return f"server-{name}"
 
 
-def ensure(pki_dir: str, servers: dict[str, list[str]]) -> None:
+def ensure(pki_dir: str, servers: dict[str, list[str]], *, servers_are_clients: bool = False) -> None:
     """The CA, the client certificates and a serving certificate per master (name -> the names and addresses it is
-    reached by) in `pki_dir`, those missing made. Without the CA's key every certificate is made again."""
+    reached by) in `pki_dir`, those missing made. Without the CA's key every certificate is made again.
+    `servers_are_clients`: serving certificates for clientAuth too, as kubeadm makes etcd's, for a real etcd (the
+    bench's): its JSON gateway dials its own gRPC server with its serving certificate. A master's are not: it calls
+    KV ports with the API servers' certificate, and a stolen serving key does not make a KV client."""
     os.makedirs(pki_dir, mode=0o700, exist_ok=True)
     ca_crt, ca_key = pair(pki_dir, "ca")
     fresh = not (os.path.exists(ca_crt) and os.path.exists(ca_key))
@@ -52,7 +55,7 @@ def ensure(pki_dir: str, servers: dict[str, list[str]]) -> None:
         _save(*certs.new_ca(CA_NAME), ca_crt, ca_key)
     ca, key = _load_ca(pki_dir)
     leaves = {leaf: (common_name, [], True) for leaf, common_name in CLIENTS.items()}
-    leaves.update({server_leaf(name): (name, hosts, False) for name, hosts in servers.items()})
+    leaves.update({server_leaf(name): (name, hosts, servers_are_clients) for name, hosts in servers.items()})
     for leaf, (common_name, hosts, client) in leaves.items():
         crt_path, key_path = pair(pki_dir, leaf)
         if fresh or not (os.path.exists(crt_path) and os.path.exists(key_path)):

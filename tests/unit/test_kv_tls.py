@@ -187,3 +187,14 @@ def test_no_kv_flags_is_a_plain_port_and_a_warning(caplog):
     with caplog.at_level("WARNING", logger="raftkube.master"):
         assert kv_flags.server_tls(_args()) is None
     assert "plain HTTP without authentication" in caplog.text
+
+
+def test_a_real_etcds_serving_certificates_are_client_certificates_too(tmp_path):
+    """etcd's JSON gateway dials its own gRPC server with its serving certificate (bench/etcd_cluster.py)."""
+    pki = str(tmp_path / "pki")
+    kv_pki.ensure(pki, {"e1": kv_pki.LOCAL_NAMES}, servers_are_clients=True)
+    for purpose in ("sslserver", "sslclient"):
+        out = subprocess.run(["openssl", "verify", "-x509_strict", "-purpose", purpose, "-CAfile",
+                              kv_pki.pair(pki, "ca")[0], kv_pki.pair(pki, kv_pki.server_leaf("e1"))[0]],
+                             capture_output=True, text=True)
+        assert out.returncode == 0, purpose + out.stdout + out.stderr
