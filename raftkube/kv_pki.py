@@ -52,14 +52,14 @@ def ensure(pki_dir: str, servers: dict[str, list[str]], *, servers_are_clients: 
     ca_crt, ca_key = pair(pki_dir, "ca")
     fresh = not (os.path.exists(ca_crt) and os.path.exists(ca_key))
     if fresh:
-        _save(*certs.new_ca(CA_NAME), ca_crt, ca_key)
+        certs.save(*certs.new_ca(CA_NAME), ca_crt, ca_key)
     ca, key = _load_ca(pki_dir)
     leaves = {leaf: (common_name, [], True) for leaf, common_name in CLIENTS.items()}
     leaves.update({server_leaf(name): (name, hosts, servers_are_clients) for name, hosts in servers.items()})
     for leaf, (common_name, hosts, client) in leaves.items():
         crt_path, key_path = pair(pki_dir, leaf)
         if fresh or not (os.path.exists(crt_path) and os.path.exists(key_path)):
-            _save(*certs.issue(ca, key, common_name, server_names=hosts, client=client), crt_path, key_path)
+            certs.save(*certs.issue(ca, key, common_name, server_names=hosts, client=client), crt_path, key_path)
 
 
 def cluster_entry(pki_dir: str) -> dict[str, str]:
@@ -78,15 +78,6 @@ def shared_flags(ca: str, client: tuple[str, str]) -> tuple[str, ...]:
 def server_flags(server: tuple[str, str]) -> tuple[str, ...]:
     """A master's own serving certificate and key, as flags."""
     return "--kv-cert-file", server[0], "--kv-key-file", server[1]
-
-
-def _save(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, crt_path: str, key_path: str) -> None:
-    for path, data, mode in ((crt_path, cert.public_bytes(serialization.Encoding.PEM), 0o644),
-                             (key_path, key.private_bytes(serialization.Encoding.PEM,
-                                                          serialization.PrivateFormat.PKCS8,
-                                                          serialization.NoEncryption()), 0o600)):
-        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "wb") as f:
-            f.write(data)
 
 
 def _load_ca(pki_dir: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:

@@ -13,12 +13,12 @@ import subprocess
 import aiohttp
 import grpc
 import pytest
-from aiohttp import web
 
-from kvstore import http2, kv_port, tls
+from kvstore import http2, tls
 from kvstore.etcdpb import message
-from kvstore.grpc_wire import GrpcServer, Method
+from kvstore.grpc_wire import Method
 from raftkube import kv_flags, kv_pki
+from tests.unit.kv_port_server import serving
 
 PutRequest = message("etcdserverpb.PutRequest")
 PutResponse = message("etcdserverpb.PutResponse")
@@ -51,21 +51,10 @@ async def server(pki):
     async def echo(request, call):
         return PutResponse(header={"revision": len(request.value)})
 
-    async def hello(request: web.Request) -> web.Response:
-        return web.Response(text="gateway")
-
-    app = web.Application()
-    app.router.add_get("/hello", hello)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    grpc_server = GrpcServer({"/t.T/Echo": Method(echo, PutRequest)})
     context = tls.server_context(*kv_pki.pair(pki, kv_pki.server_leaf("m1")),
                                  trusted_ca_file=kv_pki.pair(pki, "ca")[0], client_cert_auth=True)
-    listener = await kv_port.serve(runner, grpc_server, "127.0.0.1", 0, tls=context)
-    yield listener.sockets[0].getsockname()[1]
-    listener.close()
-    grpc_server.close()
-    await runner.cleanup()
+    async with serving({"/t.T/Echo": Method(echo, PutRequest)}, "gateway", context) as port:
+        yield port
 
 
 def _read(path: str) -> bytes:
