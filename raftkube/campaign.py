@@ -62,7 +62,7 @@ async def campaign(state_dir: str, *, seconds: float, masters: int = 3, faults: 
             net.create()
             net.write_layout(state_dir)
         # Keep the whole history (no auto-compaction): the watch check replays it from the first revision.
-        info = up.start(state_dir, masters, 0, ("--no-control-plane", "--auto-compaction-retention", "0",
+        info = up.start(state_dir, masters, 0, ("--no-control-plane", "--enable-failpoints", "--auto-compaction-retention", "0",
                                                 "--snapshot-entries", str(snapshot_entries)),
                         netns=net and net.namespaces())
         if net is not None:
