@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 OK, FAILED, UNKNOWN = "ok", "failed", "unknown"
 
@@ -34,6 +34,7 @@ class Op:
     succeeded: bool = True  # cas: did the compare hold
     client: int = 0
     id: int = field(default=0, compare=False)
+    via: str = ""  # the server the client sent it to, when known (shown, never checked)
 
 
 def step(state: Any, op: Op) -> tuple[bool, Any]:
@@ -165,27 +166,48 @@ def _explains(op: Op, ops: list[Op]) -> bool:
 
 
 def minimal_failing(ops: list[Op], initial: Any = None, budget: float = 10.0) -> list[Op]:
-    """A smallest sub-history of one key's operations that is still not linearizable (delta debugging, one
-    operation at a time: drop it if the rest still fails), in time order: what a reader needs to see why. Writes
-    whose value a kept read saw stay, so a stale read is shown with the writes it is stale against.
-    Unknown operations are kept as unknown. `ops` must fail the check; what is left when the budget runs out is
-    returned as it is."""
+    """A smallest sub-history of one key's operations that is still not linearizable, in time order: what a reader
+    needs to see why. First the shortest failing prefix (by call time), then delta debugging, one operation at a
+    time (drop it if the rest still fails), pass after pass until a pass drops nothing. Writes whose value a kept
+    read saw stay, so a stale read is shown with the writes it is stale against. Unknown operations are kept as
+    unknown. `ops` must fail the check; what is left when the budget runs out is returned as it is."""
     deadline = time.monotonic() + budget
     kept = sorted((Op(**{**op.__dict__, "ret": math.inf}) if op.outcome == UNKNOWN else op for op in ops
                    if not (op.outcome == FAILED or (op.outcome == UNKNOWN and op.kind == "read"))),
                   key=lambda o: o.call)
-    i = 0
-    while i < len(kept) and time.monotonic() < deadline:
-        if _explains(kept[i], kept):  # a write some kept read saw: without it the story stops making sense
-            i += 1
-            continue
-        trial = kept[:i] + kept[i + 1:]
-        try:
-            still_fails = not _check_key([Op(**o.__dict__) for o in trial], initial, deadline)
-        except Undecided:
-            break
-        if still_fails:
-            kept = trial
-        else:
-            i += 1
+
+    def fails(trial: list[Op]) -> bool:
+        return not _check_key([Op(**o.__dict__) for o in trial], initial, deadline)
+
+    try:
+        kept = _failing_prefix(kept, fails)
+        dropped = True
+        while dropped and time.monotonic() < deadline:
+            dropped = False
+            i = 0
+            while i < len(kept) and time.monotonic() < deadline:
+                trial = kept[:i] + kept[i + 1:]
+                if not _explains(kept[i], kept) and fails(trial):
+                    kept, dropped = trial, True
+                else:
+                    i += 1
+    except Undecided:
+        pass
     return kept
+
+
+def _failing_prefix(ops: list[Op], fails: Callable[[list[Op]], bool]) -> list[Op]:
+    """A short prefix of `ops` (in call order) that still fails: doubling, then halving the gap. A prefix that
+    fails makes a longer one fail almost always (not always: a later write can explain a read), so each answer is
+    checked, and `ops` itself is the fallback."""
+    length = 1
+    while length < len(ops) and not fails(ops[:length]):
+        length *= 2
+    low, high = length // 2, min(length, len(ops))  # ops[:low] passed (or is empty); ops[:high] failed, or is all
+    while high - low > 1:
+        middle = (low + high) // 2
+        if fails(ops[:middle]):
+            high = middle
+        else:
+            low = middle
+    return ops[:high]
