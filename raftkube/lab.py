@@ -78,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     except KeyError as exc:
         raise SystemExit(f"raftkube lab: {exc.args[0]}") from None
     state_dir = os.path.abspath(args.state_dir) if args.state_dir else tempfile.mkdtemp(prefix="raftkube-lab-")
-    header = describe(lab, args.control)
+    header = [*describe(lab, args.control),
+              f"  the cluster: {state_dir} (`raftkube status --state-dir {state_dir}` while it runs; its logs stay "
+              f"in {state_dir}/logs)"]
     print("\n".join(header), file=sys.stderr if args.json else sys.stdout, flush=True)
     up.stop_on_signals()  # a lab cut short (Ctrl-C, SIGTERM) still stops its masters
     try:

@@ -68,10 +68,11 @@ def _chart(ops: list[Op], faults: list[tuple[float, str]]) -> str:
         left, right = x(op.call), x(op.ret) + slot
         kind = "unknown" if op.outcome == UNKNOWN else "failed" if op.outcome == FAILED else op.kind
         ret = "unknown" if op.ret == math.inf else f"{op.ret - start:.3f}s"
-        tip = f"{timeline.label(op)}: called at {op.call - start:.3f}s, returned {ret}, outcome {op.outcome}"
+        text = timeline.label(op) + (f" via {op.via}" if op.via else "")
+        tip = f"{text}: called at {op.call - start:.3f}s, returned {ret}, outcome {op.outcome}"
         rows.setdefault(op.client, []).append(
             f"<div class='op {kind}' style='left:{left:.2f}%;width:{min(right, 100.0) - left:.2f}%' "
-            f"title='{html.escape(tip, quote=True)}'>{html.escape(timeline.label(op))}</div>")
+            f"title='{html.escape(tip, quote=True)}'>{html.escape(text)}</div>")
     lines = []
     if earlier:
         lines.append("<p>" + "<br>".join(f"{t - start:+.3f}s before: {html.escape(text)}" for t, text in earlier)
