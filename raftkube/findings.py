@@ -166,8 +166,8 @@ def render(findings: list[Finding]) -> str:
     for n, f in enumerate(findings, 1):
         lines += [f"ANOMALY {n} of {len(findings)}: {f.guarantee}", f"  {f.summary}"]
         if f.ops:
-            lines += ["  the smallest history that shows it:", *(f"    {line}" for line in timeline.render(f.ops)
-                                                                 .splitlines())]
+            lines += ["  the smallest history that shows it:",
+                      *(f"    {line}" if line else "" for line in timeline.render(f.ops).splitlines())]
             origin = min(op.call for op in f.ops)
             if f.faults:
                 lines += ["  what the nemesis did (the last fault before the first call, then those meanwhile):"]

@@ -91,8 +91,16 @@ def test_the_export_is_jepsens_history_an_invocation_and_a_completion_per_operat
 
 
 def test_the_smallest_failing_history_comes_from_a_long_one():
-    """The anomaly at the end of 300 operations: a failing prefix first, then pass after pass of deletions."""
+    """The anomaly at the end of 300 operations: pass after pass of deletions, until none is possible."""
     ops = [Op("k", "write", float(i), i + 0.5, OK, i, client=i % 3) for i in range(300)]
     ops.append(Op("k", "read", 301.0, 301.5, OK, 5, client=1))  # long after 299 was written
     kept = minimal_failing(ops)
     assert [(op.kind, op.value) for op in kept] == [("write", 5), ("write", 299), ("read", 5)]
+
+
+def test_a_failed_compare_is_never_left_without_the_write_that_made_it_fail():
+    """Alone, `cas(k) None->2 no` fails (an empty register would have matched): it must not become the 'anomaly'
+    once the write before it is dropped. The read of a value nobody wrote is the real one."""
+    ops = [Op("k", "write", 0.0, 1.0, OK, 5), Op("k", "read", 2.0, 3.0, OK, 1),
+           Op("k", "cas", 4.0, 5.0, OK, 2, expected=None, succeeded=False)]
+    assert [(op.kind, op.value) for op in minimal_failing(ops)] == [("read", 1)]
