@@ -20,6 +20,7 @@ from raftkube.linearizability import FAILED, OK, UNKNOWN, Op, minimal_failing
 from raftkube.workload import Workload
 
 SHOWN = 3  # findings of one kind shown in full
+LEASE_STEPS = 12  # lines of a lease's story
 
 GUARANTEES = {
     "linearizability": "linearizability: every operation takes effect at one instant between its call and its "
@@ -153,6 +154,8 @@ def _leases(records: Records) -> list[Finding]:
         steps += [(t, f"nemesis: {text}") for t, text in _around(records.faults, log.granted, gone)]
         origin = log.granted
         details = [f"+{t - origin:7.2f}s  {text}" for t, text in sorted(steps)]
+        if len(details) > LEASE_STEPS:  # the grant, then the last steps before it was found gone
+            details = [details[0], "   ...", *details[-LEASE_STEPS + 1:]]
         found.append(Finding("lease", f"lease {log.lease} was found gone {gone - kept:.2f}s after a keepalive was sent "
                                       f"for it, though its TTL is {log.ttl}s", details=details))
     return found

@@ -57,6 +57,13 @@ def test_a_lease_gone_early_is_told_keepalive_by_keepalive_with_the_faults():
     assert any("nemesis: partition-leader" in line for line in f.details) and "gone" in f.details[-1]
 
 
+def test_a_long_lived_leases_story_keeps_its_grant_and_the_steps_before_it_was_found_gone():
+    keepalives = [(float(t), t + 0.05, 10) for t in range(1, 30)] + [(30.0, 30.05, 0)]
+    [f] = findings.find(records(lease_logs=[LeaseLog(7, 10, granted=0.0, keepalives=keepalives)]))
+    assert len(f.details) == findings.LEASE_STEPS + 1 and "granted lease 7" in f.details[0]
+    assert f.details[1].strip() == "..." and "gone" in f.details[-1]
+
+
 def test_nothing_found_is_said_so():
     assert findings.find(records()) == [] and "nothing wrong" in findings.render([])
 
