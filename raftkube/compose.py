@@ -112,7 +112,7 @@ def master_command(name: str, masters: int) -> list[str]:
             "--tls-cert-file", "/run/secrets/server_crt", "--tls-private-key-file", "/run/secrets/server_key",
             "--ca-file", "/run/secrets/ca_crt", "--service-cluster-ip-range", up.SERVICE_IP_RANGE,
             "--encryption-provider-config", "/run/secrets/encryption_config",
-            "--service-account-key-file", "/run/secrets/service_account_key", "--enable-failpoints",
+            "--service-account-key-file", "/run/secrets/service_account_key",
             *kv_pki.server_flags((kv_crt, kv_key)),
             *kv_pki.shared_flags(_mounted("kv_ca_crt"), (_mounted("kv_client_crt"), _mounted("kv_client_key")))]
 
