@@ -21,7 +21,7 @@ KEY = b"refused/key"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = Cluster(str(tmp_path_factory.mktemp("credentials") / "cluster"), 1)
+    c = Cluster(str(tmp_path_factory.mktemp("credentials") / "cluster"), 1, ("--enable-failpoints",))  # served, refused
     yield c
     c.stop()
 
