@@ -84,7 +84,7 @@ async def logs(request: web.Request, objects: Any, kubelets: KubeletClient, name
     url = kubelets.url(node, f"/containerLogs/{quote(namespace)}/{quote(name)}/{quote(container)}")
     async with kubelets.session() as session:
         try:
-            upstream = await session.get(url, params=params, headers=kubelets.headers())
+            upstream = await session.get(url, params=params, headers=kubelets.headers(node))
         except (aiohttp.ClientError, OSError) as exc:
             raise kubelets.unreachable(node, exc) from None
         async with upstream:
@@ -118,7 +118,7 @@ async def stream(request: web.Request, objects: Any, kubelets: KubeletClient, na
     asked = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
     async with kubelets.session() as session:
         try:
-            upstream = await session.ws_connect(url, params=query, protocols=asked, headers=kubelets.headers(),
+            upstream = await session.ws_connect(url, params=query, protocols=asked, headers=kubelets.headers(node),
                                                 max_msg_size=MAX_MESSAGE)
         except aiohttp.WSServerHandshakeError:
             raise await _verdict(kubelets, node, url, query) from None
@@ -136,7 +136,7 @@ async def _verdict(kubelets: KubeletClient, node: Obj, url: str, query: list[tup
     """The kubelet's answer to the request asked plainly (no upgrade): its reason to refuse it."""
     async with kubelets.session(total=10) as session:
         try:
-            async with session.get(url, params=query, headers=kubelets.headers()) as resp:
+            async with session.get(url, params=query, headers=kubelets.headers(node)) as resp:
                 return kubelets.refused(node, resp.status, await resp.text())
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             return kubelets.unreachable(node, exc)

@@ -7,7 +7,7 @@ from typing import AsyncIterator, Iterator
 import pytest
 
 from api.client import ApiClient
-from tests.integration.cluster import FAST_CONTROL_PLANE, Cluster
+from tests.integration.cluster import ACCOUNT_CONTROLLERS, FAST_CONTROL_PLANE, Cluster
 
 
 @pytest.fixture
@@ -36,9 +36,9 @@ def cp(request, tmp_path_factory) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def node_cluster(request, tmp_path_factory) -> Iterator[Cluster]:
-    """One master without controllers and the node agents the module's NODES asks for (Cluster's nodes=, runtime=,
-    node_flags=), shared by its tests."""
-    c = Cluster(str(tmp_path_factory.mktemp(_module_name(request))), 1, **request.module.NODES)
+    """One master with only the controllers pods' service accounts need, and the node agents the module's NODES asks
+    for (Cluster's nodes=, runtime=, node_flags=), shared by its tests."""
+    c = Cluster(str(tmp_path_factory.mktemp(_module_name(request))), 1, ACCOUNT_CONTROLLERS, **request.module.NODES)
     yield c
     c.stop()
 
