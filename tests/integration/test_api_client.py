@@ -150,7 +150,8 @@ async def test_a_watch_hears_a_bookmark_within_its_interval_while_the_selector_f
     writer = asyncio.create_task(churn())
     started = asyncio.get_running_loop().time()
     try:
-        async with client.session.get(url, params=params, timeout=aiohttp.ClientTimeout(total=20)) as r:
+        async with client.session.get(url, params=params, timeout=aiohttp.ClientTimeout(total=20),
+                                      headers=await client.authorization()) as r:
             line = await asyncio.wait_for(r.content.readline(), 10)
         assert b'"BOOKMARK"' in line
         assert asyncio.get_running_loop().time() - started < 8.0
