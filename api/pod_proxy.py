@@ -10,9 +10,12 @@ does:
     kubectl attach, kubectl cp          the same, /attach (cp is tar over exec)
     kubectl port-forward web 8080:80    GET pods/web/portforward  (WebSocket, SPDY/3.1+portforward.k8s.io)
                                           -> WebSocket to /portForward/NS/web
+    the Python client's portforward()   GET pods/web/portforward?ports=80  (WebSocket, v4.channel.k8s.io)
 
-A WebSocket is relayed message by message, both ways, until either side closes; the kubelet answers the protocol.
-When the kubelet refuses the upgrade (the container is not running, say), its sentence is the 4xx kubectl gets.
+A WebSocket is relayed message by message, both ways, until either side closes; the kubelet answers the protocol
+(the subprotocols asked for go to it as they came). When the kubelet refuses the upgrade (the container is not
+running, say), its sentence is the 4xx the client gets: the request is asked again plainly, with the same query and
+subprotocols, to hear it.
 kubectl 1.32 tries the WebSocket first and falls back to SPDY (a POST with `Upgrade: SPDY/3.1`) when that fails;
 such a request is asked of the kubelet as a plain one, so the answer, and kubectl's message, is the same error
 (or, when nothing is wrong, that these are served over WebSocket only).
@@ -35,8 +38,9 @@ Obj = dict[str, Any]
 LOG_OPTIONS = ("follow", "tailLines", "previous", "limitBytes", "timestamps", "sinceSeconds", "sinceTime")
 BOOLEANS = frozenset({"follow", "previous", "timestamps"})
 KUBELET_PATHS = {"exec": "exec", "attach": "attach", "portforward": "portForward"}
-MAX_MESSAGE = 4 << 20
+MAX_MESSAGE = 32 << 20  # upstream's bound (x/net/websocket's), as the kubelet's
 CLOSE_TIMEOUT = 5.0
+ENDS = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)  # what ends a WebSocket's reading
 
 
 def pick_container(pod: Obj, asked: str | None) -> str:
@@ -114,14 +118,14 @@ async def stream(request: web.Request, objects: Any, kubelets: KubeletClient, na
     query = [(k, v) for k, v in request.query.items() if k != "container"]
     url = kubelets.url(node, path)
     if request.headers.get("Upgrade", "").lower() != "websocket":
-        raise await _verdict(kubelets, node, url, query)
+        raise await _verdict(kubelets, node, url, query, [])
     asked = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
     async with kubelets.session() as session:
         try:
             upstream = await session.ws_connect(url, params=query, protocols=asked, headers=kubelets.headers(node),
                                                 max_msg_size=MAX_MESSAGE)
         except aiohttp.WSServerHandshakeError:
-            raise await _verdict(kubelets, node, url, query) from None
+            raise await _verdict(kubelets, node, url, query, asked) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise kubelets.unreachable(node, exc) from None
         async with upstream:
@@ -132,31 +136,37 @@ async def stream(request: web.Request, objects: Any, kubelets: KubeletClient, na
             return client
 
 
-async def _verdict(kubelets: KubeletClient, node: Obj, url: str, query: list[tuple[str, str]]) -> ApiError:
+async def _verdict(kubelets: KubeletClient, node: Obj, url: str, query: list[tuple[str, str]],
+                   asked: list[str]) -> ApiError:
     """The kubelet's answer to the request asked plainly (no upgrade): its reason to refuse it."""
+    headers = kubelets.headers(node) | ({"Sec-WebSocket-Protocol": ", ".join(asked)} if asked else {})
     async with kubelets.session(total=10) as session:
         try:
-            async with session.get(url, params=query, headers=kubelets.headers(node)) as resp:
+            async with session.get(url, params=query, headers=headers) as resp:
                 return kubelets.refused(node, resp.status, await resp.text())
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
             return kubelets.unreachable(node, exc)
 
 
 async def _relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> None:
-    """Messages both ways until one side closes; then the other is closed with the same code (a close while the other
-    direction still reads is how aiohttp ends that read: no task is cancelled in the middle of a close)."""
-    async def pipe(source: Any, sink: Any) -> None:
-        async for msg in source:
+    """Messages both ways until one side closes; then the other is closed with the same code and reason (a close while
+    the other direction still reads is how aiohttp ends that read: no task is cancelled in the middle of a close)."""
+    async def pipe(source: Any, sink: Any) -> str:
+        """Until the source closes: the reason it gave (the kubelet says why it ended a port-forward so)."""
+        while (msg := await source.receive()).type not in ENDS:
             if msg.type == WSMsgType.BINARY:
                 await sink.send_bytes(msg.data)
             elif msg.type == WSMsgType.TEXT:
                 await sink.send_str(msg.data)
+        return msg.extra if msg.type == WSMsgType.CLOSE and msg.extra else ""
 
     to_kubelet, to_client = asyncio.create_task(pipe(client, upstream)), asyncio.create_task(pipe(upstream, client))
     try:
         done, _ = await asyncio.wait((to_kubelet, to_client), return_when=asyncio.FIRST_COMPLETED)
-        ended, other = (client, upstream) if to_kubelet in done else (upstream, client)
-        await other.close(code=ended.close_code or aiohttp.WSCloseCode.OK)
+        first = done.pop()
+        ended, other = (client, upstream) if first is to_kubelet else (upstream, client)
+        reason = "" if first.exception() else first.result()
+        await other.close(code=ended.close_code or aiohttp.WSCloseCode.OK, message=reason.encode())
         await asyncio.wait((to_kubelet, to_client), timeout=CLOSE_TIMEOUT)
     finally:
         for task in (to_kubelet, to_client):

@@ -44,6 +44,7 @@ from api.authorization import Authorizer
 from api.cluster_ips import DEFAULT_RANGE, ClusterIPRange
 from api.encryption import Transformer
 from api.errors import ApiError
+from api.impersonation import Impersonation
 from api.inflight import InFlight
 from api.kubelet_client import KubeletClient
 from api.metrics import TARGET, ApiMetrics
@@ -123,7 +124,8 @@ class ApiServer:
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[metrics_middleware(self.metrics), self.authenticator.middleware,
-                                           self.inflight.middleware, self.authorizer.middleware(parse_path), _errors],
+                                           Impersonation(self.authorizer).middleware, self.inflight.middleware,
+                                           self.authorizer.middleware(parse_path), _errors],
                               client_max_size=MAX_BODY)
         app.router.add_get("/metrics", metrics_handler(self.metrics.registry))  # with a token: api/metrics.py
         for path in ("/version", "/version/"):
@@ -278,7 +280,7 @@ class ApiServer:
             limit = int(q["limit"]) if q.get("limit", "").isdigit() else 0
             items, revision, following = await self.objects.page(t.res, t.namespace, local=local and not start,
                                                                  revision=revision, start=start, limit=limit)
-        items = self.select(items, q)
+        items = self.select(t.res, items, q)
         meta = {"resourceVersion": str(revision)}
         if following is not None:
             meta["continue"] = make_continue_token(revision, following)
@@ -288,8 +290,8 @@ class ApiServer:
                       "items": items})
 
     @staticmethod
-    def select(items: list[dict], q: Any) -> list[dict]:
-        labels, fields = parse_labels(q.get("labelSelector")), parse_fields(q.get("fieldSelector"))
+    def select(res: Resource, items: list[dict], q: Any) -> list[dict]:
+        labels, fields = parse_labels(q.get("labelSelector")), parse_fields(q.get("fieldSelector"), res.kind)
         return [o for o in items if labels(o) and fields(o)]
 
     async def create(self, request: web.Request, t: Target) -> web.Response:
@@ -440,7 +442,7 @@ class ApiServer:
         opts.pop("preconditions", None)  # preconditions name one object, not a collection
         items, _ = await self.objects.list(t.res, t.namespace)
         deleted = []
-        for obj in self.select(items, request.query):
+        for obj in self.select(t.res, items, request.query):
             try:
                 deleted.append(await self.delete_one(t.res, t.namespace, obj["metadata"]["name"], opts))
             except ApiError as exc:

@@ -51,6 +51,7 @@ MAX_HEADER_BYTES = 64 * 1024
 STREAM_WINDOW = 4 << 20
 CONNECTION_WINDOW = 16 << 20
 MAX_HELD = 128 << 20
+FRAMES_PER_TURN = 256  # frames handled before the loop gets a turn
 FLUSH_PIECES = 64  # a long stream's frames wait for the loop's turn until this many are queued
 MAX_CONTROL_BACKLOG = 16 << 20  # unsent bytes when a PING or SETTINGS must be answered: the peer is not reading
 
@@ -156,6 +157,7 @@ class Connection(asyncio.Protocol):
         self.out: list[bytes] = []
         self.flush_scheduled = False
         self.paused = False
+        self.reading_paused = False
         self.closed = False
 
     # -- asyncio.Protocol -----------------------------------------------------------------
@@ -169,19 +171,30 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        self.buf += data
+        self._handle_frames()
+
+    def _handle_frames(self) -> bool:
+        """Handle the whole frames received, at most FRAMES_PER_TURN of them before the loop gets a turn: one
+        read can hold thousands of tiny frames (streams opened and reset at once), and Raft shares the loop.
+        The rest waits, with reading paused, for the next turn (`_next_turn`); True if some wait."""
         buf = self.buf
-        buf += data
         if not self.preface_seen:
             if buf[:len(PREFACE)] != PREFACE[:len(buf)]:
                 self._close()
-                return
+                return False
             if len(buf) < len(PREFACE):
-                return
+                return False
             del buf[:len(PREFACE)]
             self.preface_seen = True
-        at, size = 0, len(buf)
+        at, size, handled, waiting = 0, len(buf), 0, False
         try:
             while size - at >= 9 and not self.closed:
+                if handled == FRAMES_PER_TURN:
+                    waiting = True
+                    self._yield_turn()
+                    break
+                handled += 1
                 high, low, kind, flags, stream_id = FRAME.unpack_from(buf, at)
                 length = high << 16 | low
                 if length > DEFAULT_FRAME:
@@ -193,8 +206,22 @@ class Connection(asyncio.Protocol):
                 self._frame(kind, flags, stream_id & 0x7FFFFFFF, payload)
         except ProtocolError as exc:
             self.fail(exc.code, str(exc))
-            return
+            return False
         del buf[:at]
+        return waiting
+
+    def _yield_turn(self) -> None:
+        if not self.reading_paused:
+            self.reading_paused = True
+            self.transport.pause_reading()
+        asyncio.get_running_loop().call_soon(self._next_turn)
+
+    def _next_turn(self) -> None:
+        if self.closed:
+            return
+        if not self._handle_frames() and self.reading_paused and not self.closed:
+            self.reading_paused = False
+            self.transport.resume_reading()
 
     def pause_writing(self) -> None:
         self.paused = True

@@ -1,6 +1,6 @@
 """A Raft journal for pysyncobj that is on disk before it counts.
 
-pysyncobj's own FileJournal writes an mmap and never syncs it (see PYSYNCOBJ-NOTES.md). This one
+pysyncobj's own FileJournal writes an mmap and never syncs it (docs/pysyncobj.md). This one
 implements the same interface with an append-only file: `add` only buffers; `sync` writes the
 buffer and fdatasyncs it. The replica calls `sync` before a follower acknowledges entries and at
 the end of every tick, before the leader's next commit calculation (kvstore/replica.py), so only

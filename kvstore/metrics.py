@@ -103,7 +103,7 @@ class StoreStats:
 
 class RaftWatcher:
     """Runs after every Raft tick: counts leader changes and times snapshots. One attribute read or
-    two per tick; pysyncobj 0.3.17 says nothing when either happens (see PYSYNCOBJ-NOTES.md)."""
+    two per tick; pysyncobj 0.3.17 says nothing when either happens (docs/pysyncobj.md)."""
 
     def __init__(self, replica, snapshot_file: str) -> None:
         self.replica = replica

@@ -1,6 +1,6 @@
 """The Raft glue: one pysyncobj replica carrying the MVCC state machine, on the asyncio loop.
 
-What we add around pysyncobj (see PYSYNCOBJ-NOTES.md for why each is needed):
+What we add around pysyncobj (docs/pysyncobj.md says why each is needed):
 - one thread: pysyncobj runs without its tick thread. Its sockets are watched by the event loop
   (`LoopPoller`), and `Replica` runs a tick after socket events, after new proposals, and every
   `TICK_PERIOD` for timeouts. Apply, callbacks, reads and HTTP handlers never run at the same

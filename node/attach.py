@@ -52,6 +52,7 @@ async def _inputs(session: ChannelSession, opts: StreamOptions, stdin_path: str 
     pipe = None
     try:
         async for message in session.messages():
+            message = channels.check(message, session.protocol)
             if message.channel == channels.STDIN:
                 if not opts.stdin or stdin_path is None:
                     raise ProtocolError("this container has no stdin to write to (its spec says stdin: false)"

@@ -1,15 +1,19 @@
-"""The channel protocol of exec and attach over WebSocket (`v5.channel.k8s.io`, and `v4.channel.k8s.io`), pure.
-
-Every WebSocket message is binary: its first byte names a channel, the rest is that channel's data.
+"""What the channels of exec and attach mean (their framing is node/wsstream.py's), pure.
 
     0 stdin    client -> container                 b"\\x00ls -l\\n"
     1 stdout   container -> client                 b"\\x01total 8\\n"
     2 stderr   container -> client
-    3 error    kubelet -> client, once, at the end: a metav1.Status (Success, or Failure; a non-zero exit is
-               reason NonZeroExitCode with a cause {"reason": "ExitCode", "message": "3"}), then the socket closes
+    3 error    kubelet -> client, once, at the end: from v4 on a metav1.Status (Success, or Failure; a non-zero exit
+               is reason NonZeroExitCode with a cause {"reason": "ExitCode", "message": "3"}); before v4
+               (channel.k8s.io, base64.channel.k8s.io) only a failure's message, and nothing for success. Then the
+               socket closes.
     4 resize   client -> container (with a TTY)     b'\\x04{"Width":80,"Height":24}'
   255 close    (v5 only) client -> kubelet: b"\\xff\\x00" means "no more stdin": the container's stdin is closed,
-               which is how `kubectl exec -i` and `kubectl cp` end a command that reads to EOF
+               which is how `kubectl exec -i`, `kubectl cp` and the Python client's close_channel(0) end a command
+               that reads to EOF
+
+Once the socket is open the kubelet writes an empty message to the first channel the client will read (stdout, else
+stderr, else error), as upstream does to say the session is established.
 """
 from __future__ import annotations
 
@@ -17,40 +21,27 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-V5 = "v5.channel.k8s.io"
-V4 = "v4.channel.k8s.io"
-PROTOCOLS = (V5, V4)  # in the order the kubelet prefers them
+from node import wsstream
+from node.wsstream import Message, Protocol, ProtocolError
+
+PROTOCOLS = tuple(wsstream.PROTOCOLS)  # every one: kubectl 1.32 asks for v5 first, the Python client for v5 then v4
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 NAMES = {STDIN: "stdin", STDOUT: "stdout", STDERR: "stderr", ERROR: "error", RESIZE: "resize", CLOSE: "close"}
+Status = dict[str, Any]
 
 
-class ProtocolError(Exception):
-    """A message the protocol does not allow: the session ends with this text on the error channel."""
-
-
-@dataclass(frozen=True)
-class Message:
-    channel: int
-    data: bytes
-
-
-def frame(channel: int, data: bytes) -> bytes:
-    return bytes((channel,)) + data
-
-
-def parse(message: bytes, protocol: str) -> Message:
-    """A client's message: stdin data, a resize, or (v5) a close; anything else is a ProtocolError."""
-    if not message:
-        raise ProtocolError("an empty message: every message starts with its channel's byte")
-    channel, data = message[0], message[1:]
-    allowed = (STDIN, RESIZE, CLOSE) if protocol == V5 else (STDIN, RESIZE)
+def check(message: Message, protocol: Protocol) -> Message:
+    """A client's message as it may be: stdin data, a resize, or (v5) a close; anything else is a ProtocolError."""
+    channel, data = message.channel, message.data
+    allowed = (STDIN, RESIZE, CLOSE) if protocol.close else (STDIN, RESIZE)
     if channel not in allowed:
         what = f"the {NAMES[channel]} channel" if channel in NAMES else f"unknown channel {channel}"
-        writable = "0 stdin, 4 resize" + (", 255 close" if protocol == V5 else "")
-        raise ProtocolError(f"a client may not write to {what} ({protocol}: a client writes {writable})")
+        writable = "0 stdin, 4 resize" + (", 255 close" if protocol.close else "")
+        raise ProtocolError(f"a client may not write to {what} ({protocol.name or 'no subprotocol'}: a client "
+                            f"writes {writable})")
     if channel == CLOSE and data not in (bytes((STDIN,)), bytes((RESIZE,))):
         raise ProtocolError(f"a close message names the channel it closes (0 stdin, 4 resize), not {data[:4]!r}")
-    return Message(channel, data)
+    return message
 
 
 def parse_resize(data: bytes) -> tuple[int, int]:
@@ -65,15 +56,15 @@ def parse_resize(data: bytes) -> tuple[int, int]:
     return width, height
 
 
-def success() -> bytes:
+def success() -> Status:
     return _status({"status": "Success"})
 
 
-def failure(message: str, reason: str = "InternalError") -> bytes:
+def failure(message: str, reason: str = "InternalError") -> Status:
     return _status({"status": "Failure", "message": message, "reason": reason})
 
 
-def exit_status(code: int, command: list[str]) -> bytes:
+def exit_status(code: int, command: list[str]) -> Status:
     """What the error channel carries when the command has ended: Success for 0, else NonZeroExitCode (kubectl
     exits with the code from the ExitCode cause)."""
     if code == 0:
@@ -84,8 +75,21 @@ def exit_status(code: int, command: list[str]) -> bytes:
                     "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}})
 
 
-def _status(fields: dict[str, Any]) -> bytes:
-    return json.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, **fields}).encode()
+def _status(fields: dict[str, Any]) -> Status:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, **fields}
+
+
+def status_message(status: Status, protocol: Protocol) -> bytes | None:
+    """What the error channel carries for `status`: the Status as JSON from v4 on; before v4 a failure's message,
+    and nothing at all for success (the client sees the socket close)."""
+    if protocol.status:
+        return json.dumps(status).encode()
+    return None if status["status"] == "Success" else status["message"].encode()
+
+
+def first_read(opts: StreamOptions) -> int:
+    """The channel of the empty message that says the session is established: the first one the client reads."""
+    return STDOUT if opts.stdout else STDERR if opts.stderr else ERROR
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import base64
 import re
 from typing import Any
 
+from node import images
 from node.pod_config import PodConfig
 from node.runtime import ContainerError
 
@@ -153,11 +154,12 @@ def container_env(pod: Obj, container: Obj, config: PodConfig, *, pod_ip: str, h
 
 def command_line(container: Obj, env: dict[str, str]) -> list[str]:
     """command + args with $(VAR) expanded. No image is pulled: without a command, args are the command line,
-    and a container with neither runs an idle placeholder (`sleep infinity`) so that image-only pods still run."""
+    and a container with neither runs its image's stand-in (node/images.py: a web server for nginx, else an idle
+    `sleep infinity`) so that image-only pods still run."""
     for field in ("command", "args"):
         if not isinstance(container.get(field) or [], list):
             raise ContainerError("CreateContainerError", f"{field} must be a list of strings, not "
                                                          f"{type(container[field]).__name__}")
     command = [expand(str(c), env) for c in container.get("command") or []]
     args = [expand(str(a), env) for a in container.get("args") or []]
-    return command + args if command or args else ["sleep", "infinity"]
+    return command + args if command or args else images.stand_in(container)

@@ -98,6 +98,7 @@ async def _inputs(session: ChannelSession, process: ExecProcess, opts: StreamOpt
     """The client's messages: stdin, resizes, close; ends when the client closes its side."""
     stdin_open = opts.stdin
     async for message in session.messages():
+        message = channels.check(message, session.protocol)
         if message.channel == channels.STDIN:
             if not opts.stdin:
                 raise ProtocolError("data on stdin, which this session did not ask for (stdin=true)")

@@ -2,9 +2,10 @@
 who asks, finds the pod and the container; each module behind it does one job.
 
     GET /containerLogs/NS/POD/CONTAINER?...    node/container_logs.py     pods/log
-    GET /exec/NS/POD/CONTAINER?command=...     node/exec.py               pods/exec    } WebSocket,
-    GET /attach/NS/POD/CONTAINER?...           node/attach.py             pods/attach  } v5.channel.k8s.io
-    GET /portForward/NS/POD                    node/port_forward.py       pods/portforward (SPDY over WebSocket)
+    GET /exec/NS/POD/CONTAINER?command=...     node/exec.py               pods/exec    } WebSocket, v5.channel.k8s.io
+    GET /attach/NS/POD/CONTAINER?...           node/attach.py             pods/attach  } (and v4, base64...)
+    GET /portForward/NS/POD                    node/port_forward.py       pods/portforward: SPDY over WebSocket,
+                   ?ports=...                  node/port_forward_channels.py   or v4.channel.k8s.io's channels
     GET /stats/summary?node=NAME               node/stats.py              metrics.k8s.io (kubectl top)
     GET /metrics                               node/metrics.py            Prometheus
     GET /healthz                               open
@@ -12,7 +13,9 @@ who asks, finds the pod and the container; each module behind it does one job.
 It listens on the node's own address. Every path but /healthz wants the bearer token the API server presents
 (kubelet_auth.py); a node process running several (fake) nodes serves them all on one port. A request the kubelet
 cannot serve is answered before any upgrade, with a 4xx and a sentence (the API server passes it on to kubectl):
-no such pod here, no such container, the container not running, a runtime with nothing to exec into, no WebSocket.
+no such pod here, no such container, the container not running, a runtime with nothing to exec into, a subprotocol
+not spoken here, bad options, no WebSocket. The WebSocket itself is checked last: when a handshake fails the API
+server asks again plainly, with the same subprotocols, to hear the reason (api/pod_proxy.py).
 """
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ from typing import Any, Callable
 import orjson
 from aiohttp import web
 
-from node import attach, channel_session, channels, container_logs, exec as exec_, port_forward
+from node import (attach, channel_session, channels, container_logs, exec as exec_, port_forward,
+                  port_forward_channels, wsstream)
 from node.container_runner import ContainerRunner
 from node.kubelet_auth import BearerToken
 from node.pod_worker import PodWorker
@@ -91,16 +95,25 @@ class KubeletServer:
 
     @staticmethod
     def negotiate(request: web.Request, supported: tuple[str, ...]) -> str:
-        """The WebSocket subprotocol to answer with, or a 400 that says what is spoken here."""
+        """The WebSocket subprotocol to answer with: the first the client asks for that is spoken here, as upstream's
+        handshake picks it, or wsstream.NONE when it asks for none (upstream then speaks channel.k8s.io); a 400 that
+        says what is spoken here otherwise. A request that asks for none and is no WebSocket (kubectl's SPDY
+        fallback) hears at once that SPDY is not spoken."""
         asked = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+        if not asked:
+            KubeletServer.require_websocket(request, supported)
+            return wsstream.NONE
+        chosen = next((p for p in asked if p in supported), None)
+        if chosen is None:
+            raise web.HTTPBadRequest(text=f"none of the WebSocket subprotocols asked for ({', '.join(asked)}) is "
+                                          f"spoken here: {', '.join(p for p in supported if p)}")
+        return chosen
+
+    @staticmethod
+    def require_websocket(request: web.Request, supported: tuple[str, ...]) -> None:
         if request.headers.get("Upgrade", "").lower() != "websocket":
             raise web.HTTPBadRequest(text=f"{request.path.split('/')[1]} is served over WebSocket "
-                                          f"({', '.join(supported)}); SPDY is not supported")
-        chosen = next((p for p in supported if p in asked), None)
-        if chosen is None:
-            raise web.HTTPBadRequest(text=f"none of the WebSocket subprotocols asked for "
-                                          f"({', '.join(asked) or 'none'}) is spoken here: {', '.join(supported)}")
-        return chosen
+                                          f"({', '.join(p for p in supported if p)}); SPDY is not supported")
 
     # -- the routes -------------------------------------------------------------------------
 
@@ -133,11 +146,19 @@ class KubeletServer:
         except ValueError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
 
+    async def open_channels(self, request: web.Request, opts: channels.StreamOptions) -> channel_session.ChannelSession:
+        """exec's or attach's WebSocket, open, with the empty message that says so (as upstream's kubelet sends)."""
+        protocol = self.negotiate(request, channels.PROTOCOLS)
+        self.require_websocket(request, channels.PROTOCOLS)
+        session = await channel_session.accept(request, protocol)
+        await session.send(channels.first_read(opts), b"")
+        return session
+
     async def exec(self, request: web.Request) -> web.StreamResponse:
         worker = self.worker(request)
         runner = self.running(request, worker)
         opts = self._stream_options(request, exec_=True)
-        session = await channel_session.accept(request, self.negotiate(request, channels.PROTOCOLS))
+        session = await self.open_channels(request, opts)
         log.info("exec in %s/%s: %s", worker.key, runner.name, " ".join(opts.command)[:200])
         await exec_.run(session, opts, lambda: worker.ctx.runtime.exec(
             worker.sandbox, runner.spec, runner.env, list(opts.command), stdin=opts.stdin, tty=opts.tty))
@@ -147,7 +168,7 @@ class KubeletServer:
         worker = self.worker(request)
         runner = self.running(request, worker)
         opts = self._stream_options(request, exec_=False)
-        session = await channel_session.accept(request, self.negotiate(request, channels.PROTOCOLS))
+        session = await self.open_channels(request, opts)
         record = runner.record
         log_ = container_logs.RunLog(worker.sandbox.log_path(runner.name),
                                      container_logs.run_of(record, lambda: worker.gone))
@@ -156,14 +177,28 @@ class KubeletServer:
         return session.ws
 
     async def port_forward(self, request: web.Request) -> web.StreamResponse:
+        """kubectl's SPDY session, or the channels of the Python client (and upstream's older clients), by the
+        subprotocol asked for."""
         worker = self.worker(request)
         runtime = worker.ctx.runtime
         if not runtime.streaming:
             raise web.HTTPBadRequest(text=f'pod "{worker.pod_name}" runs on a {runtime.kind} runtime: nothing '
                                           "listens, so port-forward is not available")
-        protocol = self.negotiate(request, (port_forward.PROTOCOL,))
+        supported = (port_forward.PROTOCOL, *port_forward_channels.PROTOCOLS)
+        try:
+            ports = port_forward_channels.parse_ports(request.query)
+            protocol = self.negotiate(request, supported)
+            if protocol != port_forward.PROTOCOL:
+                port_forward_channels.check_ports(ports, wsstream.PROTOCOLS[protocol])
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        self.require_websocket(request, supported)
+        where = {"host": worker.sandbox.ip, "pod": worker.pod_name, "uid": worker.uid}
+        if protocol != port_forward.PROTOCOL:
+            session = await channel_session.accept(request, protocol)
+            await port_forward_channels.run(session, ports, **where)
+            return session.ws
         ws = web.WebSocketResponse(protocols=(protocol,), max_msg_size=port_forward.spdy.MAX_FRAME * 2)
         await ws.prepare(request)
-        await port_forward.PortForwardSession(ws, host=worker.sandbox.ip, pod=worker.pod_name,
-                                              uid=worker.uid).run()
+        await port_forward.PortForwardSession(ws, **where).run()
         return ws

@@ -7,40 +7,35 @@
       1. each is answered (SYN_REPLY); once both are there, the kubelet connects to POD_IP:80
       2. DATA on the data stream goes to the socket, the socket's bytes come back as DATA; a FIN from the client
          half-closes the socket; the socket's end is a FIN on the data stream, then on the error stream
-      3. a connection that fails is a message on the error stream ("error forwarding port 80 to pod ...", as the
-         kubelet words it), then both streams end: kubectl prints it and stops forwarding, as it does upstream
-Several connections run at once, each its own pair. PINGs are answered; a frame the session cannot take ends it
-with GOAWAY (protocol error).
+      3. a connection that cannot be made, or breaks, is a message on the error stream ("error forwarding port 80 to
+         pod ...", as the kubelet words it), then both streams end: kubectl prints it and stops forwarding, as it does
+         upstream
+Several connections run at once, each its own pair; the pod's side of each is node/pod_connection.py's, which the
+Python client's channel protocol (node/port_forward_channels.py) shares. PINGs are answered; a frame the session
+cannot take ends it with GOAWAY (protocol error).
 """
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiohttp import WSMsgType, web
 
 from node import spdy
+from node.pod_connection import ForwardError, PodConnection, wind_down
 from node.spdy import Frame, SpdyError
 
 log = logging.getLogger("raftkube.kubelet")
 PROTOCOL = "SPDY/3.1+portforward.k8s.io"
-CONNECT_TIMEOUT = 5.0
-CHUNK = 32 << 10
-MAX_BUFFERED = 1 << 20  # bytes queued for one connection before the session stops reading
 
 
 @dataclass
 class Forward:
-    """One forwarded connection: its two streams, the port, and the bytes waiting to go into the socket."""
-    port: int
+    """One forwarded connection: the pod's side (node/pod_connection.py), and its two streams."""
+    connection: PodConnection
     error_id: int = 0
     data_id: int = 0
-    incoming: asyncio.Queue = field(default_factory=asyncio.Queue)  # bytes, or None for the client's FIN
-    buffered: int = 0
-    drained: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task | None = None
 
 
 class PortForwardSession:
@@ -74,10 +69,7 @@ class PortForwardSession:
             log.info("port-forward to pod %s: %s", self.pod, exc)
             await self.send(spdy.goaway(0, spdy.GOAWAY_PROTOCOL_ERROR))
         finally:
-            tasks = [f.task for f in self.forwards.values() if f.task is not None]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await wind_down(f.connection for f in self.forwards.values())
             await self.ws.close()
 
     async def handle(self, frame: Frame) -> bool:
@@ -89,11 +81,13 @@ class PortForwardSession:
             if forward is None:
                 await self.send(spdy.rst_stream(frame.stream_id, spdy.INVALID_STREAM))
             elif frame.stream_id == forward.data_id:
-                await self.to_pod(forward, frame.data, frame.fin)
+                await forward.connection.put(frame.data)
+                if frame.fin:
+                    forward.connection.finish()
         elif frame.kind == spdy.RST_STREAM:
             forward = self.streams.get(frame.stream_id)
-            if forward is not None and forward.task is not None:
-                forward.task.cancel()
+            if forward is not None and forward.connection.task is not None:
+                forward.connection.task.cancel()
         elif frame.kind == spdy.PING:
             await self.send(spdy.ping(frame.value))
         elif frame.kind == spdy.GOAWAY:
@@ -113,14 +107,16 @@ class PortForwardSession:
         elif frame.stream_id in self.streams:
             problem = f"stream {frame.stream_id} is open already"
         forward = self.forwards.get(request_id or "")
-        if problem is None and forward is not None and (forward.port != int(port) or
+        if problem is None and forward is not None and (forward.connection.port != int(port) or
                                                         (forward.error_id if kind == "error" else forward.data_id)):
             problem = f"request {request_id} has its {kind} stream already, or another port"
         if problem is not None:
             log.info("port-forward to pod %s: refused stream %d: %s", self.pod, frame.stream_id, problem)
             await self.send(spdy.rst_stream(frame.stream_id, spdy.REFUSED_STREAM))
             return
-        forward = self.forwards.setdefault(request_id, Forward(int(port)))
+        if forward is None:
+            forward = self.forwards[request_id] = Forward(PodConnection(self.host, int(port), pod=self.pod,
+                                                                        uid=self.uid))
         if kind == "error":
             forward.error_id = frame.stream_id
         else:
@@ -128,55 +124,18 @@ class PortForwardSession:
         self.streams[frame.stream_id] = forward
         await self.reply(frame.stream_id)
         if forward.error_id and forward.data_id:
-            forward.task = asyncio.create_task(self.forward(request_id, forward))
+            forward.connection.start(lambda chunk: self.send(spdy.data(forward.data_id, chunk)),
+                                     lambda error: self.ended(request_id, forward, error))
 
-    async def to_pod(self, forward: Forward, data: bytes, fin: bool) -> None:
-        """Queue the client's bytes for the socket; the session stops reading while one connection holds too many."""
-        if data:
-            forward.incoming.put_nowait(data)
-            forward.buffered += len(data)
-        if fin:
-            forward.incoming.put_nowait(None)
-        while forward.buffered > MAX_BUFFERED and forward.task is not None and not forward.task.done():
-            forward.drained.clear()
-            await forward.drained.wait()
-
-    async def forward(self, request_id: str, forward: Forward) -> None:
-        try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, forward.port), CONNECT_TIMEOUT)
-        except (OSError, asyncio.TimeoutError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-            message = (f"error forwarding port {forward.port} to pod {self.pod}, uid {self.uid}: failed to connect "
-                       f"to {self.host}:{forward.port}: {reason}")
-            await self.send(spdy.data(forward.error_id, message.encode(), fin=True),
-                            spdy.data(forward.data_id, b"", fin=True))
-            self._forget(request_id, forward)
-            return
-        upstream = asyncio.create_task(self._upstream(forward, writer))
-        try:
-            while chunk := await reader.read(CHUNK):
-                await self.send(spdy.data(forward.data_id, chunk))
+    async def ended(self, request_id: str, forward: Forward, error: ForwardError | None) -> None:
+        """The socket's end is a FIN on the data stream, then on the error stream; a connection that could not be made
+        or broke is its message on the error stream (kubectl prints it and stops, as upstream), then both FINs."""
+        if error is None:
             await self.send(spdy.data(forward.data_id, b"", fin=True), spdy.data(forward.error_id, b"", fin=True))
-        except (ConnectionError, OSError):
-            await self.send(spdy.rst_stream(forward.data_id, spdy.CANCEL), spdy.data(forward.error_id, b"", fin=True))
-        finally:
-            upstream.cancel()
-            await asyncio.gather(upstream, return_exceptions=True)
-            writer.close()
-            self._forget(request_id, forward)
-
-    async def _upstream(self, forward: Forward, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, OSError):
-            while (chunk := await forward.incoming.get()) is not None:
-                writer.write(chunk)
-                await writer.drain()
-                forward.buffered -= len(chunk)
-                forward.drained.set()
-            if writer.can_write_eof():
-                writer.write_eof()
-
-    def _forget(self, request_id: str, forward: Forward) -> None:
-        forward.drained.set()
+        else:
+            log.info("port-forward: %s", error)
+            await self.send(spdy.data(forward.error_id, str(error).encode(), fin=True),
+                            spdy.data(forward.data_id, b"", fin=True))
         self.forwards.pop(request_id, None)
         self.streams.pop(forward.error_id, None)
         self.streams.pop(forward.data_id, None)

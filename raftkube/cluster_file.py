@@ -1,4 +1,4 @@
-"""`STATE_DIR/cluster.json`: where a running local cluster's processes are (DESIGN.md)."""
+"""`STATE_DIR/cluster.json`: where a running local cluster's processes are (its fields: docs/design.md)."""
 from __future__ import annotations
 
 import json

@@ -156,3 +156,36 @@ def check(history: list[Op], initial: Any = None, budget: float = 60.0) -> dict[
             undecided.append(key)
     return {"ok": not bad and not undecided, "bad_keys": bad, "undecided_keys": undecided,
             "checked": sum(len(v) for v in by_key.values())}
+
+
+def _explains(op: Op, ops: list[Op]) -> bool:
+    """Is `op` a write (or cas) of a value that another operation in `ops` read or compared against?"""
+    return op.kind != "read" and any(o is not op and (o.value if o.kind == "read" else o.expected) == op.value
+                                     for o in ops if o.kind != "write")
+
+
+def minimal_failing(ops: list[Op], initial: Any = None, budget: float = 10.0) -> list[Op]:
+    """A smallest sub-history of one key's operations that is still not linearizable (delta debugging, one
+    operation at a time: drop it if the rest still fails), in time order: what a reader needs to see why. Writes
+    whose value a kept read saw stay, so a stale read is shown with the writes it is stale against.
+    Unknown operations are kept as unknown. `ops` must fail the check; what is left when the budget runs out is
+    returned as it is."""
+    deadline = time.monotonic() + budget
+    kept = sorted((Op(**{**op.__dict__, "ret": math.inf}) if op.outcome == UNKNOWN else op for op in ops
+                   if not (op.outcome == FAILED or (op.outcome == UNKNOWN and op.kind == "read"))),
+                  key=lambda o: o.call)
+    i = 0
+    while i < len(kept) and time.monotonic() < deadline:
+        if _explains(kept[i], kept):  # a write some kept read saw: without it the story stops making sense
+            i += 1
+            continue
+        trial = kept[:i] + kept[i + 1:]
+        try:
+            still_fails = not _check_key([Op(**o.__dict__) for o in trial], initial, deadline)
+        except Undecided:
+            break
+        if still_fails:
+            kept = trial
+        else:
+            i += 1
+    return kept

@@ -1,5 +1,5 @@
 """The real /usr/bin/kubectl against three masters: discovery, get (Tables), create -f, apply, label,
-patch, get -w, delete, and writes on one master read through another (KUBECTL-WIRE.md)."""
+patch, get -w, delete, and writes on one master read through another (docs/kubectl-wire.md)."""
 import json
 import shutil
 import subprocess

@@ -421,16 +421,17 @@ async def raw_exec(cluster: Cluster, query: str, messages: list[bytes | str]) ->
 
 
 async def test_protocol_errors_end_the_session_with_a_status(cluster, kubectl):
-    """An unknown channel, a text message, stdout written by the client, a bad resize: the error channel says what was
-    wrong, the command is killed, the socket closes; the next session works."""
+    """An unknown channel (a text message's first character is its channel, as upstream reads it), stdout written by
+    the client, a bad resize: the error channel says what was wrong, the command is killed, the socket closes; the
+    next session works, its stdin a text message. The first message, empty on stdout, says the session is open."""
     query = "command=cat&stdin=true&stdout=true&container=main"
-    for bad, says in ((b"\x07hello", "unknown channel 7"), ("text", "binary messages only"),
+    for bad, says in ((b"\x07hello", "unknown channel 7"), ("text", "unknown channel 116"),
                       (b"\x01x", "stdout channel"), (b"\x04{}", "resize message")):
         got = await asyncio.wait_for(raw_exec(cluster, query, [bad]), 30)
         status = json.loads(got[-1][1:])
         assert got[-1][0] == 3 and status["status"] == "Failure" and says in status["message"], status
-    ok = await raw_exec(cluster, query, [b"\x00fine\n", b"\xff\x00"])
-    assert ok[0] == b"\x01fine\n" and json.loads(ok[-1][1:])["status"] == "Success"
+    ok = await raw_exec(cluster, query, ["\x00fine\n", b"\xff\x00"])
+    assert ok[:2] == [b"\x01", b"\x01fine\n"] and json.loads(ok[-1][1:])["status"] == "Success"
 
 
 async def test_a_malformed_websocket_frame_closes_the_session(cluster, kubectl):
@@ -441,10 +442,11 @@ async def test_a_malformed_websocket_frame_closes_the_session(cluster, kubectl):
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {cluster.token}"}) as session:
         async with session.ws_connect(url, protocols=["v5.channel.k8s.io"], ssl=cluster.tls()) as ws:
             ws._conn.transport.write(b"\x83\x84\x00\x00\x00\x00oops")  # opcode 3 is reserved (RFC 6455 5.2)
-            closing = await asyncio.wait_for(ws.receive(), 20)
+            while (closing := await asyncio.wait_for(ws.receive(), 20)).type == aiohttp.WSMsgType.BINARY:
+                pass  # the session's opening message, on stdout
     assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
     ok = await raw_exec(cluster, "command=echo&command=still&command=here&stdout=true&container=main", [])
-    assert ok[0] == b"\x01still here\n"
+    assert ok[:2] == [b"\x01", b"\x01still here\n"]
 
 
 async def test_a_request_without_a_command_is_a_400(cluster, kubectl):

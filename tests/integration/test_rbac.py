@@ -1,6 +1,6 @@
 """Who may do what, with the real kubectl against masters run with --authorization-mode Node,RBAC: identities from
 the token file and from service-account tokens (TokenRequest), RBAC bindings, the node authorizer, `kubectl auth
-whoami` and `can-i`, and namespaces that may not be deleted."""
+whoami` and `can-i`, impersonation (kubectl --as), and namespaces that may not be deleted."""
 import base64
 import json
 import os
@@ -56,6 +56,22 @@ def test_a_service_account_bound_to_view_reads_its_namespace_and_nothing_more(ku
     assert can(kube, token, "list", "pods", "-n", "dev") == "yes"
     assert can(kube, token, "get", "secrets", "-n", "dev") == "no"
     assert can(kube, token, "create", "deployments", "-n", "dev") == "no"
+
+
+def test_impersonation_with_kubectl_as(kube):
+    """kubectl --as / --as-group: the admin acts as someone else and gets exactly their rights; someone without
+    the impersonate verb cannot."""
+    as_ci = kube("--as", "system:serviceaccount:dev:ci", "auth", "whoami", "-o",
+                 "jsonpath={.status.userInfo.username} {.status.userInfo.groups}").stdout
+    assert as_ci.startswith("system:serviceaccount:dev:ci ") and "system:serviceaccounts:dev" in as_ci
+    refused = kube("--as", "system:serviceaccount:dev:ci", "-n", "dev", "get", "secrets", check=False)
+    assert refused.returncode == 1 and 'User "system:serviceaccount:dev:ci" cannot list' in refused.stderr
+    assert kube("--as", "nobody", "--as-group", "system:masters", "-n", "dev", "get", "secrets").returncode == 0
+    token = kube("-n", "dev", "create", "token", "ci").stdout.strip()
+    escalation = kube("--token", token, "--as", "admin", "get", "secrets", "-A", check=False)
+    assert escalation.returncode == 1
+    assert 'users "admin" is forbidden: User "system:serviceaccount:dev:ci" cannot impersonate resource "users"' \
+        in escalation.stderr
 
 
 def test_a_token_dies_with_its_service_account(kube):

@@ -286,3 +286,20 @@ async def test_random_frames_never_stop_the_server(server):
         peer.close()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         assert (await _stub(channel, "Echo")(PutRequest(value=b"alive"))).header.revision == 5
+
+
+async def test_thousands_of_streams_opened_and_reset_in_one_write_leave_the_server_serving(server):
+    """The 'rapid reset' pattern: a read full of tiny frames is handled a few hundred frames per loop turn."""
+    port, _ = server
+    peer = await Peer.connect(port)
+    encoder = hpack.Encoder()
+    cancel = struct.pack(">I", http2.CANCEL)
+    burst = b"".join(frame(http2.HEADERS, http2.END_HEADERS, 2 * i + 1, request_headers(encoder, "/t.T/Hang")) +
+                     frame(http2.RST_STREAM, 0, 2 * i + 1, cancel) for i in range(5000))
+    peer.send(burst)
+    peer.send(frame(http2.PING, 0, 0, b"finished"))
+    pongs = [f for f in await peer.frames(until=http2.PING, timeout=30) if f[0] == http2.PING]
+    assert pongs == [(http2.PING, http2.ACK, 0, b"finished")]  # every frame before it was handled
+    peer.close()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        assert (await _stub(channel, "Echo")(PutRequest(value=b"after"))).header.revision == 5

@@ -1,6 +1,6 @@
-"""The pure parts of exec, attach, port-forward, logs and top: channel framing (node/channels.py), SPDY/3.1 framing
-(node/spdy.py), CRI log lines (node/log_format.py), CPU rates (node/stats.py) and metrics.k8s.io objects
-(api/resource_metrics.py)."""
+"""The pure parts of exec, attach, port-forward, logs and top: channel framing (node/wsstream.py, node/channels.py),
+the ports of a channel port-forward, SPDY/3.1 framing (node/spdy.py), CRI log lines (node/log_format.py), CPU rates
+(node/stats.py) and metrics.k8s.io objects (api/resource_metrics.py)."""
 import json
 import zlib
 
@@ -8,26 +8,37 @@ import pytest
 from multidict import MultiDict
 
 from api import resource_metrics
-from node import channels, log_format, spdy, stats
-from node.channels import ProtocolError
+from node import channels, log_format, port_forward_channels, spdy, stats, wsstream
 from node.spdy import SpdyError
+from node.wsstream import Message, ProtocolError
 
 # -- channels -------------------------------------------------------------------------------
 
 
 def test_a_message_is_its_channel_byte_then_the_data():
-    assert channels.frame(channels.STDOUT, b"hi\n") == b"\x01hi\n"
-    assert channels.parse(b"\x00ls\n", channels.V5) == channels.Message(channels.STDIN, b"ls\n")
-    assert channels.parse(b"\xff\x00", channels.V5) == channels.Message(channels.CLOSE, b"\x00")
+    assert wsstream.V5.encode(channels.STDOUT, b"hi\n") == b"\x01hi\n"
+    assert wsstream.V5.decode(b"\x00ls\n") == Message(channels.STDIN, b"ls\n")
+    assert wsstream.V4.decode("\x00ls\n") == Message(channels.STDIN, b"ls\n")  # a text message, as Python sends
+    assert wsstream.PROTOCOLS[wsstream.NONE] == wsstream.CHANNEL
+
+
+def test_base64_protocols_name_the_channel_with_a_digit():
+    assert wsstream.V4_BASE64.encode(channels.STDOUT, b"total 8\n") == "1dG90YWwgOAo="
+    assert wsstream.BASE64.decode("0Zm9vCgo=") == Message(channels.STDIN, b"foo\n\n")
+    assert wsstream.BASE64.decode(b"5") == Message(5, b"")
+    for bad, says in (("0not base64!", "carries base64"), ("/Zm9v", "character from '0'"), ("", "empty")):
+        with pytest.raises(ProtocolError, match=says):
+            wsstream.BASE64.decode(bad)
 
 
 def test_a_client_writes_only_stdin_resize_and_close():
-    for bad, says in ((b"", "empty"), (b"\x01x", "stdout channel"), (b"\x03{}", "error channel"),
-                      (b"\x07x", "unknown channel 7"), (b"\xff\x09", "close message names")):
+    for bad, says in ((b"\x01x", "stdout channel"), (b"\x03{}", "error channel"), (b"\x07x", "unknown channel 7"),
+                      (b"\xff\x09", "close message names")):
         with pytest.raises(ProtocolError, match=says):
-            channels.parse(bad, channels.V5)
+            channels.check(wsstream.V5.decode(bad), wsstream.V5)
+    assert channels.check(Message(channels.CLOSE, b"\x00"), wsstream.V5).channel == channels.CLOSE
     with pytest.raises(ProtocolError, match="close channel"):  # v4 has no close signal
-        channels.parse(b"\xff\x00", channels.V4)
+        channels.check(Message(channels.CLOSE, b"\x00"), wsstream.V4)
 
 
 def test_resize_is_json_width_and_height():
@@ -39,10 +50,16 @@ def test_resize_is_json_width_and_height():
 
 def test_the_error_channel_carries_the_exit_code_as_kubectl_reads_it():
     """v4's errorDecoder: Failure, reason NonZeroExitCode, a cause of type ExitCode whose message is the code."""
-    status = json.loads(channels.exit_status(3, ["sh", "-c", "exit 3"]))
+    status = json.loads(channels.status_message(channels.exit_status(3, ["sh", "-c", "exit 3"]), wsstream.V4))
     assert status["status"] == "Failure" and status["reason"] == "NonZeroExitCode"
     assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
-    assert json.loads(channels.exit_status(0, ["true"]))["status"] == "Success"
+    assert json.loads(channels.status_message(channels.exit_status(0, ["true"]), wsstream.V5))["status"] == "Success"
+
+
+def test_before_v4_the_error_channel_carries_a_failures_message_only():
+    assert channels.status_message(channels.success(), wsstream.CHANNEL) is None
+    failed = channels.status_message(channels.exit_status(3, ["false"]), wsstream.BASE64)
+    assert failed.startswith(b"command terminated with non-zero exit code")
 
 
 def test_stream_options_from_kubectls_query():
@@ -54,6 +71,19 @@ def test_stream_options_from_kubectls_query():
         with pytest.raises(ValueError, match=says):
             channels.stream_options(MultiDict(query), exec_=True)
     assert channels.stream_options(MultiDict([("stdout", "true")]), exec_=False).command == ()
+
+
+def test_the_ports_of_a_channel_port_forward():
+    """Comma-separated or repeated, as the API server reads PodPortForwardOptions; two channels a port."""
+    assert port_forward_channels.parse_ports(MultiDict([("ports", "1234,1235"), ("ports", "80")])) == [1234, 1235, 80]
+    for value in ("0", "65536", "http", "12,", "١٢"):
+        with pytest.raises(ValueError, match="is not a port number"):
+            port_forward_channels.parse_ports(MultiDict([("ports", value)]))
+    with pytest.raises(ValueError, match="ports is required"):
+        port_forward_channels.check_ports([], wsstream.V4)
+    port_forward_channels.check_ports(list(range(1, 128)), wsstream.V4)
+    with pytest.raises(ValueError, match="at most 40 ports"):
+        port_forward_channels.check_ports(list(range(1, 42)), wsstream.V4_BASE64)
 
 # -- SPDY -----------------------------------------------------------------------------------
 
