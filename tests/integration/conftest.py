@@ -36,9 +36,10 @@ def cp(request, tmp_path_factory) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def node_cluster(request, tmp_path_factory) -> Iterator[Cluster]:
-    """One master with only the controllers pods' service accounts need, and the node agents the module's NODES asks
-    for (Cluster's nodes=, runtime=, node_flags=), shared by its tests."""
-    c = Cluster(str(tmp_path_factory.mktemp(_module_name(request))), 1, ACCOUNT_CONTROLLERS, **request.module.NODES)
+    """One master with only the controllers pods' service accounts need (or the module's CONTROL_PLANE), and the node
+    agents the module's NODES asks for (Cluster's nodes=, runtime=, node_flags=), shared by its tests."""
+    flags = getattr(request.module, "CONTROL_PLANE", ACCOUNT_CONTROLLERS)
+    c = Cluster(str(tmp_path_factory.mktemp(_module_name(request))), 1, flags, **request.module.NODES)
     yield c
     c.stop()
 

@@ -27,14 +27,13 @@ from tests.integration.kube import Kubectl, wait_until
 NS = "team"
 
 
+CONTROL_PLANE = FAST_CONTROL_PLANE  # for conftest's node_cluster: every controller and the scheduler
+NODES = {"nodes": 2, "runtime": "process"}
+
+
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    c = Cluster(str(tmp_path_factory.mktemp("identities") / "cluster"), 1, FAST_CONTROL_PLANE, nodes=2,
-                runtime="process", node_flags=("--crashloop-base-delay", "1"))
-    try:
-        yield c
-    finally:
-        c.stop()
+def cluster(node_cluster):
+    return node_cluster
 
 
 @pytest.fixture(scope="module")
