@@ -102,7 +102,7 @@ def master_command(name: str, masters: int) -> list[str]:
             "--ca-file", "/run/secrets/ca_crt", "--service-cluster-ip-range", up.SERVICE_IP_RANGE,
             "--encryption-provider-config", "/run/secrets/encryption_config",
             "--service-account-key-file", "/run/secrets/service_account_key", "--authorization-mode", up.AUTHORIZATION,
-            "--kubernetes-service-port", str(up.KUBERNETES_SERVICE_PORT), "--enable-failpoints"]
+            "--kubernetes-service-port", str(up.KUBERNETES_SERVICE_PORT)]
 
 
 def node_command(name: str, masters: int) -> list[str]:

@@ -32,6 +32,7 @@ from kvstore import kv_port
 from kvstore.grpc_server import EtcdGrpc
 from kvstore.grpc_wire import GrpcServer
 from kvstore.leader_duties import LeaderDuties, Retention
+from kvstore.mechanisms import LABS, without
 from kvstore.membership import Membership, saved_members
 from kvstore.metrics import StoreCollector, handler as metrics_handler, new_registry
 from kvstore.replica import Replica
@@ -114,6 +115,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     logs.add_argument(p)
     p.add_argument("--enable-failpoints", action="store_true",
                    help="serve /debug/failpoints (partitions for chaos demos); never in production")
+    p.add_argument("--lab", choices=list(LABS),
+                   help="switch one of the store's safety mechanisms off, for `raftkube lab run` (docs/labs.md); "
+                        "never in production")
 
 
 def _private(data_dir: str) -> None:
@@ -206,19 +210,23 @@ class Master:
             exit_status = 2
             stop.set()
 
-        self.hub = WatchHub()
+        mechanisms = without(self.args.lab)
+        if self.args.lab:
+            log.warning("master %s: lab %s: %s is OFF", self.args.name, self.args.lab, LABS[self.args.lab])
+        self.hub = WatchHub(every_event=mechanisms.watch_every_event)
         self.replica = Replica(
             self_addr=self.args.raft, peers=self.peers, data_dir=self.args.data_dir, secret=self.secret,
             on_applied=self.hub.publish,
             on_restored=lambda: self.hub.reset("etcdserver: this master's store was replaced by a snapshot; "
                                                "re-watch from the revision after your last event"),
-            on_refused=refused, snapshot_entries=self.args.snapshot_entries,
+            on_refused=refused, snapshot_entries=self.args.snapshot_entries, mechanisms=mechanisms,
         )
         restored = restore.pending(self.args.data_dir)
         if restored is not None:  # before the first tick: the journal, if any, replays on top of it
             self.replica.consumer.machine = restored
             log.info("master %s: starting from a restored snapshot at revision %d", self.args.name, restored.revision)
-        self.store = Store(self.replica, name=self.args.name, deadline=self.args.request_timeout)
+        self.store = Store(self.replica, name=self.args.name, deadline=self.args.request_timeout,
+                           mechanisms=mechanisms)
         self.membership = Membership(self.replica, self.args.data_dir)
         registry = new_registry()  # this master's metrics, on both ports (kvstore/metrics.py, api/metrics.py)
         StoreCollector(self.store, self.hub, self.replica, self.args.data_dir).register(registry)
@@ -373,38 +381,32 @@ class Master:
 
     async def failpoints(self, request: web.Request) -> web.Response:
         """POST {"cut": ["HOST:PORT", ...]} drops all Raft traffic with those peers; {"heal": [...]} restores it;
-        {"stale_reads": true|false} makes linearizable reads skip their barrier (a bug, on purpose, for the
-        checkers to catch); {"clients": true|false} drops every new client connection on both ports (all but this
-        endpoint), as a network cut would; {"clock_step": SECONDS} steps this master's wall clock (`date -s`).
-        Answers the peers now cut off, whether reads are stale, clients cut, and the wall clock now."""
+        {"clients": true|false} drops every new client connection on both ports (all but this endpoint), as a
+        network cut would; {"clock_step": SECONDS} steps this master's wall clock (`date -s`). Answers the peers
+        now cut off, whether clients are cut, and the wall clock now. (Switching a safety mechanism off is no
+        failpoint: only `--lab` does it, at start.)"""
         try:
             body = await request.json()
         except ValueError:
             body = None
-        ok = isinstance(body, dict) and set(body) <= {"cut", "heal", "stale_reads", "clients", "clock_step"} and all(
+        ok = isinstance(body, dict) and set(body) <= {"cut", "heal", "clients", "clock_step"} and all(
             isinstance(body.get(k, []), list) and all(isinstance(p, str) for p in body.get(k, []))
-            for k in ("cut", "heal")) and all(isinstance(body.get(k, False), bool) for k in ("stale_reads", "clients")) \
+            for k in ("cut", "heal")) and isinstance(body.get("clients", False), bool) \
             and type(body.get("clock_step", 0)) in (int, float)
         if not ok:
             return web.json_response({"error": 'expected {"cut": ["HOST:PORT", ...]}, {"heal": [...]}, '
-                                               '{"stale_reads": true|false}, {"clients": true|false} or '
-                                               '{"clock_step": SECONDS}'}, status=400)
+                                               '{"clients": true|false} or {"clock_step": SECONDS}'}, status=400)
         if body.get("clock_step"):
             step_wall_clock(body["clock_step"])
             log.warning("failpoint: wall clock stepped by %+gs", body["clock_step"])
         if "clients" in body:
             self.clients_cut = body["clients"]
             log.warning("failpoint: clients %s", "CUT OFF (connections dropped)" if self.clients_cut else "back")
-        if "stale_reads" in body:
-            self.store.stale_reads = body["stale_reads"]
-            log.warning("failpoint: linearizable reads %s", "STALE (no barrier)" if self.store.stale_reads
-                        else "use their barrier again")
         peers = (set(self.replica.partitioned_peers()) | set(body.get("cut", []))) - set(body.get("heal", []))
         self.replica.set_partitioned(peers)
         if "cut" in body or "heal" in body:
             log.info("failpoint: Raft traffic cut with %s", sorted(peers) or "nobody")
-        return web.json_response({"partition": sorted(peers), "stale_reads": self.store.stale_reads,
-                                  "clients": self.clients_cut, "at": time.time()})
+        return web.json_response({"partition": sorted(peers), "clients": self.clients_cut, "at": time.time()})
 
     @web.middleware
     async def drop_when_cut(self, request: web.Request, handler) -> web.StreamResponse:

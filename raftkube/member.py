@@ -127,8 +127,9 @@ def remove(info: dict[str, Any], state_dir: str, name: str) -> None:
 
 
 def _security_flags(template: list[str]) -> tuple[str, ...]:
-    """Everything in a master's command line after the per-master flags master_argv writes itself."""
-    return tuple(template[template.index("--enable-failpoints") + 1:])
+    """Everything in a master's command line after the per-master flags master_argv writes itself (the last of
+    them is --secret-file FILE)."""
+    return tuple(template[template.index("--secret-file") + 2:])
 
 
 def _save(info: dict[str, Any], state_dir: str) -> None:

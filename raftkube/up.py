@@ -47,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="process: pods are local processes; fake: pods only pretend to run, as kwok (default process)")
     p.add_argument("--restore", metavar="SNAPSHOT",
                    help="a new cluster starting from this `etcdctl snapshot save` file (the state dir must be new)")
+    p.add_argument("--enable-failpoints", action="store_true",
+                   help="let `raftkube chaos partition|heal` cut masters off (every master serves /debug/failpoints "
+                        "on its KV port, to anyone who reaches it: off unless asked)")
 
 
 # Below Linux's ephemeral range (32768-60999), where every outgoing connection takes its local port: a port
@@ -167,8 +170,7 @@ def master_argv(m: dict[str, str], layout: list[dict[str, str]], state_dir: str,
     peers = ",".join(o["raft"] for o in layout if o is not m)
     return [sys.executable, "-m", "raftkube", "master", "--name", m["name"], "--raft", m["raft"],
             "--peers", peers, "--kv-listen", m["kv"], "--api-listen", m["api"],
-            "--data-dir", os.path.join(state_dir, "data", m["name"]), "--secret-file", secret_file,
-            "--enable-failpoints", *extra]
+            "--data-dir", os.path.join(state_dir, "data", m["name"]), "--secret-file", secret_file, *extra]
 
 
 def spawn(argv: list[str], log_path: str) -> int:
@@ -418,7 +420,8 @@ def run(args: argparse.Namespace) -> int:
     stop_on_signals()
     print(f"starting {args.masters} masters and {args.nodes} {args.runtime} nodes from {state_dir} ...", flush=True)
     try:
-        info = start(state_dir, args.masters, args.base_port, balanced=True, snapshot=args.restore)
+        failpoints = ("--enable-failpoints",) if args.enable_failpoints else ()
+        info = start(state_dir, args.masters, args.base_port, failpoints, balanced=True, snapshot=args.restore)
         if not wait_ready(info):
             print(f"raftkube up: not every master became ready within {READY_TIMEOUT:.0f}s; "
                   f"see {state_dir}/logs", file=sys.stderr, flush=True)

@@ -257,8 +257,8 @@ class Cluster(_Common):
         return kv
 
     def failpoint(self, name: str, **changes: Any) -> None:
-        """Change a master's failpoints: stale_reads=True (linearizable reads skip their barrier), clients=True
-        (its client ports drop every request), ... (raftkube/master.py `failpoints` lists them)."""
+        """Change a master's failpoints: clients=True (its client ports drop every request), clock_step=SECONDS
+        (its wall clock jumps), ... (raftkube/master.py `failpoints` lists them)."""
         self._p.failpoint(name, changes)
 
     def leader(self) -> str:

@@ -11,8 +11,9 @@ from tests.integration.cluster import ACCOUNT_CONTROLLERS, FAST_CONTROL_PLANE, C
 
 
 @pytest.fixture
-async def cluster(tmp_path):
-    c = Cluster(str(tmp_path / "cluster"), 3)
+async def cluster(request, tmp_path):
+    """Three masters for one test, with the module's MASTER_FLAGS if it has some."""
+    c = Cluster(str(tmp_path / "cluster"), 3, getattr(request.module, "MASTER_FLAGS", ()))
     try:
         yield c
     finally:

@@ -7,6 +7,8 @@ import pytest
 from raftkube import cluster_file
 from tests.integration.cluster import eventually
 
+MASTER_FLAGS = ("--enable-failpoints",)  # the `cluster` fixture's: partitions are failpoints (`up --enable-failpoints`)
+
 
 async def test_partitioning_the_leader_moves_leadership_and_heal_brings_it_back(cluster):
     old = cluster.chaos("leader")

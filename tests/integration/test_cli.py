@@ -29,9 +29,10 @@ def _post(url, body):
         return json.load(r)
 
 
-def _up(state_dir, masters):
+def _up(state_dir, masters, *flags):
     proc = subprocess.Popen([sys.executable, "-m", "raftkube", "up", "--masters", str(masters),
-                             "--state-dir", state_dir], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--state-dir", state_dir, *flags], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
     try:
         _wait_for(lambda: proc.poll() is not None or "raftkube is up" in (proc.stdout.readline() or ""),
                   what="`raftkube up` ready")
@@ -94,11 +95,14 @@ def test_up_status_sigterm_and_up_again_keeps_the_data(tmp_path):
     assert not left, "a master or node outlived `raftkube up`"
     assert not left_file
 
-    proc = _up(state_dir, 3)
+    proc = _up(state_dir, 3, "--enable-failpoints")
     try:
         info = cluster_file.read(state_dir)
         got = _post(info["masters"][2]["kv"] + "/v3/kv/range", {"key": "a2VlcA=="})
         assert got["kvs"][0]["value"] == "bWU="
+        for verb in ("partition", "heal"):  # asked for this time
+            subprocess.run([sys.executable, "-m", "raftkube", "chaos", verb, "m2", "--state-dir", state_dir],
+                           check=True, timeout=30)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.send_signal(signal.SIGINT)  # Ctrl-C twice: the same
@@ -119,6 +123,10 @@ def test_a_single_master_cluster_works_alone(tmp_path):
         # Alone, a master is its own majority (its controllers and nodes write too: revisions may jump).
         assert int(again["header"]["revision"]) > first and again["prev_kv"]["value"] == "eA=="
         assert _post(kv + "/v3/kv/range", {"key": "eA=="})["kvs"][0]["value"] == "eQ=="
+        # Failpoints are off unless `up` is asked for them, and `chaos partition` says how.
+        cut = subprocess.run([sys.executable, "-m", "raftkube", "chaos", "partition", "m1", "--state-dir", state_dir],
+                             capture_output=True, text=True, timeout=30)
+        assert cut.returncode != 0 and "raftkube up --enable-failpoints" in cut.stderr, cut.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

@@ -20,7 +20,7 @@ from tests.integration.cluster import Cluster, eventually
 @pytest.fixture(scope="module")
 def kv_cluster(tmp_path_factory):
     c = Cluster(str(tmp_path_factory.mktemp("gateway") / "cluster"), 3,
-                master_flags=("--watch-progress-interval", "0.5"))
+                master_flags=("--watch-progress-interval", "0.5", "--enable-failpoints"))  # clock_step
     asyncio.run(settled(c.master("m2")["kv"]))
     yield c
     c.stop()
