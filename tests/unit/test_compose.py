@@ -65,7 +65,8 @@ def test_secrets_and_a_kubeconfig_for_the_host(tmp_path):
     secrets = tmp_path / "s"
     compose.make_secrets(str(secrets))
     made = set(os.listdir(secrets))
-    assert {"cluster.secret", "tokens.csv", "server.crt", "server.key", "ca.crt", "kubeconfig", "node.token"} <= made
+    assert {"cluster.secret", "tokens.csv", "server.crt", "server.key", "ca.crt", "kubeconfig", "n1.token",
+            "n2.token"} <= made
     assert oct(os.stat(secrets).st_mode & 0o777) == "0o700"
     assert oct(os.stat(secrets / "server.key").st_mode & 0o777) == "0o644"
     assert oct(os.stat(secrets / "kubeconfig").st_mode & 0o777) == "0o600"
