@@ -1,4 +1,5 @@
-"""A cluster's own certificate authority and the masters' serving certificate (for the kube API).
+"""A cluster's own certificate authority and the masters' serving certificate (for the kube API), which names
+every master and the `kubernetes` Service (service_names) so that clients in pods verify it too.
 
 `raftkube up` makes them once per state dir: kubectl only sends bearer tokens over TLS, and the
 kubeconfig carries the CA so clients can check the masters without any system trust store.
@@ -57,18 +58,45 @@ def issue(ca: x509.Certificate, ca_key, common_name: str, *, server_names: list[
     if server_names:
         names: list[x509.GeneralName] = []
         for host in dict.fromkeys(server_names):
-            try:
-                names.append(x509.IPAddress(ipaddress.ip_address(host)))
-            except ValueError:
-                names.append(x509.DNSName(host))
+            names.append(x509.IPAddress(ipaddress.ip_address(host)) if _is_address(host) else x509.DNSName(host))
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     return builder.sign(ca_key, hashes.SHA256()), key
 
 
+def service_names(cluster_ip: str) -> list[str]:
+    """How pods address the API servers (the `kubernetes` Service): its ClusterIP and DNS names, which the serving
+    certificate must carry for an in-cluster client to verify it."""
+    return [cluster_ip, "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local"]
+
+
+def _names(cert: x509.Certificate) -> set[str]:
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    return {str(n) for n in sans.get_values_for_type(x509.IPAddress)} | set(sans.get_values_for_type(x509.DNSName))
+
+
+def _covers(cert_path: str, hosts: list[str]) -> bool:
+    with open(cert_path, "rb") as f:
+        names = _names(x509.load_pem_x509_certificate(f.read()))
+    return all(str(ipaddress.ip_address(h)) in names if _is_address(h) else h in names for h in hosts)
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def ensure(pki_dir: str, hosts: list[str]) -> dict[str, str]:
-    """ca.crt, server.crt and server.key in `pki_dir` (made if missing); returns their paths."""
+    """ca.crt, server.crt and server.key in `pki_dir`, made if missing or if the serving certificate does not name
+    every one of `hosts` (a state dir from before it had to); returns their paths."""
     paths = {name: os.path.join(pki_dir, name) for name in ("ca.crt", "server.crt", "server.key")}
-    if all(os.path.exists(p) for p in paths.values()):
+    if all(os.path.exists(p) for p in paths.values()) and _covers(paths["server.crt"], hosts):
         return paths
     os.makedirs(pki_dir, mode=0o700, exist_ok=True)
     ca, ca_key = new_ca("raftkube-ca")

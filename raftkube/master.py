@@ -10,6 +10,7 @@ import os
 import secrets
 import shlex
 import signal
+import socket
 import ssl
 import sys
 import time
@@ -20,6 +21,7 @@ from aiohttp import web
 from api import authorization, encryption
 from api.authentication import ServiceAccountKeys, StaticTokens
 from api.inflight import InFlight
+from api.kubernetes_service import KubernetesService
 from api.dashboard import Dashboard
 from api.metrics import ApiMetrics
 from api.server import ApiServer
@@ -37,7 +39,7 @@ from kvstore.replica import Replica
 from kvstore.store import Store
 from kvstore.watch import WatchHub
 from raftkube import kv_flags, logs, restore
-from raftkube.client_flags import TOKEN_ENV
+from raftkube.client_flags import COMPONENT_USERS, token_env
 
 log = logging.getLogger("raftkube.master")
 
@@ -87,7 +89,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--auto-compaction-retention", default="10000",
                    help="revisions to keep (e.g. 10000) or a time window (e.g. 5m); 0 keeps everything")
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12",
-                   help="the CIDR ClusterIPs are allocated from (default 10.96.0.0/12)")
+                   help="the CIDR ClusterIPs are allocated from (default 10.96.0.0/12); its first address is the "
+                        "`kubernetes` Service's")
+    p.add_argument("--kubernetes-service-port", type=int, default=443,
+                   help="the port of the `kubernetes` Service in namespace default (default 443, as Kubernetes; "
+                        "kube-proxy needs root to listen on it)")
+    p.add_argument("--advertise-address", help="the address pods reach this master's API at, in the `kubernetes` "
+                                               "Endpoints (default: --api-listen's host)")
     p.add_argument("--watch-progress-interval", type=float, default=10.0,
                    help="seconds between progress notifications on idle watches that ask for them")
     p.add_argument("--snapshot-entries", type=int, default=20_000,
@@ -181,6 +189,7 @@ class Master:
         self.kv_tls = kv_flags.server_tls(args)  # checked before anything starts: a bad file stops us here
         self.kv_client_tls = kv_flags.client_tls(args)
         self.kv_scheme = "https" if self.kv_tls is not None else "http"
+        self.advertised = self.advertise()
         self.cluster_id = id64(",".join(sorted([args.raft, *self.peers])))
         self.member_id = id64(args.raft)
         self.clients_cut = False  # the clients failpoint
@@ -258,9 +267,11 @@ class Master:
                                                       reuse_address=True, ssl=self.kv_tls))
         runners = [kv_runner, await self._serve(api_app, self.args.api_listen, self.tls_context())]
         duties = LeaderDuties(self.store, Retention.parse(self.args.auto_compaction_retention))
+        kubernetes = KubernetesService(api.objects, api.admission, service_ip_range=self.args.service_cluster_ip_range,
+                                       port=self.args.kubernetes_service_port, advertise=self.advertised)
         tasks = [asyncio.create_task(duties.run()), asyncio.create_task(self.announce()),
                  asyncio.create_task(self.save_topology()),
-                 asyncio.create_task(api.ensure_defaults())]
+                 asyncio.create_task(api.ensure_defaults()), asyncio.create_task(kubernetes.run())]
         if restored is not None:
             tasks.append(asyncio.create_task(restore.settle(self.replica, self.store, self.args.data_dir)))
         control_plane = None if self.args.no_control_plane else await self.start_control_plane()
@@ -299,14 +310,29 @@ class Master:
         if self.args.ca_file:
             argv += ["--ca-file", self.args.ca_file]
         argv += shlex.split(self.args.control_plane_flags)
+        if self.sa_keys is None:  # no token can be signed for the controllers' service accounts
+            argv.append("--no-use-service-account-credentials")
         env = dict(os.environ)
         if self.tokens is not None:
             users = {user.name: token for token, user in self.tokens.users().items()}
-            if "system:kube-controller-manager" in users:
-                env[TOKEN_ENV] = users["system:kube-controller-manager"]
+            for user in COMPONENT_USERS.values():  # each component of the child runs as itself
+                if user in users:
+                    env[token_env(user)] = users[user]
         child = await asyncio.create_subprocess_exec(*argv, env=env, stdin=asyncio.subprocess.DEVNULL)
         log.info("master %s: control plane running as pid %d", self.args.name, child.pid)
         return child
+
+    def advertise(self) -> tuple[str, int]:
+        """This master's API as pods reach it: --advertise-address, else --api-listen's host (a name resolved once;
+        every address: this host's own), and the port it listens on."""
+        host, port = split_hostport(self.args.api_listen)
+        host = self.args.advertise_address or host
+        try:
+            address = socket.gethostbyname(socket.gethostname() if _unspecified(host) else host)
+        except OSError as exc:
+            raise SystemExit(f"raftkube master {self.args.name}: cannot tell the address to advertise ({exc}); "
+                             "give --advertise-address") from None
+        return address, port
 
     def tls_context(self) -> ssl.SSLContext | None:
         if not (self.args.tls_cert_file or self.args.tls_private_key_file):

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import fcntl
+import io
 import json
 import os
 import random
@@ -21,12 +24,16 @@ import urllib.request
 from typing import Any
 
 from api import encryption
-from api.authentication import ServiceAccountKeys
+from api.authentication import ServiceAccountKeys, token_line
+from api.kubernetes_service import first_address
+from api.node_authorizer import NODES_GROUP, node_user
 from raftkube import certs, cluster_file, kubeconfig, kv_access, kv_pki, restore
 from raftkube.balancer import Balancer
 
 READY_TIMEOUT = 30.0
 SERVICE_IP_RANGE = "127.96.0.0/16"  # ClusterIPs on the loopback range: kube-proxy binds them without root
+KUBERNETES_SERVICE_PORT = 6443  # the `kubernetes` Service's port: kube-proxy without root cannot listen on 443
+AUTHORIZATION = "Node,RBAC"  # kubelets as the Node authorizer allows; everyone else as their RBAC bindings allow
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -114,22 +121,42 @@ def ensure_encryption_config(state_dir: str) -> str:
     return _private_file(os.path.join(state_dir, "pki", "encryption-config.yaml"), encryption.new_config())
 
 
-TOKEN_USERS = [("admin", "system:masters"), ("system:nodes", "system:nodes"),
-               ("system:kube-controller-manager", "system:kube-controller-manager")]
+# The token file's users besides the nodes: the admin (the kubeconfig's) and the control plane's components.
+TOKEN_USERS: list[tuple[str, tuple[str, ...]]] = [("admin", ("system:masters",)),
+                                                  ("system:kube-controller-manager", ()), ("system:kube-scheduler", ())]
 
 
-def ensure_tokens(state_dir: str) -> str:
-    """The kube API's token file: the admin's (the kubeconfig carries it), the node agents', the controllers'."""
-    lines = "".join(f"{secrets.token_urlsafe(24)},{user},{user},{group}\n" for user, group in TOKEN_USERS)
-    return _private_file(os.path.join(state_dir, "tokens.csv"), lines)
+def ensure_tokens(state_dir: str, users: list[tuple[str, tuple[str, ...]]] = TOKEN_USERS) -> str:
+    """The kube API's token file, with a token for each of `users` (a user it already names keeps its token).
+    It is replaced whole, under a lock: masters read it again when it changes, and nodes started at once each
+    add their own."""
+    path = os.path.join(state_dir, "tokens.csv")
+    with open(os.open(path + ".lock", os.O_WRONLY | os.O_CREAT, 0o600)) as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        text = ""
+        if os.path.exists(path):
+            with open(path) as f:
+                text = f.read()
+        named = {row[1] for row in csv.reader(io.StringIO(text)) if len(row) > 1}
+        added = "".join(token_line(secrets.token_urlsafe(24), user, groups) for user, groups in users
+                        if user not in named)
+        if added or not text:
+            with open(os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+                f.write(text + added)
+            os.replace(path + ".tmp", path)
+    return path
+
+
+def ensure_node_tokens(state_dir: str, names: list[str]) -> str:
+    """A token of its own for each node: user system:node:NAME in group system:nodes (api/node_authorizer.py)."""
+    return ensure_tokens(state_dir, [(node_user(name), (NODES_GROUP,)) for name in names])
 
 
 def token_for(state_dir: str, user: str = "admin") -> str:
-    with open(os.path.join(state_dir, "tokens.csv")) as f:
-        for line in f:
-            token, name = line.split(",")[:2]
-            if name == user:
-                return token
+    with open(os.path.join(state_dir, "tokens.csv"), newline="") as f:
+        for row in csv.reader(f):
+            if len(row) > 1 and row[1] == user:
+                return row[0]
     raise KeyError(f"no token for {user!r} in {state_dir}/tokens.csv")
 
 
@@ -183,8 +210,9 @@ def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str,
     os.chmod(state_dir, 0o700)  # secrets, tokens and the data live here
     layout = plan_layout(state_dir, masters, base_port)
     secret_file = ensure_secret(state_dir)
+    service_range = _flag(master_flags, "--service-cluster-ip-range", SERVICE_IP_RANGE)
     hosts = sorted({"127.0.0.1", *(m["api"].rpartition(":")[0] for m in layout["masters"])})
-    pki = certs.ensure(os.path.join(state_dir, "pki"), hosts)
+    pki = certs.ensure(os.path.join(state_dir, "pki"), hosts + certs.service_names(first_address(service_range)))
     kv_dir = kv_pki.directory(state_dir)
     kv_pki.ensure(kv_dir, {m["name"]: kv_server_names(m["kv"]) for m in layout["masters"]})
     security = ("--token-file", ensure_tokens(state_dir), "--tls-cert-file", pki["server.crt"],
@@ -192,8 +220,10 @@ def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str,
                 "--encryption-provider-config", ensure_encryption_config(state_dir),
                 "--service-account-key-file", ensure_service_account_key(state_dir),
                 *kv_pki.shared_flags(kv_pki.pair(kv_dir, "ca")[0], kv_pki.pair(kv_dir, kv_pki.APISERVER)))
-    if "--service-cluster-ip-range" not in master_flags:
-        security += ("--service-cluster-ip-range", SERVICE_IP_RANGE)
+    for flag, value in (("--service-cluster-ip-range", SERVICE_IP_RANGE), ("--authorization-mode", AUTHORIZATION),
+                        ("--kubernetes-service-port", str(KUBERNETES_SERVICE_PORT))):
+        if flag not in master_flags:
+            security += (flag, value)
     entries = []
     for m in layout["masters"]:
         if snapshot:
@@ -218,6 +248,11 @@ def master_entry(m: dict[str, str], pid: int, argv: list[str]) -> dict[str, Any]
     api = f"https://{m['api']}" if "--tls-cert-file" in argv else f"http://{m['api']}"
     return {"name": m["name"], "pid": pid, "raft": m["raft"], "kv": kv, "grpc": kv, "api": api,
             "data_dir": argv[argv.index("--data-dir") + 1], "argv": argv}
+
+
+def _flag(flags: tuple[str, ...], name: str, default: str) -> str:
+    """The value given to `name` in a command line's flags, else `default`."""
+    return flags[flags.index(name) + 1] if name in flags[:-1] else default
 
 
 def pod_network(state_dir: str) -> str:
@@ -250,7 +285,9 @@ def start_nodes(info: dict[str, Any], count: int, runtime: str = "process", flag
     """Spawn the node agents (after the masters are ready) and add them to cluster.json's "nodes"."""
     state_dir = info["state_dir"]
     pids: dict[str, int] = {}
-    for name, argv in node_argvs(state_dir, count, runtime, flags):
+    argvs = node_argvs(state_dir, count, runtime, flags)
+    ensure_node_tokens(state_dir, [name for name, _ in argvs])  # before they start, each reads its own
+    for name, argv in argvs:
         key = " ".join(argv)
         if key not in pids:
             log = name.rsplit("-", 1)[0] if runtime == "fake" else name

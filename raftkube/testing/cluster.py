@@ -168,6 +168,7 @@ class _Common:
 
     _p: _Processes
     _info: dict[str, Any]
+    _lb: Balancer  # the load balancer in front of the masters' kube APIs
 
     @property
     def state_dir(self) -> str:
@@ -215,7 +216,12 @@ class _Common:
         return History()
 
     def _balancer(self) -> Balancer:
-        return Balancer(self.api_endpoints, self._info["ca"])
+        self._lb = Balancer(self.api_endpoints, self._info["ca"])
+        return self._lb
+
+    async def _drop_connections(self, name: str) -> None:
+        """The load balancer closes the connections it pipes to a killed master (run on the balancer's loop)."""
+        self._lb.drop(self._p.master(name)["api"])
 
     def _balancer_address(self) -> tuple[str, int]:
         host, _, port = self._info["api"].split("://", 1)[1].rpartition(":")
@@ -370,6 +376,7 @@ class AsyncCluster(_Common):
 
     async def kill(self, name: str) -> None:
         await asyncio.to_thread(self._p.local.kill, name)
+        await self._drop_connections(name)
 
     async def restart(self, name: str) -> None:
         await asyncio.to_thread(self._p.restart, name)

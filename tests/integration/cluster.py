@@ -28,6 +28,10 @@ FAST_CONTROL_PLANE = ("--control-plane-flags",
 # Fast leader election and a node grace period (an hour) that hand-made Nodes, which no kubelet renews, outlive.
 PATIENT_CONTROL_PLANE = ("--control-plane-flags", f"{_FAST_ELECTION} --node-monitor-grace-period 3600")
 
+# Only the controllers a pod's service account token needs (its `default` account, the kube-root-ca.crt ConfigMap),
+# for node tests that bind pods by hand and write their own Endpoints (the scheduler runs, and has nothing to do).
+ACCOUNT_CONTROLLERS = ("--control-plane-flags", f"{_FAST_ELECTION} --controllers serviceaccount,root-ca-cert-publisher")
+
 # Node agents that keep up with FAST_CONTROL_PLANE's 6 s node grace period (given flags come after, and win).
 FAST_NODES = ("--lease-interval", "1", "--node-status-interval", "2", "--fake-start-delay", "0.2",
               "--fake-run-time", "1")

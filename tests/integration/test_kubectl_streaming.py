@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from raftkube import up
-from tests.integration.cluster import FAST_NODES, Cluster
+from tests.integration.cluster import ACCOUNT_CONTROLLERS, FAST_NODES, Cluster
 from tests.integration.kube import Kubectl, wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None or shutil.which("script") is None,
@@ -163,8 +163,8 @@ spec:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = Cluster(str(tmp_path_factory.mktemp("streaming") / "cluster"), 3, nodes=1, runtime="process",
-                node_flags=("--no-proxy", "--crashloop-base-delay", "1"))
+    c = Cluster(str(tmp_path_factory.mktemp("streaming") / "cluster"), 3, ACCOUNT_CONTROLLERS, nodes=1,
+                runtime="process", node_flags=("--no-proxy", "--crashloop-base-delay", "1"))
     try:
         up.start_nodes(c.info, 1, "fake", FAST_NODES)
         yield c

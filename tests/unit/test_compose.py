@@ -68,7 +68,8 @@ def test_secrets_and_a_kubeconfig_for_the_host(tmp_path):
     secrets = tmp_path / "s"
     compose.make_secrets(str(secrets))
     made = set(os.listdir(secrets))
-    assert {"cluster.secret", "tokens.csv", "server.crt", "server.key", "ca.crt", "kubeconfig", "node.token"} <= made
+    assert {"cluster.secret", "tokens.csv", "server.crt", "server.key", "ca.crt", "kubeconfig", "n1.token",
+            "n2.token"} <= made
     kv = set(os.listdir(secrets / compose.KV_DIR))  # the KV CA, the API servers', the operator's, each master's
     assert {"ca.crt", "apiserver-etcd-client.crt", "operator.key", "server-m1.crt", "server-m7.key"} <= kv
     assert oct(os.stat(secrets).st_mode & 0o777) == "0o700"
