@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import ssl
 import threading
 import time
 import urllib.error
@@ -23,16 +24,19 @@ from raftkube.testing import Cluster, check_linearizable
 # -- 1. my client, a history, and a verdict ---------------------------------------------------------------------
 
 class MyClient:
-    """The simplest etcd v3 JSON client: one endpoint per call, the next one when a master refuses."""
+    """The simplest etcd v3 JSON client: one endpoint per call, the next one when a master refuses. `tls`: the KV
+    CA and the operator's client certificate (the cluster's `kv_ssl_context()`), without which the masters' KV
+    ports refuse the connection."""
 
-    def __init__(self, endpoints: list[str]) -> None:
+    def __init__(self, endpoints: list[str], tls: ssl.SSLContext) -> None:
         self.endpoints = endpoints
+        self.tls = tls
 
     def _post(self, path: str, body: dict) -> dict:
         for i, endpoint in enumerate(random.sample(self.endpoints, len(self.endpoints))):
             request = urllib.request.Request(endpoint + path, json.dumps(body).encode(), method="POST")
             try:
-                with urllib.request.urlopen(request, timeout=2) as answer:
+                with urllib.request.urlopen(request, timeout=2, context=self.tls) as answer:
                     return json.load(answer)
             except urllib.error.URLError as exc:
                 if not isinstance(exc.reason, ConnectionRefusedError) or i == len(self.endpoints) - 1:
@@ -57,7 +61,7 @@ class MyClient:
 
 
 def workload(cluster: Cluster, history, stop: threading.Event, seed: int) -> None:
-    client, rng = MyClient(cluster.kv_endpoints), random.Random(seed)
+    client, rng = MyClient(cluster.kv_endpoints, cluster.kv_ssl_context()), random.Random(seed)
     while not stop.is_set():
         key, value = f"register-{rng.randrange(3)}", rng.randrange(1_000_000)
         try:

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import ssl
 import sys
 import tempfile
 import time
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kvstore.client import KVClient, prefix_end, unb64
-from raftkube import cluster_file, findings, history_export, timeline_html, up
+from raftkube import cluster_file, findings, history_export, kv_access, timeline_html, up
 from raftkube.history_checks import availability, check_durability, check_leases, check_watch
 from raftkube.linearizability import FAILED, OK, UNKNOWN, check
 from raftkube.nemesis import FAULTS, NET_FAULTS, TARGETED_FAULTS, Nemesis, leader_monitor_row
@@ -119,10 +120,11 @@ async def campaign(state_dir: str, plan: Plan) -> Run:
 
 async def _run(info: dict[str, Any], plan: Plan) -> Run:
     endpoints = [m["kv"] for m in info["masters"]]
-    async with KVClient(endpoints[0]) as kv:
+    tls = kv_access.context(info.get("kv_tls"))
+    async with KVClient(endpoints[0], tls=tls) as kv:
         start_revision = int((await kv.status())["header"]["revision"]) + 1
     workload = Workload(endpoints, names=[m["name"] for m in info["masters"]], clients=plan.clients, watchers=plan.watchers, seed=plan.seed, leases=plan.leases,
-                        lease_ttl=plan.lease_ttl, big_values=plan.big_values)
+                        lease_ttl=plan.lease_ttl, big_values=plan.big_values, tls=tls)
     faults = list(plan.faults) if plan.faults is not None else FAULTS + (NET_FAULTS if plan.netns else [])
     nemesis = Nemesis(info, faults, seed=plan.seed, healthy=plan.healthy, faulty=plan.faulty, rounds=plan.rounds)
     for fault in plan.held:
@@ -140,7 +142,7 @@ async def _run(info: dict[str, Any], plan: Plan) -> Run:
     if not await asyncio.to_thread(up.wait_ready, info, RECOVERY_TIMEOUT):
         raise RuntimeError(f"the cluster did not recover within {RECOVERY_TIMEOUT:.0f}s after the faults were healed "
                            f"(the faults: {nemesis.timeline}); the masters' logs are in {info['state_dir']}/logs")
-    final_values, reference, final_read = await _final_state(endpoints, start_revision)
+    final_values, reference, final_read = await _final_state(endpoints, start_revision, tls)
     result = check(workload.history, budget=plan.check_budget)
     watch_problems = [f"watcher {i}: {p}" for i, log in enumerate(workload.watch_logs)
                       for p in check_watch(log.events, log.start_revision, reference)]
@@ -183,10 +185,11 @@ async def _watch_leaders(info: dict[str, Any], out: list[tuple[float, str | None
         await asyncio.sleep(0.2)
 
 
-async def _final_state(endpoints: list[str], start_revision: int) -> tuple[dict[str, bytes], list, tuple[float, float]]:
+async def _final_state(endpoints: list[str], start_revision: int, tls: ssl.SSLContext | None
+                       ) -> tuple[dict[str, bytes], list, tuple[float, float]]:
     """Every set key now with its value, read linearizably (and when: sent, answered), and the reference history: a
     watch from the first revision."""
-    async with KVClient(endpoints[0], timeout=60) as kv:
+    async with KVClient(endpoints[0], timeout=60, tls=tls) as kv:
         sent = time.monotonic()
         res = await kv.range(SET_PREFIX.encode(), prefix_end(SET_PREFIX.encode()))
         answered = time.monotonic()

@@ -99,15 +99,28 @@ def ensure(pki_dir: str, hosts: list[str]) -> dict[str, str]:
     if all(os.path.exists(p) for p in paths.values()) and _covers(paths["server.crt"], hosts):
         return paths
     os.makedirs(pki_dir, mode=0o700, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (_builder(_name("raftkube-ca"), _name("raftkube-ca"), ca_key.public_key(), now)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(_usage(cert_sign=True), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca, ca_key = new_ca("raftkube-ca")
     cert, key = issue(ca, ca_key, "raftkube-apiserver", server_names=["localhost", "127.0.0.1", "::1", *hosts])
     _write(paths["ca.crt"], ca.public_bytes(serialization.Encoding.PEM))
-    _write(paths["server.crt"], cert.public_bytes(serialization.Encoding.PEM))
-    _write(paths["server.key"], key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()), private=True)
+    save(cert, key, paths["server.crt"], paths["server.key"])
     return paths
+
+
+def save(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, crt_path: str, key_path: str) -> None:
+    """A certificate (0644) and its private key (0600), in PEM."""
+    _write(crt_path, cert.public_bytes(serialization.Encoding.PEM))
+    _write(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()), private=True)
+
+
+def new_ca(common_name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A self-signed CA that signs leaves only: the cluster's ("raftkube-ca") and the KV ports'
+    (raftkube/kv_pki.py)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = _name(common_name)
+    cert = (_builder(name, name, key.public_key(), now)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(_usage(cert_sign=True), critical=True)
+            .sign(key, hashes.SHA256()))
+    return cert, key

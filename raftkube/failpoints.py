@@ -4,6 +4,7 @@ They are off unless asked for (`raftkube up --enable-failpoints`): whoever reach
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.request
 from typing import Any
@@ -13,13 +14,14 @@ class FailpointError(Exception):
     pass
 
 
-def failpoint(m: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+def failpoint(m: dict[str, Any], body: dict[str, Any], tls: ssl.SSLContext | None) -> dict[str, Any]:
     """POST a failpoint change to master `m` ({"cut": [raft addresses]}, {"heal": [...]}, {"clients": bool},
-    {"clock_step": seconds}: raftkube/master.py `failpoints`)."""
+    {"clock_step": seconds}: raftkube/master.py `failpoints`), through its KV port's TLS with `tls`
+    (raftkube/kv_access.py)."""
     req = urllib.request.Request(m["kv"] + "/debug/failpoints", data=json.dumps(body).encode(),
                                  method="POST", headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=3) as r:
+        with urllib.request.urlopen(req, timeout=3, context=tls) as r:
             return json.load(r)
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
@@ -33,9 +35,9 @@ def failpoint(m: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
                              "paused)?") from None
 
 
-def split(groups: list[list[dict[str, Any]]], change: str = "cut") -> None:
+def split(groups: list[list[dict[str, Any]]], change: str, tls: ssl.SSLContext | None) -> None:
     """Cut (or heal) the Raft links between masters in different groups, both ends of every link."""
     for group in groups:
         outside = [o["raft"] for g in groups if g is not group for o in g]
         for m in group:
-            failpoint(m, {change: outside})
+            failpoint(m, {change: outside}, tls)

@@ -38,7 +38,7 @@ from kvstore.metrics import StoreCollector, handler as metrics_handler, new_regi
 from kvstore.replica import Replica
 from kvstore.store import Store
 from kvstore.watch import WatchHub
-from raftkube import logs, restore
+from raftkube import kv_flags, logs, restore
 from raftkube.client_flags import COMPONENT_USERS, token_env
 
 log = logging.getLogger("raftkube.master")
@@ -70,6 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kv-listen", required=True,
                    help="HOST:PORT for the etcd v3 API: the JSON gateway and gRPC (etcdctl, etcd client libraries)")
     p.add_argument("--grpc-listen", help="HOST:PORT for the etcd v3 gRPC API alone, besides --kv-listen (optional)")
+    kv_flags.add_arguments(p)
     p.add_argument("--api-listen", required=True, help="HOST:PORT for the kube API")
     p.add_argument("--data-dir", required=True, help="where the journal and snapshots live")
     p.add_argument("--secret-file", help="file holding the cluster secret (required with --peers)")
@@ -185,6 +186,9 @@ class Master:
         if not self.authorization or set(self.authorization) - set(authorization.MODES):
             raise SystemExit(f"raftkube master {args.name}: --authorization-mode {args.authorization_mode!r}: use "
                              f"a comma-separated list of {', '.join(authorization.MODES)}")
+        self.kv_tls = kv_flags.server_tls(args)  # checked before anything starts: a bad file stops us here
+        self.kv_client_tls = kv_flags.client_tls(args)
+        self.kv_scheme = "https" if self.kv_tls is not None else "http"
         self.advertised = self.advertise()
         self.cluster_id = id64(",".join(sorted([args.raft, *self.peers])))
         self.member_id = id64(args.raft)
@@ -232,9 +236,10 @@ class Master:
         StoreCollector(self.store, self.hub, self.replica, self.args.data_dir).register(registry)
         service = EtcdService(self.store, self.hub, cluster_id=self.cluster_id, member_id=self.member_id,
                               members=self.members, data_dir=self.args.data_dir,
-                              progress_interval=self.args.watch_progress_interval, membership=self.membership)
+                              progress_interval=self.args.watch_progress_interval, membership=self.membership,
+                              client_tls=self.kv_client_tls)
         kv_app = KVGateway(service).app()
-        kv_app.router.add_get("/metrics", metrics_handler(registry))  # unauthenticated, as etcd's
+        kv_app.router.add_get("/metrics", metrics_handler(registry))  # behind the port's TLS, as etcd's
         if self.args.enable_failpoints:
             kv_app.router.add_post("/debug/failpoints", self.failpoints)
             kv_app.middlewares.append(self.drop_when_cut)
@@ -248,17 +253,18 @@ class Master:
                                           watches_per_user=self.args.max_watches_per_user))
         api_app = api.app()
         Dashboard(objects=api.objects, store=self.store, hub=self.hub, members=self.members, name=self.args.name,
-                  scheme="https" if self.args.tls_cert_file else "http").install(api_app)  # /dashboard
+                  scheme="https" if self.args.tls_cert_file else "http",
+                  kv_tls=self.kv_client_tls).install(api_app)  # /dashboard
         self.add_health_routes(api_app)
         if self.args.enable_failpoints:
             api_app.middlewares.append(self.drop_when_cut)
         grpc = GrpcServer(EtcdGrpc(service).methods())
         kv_runner = web.AppRunner(kv_app, access_log=None, handle_signals=False)
         await kv_runner.setup()
-        listeners = [await kv_port.serve(kv_runner, grpc, *split_hostport(self.args.kv_listen))]
+        listeners = [await kv_port.serve(kv_runner, grpc, *split_hostport(self.args.kv_listen), tls=self.kv_tls)]
         if self.args.grpc_listen:
             listeners.append(await loop.create_server(grpc.connection, *split_hostport(self.args.grpc_listen),
-                                                      reuse_address=True))
+                                                      reuse_address=True, ssl=self.kv_tls))
         runners = [kv_runner, await self._serve(api_app, self.args.api_listen, self.tls_context())]
         duties = LeaderDuties(self.store, Retention.parse(self.args.auto_compaction_retention))
         kubernetes = KubernetesService(api.objects, api.admission, service_ip_range=self.args.service_cluster_ip_range,
@@ -271,8 +277,8 @@ class Master:
         control_plane = None if self.args.no_control_plane else await self.start_control_plane()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        log.info("master %s: raft %s, kv http://%s, api http://%s, data %s", self.args.name, self.args.raft,
-                 self.args.kv_listen, self.args.api_listen, self.args.data_dir)
+        log.info("master %s: raft %s, kv %s://%s, api http://%s, data %s", self.args.name, self.args.raft,
+                 self.kv_scheme, self.args.kv_listen, self.args.api_listen, self.args.data_dir)
         await stop.wait()
         log.info("master %s: stopping", self.args.name)
         if control_plane is not None and control_plane.returncode is None:
@@ -351,8 +357,9 @@ class Master:
 
     async def announce(self) -> None:
         """Tell the cluster who we are, once, retrying until a quorum takes it."""
-        info = {"raft": self.args.raft, "name": self.args.name, "kv": f"http://{self.args.kv_listen}",
-                "api": f"http://{self.args.api_listen}", "grpc": f"http://{self.args.grpc_listen or self.args.kv_listen}"}
+        kv = f"{self.kv_scheme}://{self.args.kv_listen}"
+        info = {"raft": self.args.raft, "name": self.args.name, "kv": kv, "api": f"http://{self.args.api_listen}",
+                "grpc": f"{self.kv_scheme}://{self.args.grpc_listen}" if self.args.grpc_listen else kv}
         while True:
             if self.store.machine.members.get(self.args.raft) == info:
                 return

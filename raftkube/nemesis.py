@@ -37,7 +37,7 @@ import signal
 import time
 from typing import Any
 
-from raftkube import chaos, failpoints, member, status, up
+from raftkube import chaos, failpoints, kv_access, member, status, up
 from raftkube.netns import Network
 
 FAULTS = ["kill-leader", "kill-random", "kill-all", "pause-leader", "partition-leader", "partition-half", "bridge",
@@ -63,6 +63,7 @@ class Nemesis:
         if "bridge" in faults and len(info["masters"]) < 5:
             faults = [f for f in faults if f != "bridge"]
         self.info = info
+        self.tls = kv_access.context(info.get("kv_tls"))  # the failpoints are on the masters' KV ports
         self.faults = faults
         self.rng = random.Random(seed)
         self.healthy = healthy
@@ -123,7 +124,7 @@ class Nemesis:
             for m in self.masters():
                 try:  # a follower still starting up is left alone: its clock is right, its deadlines new
                     if m is not leader:
-                        failpoints.failpoint(m, {"clock_step": CLOCK_STEP})
+                        failpoints.failpoint(m, {"clock_step": CLOCK_STEP}, self.tls)
                         followers.append(m)
                         self._undo.append(("clock_step", (m, -CLOCK_STEP)))
                 except failpoints.FailpointError:
@@ -143,7 +144,7 @@ class Nemesis:
         elif fault == "clock-step":
             m = self._leader()
             step = self.rng.choice([CLOCK_STEP, -CLOCK_STEP])
-            failpoints.failpoint(m, {"clock_step": step})
+            failpoints.failpoint(m, {"clock_step": step}, self.tls)
             self._undo.append(("clock_step", (m, -step)))
             self.note(f"clock-step: {m['name']}'s wall clock {step:+.0f}s")
         elif fault == "pause-leader":
@@ -165,7 +166,7 @@ class Nemesis:
                 self._undo.append(("net_heal", None))
             else:
                 self._undo.append(("heal", groups))
-                failpoints.split(groups, "cut")
+                failpoints.split(groups, "cut", self.tls)
             self.note(f"{fault}: " + " | ".join(",".join(m["name"] for m in g) for g in groups))
 
     def _groups(self, fault: str) -> list[list[dict[str, Any]]]:
@@ -238,12 +239,12 @@ class Nemesis:
             elif action == "clock_step":
                 m, step = what
                 try:
-                    failpoints.failpoint(m, {"clock_step": step})
+                    failpoints.failpoint(m, {"clock_step": step}, self.tls)
                 except failpoints.FailpointError:
                     pass  # killed or restarted meanwhile: its clock is right again
                 self.note(f"{m['name']}'s wall clock stepped back")
             elif action == "heal":
-                failpoints.split(what, "heal")
+                failpoints.split(what, "heal", self.tls)
                 self.note("healed the partition")
             else:
                 up.restart_master(self.info, what["name"])

@@ -27,7 +27,7 @@ from api import encryption
 from api.authentication import ServiceAccountKeys, token_line
 from api.kubernetes_service import first_address
 from api.node_authorizer import NODES_GROUP, node_user
-from raftkube import certs, cluster_file, kubeconfig, restore
+from raftkube import certs, cluster_file, kubeconfig, kv_access, kv_pki, restore
 from raftkube.balancer import Balancer
 
 READY_TIMEOUT = 30.0
@@ -170,7 +170,13 @@ def master_argv(m: dict[str, str], layout: list[dict[str, str]], state_dir: str,
     peers = ",".join(o["raft"] for o in layout if o is not m)
     return [sys.executable, "-m", "raftkube", "master", "--name", m["name"], "--raft", m["raft"],
             "--peers", peers, "--kv-listen", m["kv"], "--api-listen", m["api"],
+            *kv_pki.server_flags(kv_pki.pair(kv_pki.directory(state_dir), kv_pki.server_leaf(m["name"]))),
             "--data-dir", os.path.join(state_dir, "data", m["name"]), "--secret-file", secret_file, *extra]
+
+
+def kv_server_names(kv: str) -> list[str]:
+    """What a master's KV certificate must name: its KV address (HOST:PORT) and loopback."""
+    return [*kv_pki.LOCAL_NAMES, kv.rpartition(":")[0]]
 
 
 def spawn(argv: list[str], log_path: str) -> int:
@@ -207,10 +213,13 @@ def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str,
     service_range = _flag(master_flags, "--service-cluster-ip-range", SERVICE_IP_RANGE)
     hosts = sorted({"127.0.0.1", *(m["api"].rpartition(":")[0] for m in layout["masters"])})
     pki = certs.ensure(os.path.join(state_dir, "pki"), hosts + certs.service_names(first_address(service_range)))
+    kv_dir = kv_pki.directory(state_dir)
+    kv_pki.ensure(kv_dir, {m["name"]: kv_server_names(m["kv"]) for m in layout["masters"]})
     security = ("--token-file", ensure_tokens(state_dir), "--tls-cert-file", pki["server.crt"],
                 "--tls-private-key-file", pki["server.key"], "--ca-file", pki["ca.crt"],
                 "--encryption-provider-config", ensure_encryption_config(state_dir),
-                "--service-account-key-file", ensure_service_account_key(state_dir))
+                "--service-account-key-file", ensure_service_account_key(state_dir),
+                *kv_pki.shared_flags(kv_pki.pair(kv_dir, "ca")[0], kv_pki.pair(kv_dir, kv_pki.APISERVER)))
     for flag, value in (("--service-cluster-ip-range", SERVICE_IP_RANGE), ("--authorization-mode", AUTHORIZATION),
                         ("--kubernetes-service-port", str(KUBERNETES_SERVICE_PORT))):
         if flag not in master_flags:
@@ -222,18 +231,23 @@ def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str,
         argv = master_argv(m, layout["masters"], state_dir, secret_file, (*security, *master_flags))
         if netns:
             argv = ["ip", "netns", "exec", netns[m["name"]], *argv]  # ip execs the master: the pid is its own
-        pid = spawn(argv, os.path.join(state_dir, "logs", f"{m['name']}.log"))
-        entries.append({"name": m["name"], "pid": pid, "raft": m["raft"], "kv": f"http://{m['kv']}",
-                        "grpc": f"http://{m['kv']}", "api": f"https://{m['api']}",
-                        "data_dir": argv[argv.index("--data-dir") + 1], "argv": argv})
+        entries.append(master_entry(m, spawn(argv, os.path.join(state_dir, "logs", f"{m['name']}.log")), argv))
     api = f"https://{layout['api']}" if balanced else entries[0]["api"]
     kubeconfig_path = kubeconfig.write(os.path.join(state_dir, "kubeconfig"), api, admin_token(state_dir),
                                        pki["ca.crt"])
     info = {"masters": entries, "nodes": [], "api": api, "kubeconfig": kubeconfig_path, "ca": pki["ca.crt"],
-            "state_dir": state_dir}
+            "kv_tls": kv_pki.cluster_entry(kv_dir), "state_dir": state_dir}
     info["dashboard"] = f"{api}/dashboard?token={admin_token(state_dir)}"  # logs in, as Jupyter's link does
     cluster_file.write(state_dir, info)
     return info
+
+
+def master_entry(m: dict[str, str], pid: int, argv: list[str]) -> dict[str, Any]:
+    """cluster.json's entry for master `m` of the layout (name, raft, kv and api addresses), running as `pid`."""
+    kv = f"https://{m['kv']}" if "--kv-cert-file" in argv else f"http://{m['kv']}"
+    api = f"https://{m['api']}" if "--tls-cert-file" in argv else f"http://{m['api']}"
+    return {"name": m["name"], "pid": pid, "raft": m["raft"], "kv": kv, "grpc": kv, "api": api,
+            "data_dir": argv[argv.index("--data-dir") + 1], "argv": argv}
 
 
 def _flag(flags: tuple[str, ...], name: str, default: str) -> str:
@@ -363,6 +377,8 @@ def _reap(pid: int) -> None:
 
 def quickstart(info: dict[str, Any], state_dir: str) -> str:
     kv = info["masters"][0]["kv"]
+    grpc = ",".join(m["grpc"] for m in info["masters"])
+    tls = " ".join(kv_access.flags(info.get("kv_tls")))
     command = os.path.relpath(sys.argv[0]) if os.path.basename(sys.argv[0]) == "raftkube" else "raftkube"
     flags = "" if os.path.abspath(state_dir) == os.path.abspath(".raftkube") else f" --state-dir {state_dir}"
     return f"""
@@ -376,10 +392,12 @@ raftkube is up: {len(info['masters'])} masters (state in {state_dir}, logs in {s
     kubectl get nodes
     kubectl apply -f your-configmap.yaml && kubectl get configmaps -w
 
-  Talk to the store (etcd v3 JSON gateway, keys and values in base64):
-    curl -s {kv}/v3/kv/put   -d '{{"key":"Zm9v","value":"YmFy"}}'
-    curl -s {kv}/v3/kv/range -d '{{"key":"Zm9v"}}'
-    curl -sN {kv}/v3/watch -d '{{"create_request":{{"key":"Zm9v"}}}}'      # then put again elsewhere
+  Talk to the store with the operator's client certificate (the KV ports refuse clients without one):
+    TLS="{tls}"
+    curl -s $TLS {kv}/v3/kv/put   -d '{{"key":"Zm9v","value":"YmFy"}}'   # JSON gateway: base64 keys, values
+    curl -s $TLS {kv}/v3/kv/range -d '{{"key":"Zm9v"}}'
+    curl -sN $TLS {kv}/v3/watch -d '{{"create_request":{{"key":"Zm9v"}}}}'      # then put again elsewhere
+    ETCDCTL_API=3 etcdctl $TLS --endpoints {grpc} get foo                        # gRPC: etcdctl 3.4
   Watch the masters:  {command} status --watch{flags}
   Kill the leader:    {command} chaos kill $({command} chaos leader{flags}){flags}
   Bring it back:      {command} chaos restart m1{flags}     (also: pause, resume, partition, heal)

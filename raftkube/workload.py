@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,10 +78,12 @@ class WatchLog:
 class Workload:
     def __init__(self, endpoints: list[str], *, names: list[str] | None = None, keys: int = 8, clients: int = 6,
                  watchers: int = 2, leases: int = 0, lease_ttl: int = LEASE_TTL, big_values: float = 0.0,
-                 seed: int = 0, timeout: float = 3.0) -> None:
-        """`names`: the masters' names, in the order of `endpoints` (recorded with each operation, to show)."""
+                 seed: int = 0, timeout: float = 3.0, tls: ssl.SSLContext | None = None) -> None:
+        """`names`: the masters' names, in the order of `endpoints` (recorded with each operation, to show).
+        `tls`: the KV ports' CA and a client certificate (raftkube/kv_access.py)."""
         self.endpoints = endpoints
         self.names = dict(zip(endpoints, names or endpoints))
+        self.tls = tls
         self.keys = [f"k{i}" for i in range(keys)]
         self.clients = clients
         self.watchers = watchers
@@ -97,7 +100,7 @@ class Workload:
 
     def kv(self, endpoint: str) -> KVClient:
         if endpoint not in self._kv:
-            self._kv[endpoint] = KVClient(endpoint, timeout=self.timeout)
+            self._kv[endpoint] = KVClient(endpoint, timeout=self.timeout, tls=self.tls)
         return self._kv[endpoint]
 
     async def close(self) -> None:

@@ -22,6 +22,7 @@ import asyncio
 import os
 from collections import Counter
 import shutil
+import ssl
 import sys
 import tempfile
 import time
@@ -31,7 +32,7 @@ from typing import Any
 import aiohttp
 
 from api.client import ApiClient, ApiClientError
-from raftkube import cluster_file, up
+from raftkube import cluster_file, kv_access, up
 from raftkube.balancer import Balancer
 from raftkube.failpoints import FailpointError, failpoint
 from raftkube.local_cluster import LocalCluster
@@ -46,12 +47,14 @@ class ClusterError(Exception):
     """The cluster did not do what was asked (no leader in time, a master that would not start, ...)."""
 
 
-async def agreed_leader(masters: list[dict[str, Any]], timeout: float = 2.0) -> str:
-    """The master that a majority of all masters (itself among them) name as leader; ClusterError when no
-    majority agrees. A partitioned minority's opinion does not count, as it does not in Raft."""
+async def agreed_leader(info: dict[str, Any], timeout: float = 2.0) -> str:
+    """The master that a majority of all the cluster's masters (itself among them) name as leader; ClusterError
+    when no majority agrees. A partitioned minority's opinion does not count, as it does not in Raft."""
+    masters = info["masters"]
     names: dict[str, str] = {}  # member id -> name
     votes: Counter[str] = Counter()
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+    connector = aiohttp.TCPConnector(ssl=kv_access.context(info.get("kv_tls")) or True)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout), connector=connector) as session:
         for m in masters:
             try:
                 async with session.post(m["kv"] + "/v3/maintenance/status", data="{}") as r:
@@ -132,7 +135,7 @@ class _Processes:
         if not self.failpoints:
             raise ClusterError("failpoints are off: start the cluster with failpoints=True")
         try:
-            failpoint(self.master(name), changes)
+            failpoint(self.master(name), changes, kv_access.context(self.info.get("kv_tls")))
         except FailpointError as exc:
             raise ClusterError(str(exc)) from None
 
@@ -182,6 +185,16 @@ class _Common:
     @property
     def kv_endpoints(self) -> list[str]:
         return [m["kv"] for m in self._info["masters"]]
+
+    @property
+    def kv_tls(self) -> dict[str, str]:
+        """The files a client of the KV ports needs: "ca" (checks the masters), "cert" and "key" (the operator's
+        client certificate, without which the ports refuse the connection), as etcdctl's --cacert, --cert, --key."""
+        return dict(self._info["kv_tls"])
+
+    def kv_ssl_context(self) -> ssl.SSLContext:
+        """The same as an ssl context, for urllib, aiohttp, http.client."""
+        return kv_access.context(self._info.get("kv_tls"))
 
     @property
     def api_endpoints(self) -> list[str]:
@@ -246,13 +259,13 @@ class Cluster(_Common):
     def kv(self) -> KV:
         """A blocking etcd v3 client on every master's KV endpoint."""
         if self._kv is None:
-            self._kv = KV(AsyncKV(self.kv_endpoints), self._loop)
+            self._kv = KV(AsyncKV(self.kv_endpoints, tls=self.kv_ssl_context()), self._loop)
         return self._kv
 
     def kv_of(self, name: str) -> KV:
         """A blocking etcd v3 client on this master only (close it with `close()` when done, or leave it to the
         cluster's end)."""
-        kv = KV(AsyncKV([self._p.master(name)["kv"]]), self._loop)
+        kv = KV(AsyncKV([self._p.master(name)["kv"]], tls=self.kv_ssl_context()), self._loop)
         self._extra_kvs.append(kv)
         return kv
 
@@ -264,7 +277,7 @@ class Cluster(_Common):
     def leader(self) -> str:
         """The master every answering master names as leader (ClusterError if they do not agree)."""
         self._info = self._p.info
-        return self._loop.run(agreed_leader(self._info["masters"]))
+        return self._loop.run(agreed_leader(self._info))
 
     def wait_for_leader(self, timeout: float = 15.0, other_than: str | None = None) -> str:
         """The leader, once a majority agrees on one (that is not `other_than`, when given)."""
@@ -333,11 +346,11 @@ class AsyncCluster(_Common):
     @property
     def kv(self) -> AsyncKV:
         if self._kv is None:
-            self._kv = AsyncKV(self.kv_endpoints)
+            self._kv = AsyncKV(self.kv_endpoints, tls=self.kv_ssl_context())
         return self._kv
 
     def kv_of(self, name: str) -> AsyncKV:
-        kv = AsyncKV([self._p.master(name)["kv"]])
+        kv = AsyncKV([self._p.master(name)["kv"]], tls=self.kv_ssl_context())
         self._extra_kvs.append(kv)
         return kv
 
@@ -346,7 +359,7 @@ class AsyncCluster(_Common):
 
     async def leader(self) -> str:
         self._info = self._p.info
-        return await agreed_leader(self._info["masters"])
+        return await agreed_leader(self._info)
 
     async def wait_for_leader(self, timeout: float = 15.0, other_than: str | None = None) -> str:
         deadline = time.monotonic() + timeout

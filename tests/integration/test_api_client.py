@@ -105,7 +105,7 @@ async def test_a_watch_from_a_compacted_revision_relists(secured):
     first = await client.create("configmaps", configmap("old"))
     await client.create("configmaps", configmap("new"))
     await client.create("configmaps", configmap("newer"))  # so the watch's start is below the compaction
-    async with KVClient(c.master("m2")["kv"]) as kv:
+    async with KVClient(c.master("m2")["kv"], tls=c.kv_tls()) as kv:
         head = int((await kv.status())["header"]["revision"])
         await kv.compact(head)
     await client.list("configmaps", "default")  # a linearizable read: this master has applied the compaction

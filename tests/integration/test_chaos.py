@@ -46,7 +46,7 @@ async def test_a_follower_partitioned_and_healed_leaves_the_leader_and_its_term_
 
 async def _metric(cluster, name, metric) -> float:
     async with aiohttp.ClientSession() as s:
-        async with s.get(cluster.master(name)["kv"] + "/metrics") as r:
+        async with s.get(cluster.master(name)["kv"] + "/metrics", ssl=cluster.kv_tls()) as r:
             text = await r.text()
     return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(metric + " "))
 
