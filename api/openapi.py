@@ -15,9 +15,9 @@ and takes `fieldValidation` (so kubectl leaves field validation to the server).
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterator
+from typing import Any
 
-from api import schema
+from api import schema, schema_refs
 from api.discovery import VERSION
 from api.registry import GROUPS, Resource, in_group_version
 
@@ -66,27 +66,7 @@ def _definition(name: str, ref_prefix: str) -> Obj:
 
 
 def _closure(roots: list[str]) -> list[str]:
-    seen: dict[str, None] = {}
-    todo = list(roots)
-    while todo:
-        name = todo.pop()
-        if name in seen or name not in schema.DEFINITIONS:
-            continue
-        seen[name] = None
-        todo.extend(_refs(schema.DEFINITIONS[name]))
-    return sorted(seen)
-
-
-def _refs(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "$ref":
-                yield value.rsplit("/", 1)[1]
-            else:
-                yield from _refs(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _refs(value)
+    return sorted(schema_refs.closure(roots, schema.DEFINITIONS))
 
 
 def _kind_path(res: Resource) -> str:

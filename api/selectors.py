@@ -79,13 +79,35 @@ def field_value(obj: dict[str, Any], path: str) -> str:
     return str(get_path(obj, path, ""))
 
 
-def parse_fields(text: str | None) -> Matcher:
+# The fields each kind can be selected by, besides metadata.name and metadata.namespace (kube-apiserver's field
+# label conversions for the kinds served here).
+SELECTABLE: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+            "spec.hostNetwork", "status.phase", "status.podIP", "status.podIPs", "status.nominatedNodeName"),
+    "Event": ("involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
+              "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason",
+              "reportingComponent", "source", "type"),
+    "Secret": ("type",),
+    "Node": ("spec.unschedulable",),
+    "Namespace": ("status.phase",),
+    "ReplicaSet": ("status.replicas",),
+    "ReplicationController": ("status.replicas",),
+    "Job": ("status.successful",),
+    "Service": ("spec.clusterIP", "spec.type"),
+}
+
+
+def parse_fields(text: str | None, kind: str | None = None) -> Matcher:
+    """A field selector; with `kind`, only the fields that kind can be selected by (400 for another)."""
     requirements: list[tuple[str, bool, str]] = []
     for part in _split(text or ""):
         m = _FIELD.match(part)
         if not m:
             raise bad_request(f"invalid field selector: {part.strip()!r}")
         path, op, value = m.groups()
+        if kind is not None and path not in ("metadata.name", "metadata.namespace", *SELECTABLE.get(kind, ())):
+            raise bad_request(f'"{path}" is not a known field selector: only "metadata.name", "metadata.namespace"'
+                              + "".join(f', "{f}"' for f in SELECTABLE.get(kind, ())))
         requirements.append((path, op != "!=", value))
 
     def matches(obj: dict[str, Any]) -> bool:

@@ -23,14 +23,48 @@ def age(obj: Obj) -> str:
     return f"{max(seconds, 0)}s"
 
 
+def _terminated_reason(state: Obj) -> str:
+    done = state.get("terminated") or {}
+    if done.get("reason"):
+        return done["reason"]
+    return f"Signal:{done['signal']}" if done.get("signal") else f"ExitCode:{done.get('exitCode', 0)}"
+
+
 def _pod_status(pod: Obj) -> str:
+    """The STATUS column as kubectl's printer words it: a waiting or terminated container's reason (Completed,
+    Error, CrashLoopBackOff, ...), Init:N/M while init containers run, else the phase."""
+    reason = get_path(pod, "status.reason") or get_path(pod, "status.phase", "Pending")
+    inits = get_path(pod, "status.initContainerStatuses", [])
+    initializing = False
+    for i, cs in enumerate(inits):
+        state = cs.get("state") or {}
+        if (state.get("terminated") or {}).get("exitCode") == 0:
+            continue
+        initializing = True
+        if state.get("terminated"):
+            reason = "Init:" + _terminated_reason(state)
+        elif (state.get("waiting") or {}).get("reason") not in (None, "PodInitializing"):
+            reason = "Init:" + state["waiting"]["reason"]
+        else:
+            reason = f"Init:{i}/{len(get_path(pod, 'spec.initContainers', []))}"
+        break
+    if not initializing:
+        running = False
+        for cs in reversed(get_path(pod, "status.containerStatuses", [])):
+            state = cs.get("state") or {}
+            if (state.get("waiting") or {}).get("reason"):
+                reason = state["waiting"]["reason"]
+            elif state.get("terminated"):
+                reason = _terminated_reason(state)
+            elif "running" in state and cs.get("ready"):
+                running = True
+        if reason == "Completed" and running:
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                        for c in get_path(pod, "status.conditions", []))
+            reason = "Running" if ready else "NotReady"
     if get_path(pod, "metadata.deletionTimestamp"):
-        return "Terminating"
-    for cs in get_path(pod, "status.containerStatuses", []):
-        waiting = get_path(cs, "state.waiting.reason")
-        if waiting:
-            return waiting
-    return get_path(pod, "status.reason") or get_path(pod, "status.phase", "Pending")
+        return "Unknown" if get_path(pod, "status.reason") == "NodeLost" else "Terminating"
+    return reason
 
 
 def _ready_containers(pod: Obj) -> str:

@@ -26,11 +26,11 @@ BOOKMARK_INTERVAL = 5.0  # seconds between bookmarks on a watch that allows them
 
 async def serve(request: web.Request, *, res: Resource, namespace: str | None, objects: ObjectStore,
                 hub: WatchHub) -> web.StreamResponse:
-    """Newline-delimited events from the store's watch hub, from resourceVersion on (or, without
-    one, every object as ADDED first, as Kubernetes does)."""
+    """Newline-delimited events from the store's watch hub, from resourceVersion on (or, with none or "0", every
+    object as ADDED first, as Kubernetes does: with none, as of a linearizable read)."""
     q = request.query
     store = objects.store
-    labels, fields = parse_labels(q.get("labelSelector")), parse_fields(q.get("fieldSelector"))
+    labels, fields = parse_labels(q.get("labelSelector")), parse_fields(q.get("fieldSelector"), res.kind)
     as_table = tables.wants_table(request.headers.get("Accept", ""))
     rv_text = q.get("resourceVersion") or ""
     if rv_text and not rv_text.isdigit():
@@ -43,8 +43,8 @@ async def serve(request: web.Request, *, res: Resource, namespace: str | None, o
     sink: asyncio.Queue = asyncio.Queue()
     initial: list[dict] = []
     start = int(rv_text) + 1 if rv_text not in ("", "0") else 0
-    if not start:
-        initial, revision = await objects.list(res, namespace, local=True)
+    if not start:  # "0": any state will do (this master's); none: the most recent, a linearizable list
+        initial, revision = await objects.list(res, namespace, local=rv_text == "0")
         start = revision + 1
     opened = hub.open(store, watch_id=0, key=prefix, range_end=prefix_end(prefix), start_revision=start,
                       sink=sink)

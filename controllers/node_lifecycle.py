@@ -8,7 +8,9 @@ period). A node with no news for Options.node_monitor_grace_period:
      NodeStatusUnknown, "Kubelet stopped posting node status." (event NodeNotReady);
   2. carries the NoExecute taint its Ready condition implies: node.kubernetes.io/unreachable when Unknown,
      node.kubernetes.io/not-ready when False, none when True (so the taint goes when the kubelet comes back);
-  3. loses the pods that do not tolerate its NoExecute taints: at once without a matching toleration, after
+  3. marks its pods not Ready (their Ready condition False), so Services stop sending them traffic at once, not
+     when they are evicted (Kubernetes' MarkPodsNotReady);
+  4. loses the pods that do not tolerate its NoExecute taints: at once without a matching toleration, after
      tolerationSeconds (counted from the taint's timeAdded) with one. A pod with no toleration for unreachable
      or not-ready gets Options.pod_eviction_timeout, the 300 s Kubernetes' admission would have added.
      Evicted pods are deleted through pods/eviction ("Marking for deletion Pod ns/name"); on an Unknown node no
@@ -26,7 +28,7 @@ import copy
 import time
 from typing import Any
 
-from api.client import ApiClientError, NotFound
+from api.client import ApiClientError, Conflict, NotFound
 from controllers.base import Context, Controller
 from controllers.objects import condition, is_deleting, is_terminal, now, parse_time
 from controllers.scheduling import tolerates
@@ -80,6 +82,16 @@ def wanted_taints(node: Obj, stamp: str) -> list[Obj]:
     return kept
 
 
+def not_ready_status(pod: Obj) -> Obj | None:
+    """The pod's status with its Ready condition False (its node stopped reporting), or None if it is not Ready."""
+    status = copy.deepcopy(pod.get("status") or {})
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    if ready is None or ready.get("status") == "False":
+        return None
+    ready.update(status="False", lastTransitionTime=now())
+    return status
+
+
 def eviction_time(pod: Obj, taints: list[Obj], default_seconds: float) -> float | None:
     """When (epoch seconds) the pod must go because of the node's NoExecute taints; None if it may stay."""
     tolerations = (pod.get("spec") or {}).get("tolerations") or []
@@ -107,6 +119,7 @@ def eviction_time(pod: Obj, taints: list[Obj], default_seconds: float) -> float 
 class NodeLifecycleController(Controller):
     name = "nodelifecycle"
     component = "node-controller"
+    service_account = "node-controller"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
@@ -174,7 +187,20 @@ class NodeLifecycleController(Controller):
         if taints != ((node.get("spec") or {}).get("taints") or []):
             node.setdefault("spec", {})["taints"] = taints or None
             node = await self.client.update("nodes", node)
+        if (condition(node, "Ready") or {}).get("status") not in (None, "True"):
+            await self.mark_pods_not_ready(node)
         await self.evict(node)
+
+    async def mark_pods_not_ready(self, node: Obj) -> None:
+        for pod in self.pods.by_index("node", node["metadata"]["name"]):
+            status = None if is_terminal(pod) else not_ready_status(pod)
+            if status is None:
+                continue
+            try:
+                await self.client.update_status("pods", {**pod, "status": status})
+            except (NotFound, Conflict):  # gone, or changed meanwhile: the pod's next event brings it back here
+                continue
+            self.record(pod, "Warning", "NodeNotReady", "Node is not ready")
 
     async def evict(self, node: Obj) -> None:
         name = node["metadata"]["name"]

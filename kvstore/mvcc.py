@@ -203,17 +203,23 @@ class StateMachine:
 
     # -- txn ------------------------------------------------------------------------------
 
-    def _txn_request(self, req: Request, rid: Any) -> Result:
+    def _checked_path(self, req: Request) -> tuple[list[bool], Result | None]:
+        """As etcd does: choose every branch (nested ones too) against the state before the txn, and check the
+        chosen path; (the path, the error that refuses the txn or None). Nothing is changed if a check fails."""
         err = _check_txn(req)
         if err:
-            return err
-        # As etcd does: choose every branch (nested ones too) against the state before the
-        # txn, check the chosen path, then run it. Nothing is changed if a check fails.
+            return [], err
         path = self._choose_path(req)
         for sub in _path_requests(req, path):
             err = self._check_put(sub) if sub.get("op") == "put" else None
             if err:
-                return err
+                return path, err
+        return path, None
+
+    def _txn_request(self, req: Request, rid: Any) -> Result:
+        path, err = self._checked_path(req)
+        if err:
+            return err
         w = self._begin()
         res = self._run_txn(w, req, iter(path))
         self._end(w)
@@ -222,14 +228,9 @@ class StateMachine:
 
     def dry_txn(self, req: Request) -> Result:
         """What the txn would answer now, changing nothing: a dry run (Kubernetes' dryRun=All)."""
-        err = _check_txn(req)
+        path, err = self._checked_path(req)
         if err:
             return err
-        path = self._choose_path(req)
-        for sub in _path_requests(req, path):
-            err = self._check_put(sub) if sub.get("op") == "put" else None
-            if err:
-                return err
         return {**self._dry_run_txn(req, iter(path)), "revision": self.revision}
 
     def _dry_run_txn(self, req: Request, path: Any) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """A container's environment, as Kubernetes builds it (pure functions over the pod and the objects it names).
 
-In order, later entries winning: the Service variables of the pod's namespace (NAME_SERVICE_HOST,
-NAME_SERVICE_PORT and the docker-link NAME_PORT_* family, unless enableServiceLinks is false), envFrom
-(ConfigMaps and Secrets, with an optional prefix), then env (values with $(VAR) references expanded,
+In order, later entries winning: the `kubernetes` Service's variables (KUBERNETES_SERVICE_HOST,
+KUBERNETES_SERVICE_PORT, ..., where an in-cluster client finds the API), the Service variables of the pod's
+namespace (NAME_SERVICE_HOST, NAME_SERVICE_PORT and the docker-link NAME_PORT_* family, unless enableServiceLinks is
+false), envFrom (ConfigMaps and Secrets, with an optional prefix), then env (values with $(VAR) references expanded,
 valueFrom configMapKeyRef, secretKeyRef, fieldRef and resourceFieldRef). raftkube adds POD_IP and
 HOSTNAME (the pod's name), as the pod sandbox gives them, and RAFTKUBE_ROOT (where volumes are mounted).
 """
@@ -12,6 +13,7 @@ import base64
 import re
 from typing import Any
 
+from node import images
 from node.pod_config import PodConfig
 from node.runtime import ContainerError
 
@@ -110,7 +112,7 @@ def resource_value(container: Obj, ref: Obj, node_allocatable: dict[str, str]) -
 def container_env(pod: Obj, container: Obj, config: PodConfig, *, pod_ip: str, host_ip: str,
                   node_allocatable: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of `container`; ContainerError names what is missing (the container then waits)."""
-    env: dict[str, str] = {}
+    env: dict[str, str] = service_env([config.kubernetes]) if config.kubernetes else {}  # always, as the kubelet
     if (pod.get("spec") or {}).get("enableServiceLinks", True) is not False:
         env.update(service_env(config.services))
     env.update({"POD_IP": pod_ip, "HOSTNAME": pod["metadata"]["name"]})
@@ -152,11 +154,12 @@ def container_env(pod: Obj, container: Obj, config: PodConfig, *, pod_ip: str, h
 
 def command_line(container: Obj, env: dict[str, str]) -> list[str]:
     """command + args with $(VAR) expanded. No image is pulled: without a command, args are the command line,
-    and a container with neither runs an idle placeholder (`sleep infinity`) so that image-only pods still run."""
+    and a container with neither runs its image's stand-in (node/images.py: a web server for nginx, else an idle
+    `sleep infinity`) so that image-only pods still run."""
     for field in ("command", "args"):
         if not isinstance(container.get(field) or [], list):
             raise ContainerError("CreateContainerError", f"{field} must be a list of strings, not "
                                                          f"{type(container[field]).__name__}")
     command = [expand(str(c), env) for c in container.get("command") or []]
     args = [expand(str(a), env) for a in container.get("args") or []]
-    return command + args if command or args else ["sleep", "infinity"]
+    return command + args if command or args else images.stand_in(container)

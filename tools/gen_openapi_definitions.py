@@ -16,7 +16,9 @@ import json
 import os
 import sys
 from importlib import resources
-from typing import Any, Iterator
+from typing import Any
+
+from api import schema_refs
 
 KUBERNETES = "v1.32.0"
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "api", "openapi_definitions.json")
@@ -44,27 +46,8 @@ def source() -> dict[str, Any]:
     return json.loads(path.read_text())["$defs"]
 
 
-def _refs(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "$ref":
-                yield value.rsplit("/", 1)[1]
-            else:
-                yield from _refs(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _refs(value)
-
-
 def closure(defs: dict[str, Any]) -> dict[str, Any]:
-    kept: dict[str, Any] = {}
-    todo = list(ROOTS)
-    while todo:
-        name = todo.pop()
-        if name not in kept:
-            kept[name] = defs[name]
-            todo.extend(_refs(defs[name]))
-    return kept
+    return schema_refs.closure(ROOTS, defs)
 
 
 def render(defs: dict[str, Any]) -> str:

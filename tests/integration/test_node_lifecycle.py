@@ -1,7 +1,7 @@
 """The node lifecycle controller on a real master (Kubernetes' documented node heartbeats and taint-based
 evictions), with FAST_CONTROL_PLANE's 6 s grace period and 4 s default eviction timeout: two hand-made nodes whose
 Leases the test renews (as kubelets do); when one stops renewing it becomes Ready=Unknown (NodeStatusUnknown) with
-the node.kubernetes.io/unreachable:NoExecute taint, its ReplicaSet pod is deleted after the default toleration
+the node.kubernetes.io/unreachable:NoExecute taint, its pods are marked not Ready, its ReplicaSet pod is deleted after the default toleration
 and replaced on the other node, a pod tolerating the taint forever stays; when its kubelet reports Ready again the
 taint goes."""
 from __future__ import annotations
@@ -89,6 +89,11 @@ async def test_a_node_that_stops_renewing_its_lease_is_tainted_and_its_pods_repl
         assert ready_of(node)["reason"] == "NodeStatusUnknown"
         assert ready_of(node)["message"] == "Kubelet stopped posting node status."
         assert ready_of(await api.get("nodes", "good"))["status"] == "True"
+
+        async def stays_not_ready() -> bool:  # out of its Services' Endpoints now, not when evicted
+            pod = await api.get("pods", "stays", ns)
+            return next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")["status"] == "False"
+        await eventually(stays_not_ready, timeout=30, what="the pods of bad marked not Ready")
 
         async def replaced() -> bool:
             on_bad = [p["metadata"]["name"] for p in (await api.list("pods", ns))[0] if p["spec"].get("nodeName") == "bad"]

@@ -284,7 +284,7 @@ def _cmdline(pid: int) -> bytes:
 
 async def test_the_kubelet_serves_the_api_servers_client_certificate_only(node_api, node_cluster, tmp_path):
     """The kubelet speaks TLS with a certificate valid for the node's InternalIP (strictly verified here), and serves
-    only the API server's kubelet client certificate: without a certificate, with the node token, with another
+    only the API server's kubelet client certificate: without a certificate, with the node's token, with another
     client certificate the cluster CA signed (an admin's), a request is a 401; the kubelet's own serving certificate
     fails the handshake as a client, and plain HTTP gets no answer."""
     node = await node_api.get("nodes", NODE)
@@ -293,13 +293,13 @@ async def test_the_kubelet_serves_the_api_servers_client_certificate_only(node_a
     url = f"https://{ip}:{port}/containerLogs/default/nothing/main"
     pki = os.path.join(node_cluster.state_dir, "pki")
     admin = certs.issue(*certs.load_ca(pki), "admin", client=True, organization="system:masters")
-    certs.write_pair(*admin, str(tmp_path / "admin.crt"), str(tmp_path / "admin.key"))
+    certs.save(*admin, str(tmp_path / "admin.crt"), str(tmp_path / "admin.key"))
     as_admin = node_cluster.kubelet_tls(None)
     as_admin.load_cert_chain(str(tmp_path / "admin.crt"), str(tmp_path / "admin.key"))
     as_kubelet = node_cluster.kubelet_tls(None)
     serving = os.path.join(node_cluster.state_dir, "nodes", f"kubelet-{NODE}")
     as_kubelet.load_cert_chain(serving + ".crt", serving + ".key")
-    node_token = {"Authorization": f"Bearer {up.token_for(node_cluster.state_dir, 'system:nodes')}"}
+    node_token = {"Authorization": f"Bearer {up.token_for(node_cluster.state_dir, f'system:node:{NODE}')}"}
 
     async def status(tls, headers=None, address=url) -> int:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls)) as http:

@@ -13,7 +13,7 @@ import socket
 import pytest
 import yaml
 
-from tests.integration.cluster import Cluster
+from tests.integration.cluster import ACCOUNT_CONTROLLERS, Cluster
 from tests.integration.kube import Kubectl, wait_until
 
 pytestmark = [pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is needed"),
@@ -72,7 +72,7 @@ def allowed(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, allowed):
-    c = Cluster(str(tmp_path_factory.mktemp("sandbox") / "cluster"), 1, nodes=1, runtime="process",
+    c = Cluster(str(tmp_path_factory.mktemp("sandbox") / "cluster"), 1, ACCOUNT_CONTROLLERS, nodes=1, runtime="process",
                 node_flags=("--no-proxy", "--allowed-host-paths", allowed))
     try:
         yield c
@@ -107,7 +107,9 @@ def test_a_pod_cannot_reach_the_control_planes_files(kubectl, cluster):
         assert out.returncode != 0 and "No such file or directory" in out.stderr, (path, out.stdout)
     listing = sh(kubectl, "plain", "ls /").stdout.split()
     assert set(listing) <= {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "sbin", "tmp", "usr",
-                            "work"}, listing
+                            "var", "work"}, listing  # var: var/run/secrets/kubernetes.io/serviceaccount
+    assert sh(kubectl, "plain", "ls /var /var/run /var/run/secrets").stdout.split() == [
+        "/var:", "run", "/var/run:", "secrets", "/var/run/secrets:", "kubernetes.io"]
 
 
 def test_the_default_user_has_no_capability_and_gains_none(kubectl):
@@ -116,6 +118,8 @@ def test_the_default_user_has_no_capability_and_gains_none(kubectl):
                   if ":\t" in line)
     assert {status[k].strip() for k in ("CapPrm", "CapEff", "CapBnd", "CapAmb")} == {"0000000000000000"}
     assert status["NoNewPrivs"].strip() == "1"
+    account = "/var/run/secrets/kubernetes.io/serviceaccount"  # its service account's, at the real path, readable
+    assert sh(kubectl, "plain", f"cat {account}/namespace; head -c 3 {account}/token").stdout == "defaulteyJ"
     out = sh(kubectl, "plain", "echo x > /work/mine && ls -n /work/mine && touch /etc/x", check=False)
     assert " 65534 65534 " in out.stdout and "Read-only file system" in out.stderr
 

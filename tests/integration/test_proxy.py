@@ -135,3 +135,16 @@ async def test_a_port_it_cannot_bind_is_an_event_on_the_service(node_api):
         blocker.close()
     node = await node_api.get("nodes", NODE)  # the node (and its proxy) still runs
     assert any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
+
+
+async def test_an_image_only_nginx_pod_serves_its_welcome_page(node_api):
+    """`kubectl create deployment web --image=nginx` as a tutorial has it: no command, and the pod still serves
+    HTTP (node/images.py's stand-in) on its declared port."""
+    await node_api.create("pods", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nginx"},
+                                   "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 1, "containers": [{
+                                       "name": "nginx", "image": "nginx:1.25", "ports": [{"containerPort": 8080}],
+                                       "readinessProbe": {"httpGet": {"path": "/", "port": 8080},
+                                                          "periodSeconds": 1}}]}}, "default")
+    ip = (await eventually(lambda: ready_ips(node_api, ["nginx"]), timeout=30, what="nginx ready"))[0]
+    assert "Welcome to nginx!" in await asyncio.to_thread(get, f"http://{ip}:8080/index.html")
+    await node_api.delete("pods", "nginx", "default")

@@ -1,7 +1,8 @@
 """Who may do what, with the real kubectl against masters run with --authorization-mode Node,RBAC: identities from
 the token file and from service-account tokens (TokenRequest), RBAC bindings, the node authorizer, `kubectl auth
-whoami` and `can-i`, and namespaces that may not be deleted."""
+whoami` and `can-i`, impersonation (kubectl --as), and namespaces that may not be deleted."""
 import base64
+import json
 import os
 import secrets
 
@@ -57,6 +58,22 @@ def test_a_service_account_bound_to_view_reads_its_namespace_and_nothing_more(ku
     assert can(kube, token, "create", "deployments", "-n", "dev") == "no"
 
 
+def test_impersonation_with_kubectl_as(kube):
+    """kubectl --as / --as-group: the admin acts as someone else and gets exactly their rights; someone without
+    the impersonate verb cannot."""
+    as_ci = kube("--as", "system:serviceaccount:dev:ci", "auth", "whoami", "-o",
+                 "jsonpath={.status.userInfo.username} {.status.userInfo.groups}").stdout
+    assert as_ci.startswith("system:serviceaccount:dev:ci ") and "system:serviceaccounts:dev" in as_ci
+    refused = kube("--as", "system:serviceaccount:dev:ci", "-n", "dev", "get", "secrets", check=False)
+    assert refused.returncode == 1 and 'User "system:serviceaccount:dev:ci" cannot list' in refused.stderr
+    assert kube("--as", "nobody", "--as-group", "system:masters", "-n", "dev", "get", "secrets").returncode == 0
+    token = kube("-n", "dev", "create", "token", "ci").stdout.strip()
+    escalation = kube("--token", token, "--as", "admin", "get", "secrets", "-A", check=False)
+    assert escalation.returncode == 1
+    assert 'users "admin" is forbidden: User "system:serviceaccount:dev:ci" cannot impersonate resource "users"' \
+        in escalation.stderr
+
+
 def test_a_token_dies_with_its_service_account(kube):
     kube("-n", "dev", "create", "serviceaccount", "temp")
     token = kube("-n", "dev", "create", "token", "temp").stdout.strip()
@@ -92,3 +109,18 @@ def test_a_node_writes_its_own_node_and_reads_only_the_secrets_its_pods_use(clus
          '{"secretKeyRef":{"name":"s","key":"k"}}}]}]}}')
     got = node("-n", "dev", "get", "secret", "s", "-o", "jsonpath={.data.k}")
     assert base64.b64decode(got.stdout) == b"v"
+
+
+def test_the_kubernetes_service_leads_to_every_master(cluster, kube):
+    """ClusterIP the service range's first address; Endpoints every master's API address, kept by the masters."""
+    spec = kube("get", "service", "kubernetes", "-o", "jsonpath={.spec.clusterIP} {.spec.ports[0].name} "
+                                                      "{.spec.ports[0].port}")
+    assert spec.stdout == "127.96.0.1 https 6443"
+    masters = sorted(m["api"].removeprefix("https://") for m in cluster.info["masters"])
+
+    def endpoints() -> bool:
+        out = kube("get", "endpoints", "kubernetes", "-o", "json").stdout
+        found = sorted(f"{a['ip']}:{p['port']}" for s in json.loads(out).get("subsets") or []
+                       for a in s["addresses"] for p in s["ports"])
+        return found == masters
+    wait_until(endpoints, "the kubernetes Endpoints naming every master", 30)

@@ -78,6 +78,8 @@ def test_command_line():
     assert command_line({"command": ["sh", "-c"], "args": ["echo $(A)"]}, {"A": "1"}) == ["sh", "-c", "echo 1"]
     assert command_line({"args": ["python3", "app.py"]}, {}) == ["python3", "app.py"]
     assert command_line({}, {}) == ["sleep", "infinity"]  # image-only containers idle
+    web = command_line({"image": "docker.io/library/nginx:1.25", "ports": [{"containerPort": 8080}]}, {})
+    assert web[-1] == "8080" and "Welcome to nginx!" in web[-2]  # an nginx stand-in on its declared port
 
 
 def test_references_name_every_object_a_pod_needs():

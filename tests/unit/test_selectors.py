@@ -39,6 +39,15 @@ def test_field_selectors_on_the_fields_kubectl_uses():
                         "involvedObject.name=web")(event), "kubectl events --for deployment/web"
 
 
+def test_only_a_kinds_selectable_fields_may_be_selected():
+    assert parse_fields("status.phase=Running", "Pod")(obj(status={"phase": "Running"}))
+    with pytest.raises(ApiError) as err:
+        parse_fields("spec.containers=x", "Pod")
+    assert err.value.code == 400 and '"spec.containers" is not a known field selector' in err.value.message
+    with pytest.raises(ApiError):
+        parse_fields("spec.nodeName=n1", "ConfigMap")
+
+
 @pytest.mark.parametrize("bad", ["app in prod", "a=(b", "!x in (a)"])
 def test_garbage_is_a_400(bad):
     with pytest.raises(ApiError) as err:

@@ -13,3 +13,23 @@ def test_tables_have_kubectls_usual_columns():
     assert t["rows"][0]["cells"][:4] == ["p", "1/2", "Running", "3"]
     assert t["rows"][0]["cells"][5:] == ["10.0.0.5", "n1"] and t["metadata"] == {"resourceVersion": "7"}
     assert t["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
+
+
+def test_the_pod_status_column_says_what_kubectl_says():
+    from api.tables import _pod_status
+
+    def pod(phase, containers=(), inits=(), init_specs=0, **meta):
+        return {"metadata": meta, "spec": {"initContainers": [{}] * init_specs},
+                "status": {"phase": phase, "containerStatuses": list(containers), "initContainerStatuses": list(inits),
+                           "conditions": [{"type": "Ready", "status": "True"}]}}
+    done = {"state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}
+    failed = {"state": {"terminated": {"exitCode": 3, "reason": "Error"}}}
+    crashing = {"state": {"waiting": {"reason": "CrashLoopBackOff"}}}
+    running = {"state": {"running": {}}, "ready": True}
+    assert _pod_status(pod("Succeeded", [done])) == "Completed"
+    assert _pod_status(pod("Failed", [failed])) == "Error"
+    assert _pod_status(pod("Running", [crashing])) == "CrashLoopBackOff"
+    assert _pod_status(pod("Running", [running, done])) == "Running"
+    assert _pod_status(pod("Pending", [], [done, {"state": {"running": {}}}], init_specs=2)) == "Init:1/2"
+    assert _pod_status(pod("Pending", [], [failed], init_specs=1)) == "Init:Error"
+    assert _pod_status(pod("Running", [running], deletionTimestamp="2026-01-01T00:00:00Z")) == "Terminating"
