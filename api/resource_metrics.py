@@ -28,7 +28,7 @@ from api.registry import Resource, lookup
 Obj = dict[str, Any]
 GROUP_VERSION = "metrics.k8s.io/v1beta1"
 SCRAPE_TIMEOUT = 3.0
-Select = Callable[[list[Obj], Any], list[Obj]]
+Select = Callable[[Resource, list[Obj], Any], list[Obj]]  # the objects a list query selects
 
 
 def cpu(nanocores: int) -> str:
@@ -95,13 +95,13 @@ async def serve(request: web.Request, res: Resource, namespace: str | None, name
     nodes_res = lookup("", "v1", "nodes")
     if res.kind == "NodeMetrics":
         nodes = [await objects.get(nodes_res, None, name)] if name else select(
-            (await objects.list(nodes_res, None))[0], request.query)
+            nodes_res, (await objects.list(nodes_res, None))[0], request.query)
         found = await summaries(kubelets, nodes)
         items = [node_metrics(n, found[n["metadata"]["name"]]) for n in nodes if n["metadata"]["name"] in found]
     else:
         pods_res = lookup("", "v1", "pods")
         pods = [await objects.get(pods_res, namespace, name)] if name else select(
-            (await objects.list(pods_res, namespace))[0], request.query)
+            pods_res, (await objects.list(pods_res, namespace))[0], request.query)
         pods = [p for p in pods if (p.get("spec") or {}).get("nodeName")]
         wanted = {p["spec"]["nodeName"] for p in pods}
         nodes = [n for n in (await objects.list(nodes_res, None))[0] if n["metadata"]["name"] in wanted]
