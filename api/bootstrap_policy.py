@@ -3,8 +3,9 @@ authorizer/rbac/bootstrappolicy): the user-facing roles, the discovery roles eve
 role per control-plane component and per controller (each controller acts as its own service account in
 kube-system, as kube-controller-manager does with --use-service-account-credentials).
 
-The masters create what is missing when they start (api/server.py `ensure_defaults`); what an administrator
-changed afterwards is left alone.
+The masters create what is missing when they start (api/server.py `ensure_defaults`), and give a default
+ClusterRole the rules it lacks (an older raftkube's); rules an administrator added are kept, and a role whose
+autoupdate annotation is "false" is left alone.
 """
 from __future__ import annotations
 
@@ -81,7 +82,8 @@ CONTROLLER_ROLES: dict[str, list[Obj]] = {  # kube-system service account -> wha
     "node-controller": [rule([CORE], ["nodes"], READ + ["update", "patch", "delete"]),
                         rule([CORE], ["nodes/status"], ["patch", "update"]),
                         rule([CORE], ["pods"], ["list", "watch", "delete"]),
-                        rule([CORE], ["pods/status"], ["patch", "update"]), EVENTS],
+                        rule([CORE], ["pods/status"], ["patch", "update"]),
+                        rule([CORE], ["pods/eviction"], ["create"]), EVENTS],
     "service-account-controller": [rule([CORE], ["serviceaccounts"], ["create"]), EVENTS],
     "root-ca-cert-publisher": [rule([CORE], ["configmaps"], ["create", "update"]), EVENTS],
     "disruption-controller": [rule(["policy"], ["poddisruptionbudgets"], READ),
@@ -104,11 +106,13 @@ CLUSTER_ROLES: dict[str, list[Obj]] = {
                               rule([CORE], ["pods/status"], ["patch", "update"]),
                               rule([COORD], ["leases"], ["create"]),
                               rule([COORD], ["leases"], ["get", "update"], ["kube-scheduler"]), EVENTS],
+    # Its Lease, its controllers' service accounts and their tokens (controllers/credentials.py), and the shared
+    # informers (the garbage collector's watch every kind); the controllers' own work is in their roles above.
     "system:kube-controller-manager": [rule([COORD], ["leases"], ["create"]),
                                        rule([COORD], ["leases"], ["get", "update"], ["kube-controller-manager"]),
-                                       rule([CORE], ["serviceaccounts"], ["get", "create"]),
+                                       rule([CORE], ["serviceaccounts"], ["create"]),
                                        rule([CORE], ["serviceaccounts/token"], ["create"]),
-                                       rule(["*"], ["*"], READ), EVENTS],
+                                       rule(["*"], ["*"], ["list", "watch"]), EVENTS],
     **{f"system:controller:{name}": rules for name, rules in CONTROLLER_ROLES.items()},
 }
 
@@ -125,7 +129,8 @@ CLUSTER_ROLE_BINDINGS: dict[str, tuple[str, list[Obj]]] = {
        for name in CONTROLLER_ROLES},
 }
 
-BOOTSTRAP = {"rbac.authorization.kubernetes.io/autoupdate": "true"}
+AUTOUPDATE = "rbac.authorization.kubernetes.io/autoupdate"  # "true": the masters add the default rules it lacks
+BOOTSTRAP = {AUTOUPDATE: "true"}
 
 
 def cluster_roles() -> list[Obj]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Protocol
 
 import aiohttp
 
@@ -28,6 +28,28 @@ RETRIES = 6
 WATCH_SILENCE = 15.0
 PATCH_TYPES = {"merge": "application/merge-patch+json", "strategic": "application/strategic-merge-patch+json",
                "json": "application/json-patch+json"}
+
+
+class Credentials(Protocol):
+    """A bearer token that changes over time (a service account's, from TokenRequest): asked before every request,
+    told when the server refused it."""
+
+    async def token(self) -> str: ...
+
+    def refused(self) -> None: ...
+
+
+class StaticToken:
+    """A token that never changes (from a token file)."""
+
+    def __init__(self, token: str) -> None:
+        self.value = token
+
+    async def token(self) -> str:
+        return self.value
+
+    def refused(self) -> None:
+        pass
 
 
 class ApiClientError(Exception):
@@ -77,16 +99,21 @@ def path(res: Resource, namespace: str | None = None, name: str | None = None, s
 
 class ApiClient:
     def __init__(self, servers: list[str], *, token: str | None = None, ca_file: str | None = None,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, credentials: Credentials | None = None) -> None:
+        """`token`: a fixed bearer token; `credentials`: one that is renewed (api/client.py Credentials)."""
         if not servers:
             raise ValueError("ApiClient needs at least one server URL")
         self.servers = [s.rstrip("/") for s in servers]
-        self.token = token
+        self.credentials = credentials or (StaticToken(token) if token else None)
         self.ca_file = ca_file
         self.tls = ssl.create_default_context(cafile=ca_file) if ca_file else None  # the cluster's own CA
         self.timeout = timeout
         self._current = 0
         self._session: aiohttp.ClientSession | None = None
+
+    def with_credentials(self, credentials: Credentials) -> "ApiClient":
+        """A client of the same servers, acting as someone else."""
+        return ApiClient(self.servers, ca_file=self.ca_file, timeout=self.timeout, credentials=credentials)
 
     async def __aenter__(self) -> "ApiClient":
         return self
@@ -102,9 +129,12 @@ class ApiClient:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-            self._session = aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(ssl=self.tls or True))
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.tls or True))
         return self._session
+
+    async def authorization(self) -> dict[str, str]:
+        """The Authorization header of the next request (none without credentials)."""
+        return {"Authorization": f"Bearer {await self.credentials.token()}"} if self.credentials else {}
 
     def _next_server(self) -> None:
         self._current = (self._current + 1) % len(self.servers)
@@ -113,15 +143,20 @@ class ApiClient:
                       content_type: str = "application/json") -> Any:
         """One request, moved to the next server on connection trouble or a 503."""
         data = json.dumps(body) if body is not None else None
-        headers = {"Content-Type": content_type, "Accept": "application/json"}
         last: Exception | None = None
+        renewed = False
         for attempt in range(RETRIES):
             url = self.servers[self._current] + url_path
             try:
+                headers = {"Content-Type": content_type, "Accept": "application/json", **await self.authorization()}
                 async with self.session.request(method, url, data=data, params=params, headers=headers,
                                                 timeout=aiohttp.ClientTimeout(total=self.timeout)) as r:
                     text = await r.text()
                     answer = json.loads(text) if text.strip() else {}
+                    if r.status == 401 and self.credentials is not None and not renewed:
+                        self.credentials.refused()  # expired, or its account made again: one more try, renewed
+                        renewed = True
+                        continue
                     if r.status == 503:
                         raise _error(r.status, answer)
                     if r.status >= 400:
@@ -211,14 +246,16 @@ class ApiClient:
                 items, resource_version = await self.list(kind, namespace, label_selector=label_selector,
                                                           field_selector=field_selector)
                 yield "RELIST", items
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ApiClientError):
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ApiClientError) as exc:
+                if isinstance(exc, ApiClientError) and exc.status == 401 and self.credentials is not None:
+                    self.credentials.refused()
                 self._next_server()
                 await asyncio.sleep(0.2)
 
     async def _stream(self, url_path: str, params: dict) -> AsyncIterator[tuple[str, Obj]]:
         url = self.servers[self._current] + url_path
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=WATCH_SILENCE)
-        async with self.session.get(url, params=params, timeout=timeout) as r:
+        async with self.session.get(url, params=params, timeout=timeout, headers=await self.authorization()) as r:
             if r.status != 200:
                 text = await r.text()
                 raise _error(r.status, json.loads(text) if text.strip().startswith("{") else {"message": text})

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import importlib.resources
 import logging
+import ssl
 from collections import Counter
 from typing import Awaitable, Callable
 from urllib.parse import urlsplit
@@ -49,13 +50,14 @@ def page() -> bytes:
 
 class Dashboard:
     def __init__(self, *, objects: ObjectStore, store, hub, members: Callable[[], list[dict]], name: str,
-                 scheme: str) -> None:
+                 scheme: str, kv_tls: ssl.SSLContext | None = None) -> None:
         self.objects = objects
         self.store = store
         self.hub = hub
         self.members = members  # raftkube/master.py Master.members: raft, name, kv, api of every master
         self.name = name
         self.scheme = scheme  # every master's kube API speaks what this one does (http or https)
+        self.kv_tls = kv_tls  # this master's client certificate toward the KV ports (--etcd-certfile)
         self.resources: list[Resource] = [r for r in (lookup(g, "v1", p) for g, p in SHOWN) if r is not None]
         self._prefixes = [(r.prefix(), r) for r in self.resources]  # computed once, not per event
         self._session: aiohttp.ClientSession | None = None
@@ -103,7 +105,8 @@ class Dashboard:
 
     async def masters(self, request: web.Request) -> web.Response:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=STATUS_TIMEOUT))
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=STATUS_TIMEOUT),
+                                                  connector=aiohttp.TCPConnector(ssl=self.kv_tls or True))
         members = self.members()
         views = await asyncio.gather(*(self._status(m) for m in members))
         by_id = {str(m["id"]): m.get("name") or m["raft"] for m in members}

@@ -1,8 +1,8 @@
 """How the API server reaches a node's kubelet (node/kubelet_server.py): where it listens, and what it presents.
 
-The address is the Node's status: InternalIP and daemonEndpoints.kubeletEndpoint.Port. The credential is the node
-token from this master's --token-file (the user system:nodes), which the kubelet accepts and users never hold
-(node/kubelet_auth.py says why, and what TLS would change: only this module and that one).
+The address is the Node's status: InternalIP and daemonEndpoints.kubeletEndpoint.Port. The credential is that
+node's own token from this master's --token-file (the user system:node:NAME), which its kubelet accepts and users
+never hold (node/kubelet_auth.py says why, and what TLS would change: only this module and that one).
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any
 import aiohttp
 
 from api.errors import ApiError
+from api.node_authorizer import node_user
 
 Obj = dict[str, Any]
-NODE_USER = "system:nodes"
 CONNECT_TIMEOUT = 5.0
 
 
@@ -32,9 +32,10 @@ class KubeletClient:
         """`tokens`: this master's StaticTokens (api/authentication.py), or None without authentication."""
         self.tokens = tokens
 
-    def headers(self) -> dict[str, str]:
+    def headers(self, node: Obj) -> dict[str, str]:
         users = self.tokens.users() if self.tokens is not None else {}
-        token = next((token for token, user in users.items() if user.name == NODE_USER), None)
+        name = node_user(node["metadata"]["name"])
+        token = next((token for token, user in users.items() if user.name == name), None)
         return {"Authorization": f"Bearer {token}"} if token else {}
 
     @staticmethod

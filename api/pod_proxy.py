@@ -88,7 +88,7 @@ async def logs(request: web.Request, objects: Any, kubelets: KubeletClient, name
     url = kubelets.url(node, f"/containerLogs/{quote(namespace)}/{quote(name)}/{quote(container)}")
     async with kubelets.session() as session:
         try:
-            upstream = await session.get(url, params=params, headers=kubelets.headers())
+            upstream = await session.get(url, params=params, headers=kubelets.headers(node))
         except (aiohttp.ClientError, OSError) as exc:
             raise kubelets.unreachable(node, exc) from None
         async with upstream:
@@ -122,7 +122,7 @@ async def stream(request: web.Request, objects: Any, kubelets: KubeletClient, na
     asked = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
     async with kubelets.session() as session:
         try:
-            upstream = await session.ws_connect(url, params=query, protocols=asked, headers=kubelets.headers(),
+            upstream = await session.ws_connect(url, params=query, protocols=asked, headers=kubelets.headers(node),
                                                 max_msg_size=MAX_MESSAGE)
         except aiohttp.WSServerHandshakeError:
             raise await _verdict(kubelets, node, url, query, asked) from None
@@ -139,7 +139,7 @@ async def stream(request: web.Request, objects: Any, kubelets: KubeletClient, na
 async def _verdict(kubelets: KubeletClient, node: Obj, url: str, query: list[tuple[str, str]],
                    asked: list[str]) -> ApiError:
     """The kubelet's answer to the request asked plainly (no upgrade): its reason to refuse it."""
-    headers = kubelets.headers() | ({"Sec-WebSocket-Protocol": ", ".join(asked)} if asked else {})
+    headers = kubelets.headers(node) | ({"Sec-WebSocket-Protocol": ", ".join(asked)} if asked else {})
     async with kubelets.session(total=10) as session:
         try:
             async with session.get(url, params=query, headers=headers) as resp:

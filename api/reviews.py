@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api import errors, objects
+from api import errors, node_restriction, objects
 from api.authentication import AUDIENCE, ServiceAccountKeys, User
 from api.authorization import Authorizer
 from api.rbac import Attributes
@@ -39,8 +39,9 @@ async def review(res: Resource, body: Obj, user: User, authorizer: Authorizer) -
 
 
 async def token_request(store: ObjectStore, keys: ServiceAccountKeys, namespace: str, account_name: str,
-                        body: Obj) -> Obj:
-    """A signed token for serviceaccounts/NAME/token, bound to a pod when the request names one."""
+                        body: Obj, user: User) -> Obj:
+    """A signed token for serviceaccounts/NAME/token, bound to a pod when the request names one (a kubelet's must
+    be, to a pod of its own: api/node_restriction.py)."""
     spec = body.get("spec") or {}
     seconds = spec.get("expirationSeconds") or 3600
     if seconds < MIN_TOKEN_SECONDS:
@@ -48,15 +49,16 @@ async def token_request(store: ObjectStore, keys: ServiceAccountKeys, namespace:
                                                              "may not specify a duration less than 10 minutes")],
                              "authentication.k8s.io")
     account = await store.get(lookup("", "v1", "serviceaccounts"), namespace, account_name)
-    pod = None
+    found = None
     bound = spec.get("boundObjectRef")
     if bound:
-        if bound.get("kind") != "Pod":
+        if not isinstance(bound, dict) or bound.get("kind") != "Pod":
             raise errors.bad_request("boundObjectRef: only a Pod can hold a token here")
-        found = await store.get(lookup("", "v1", "pods"), namespace, bound.get("name") or "")
+        found = await store.get(lookup("", "v1", "pods"), namespace, str(bound.get("name") or ""))
         if bound.get("uid") not in (None, "", found["metadata"]["uid"]):
             raise errors.conflict("pods", bound.get("name") or "")
-        pod = (found["metadata"]["name"], found["metadata"]["uid"])
+    node_restriction.admit_token(user, account_name, found)
+    pod = (found["metadata"]["name"], found["metadata"]["uid"]) if found else None
     token, expires = keys.issue(namespace=namespace, name=account_name, uid=account["metadata"]["uid"],
                                 seconds=seconds, audiences=spec.get("audiences") or [AUDIENCE], pod=pod)
     return {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",

@@ -298,7 +298,7 @@ class ApiServer:
         if t.subresource:
             raise ApiError(405, f"POST to {t.res.plural}/{t.subresource} is not served yet")
         body, warnings = self.decode(request, t, await self.body(request))
-        obj = self.admission.new_object(t.res, body, t.namespace)
+        obj = self.admission.new_object(t.res, body, t.namespace, request["user"])
         return reply(await self.admission.create(t.res, obj), 201, warned(warnings))
 
     async def store_update(self, t: Target, new: dict, expected: int) -> web.Response:
@@ -311,7 +311,7 @@ class ApiServer:
 
         async def attempt() -> web.Response:  # without a resourceVersion a PUT is unconditional
             old = await self.objects.get(t.res, t.namespace, t.name)
-            new = self.admission.changed_object(t, old, body)
+            new = self.admission.changed_object(t, old, body, request["user"])
             return await self.store_update(t, new, resource_version(rv) if rv else int(old["metadata"]["resourceVersion"]))
 
         answer = await (attempt() if rv else retry_stale(attempt))
@@ -336,7 +336,7 @@ class ApiServer:
                 if exc.code != 404:
                     raise
                 obj = self.admission.new_object(t.res, apply.apply(None, config, manager, t.res.group_version,
-                                                                   self.definition(t)), t.namespace)
+                                                                   self.definition(t)), t.namespace, request["user"])
                 try:
                     return reply(await self.admission.create(t.res, obj), 201, warned(warnings))
                 except ApiError as exc:
@@ -345,7 +345,8 @@ class ApiServer:
                     raise
             new = self.admission.changed_object(t, old, apply.apply(old, config, manager, t.res.group_version,
                                                                     self.definition(t),
-                                                                    force=flag(request.query, "force")))
+                                                                    force=flag(request.query, "force")),
+                                                  request["user"])
             if new == {**old, "metadata": {k: v for k, v in old["metadata"].items() if k != "resourceVersion"}}:
                 return reply(old, 200, warned(warnings))  # nothing to change: no new revision
             return await self.store_update(t, new, int(old["metadata"]["resourceVersion"]))
@@ -366,7 +367,7 @@ class ApiServer:
             target = subresources.scale_of(old) if t.subresource == "scale" else old
             patched, warnings = self.decode(request, t, patch.apply_patch(content_type, target, body,
                                                                           self.definition(t)))
-            new = self.admission.changed_object(t, old, patched)
+            new = self.admission.changed_object(t, old, patched, request["user"])
             rv = (patched.get("metadata") or {}).get("resourceVersion")
             answer = await self.store_update(t, new, resource_version(rv) if pinned else
                                              int(old["metadata"]["resourceVersion"]))
@@ -410,7 +411,8 @@ class ApiServer:
             raise ApiError(503, "this master has no --service-account-key-file: it cannot sign service account "
                                 "tokens")
         body, _ = self.decode(request, t, await self.body(request), TOKEN_REQUEST)
-        return reply(await reviews.token_request(self.objects, self.sa_keys, t.namespace, t.name, body), 201)
+        return reply(await reviews.token_request(self.objects, self.sa_keys, t.namespace, t.name, body,
+                                                 request["user"]), 201)
 
     async def delete(self, request: web.Request, t: Target) -> web.Response:
         return reply(await self.delete_one(t.res, t.namespace, t.name, await self.delete_options(request, t)))
@@ -465,14 +467,33 @@ class ApiServer:
         while pending:
             res, body = pending[0]
             try:
-                await self.admission.create(res, self.admission.new_object(res, body, None))
+                try:
+                    await self.admission.create(res, self.admission.new_object(res, body, None))
+                except ApiError as exc:
+                    if exc.reason != "AlreadyExists":
+                        raise
+                    await self.reconcile_role(res, body)
                 pending.pop(0)
             except ApiError as exc:
-                if exc.reason != "AlreadyExists":
-                    log.error("could not create the default %s %s: %s", res.kind, body["metadata"]["name"], exc)
+                if exc.code == 409:  # another master reconciled it meanwhile: look again
+                    continue
+                log.error("could not create the default %s %s: %s", res.kind, body["metadata"]["name"], exc)
                 pending.pop(0)
             except KVFailure:
                 await asyncio.sleep(0.5)  # no quorum yet
+
+    async def reconcile_role(self, res: Resource, default: dict) -> None:
+        """A bootstrap ClusterRole from an older raftkube gets the rules it lacks (those added since are kept), unless
+        an administrator set its annotation rbac.authorization.kubernetes.io/autoupdate to "false"."""
+        if res.kind != "ClusterRole":
+            return
+        current = await self.objects.get(res, None, default["metadata"]["name"])
+        if (current["metadata"].get("annotations") or {}).get(bootstrap_policy.AUTOUPDATE) != "true":
+            return
+        missing = [r for r in default["rules"] if r not in (current.get("rules") or [])]
+        if missing:
+            await self.objects.update(res, {**current, "rules": [*(current.get("rules") or []), *missing]},
+                                      int(current["metadata"]["resourceVersion"]))
 
 
 @functools.cache

@@ -23,10 +23,11 @@ def etcdctl() -> str:
     return found
 
 
-def check_perf(endpoints: list[str], load: str = "s") -> tuple[dict[str, float], str]:
-    """(figures, verdict): the verdict is etcdctl's last line, PASS or FAIL, with its error lines if any."""
+def check_perf(endpoints: list[str], tls: list[str], load: str = "s") -> tuple[dict[str, float], str]:
+    """(figures, verdict): the verdict is etcdctl's last line, PASS or FAIL, with its error lines if any. `tls`:
+    etcdctl's --cacert, --cert and --key flags."""
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("ETCDCTL")}, "ETCDCTL_API": "3"}
-    out = subprocess.run([etcdctl(), "--endpoints", ",".join(endpoints), "check", "perf", f"--load={load}"],
+    out = subprocess.run([etcdctl(), "--endpoints", ",".join(endpoints), *tls, "check", "perf", f"--load={load}"],
                          capture_output=True, text=True, timeout=300, env=env)
     text = out.stdout + out.stderr
     figures = {}

@@ -1,8 +1,10 @@
 """A throw-away etcd cluster on loopback, for comparison: N members of the system's etcd (3.4).
 
 Each member gets free 127.0.0.1 ports and its own data dir under one temp dir; nothing listens
-on any other address. A killed member restarts with the same command line and data dir (etcd then
-ignores the --initial-* flags and rejoins from its data).
+on any other address. Its client port speaks TLS and asks for client certificates, as raftkube's KV
+ports do (the same kind of certificates, raftkube/kv_pki.py), so both pay for TLS alike. A killed member
+restarts with the same command line and data dir (etcd then ignores the --initial-* flags and rejoins from
+its data).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import signal
 import subprocess
 import tempfile
 
+from raftkube import kv_pki
 from raftkube.up import free_port
 
 ETCD = "/usr/bin/etcd"
@@ -58,12 +61,16 @@ class EtcdCluster:
         self.argv: dict[str, list[str]] = {}
         self.client_urls: dict[str, str] = {}
         self.procs: dict[str, subprocess.Popen] = {}
+        self.kv_tls: dict[str, str] | None = None
 
     def start(self) -> None:
         self.dir = tempfile.mkdtemp(prefix="bench-etcd-")
         ports = _free_ports(2 * len(self.names))
         peer_urls = {n: f"http://127.0.0.1:{ports[2 * i]}" for i, n in enumerate(self.names)}
-        self.client_urls = {n: f"http://127.0.0.1:{ports[2 * i + 1]}" for i, n in enumerate(self.names)}
+        self.client_urls = {n: f"https://127.0.0.1:{ports[2 * i + 1]}" for i, n in enumerate(self.names)}
+        pki = os.path.join(self.dir, "pki")
+        kv_pki.ensure(pki, {n: kv_pki.LOCAL_NAMES for n in self.names}, servers_are_clients=True)
+        self.kv_tls = kv_pki.cluster_entry(pki)
         initial = ",".join(f"{n}={url}" for n, url in peer_urls.items())
         token = "bench-" + secrets.token_hex(4)
         for name in self.names:
@@ -74,6 +81,9 @@ class EtcdCluster:
                 "--advertise-client-urls", self.client_urls[name],
                 "--initial-cluster", initial, "--initial-cluster-token", token,
                 "--initial-cluster-state", "new", "--logger", "zap", "--log-outputs", "stderr",
+                "--cert-file", kv_pki.pair(pki, kv_pki.server_leaf(name))[0],
+                "--key-file", kv_pki.pair(pki, kv_pki.server_leaf(name))[1],
+                "--client-cert-auth", "--trusted-ca-file", self.kv_tls["ca"],
             ]
             self._spawn(name)
 

@@ -18,6 +18,14 @@ def _call(channel: grpc.aio.Channel, method: str, request: str, response: str, k
                                   response_deserializer=message(f"etcdserverpb.{response}").FromString)
 
 
+def credentials(tls: dict[str, str]) -> grpc.ChannelCredentials:
+    def read(path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
+
+    return grpc.ssl_channel_credentials(read(tls["ca"]), read(tls["key"]), read(tls["cert"]))
+
+
 def _header(h: Any) -> dict[str, Any]:
     return {"revision": h.revision, "member_id": str(h.member_id), "raft_term": h.raft_term}
 
@@ -27,10 +35,12 @@ def _kv(kv: Any) -> dict[str, Any]:
 
 
 class GrpcKVClient:
-    def __init__(self, endpoint: str, *, timeout: float = 5.0) -> None:
+    def __init__(self, endpoint: str, *, timeout: float = 5.0, tls: dict[str, str] | None = None) -> None:
+        """`tls`: {"ca", "cert", "key"} files for an https endpoint (a client certificate, the CA to check it with)."""
         self.endpoint = endpoint.split("://", 1)[-1]
         self.timeout = timeout
-        self.channel = grpc.aio.insecure_channel(self.endpoint)
+        self.channel = grpc.aio.secure_channel(self.endpoint, credentials(tls)) if tls else \
+            grpc.aio.insecure_channel(self.endpoint)
         self._put = _call(self.channel, "KV/Put", "PutRequest", "PutResponse")
         self._range = _call(self.channel, "KV/Range", "RangeRequest", "RangeResponse")
         self._txn = _call(self.channel, "KV/Txn", "TxnRequest", "TxnResponse")

@@ -26,7 +26,7 @@ import grpc  # noqa: E402
 
 from grpc_client import GrpcKVClient  # noqa: E402
 from kvstore.client import EtcdError, KVClient  # noqa: E402
-from raftkube import up  # noqa: E402
+from raftkube import kv_access, up  # noqa: E402
 
 # What a client may meet while members die: an error answer, a dropped connection, a timeout.
 TRANSIENT = (EtcdError, grpc.aio.AioRpcError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
@@ -42,6 +42,7 @@ class Cluster(Protocol):
     def start(self) -> None: ...
     def endpoint(self, name: str) -> str: ...   # the member's etcd v3 JSON gateway URL
     def grpc_endpoint(self, name: str) -> str: ...  # the member's etcd v3 gRPC endpoint
+    kv_tls: dict[str, str] | None  # {"ca", "cert", "key"}: its client port's CA and a client certificate
     def kill(self, name: str) -> None: ...      # kill -9, and reap
     def restart(self, name: str) -> None: ...   # same command line, same data dir
     def stop(self) -> None: ...                 # every process it started, and its temp dirs
@@ -101,7 +102,8 @@ class Harness:
     def __init__(self, cluster: Cluster, transport: str = "json") -> None:
         self.cluster = cluster
         self.transport = transport
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        tls = kv_access.context(cluster.kv_tls)
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ssl=tls or True))
         self._clients: dict[tuple[str, float], KVClient | GrpcKVClient] = {}
 
     async def close(self) -> None:
@@ -118,7 +120,8 @@ class Harness:
         key = (name, timeout)
         if key not in self._clients:
             if self.transport == "grpc":
-                self._clients[key] = GrpcKVClient(self.cluster.grpc_endpoint(name), timeout=timeout)
+                self._clients[key] = GrpcKVClient(self.cluster.grpc_endpoint(name), timeout=timeout,
+                                                  tls=self.cluster.kv_tls)
             else:
                 self._clients[key] = KVClient(self.cluster.endpoint(name), timeout=timeout, session=self.session)
         return self._clients[key]

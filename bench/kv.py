@@ -47,6 +47,7 @@ from check_perf import check_perf
 from etcd_cluster import EtcdCluster, ensure_etcd
 from harness import TRANSIENT, Cluster, Harness, describe, running
 from raftkube_cluster import RaftkubeCluster
+from raftkube import kv_access
 
 Workload = Callable[[Harness, wl.Config, wl.Report], Awaitable[None]]
 
@@ -112,7 +113,7 @@ def bench(clusters: list[Cluster], cfg: wl.Config, transport: str, perf: bool) -
             if perf:
                 for c, report in zip(clusters, reports):
                     report.say("etcdctl check perf --load=s (60 s) ...")
-                    figures, verdict = check_perf([c.grpc_endpoint(n) for n in c.names])
+                    figures, verdict = check_perf([c.grpc_endpoint(n) for n in c.names], kv_access.flags(c.kv_tls))
                     for label, value in figures.items():
                         report.add(label, value, "{:.3f}" if label.endswith("(s)") else "{:.0f}")
                     report.add("check perf verdict", verdict)

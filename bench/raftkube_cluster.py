@@ -36,6 +36,10 @@ class RaftkubeCluster:
     def grpc_endpoint(self, name: str) -> str:
         return self._master(name)["grpc"]
 
+    @property
+    def kv_tls(self) -> dict[str, str] | None:
+        return self.info.get("kv_tls")
+
     def kill(self, name: str) -> None:
         pid = self._master(name)["pid"]
         os.kill(pid, signal.SIGKILL)

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import os
 import re
+import ssl
 import subprocess
 import sys
 import time
@@ -25,23 +26,24 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from kvstore.client import KVClient  # noqa: E402
 from harness import TRANSIENT  # noqa: E402
 from raftkube_cluster import RaftkubeCluster  # noqa: E402
-from raftkube import chaos, up  # noqa: E402
+from raftkube import chaos, kv_access, up  # noqa: E402
 
 
-def conflicts(kv_url: str) -> int:
-    with urllib.request.urlopen(kv_url + "/metrics", timeout=5) as r:
+def conflicts(kv_url: str, tls: ssl.SSLContext | None) -> int:
+    with urllib.request.urlopen(kv_url + "/metrics", timeout=5, context=tls) as r:
         text = r.read().decode()
     return int(float(re.search(r"^raftkube_raft_log_conflicts_total (\S+)$", text, re.M).group(1)))
 
 
-async def write(endpoint: str, seconds: float, writers: int, size: int) -> tuple[int, int]:
+async def write(endpoint: str, tls: ssl.SSLContext | None, seconds: float, writers: int, size: int
+                ) -> tuple[int, int]:
     """(puts acknowledged, puts that failed)"""
     done = failed = 0
     until = time.monotonic() + seconds
 
     async def writer(w: int) -> None:
         nonlocal done, failed
-        async with KVClient(endpoint, timeout=10) as kv:
+        async with KVClient(endpoint, timeout=10, tls=tls) as kv:
             i = 0
             while time.monotonic() < until:
                 i += 1
@@ -69,12 +71,14 @@ def main() -> None:
             raise SystemExit("the masters did not become ready")
         leader = chaos.leader(cluster.info)
         followers = [m for m in cluster.info["masters"] if m["name"] != leader]
-        before = {m["name"]: conflicts(m["kv"]) for m in followers}
+        tls = kv_access.context(cluster.kv_tls)
+        before = {m["name"]: conflicts(m["kv"], tls) for m in followers}
         traces = {m["name"]: subprocess.Popen(["strace", "-f", "-e", "trace=ftruncate", "-p", str(m["pid"]), "-o",
                                                os.path.join(cluster.state_dir, f"{m['name']}.strace")],
                                               stderr=subprocess.DEVNULL) for m in followers} if args.strace else {}
         time.sleep(0.5 if traces else 0)  # strace attaches
-        puts, failed = asyncio.run(write(cluster.endpoint(leader), args.seconds, args.writers, args.value_bytes))
+        puts, failed = asyncio.run(write(cluster.endpoint(leader), tls, args.seconds, args.writers,
+                                         args.value_bytes))
         for t in traces.values():
             t.terminate()
             t.wait()
@@ -83,7 +87,7 @@ def main() -> None:
         for m in followers:
             with open(os.path.join(cluster.logs(), f"{m['name']}.log")) as f:
                 truncating = f.read().count("truncating already-applied log entries")
-            line = (f"  follower {m['name']}: {conflicts(m['kv']) - before[m['name']]} log conflicts, "
+            line = (f"  follower {m['name']}: {conflicts(m['kv'], tls) - before[m['name']]} log conflicts, "
                     f"{truncating} 'truncating already-applied' lines")
             if traces:
                 with open(os.path.join(cluster.state_dir, f"{m['name']}.strace")) as f:

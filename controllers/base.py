@@ -32,6 +32,8 @@ class Options:
     pod_eviction_timeout: float = 300.0  # default toleration of node.kubernetes.io/unreachable|not-ready
     workers: int = 2  # concurrent syncs per controller
     root_ca: str = ""  # the cluster CA's certificate (PEM), published in every namespace as kube-root-ca.crt
+    service_account_credentials: bool = True  # each controller acts as its own service account
+    controllers: tuple[str, ...] = ("*",)  # the controller-manager's controllers to run, by name; * for all
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -46,6 +48,8 @@ class Context:
 class Controller:
     name = "controller"
     component = ""  # the Event source Kubernetes' own controller reports as, e.g. "replicaset-controller"
+    service_account: str | None = None  # who it acts as, in kube-system (controllers/credentials.py); None: the
+    # component's own identity (the scheduler's)
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx

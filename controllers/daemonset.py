@@ -208,6 +208,7 @@ def compute_status(ds: Obj, nodes: list[Obj], pods: dict[str, list[Obj]], hash_:
 class DaemonSetController(Controller):
     name = "daemonset-controller"
     component = "daemonset-controller"
+    service_account = "daemon-set-controller"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

@@ -36,6 +36,7 @@ Obj = dict[str, Any]
 class DeploymentController(Controller):
     name = "deployment"
     component = "deployment-controller"
+    service_account = "deployment-controller"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

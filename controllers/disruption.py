@@ -114,6 +114,7 @@ def _same(a: Obj, b: Obj) -> bool:
 class DisruptionController(Controller):
     name = "disruption"
     component = "controllermanager"
+    service_account = "disruption-controller"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

@@ -121,6 +121,7 @@ def endpoints_labels(service: Obj) -> dict[str, str]:
 class EndpointsController(Controller):
     name = "endpoints"
     component = "endpoint-controller"
+    service_account = "endpoint-controller"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

@@ -101,6 +101,7 @@ async def delete_with(client: ApiClient, plural: str, obj: Obj, policy: str = "B
 class GarbageCollector(Controller):
     name = "garbagecollector"
     component = "garbage-collector-controller"
+    service_account = "generic-garbage-collector"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

@@ -173,6 +173,7 @@ def with_condition(conditions: list[Obj], new: Obj) -> list[Obj]:
 class JobController(Controller):
     name = "job"
     component = "job-controller"
+    service_account = "job-controller"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

@@ -41,6 +41,7 @@ def remaining_message(left: dict[str, int]) -> str:
 class NamespaceController(Controller):
     name = "namespace"
     component = "namespace-controller"
+    service_account = "namespace-controller"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

@@ -119,6 +119,7 @@ def eviction_time(pod: Obj, taints: list[Obj], default_seconds: float) -> float 
 class NodeLifecycleController(Controller):
     name = "nodelifecycle"
     component = "node-controller"
+    service_account = "node-controller"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

@@ -112,6 +112,7 @@ def next_available_in(rs: Obj, pods: list[Obj], at: float) -> float | None:
 class ReplicaSetController(Controller):
     name = "replicaset"
     component = "replicaset-controller"
+    service_account = "replicaset-controller"
     kind, plural = "ReplicaSet", "replicasets"  # what it controls (ReplicationControllerController: the same)
 
     def __init__(self, ctx: Context) -> None:

@@ -9,4 +9,5 @@ from controllers.replicaset import ReplicaSetController
 class ReplicationControllerController(ReplicaSetController):
     name = "replicationcontroller"
     component = "replication-controller"
+    service_account = "replication-controller"
     kind, plural = "ReplicationController", "replicationcontrollers"

@@ -18,6 +18,7 @@ DESCRIPTION = "kubernetes.io/description"
 class RootCAPublisher(Controller):
     name = "root-ca-cert-publisher"
     component = "root-ca-cert-publisher"
+    service_account = "root-ca-cert-publisher"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

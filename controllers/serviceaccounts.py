@@ -16,6 +16,7 @@ DEFAULT = "default"
 class ServiceAccountsController(Controller):
     name = "serviceaccount"
     component = "serviceaccount-controller"
+    service_account = "service-account-controller"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

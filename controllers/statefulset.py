@@ -197,6 +197,7 @@ def ready_soon(pods: list[Obj], min_ready: int, at: float) -> float | None:
 class StatefulSetController(Controller):
     name = "statefulset-controller"
     component = "statefulset-controller"
+    service_account = "statefulset-controller"
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import ssl
 import threading
 import time
 import urllib.error
@@ -23,16 +24,19 @@ from raftkube.testing import Cluster, check_linearizable
 # -- 1. my client, a history, and a verdict ---------------------------------------------------------------------
 
 class MyClient:
-    """The simplest etcd v3 JSON client: one endpoint per call, the next one when a master refuses."""
+    """The simplest etcd v3 JSON client: one endpoint per call, the next one when a master refuses. `tls`: the KV
+    CA and the operator's client certificate (the cluster's `kv_ssl_context()`), without which the masters' KV
+    ports refuse the connection."""
 
-    def __init__(self, endpoints: list[str]) -> None:
+    def __init__(self, endpoints: list[str], tls: ssl.SSLContext) -> None:
         self.endpoints = endpoints
+        self.tls = tls
 
     def _post(self, path: str, body: dict) -> dict:
         for i, endpoint in enumerate(random.sample(self.endpoints, len(self.endpoints))):
             request = urllib.request.Request(endpoint + path, json.dumps(body).encode(), method="POST")
             try:
-                with urllib.request.urlopen(request, timeout=2) as answer:
+                with urllib.request.urlopen(request, timeout=2, context=self.tls) as answer:
                     return json.load(answer)
             except urllib.error.URLError as exc:
                 if not isinstance(exc.reason, ConnectionRefusedError) or i == len(self.endpoints) - 1:
@@ -57,7 +61,7 @@ class MyClient:
 
 
 def workload(cluster: Cluster, history, stop: threading.Event, seed: int) -> None:
-    client, rng = MyClient(cluster.kv_endpoints), random.Random(seed)
+    client, rng = MyClient(cluster.kv_endpoints, cluster.kv_ssl_context()), random.Random(seed)
     while not stop.is_set():
         key, value = f"register-{rng.randrange(3)}", rng.randrange(1_000_000)
         try:
@@ -134,6 +138,23 @@ def mirror_controller(kubeconfig: str, stop: threading.Event) -> None:
             time.sleep(0.2)
 
 
+def until_ok(call, timeout: float = 30):
+    """What my code does around a write when masters die: try again on 404 (not made yet), 409 (an earlier
+    attempt did it) and 5xx (no leader for a moment), until a deadline."""
+    from kubernetes import client
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except client.ApiException as exc:
+            if exc.status == 409:
+                return None
+            if exc.status not in (404, 429, 500, 503, 504) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
 def test_my_controller_converges_after_the_controller_managers_master_dies(raftkube_cluster):
     from kubernetes import client, config
 
@@ -142,12 +163,12 @@ def test_my_controller_converges_after_the_controller_managers_master_dies(raftk
     controller = threading.Thread(target=mirror_controller, args=(cluster.kubeconfig, stop))
     controller.start()
     try:
-        lease = client.CoordinationV1Api(api.api_client).read_namespaced_lease("kube-controller-manager",
-                                                                               "kube-system")
+        leases = client.CoordinationV1Api(api.api_client)
+        lease = until_ok(lambda: leases.read_namespaced_lease("kube-controller-manager", "kube-system"))
         cluster.kill(lease.spec.holder_identity.rpartition("_")[0])  # holders are "<master>_<uid>"
-        for i in range(5):
-            api.create_namespaced_config_map("default", {"metadata": {"name": f"cm-{i}", "labels": {"mirror": "yes"}},
-                                                         "data": {"n": str(i)}})
+        for i in range(5):  # the dead master may have led Raft too: a write can meet the election (503)
+            until_ok(lambda: api.create_namespaced_config_map(
+                "default", {"metadata": {"name": f"cm-{i}", "labels": {"mirror": "yes"}}, "data": {"n": str(i)}}))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             mirrors = {c.metadata.name: c.data for c in api.list_namespaced_config_map("default").items

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 from typing import Any, AsyncIterator
 
 import aiohttp
@@ -40,11 +41,17 @@ def prefix_end(prefix: bytes) -> bytes:
 
 
 class KVClient:
-    def __init__(self, endpoint: str, *, timeout: float = 5.0, session: aiohttp.ClientSession | None = None):
+    """`tls`: for an https endpoint, the CA and client certificate (kvstore/tls.py `client_context`), in every
+    request and in the connector of the session it makes (so `session` serves raw requests too); a shared
+    `session` may hold it in its connector instead."""
+
+    def __init__(self, endpoint: str, *, timeout: float = 5.0, session: aiohttp.ClientSession | None = None,
+                 tls: ssl.SSLContext | None = None):
         self.endpoint = endpoint.rstrip("/")
         self._own_session = session is None
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._ssl: ssl.SSLContext | bool = tls or True  # True: the session's connector decides
 
     async def __aenter__(self) -> "KVClient":
         return self
@@ -55,7 +62,7 @@ class KVClient:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ssl=self._ssl))
         return self._session
 
     async def close(self) -> None:
@@ -63,7 +70,8 @@ class KVClient:
             await self._session.close()
 
     async def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        async with self.session.post(self.endpoint + path, data=json.dumps(body), timeout=self._timeout) as r:
+        async with self.session.post(self.endpoint + path, data=json.dumps(body), timeout=self._timeout,
+                                     ssl=self._ssl) as r:
             text = await r.text()
             try:
                 data = json.loads(text) if text.strip() else {}
@@ -145,7 +153,7 @@ class KVClient:
             create["progress_notify"] = True
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
         async with self.session.post(self.endpoint + "/v3/watch", data=json.dumps({"create_request": create}),
-                                     timeout=timeout) as r:
+                                     timeout=timeout, ssl=self._ssl) as r:
             if r.status != 200:
                 raise EtcdError(r.status, json.loads(await r.text() or "{}"))
             async for raw in _lines(r.content):

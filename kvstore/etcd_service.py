@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import time
 from typing import Any, Callable, NamedTuple, TypeVar
 
@@ -78,7 +79,7 @@ def peer_address(url: str) -> str:
 class EtcdService:
     def __init__(self, store: Store, hub: WatchHub, *, cluster_id: int, member_id: int,
                  members: Callable[[], list[dict]], data_dir: str, progress_interval: float = 10.0,
-                 membership: Membership | None = None) -> None:
+                 membership: Membership | None = None, client_tls: ssl.SSLContext | None = None) -> None:
         self.store = store
         self.hub = hub
         self.cluster_id = cluster_id
@@ -87,6 +88,7 @@ class EtcdService:
         self.data_dir = data_dir
         self.progress_interval = progress_interval  # seconds between watch progress notifications
         self.membership = membership
+        self.client_tls = client_tls  # this master's client certificate toward the leader's KV port
 
     def header(self, revision: int | None = None) -> Header:
         if revision is None:
@@ -243,7 +245,8 @@ class EtcdService:
         if not url:
             raise KVFailure(errors.unavailable("etcdserver: no leader to make the membership change; retry"))
         try:
-            async with aiohttp.ClientSession() as session:
+            connector = aiohttp.TCPConnector(ssl=self.client_tls or True)
+            async with aiohttp.ClientSession(connector=connector) as session:
                 async with session.post(url + path, data=orjson.dumps(body),
                                         timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT)) as r:
                     answer = await r.read()

@@ -20,8 +20,9 @@ from typing import Callable
 
 
 class Lessor:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, *, full_ttl_on_promotion: bool = True) -> None:
         self.clock = clock
+        self.full_ttl_on_promotion = full_ttl_on_promotion  # off only in the follower-clock lab
         self.deadlines: dict[int, float] = {}
 
     def refreshed(self, lease_id: int, ttl: int) -> None:
@@ -30,6 +31,8 @@ class Lessor:
 
     def promote(self, ttls: dict[int, int]) -> None:
         """This master leads now: every lease lives a full TTL from here (etcd's lessor.Promote)."""
+        if not self.full_ttl_on_promotion:
+            return
         now = self.clock()
         self.deadlines = {lease_id: now + ttl for lease_id, ttl in ttls.items()}
 

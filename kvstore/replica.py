@@ -23,7 +23,9 @@ import contextlib
 import functools
 import gzip
 import logging
+import math
 import os
+import time
 import types
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -42,6 +44,7 @@ from kvstore.disk_sync import DiskSync
 from kvstore.journal import DurableJournal, durable_replace
 from kvstore.kv import Event
 from kvstore.lessor import Lessor
+from kvstore.mechanisms import ALL, Mechanisms
 from kvstore.member_identity import MemberIdentity
 from kvstore.mvcc import StateMachine
 
@@ -130,10 +133,10 @@ _serializer_module.gzip = types.SimpleNamespace(GzipFile=functools.partial(gzip.
 class KVConsumer(SyncObjConsumer):
     """The replicated part of a replica. Attributes set after `super().__init__()` go into snapshots."""
 
-    def __init__(self, on_applied: OnApplied, on_restored: Callable[[], None]) -> None:
+    def __init__(self, on_applied: OnApplied, on_restored: Callable[[], None], lessor: Lessor) -> None:
         self._on_applied = on_applied
         self._on_restored = on_restored
-        self.lessor = Lessor()  # this master's lease deadlines: not replicated, not in snapshots
+        self.lessor = lessor  # this master's lease deadlines: not replicated, not in snapshots
         super().__init__()
         self.machine = StateMachine()
 
@@ -209,10 +212,10 @@ class _Pacer:
         self.syncing = False
         self.timer: asyncio.TimerHandle | None = None
 
-    def start(self, replica: "Replica", loop: asyncio.AbstractEventLoop) -> None:
+    def start(self, replica: "Replica", loop: asyncio.AbstractEventLoop, *, fsync: bool = True) -> None:
         self.replica = replica
         self.journal: DurableJournal = replica._SyncObj__raftLog
-        self.disk = DiskSync(self.journal, loop)
+        self.disk = DiskSync(self.journal, loop, fsync=fsync)
         self.loop = loop
         replica._poller.after_event = self.soon
         transport: _SyncingTransport = replica._SyncObj__transport
@@ -236,7 +239,7 @@ class _Pacer:
             return
         if self.syncing and replica.alone():  # its own disk is the whole majority
             return
-        if replica._isLeader() and replica.alone() and self.journal.needs_sync():
+        if replica._isLeader() and replica.alone() and self.disk.needs_sync():
             self.sync_then_tick()
             return
         try:
@@ -255,7 +258,7 @@ class _Pacer:
             if now != self.sent:
                 self.sent = now
                 replica._SyncObj__sendAppendEntries()  # first: followers write while we do
-            if self.journal.needs_sync() and not self.syncing:
+            if self.disk.needs_sync() and not self.syncing:
                 self.sync_then_tick()  # the leader's durable index moves on: a commit may follow
         # A follower's entries are synced before it acknowledges them (ack_when_durable).
 
@@ -288,18 +291,20 @@ class Replica(SyncObj):
     def __init__(self, *, self_addr: str, peers: list[str], data_dir: str, secret: str,
                  on_applied: OnApplied, on_restored: Callable[[], None],
                  on_refused: Callable[[str], None] = lambda why: None, snapshot_entries: int = 20_000,
-                 snapshot_bytes: int = 32 << 20, timing: dict[str, float] | None = None) -> None:
+                 snapshot_bytes: int = 32 << 20, timing: dict[str, float] | None = None,
+                 mechanisms: Mechanisms = ALL) -> None:
         """`on_refused(why)` is called when a peer refuses this replica because its data dir was made
         anew while the cluster knew another at this address (member_identity.py). A snapshot is taken
-        (and the journal trimmed) every `snapshot_entries` entries or `snapshot_bytes` of journal."""
+        (and the journal trimmed) every `snapshot_entries` entries or `snapshot_bytes` of journal.
+        `mechanisms` has them all on, but in a lab (kvstore/mechanisms.py)."""
         os.makedirs(data_dir, exist_ok=True)
         # Attributes set before SyncObj.__init__ stay out of its snapshots; set none after it.
         self.self_addr = self_addr
-        self.identity = MemberIdentity(data_dir)
+        self.identity = MemberIdentity(data_dir, enforced=mechanisms.member_identity)
         self._on_refused = on_refused
         self.snapshot_bytes = snapshot_bytes
         self._refusals_sent: dict[str, float] = {}  # peer address -> when we last told it why
-        self.consumer = KVConsumer(on_applied, on_restored)
+        self.consumer = KVConsumer(on_applied, on_restored, _lessor(mechanisms))
         self._pace = _Pacer()
         self._prevote = prevote.PreVote()
         self.pre_votes = 0  # rounds started (a metric)
@@ -317,7 +322,7 @@ class Replica(SyncObj):
             dynamicMembershipChange=True,
             logCompactionMinEntries=snapshot_entries,
             logCompactionMinTime=300,
-            **{**DEFAULT_TIMING, **(timing or {})},
+            **{**DEFAULT_TIMING, **(timing or {}), **_lab_timing(mechanisms)},
         )
         super().__init__(self_addr, peers, conf, consumers=[self.consumer],
                          transportClass=_SyncingTransport)
@@ -327,7 +332,7 @@ class Replica(SyncObj):
         read_snapshot = serializer.deserialize
         serializer.deserialize = lambda: self._trim_to_snapshot(read_snapshot())
         self.addOnTickCallback(self._pace.after_tick)
-        self._pace.start(self, asyncio.get_running_loop())
+        self._pace.start(self, asyncio.get_running_loop(), fsync=mechanisms.fsync)
 
     # -- what we change in pysyncobj's handling of peer messages ----------------------------
 
@@ -531,6 +536,19 @@ class Replica(SyncObj):
 
     def partitioned_peers(self) -> frozenset[str]:
         return self._SyncObj__transport.partitioned
+
+
+def _lessor(mechanisms: Mechanisms) -> Lessor:
+    """The follower-clock lab: lease deadlines on the wall clock (read at each call, so a stepped clock counts),
+    and a new leader keeps the deadlines it noted as a follower instead of giving every lease a full TTL."""
+    if mechanisms.monotonic_leases:
+        return Lessor()
+    return Lessor(lambda: time.time(), full_ttl_on_promotion=False)
+
+
+def _lab_timing(mechanisms: Mechanisms) -> dict[str, float]:
+    """The deposed-leader lab: a leader that hears from no majority never steps down (no CheckQuorum)."""
+    return {} if mechanisms.leader_confirms else {"leaderFallbackTimeout": math.inf}
 
 
 DEFAULT_TIMING = {

@@ -34,6 +34,7 @@ from pysyncobj.config import FAIL_REASON
 
 from kvstore import errors
 from kvstore.errors import KVError, KVFailure
+from kvstore.mechanisms import ALL, Mechanisms
 from kvstore.metrics import StoreStats
 from kvstore.mvcc import Request, Result
 
@@ -93,14 +94,13 @@ def pack_batch(parts: list[bytes]) -> bytes:
 
 
 class Store:
-    def __init__(self, replica, *, name: str, deadline: float = 2.0, max_inflight: int = 2) -> None:
+    def __init__(self, replica, *, name: str, deadline: float = 2.0, max_inflight: int = 2,
+                 mechanisms: Mechanisms = ALL) -> None:
         self.replica = replica
         self.name = name
         self.deadline = deadline
         self.max_inflight = max_inflight
-        # A failpoint (POST /debug/failpoints {"stale_reads": true}): linearizable reads skip the barrier and
-        # answer from this replica, as a buggy store would; the linearizability checker must catch it.
-        self.stale_reads = False
+        self.mechanisms = mechanisms  # all on, but in a lab (kvstore/mechanisms.py)
         self._loop = asyncio.get_running_loop()
         self._queue: deque[_Pending] = deque()
         self._barrier: _Pending | None = None  # the queued barrier new reads join
@@ -194,7 +194,21 @@ class Store:
             self._loop.call_soon(self._on_batch_done, batch, results, err)
 
         self.replica.consumer.apply_batch(pack_batch([p.packed for p in requests]), callback=on_done)
+        if not self.mechanisms.ack_after_commit:
+            self._answer_now(requests)
         self.replica.wake()
+
+    def _answer_now(self, requests: list[_Pending]) -> None:
+        """The early-ack lab: answer every put and txn as soon as it is proposed, with what it would do to this
+        replica's state now, before a majority (or anyone) has it. Reads and other requests still wait."""
+        for p in requests:
+            if p.is_barrier or p.future.done():
+                continue
+            req = msgpack.unpackb(p.packed, raw=False)["req"]
+            if req.get("op") == "txn":
+                p.future.set_result(self.machine.dry_txn(req))
+            elif req.get("op") == "put":
+                p.future.set_result({"prev_kv": None, "revision": self.machine.revision + 1})
 
     def _free_slot(self, batch: "_Batch") -> bool:
         """Give the batch's slot back, once; False if it was given back already."""
@@ -264,12 +278,18 @@ class Store:
     # -- reads ----------------------------------------------------------------------------
 
     async def range(self, req: Request, *, serializable: bool = False) -> Result:
-        if not (serializable or self.stale_reads):
+        if not (serializable or self._reads_locally()):
             await self.read_index()
         result = self.machine.range(req)
         if isinstance(result, KVError):
             raise KVFailure(result)
         return result
+
+    def _reads_locally(self) -> bool:
+        """Only in a lab: a linearizable read answered from this replica without its barrier. With the stale-reads
+        lab every master does it; with the deposed-leader lab a leader does, trusting that it still leads."""
+        m = self.mechanisms
+        return not m.read_barrier or (not m.leader_confirms and self.replica._isLeader())
 
     # -- status ---------------------------------------------------------------------------
 

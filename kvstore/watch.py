@@ -9,7 +9,8 @@ set just past the revision it read at; `publish` only passes on revisions at or 
 watcher's `next_rev`, so a watcher sees each revision once, in order, with no gap.
 A stream whose queue grows past `QUEUE_LIMIT` batches is too slow: its watcher is cancelled with an
 error (etcd clients then re-watch from their last revision), rather than slowing apply down or
-silently dropping events.
+silently dropping events. (The drop-watch-event lab, kvstore/mechanisms.py, drops one event in DROP_EVERY on
+purpose, for the watch checker to catch.)
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from kvstore.kv import DELETE, PUT, Event
 log = logging.getLogger("raftkube.watch")
 
 QUEUE_LIMIT = 10_000  # batches waiting on one stream before its watchers count as too slow
+DROP_EVERY = 50  # the drop-watch-event lab: every 50th event this hub would deliver is left out
 FILTER_TYPES = {"NOPUT": PUT, "NODELETE": DELETE}
 SLOW = ("etcdserver: watcher could not keep up with the event rate (slow consumer); "
         "re-watch from the revision after the last event received")
@@ -59,11 +61,13 @@ class Watcher:
 
 
 class WatchHub:
-    def __init__(self) -> None:
+    def __init__(self, *, every_event: bool = True) -> None:
         self.watchers: dict[int, Watcher] = {}
         self.revision = 0  # the newest revision published
         self.slow_cancelled = 0  # watchers cancelled as too slow (a metric: kvstore/metrics.py)
         self._ids = itertools.count(1)
+        self.every_event = every_event  # off only in the drop-watch-event lab
+        self._delivered = 0
 
     def open(self, store, *, watch_id: int, key: bytes, range_end: bytes, start_revision: int,
              sink: asyncio.Queue, filters: frozenset[int] = frozenset(),
@@ -95,10 +99,24 @@ class WatchHub:
                     self.cancel(w, SLOW)
                     continue
                 w.next_rev = mine[-1].revision + 1
-                w.sink.put_nowait((w, mine))
+                if not self.every_event:
+                    mine = self._lose_some(mine)
+                if mine:
+                    w.sink.put_nowait((w, mine))
         for w in self.watchers.values():
             w.next_rev = max(w.next_rev, revision + 1)
         self.revision = max(self.revision, revision)
+
+    def _lose_some(self, events: list[Event]) -> list[Event]:
+        """The drop-watch-event lab: leave out every DROP_EVERY-th event, counted over all watchers."""
+        kept = []
+        for e in events:
+            self._delivered += 1
+            if self._delivered % DROP_EVERY:
+                kept.append(e)
+            else:
+                log.warning("lab drop-watch-event: revision %d (%r) not delivered", e.revision, e.kv.key)
+        return kept
 
     def reset(self, reason: str) -> None:
         """The state was replaced by a snapshot: every watcher must start again."""

@@ -1,8 +1,9 @@
 """A container's environment, as Kubernetes builds it (pure functions over the pod and the objects it names).
 
-In order, later entries winning: the Service variables of the pod's namespace (NAME_SERVICE_HOST,
-NAME_SERVICE_PORT and the docker-link NAME_PORT_* family, unless enableServiceLinks is false), envFrom
-(ConfigMaps and Secrets, with an optional prefix), then env (values with $(VAR) references expanded,
+In order, later entries winning: the `kubernetes` Service's variables (KUBERNETES_SERVICE_HOST,
+KUBERNETES_SERVICE_PORT, ..., where an in-cluster client finds the API), the Service variables of the pod's
+namespace (NAME_SERVICE_HOST, NAME_SERVICE_PORT and the docker-link NAME_PORT_* family, unless enableServiceLinks is
+false), envFrom (ConfigMaps and Secrets, with an optional prefix), then env (values with $(VAR) references expanded,
 valueFrom configMapKeyRef, secretKeyRef, fieldRef and resourceFieldRef). raftkube adds POD_IP and
 HOSTNAME (the pod's name), as the pod sandbox gives them, and RAFTKUBE_ROOT (where volumes are mounted).
 """
@@ -111,7 +112,7 @@ def resource_value(container: Obj, ref: Obj, node_allocatable: dict[str, str]) -
 def container_env(pod: Obj, container: Obj, config: PodConfig, *, pod_ip: str, host_ip: str,
                   node_allocatable: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of `container`; ContainerError names what is missing (the container then waits)."""
-    env: dict[str, str] = {}
+    env: dict[str, str] = service_env([config.kubernetes]) if config.kubernetes else {}  # always, as the kubelet
     if (pod.get("spec") or {}).get("enableServiceLinks", True) is not False:
         env.update(service_env(config.services))
     env.update({"POD_IP": pod_ip, "HOSTNAME": pod["metadata"]["name"]})

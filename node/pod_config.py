@@ -1,5 +1,7 @@
 """The API objects a pod's containers and volumes refer to: ConfigMaps, Secrets, and (for the Service
-environment variables) the Services of its namespace. Fetched through the API, once per container start."""
+environment variables) the Services of its namespace and the `kubernetes` Service. Fetched through the API, once per
+container start; the service account tokens of its volumes are the pod worker's to add
+(node/service_account_tokens.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -15,6 +17,8 @@ class PodConfig:
     configmaps: dict[str, Obj | None] = field(default_factory=dict)  # name -> object, None when missing
     secrets: dict[str, Obj | None] = field(default_factory=dict)
     services: list[Obj] = field(default_factory=list)
+    kubernetes: Obj | None = None  # the API servers' Service, default/kubernetes (KUBERNETES_SERVICE_HOST, ...)
+    tokens: dict[tuple[str, int], str] = field(default_factory=dict)  # (audience, expirationSeconds) -> token
 
 
 def _spec_containers(spec: Obj) -> list[Obj]:
@@ -63,4 +67,8 @@ async def fetch(client: ApiClient, pod: Obj) -> PodConfig:
                 into[name] = None
     if (pod.get("spec") or {}).get("enableServiceLinks", True) is not False:
         config.services, _ = await client.list("services", namespace)
+    try:
+        config.kubernetes = await client.get("services", "kubernetes", "default")
+    except NotFound:
+        pass
     return config

@@ -1,6 +1,7 @@
 """A pod worker: one per pod bound to the node, from its first sight to its removal.
 
-    1. open the sandbox (directory, IP), fetch the objects its volumes name and write them as files;
+    1. open the sandbox (directory, IP), fetch the objects its volumes name and its service account tokens, and
+       write them as files (the volumes that hold tokens again whenever a token is renewed);
     2. run the init containers one after the other, each to success;
     3. run the containers, each in its ContainerRunner (restarts, probes);
     4. meanwhile write the pod's status whenever a container changes (node/pod_status.py);
@@ -18,7 +19,7 @@ from typing import Any
 
 from api.client import ApiClient, ApiClientError, NotFound
 from api.event_recorder import EventRecorder
-from node import pod_config
+from node import pod_config, service_account_tokens
 from node.container_runner import ContainerRunner
 from node.pod_status import ContainerRecord, now, pod_status
 from node.runtime import ContainerError, Runtime
@@ -57,6 +58,7 @@ class PodWorker:
         self.main_records: list[ContainerRecord] = []
         self.last_written: Obj | None = None
         self.sandbox: Sandbox
+        self.tokens = service_account_tokens.PodTokens(ctx.client, pod)
         self.start_time = (pod.get("status") or {}).get("startTime") or now()
 
     @property
@@ -136,24 +138,40 @@ class PodWorker:
     async def _live(self) -> None:
         spec = self.pod.get("spec") or {}
         await self._prepare()
-        for container, record in zip(spec.get("initContainers") or [], self.init_records):
-            if record.succeeded:
-                continue
-            runner = ContainerRunner(self, container, record, init=True)
-            self.runners = [runner]
-            if not await runner.begin():
-                return  # failed with restartPolicy Never (the pod is Failed), or stopped
-        self.runners = [ContainerRunner(self, c, r, init=False)
-                        for c, r in zip(spec.get("containers") or [], self.main_records)]
-        await asyncio.gather(*(r.begin() for r in self.runners))
+        renewer = asyncio.get_running_loop().create_task(service_account_tokens.renew(self.tokens, self._write_tokens))
+        try:
+            for container, record in zip(spec.get("initContainers") or [], self.init_records):
+                if record.succeeded:
+                    continue
+                runner = ContainerRunner(self, container, record, init=True)
+                self.runners = [runner]
+                if not await runner.begin():
+                    return  # failed with restartPolicy Never (the pod is Failed), or stopped
+            self.runners = [ContainerRunner(self, c, r, init=False)
+                            for c, r in zip(spec.get("containers") or [], self.main_records)]
+            await asyncio.gather(*(r.begin() for r in self.runners))
+        finally:
+            renewer.cancel()
+
+    async def _config(self) -> pod_config.PodConfig:
+        """What the pod's volumes name, with fresh service account tokens when its runtime writes them."""
+        config = await pod_config.fetch(self.ctx.client, self.pod)
+        if self.ctx.runtime.files:
+            config.tokens = await self.tokens.fetch()
+        return config
+
+    async def _write_tokens(self, tokens: dict) -> None:
+        """Renewed tokens: the volumes that hold them, written again (with what else they project)."""
+        config = await pod_config.fetch(self.ctx.client, self.pod)
+        config.tokens = tokens
+        await self.ctx.runtime.prepare(self.sandbox, service_account_tokens.with_token_volumes(self.pod), config)
 
     async def _prepare(self) -> None:
         """The pod's volumes, retried until the objects they name exist (FailedMount events meanwhile)."""
         reported = ""
         while not self.terminating:
             try:
-                config = await pod_config.fetch(self.ctx.client, self.pod)
-                await self.ctx.runtime.prepare(self.sandbox, self.pod, config)
+                await self.ctx.runtime.prepare(self.sandbox, self.pod, await self._config())
                 return
             except ContainerError as exc:
                 if exc.message != reported:

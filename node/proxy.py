@@ -99,6 +99,7 @@ class Proxy:
         self.failed: dict[Addr, str] = {}
         self.routes: dict[Target, list[Addr]] = {}
         self._turn: dict[Target, itertools.count] = {}
+        self._applying = asyncio.Lock()  # the two watches sync at once: one listener per address, not two
 
     async def run(self) -> None:
         try:
@@ -127,7 +128,8 @@ class Proxy:
 
     async def sync(self) -> None:
         try:
-            await self._apply()
+            async with self._applying:
+                await self._apply()
         except Exception:  # noqa: BLE001 - one Service of an odd shape must not stop the proxy for every other
             log.exception("kube-proxy could not apply the Services and Endpoints; it goes on with the rest")
 

@@ -52,6 +52,7 @@ class Runtime(Protocol):
     kind: str  # "process" | "fake"
     probes: bool  # whether liveness, readiness and startup probes run
     streaming: bool  # whether exec, attach and port-forward reach its containers
+    files: bool  # whether a pod's volumes become files (the kubelet then asks for their service account tokens)
 
     async def prepare(self, sandbox: Sandbox, pod: Obj, config: PodConfig) -> None:
         """The pod's volumes as files; raises ContainerError("FailedMount", ...) when one cannot be made."""

@@ -64,6 +64,7 @@ class FakeRuntime:
     kind = "fake"
     probes = False
     streaming = False
+    files = False
 
     def __init__(self, *, start_delay: float = 0.5, run_time: float = 2.0) -> None:
         self.start_delay = start_delay

@@ -98,6 +98,7 @@ class ProcessRuntime:
     kind = "process"
     probes = True
     streaming = True
+    files = True
 
     def __init__(self, *, max_log_bytes: int = 1 << 20) -> None:
         self.max_log_bytes = max_log_bytes

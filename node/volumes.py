@@ -3,8 +3,10 @@
 Without root there are no mounts: a volume is the directory `volumes/<name>` of the pod, and a container's
 volumeMount at `/etc/config` is the symlink `$RAFTKUBE_ROOT/etc/config` to it. The process starts in
 $RAFTKUBE_ROOT, so the relative path `etc/config/...` works too. Supported: emptyDir, configMap, secret,
-downwardAPI, projected (of those three) and hostPath; `items`, `defaultMode`, `mode`, `optional`, `subPath`.
-The files are written when the pod starts (later changes to a ConfigMap do not reach a running pod).
+downwardAPI, projected (of those three and serviceAccountToken) and hostPath; `items`, `defaultMode`, `mode`,
+`optional`, `subPath`.
+The files are written when the pod starts, and a volume that holds a service account token again when the token is
+renewed (node/service_account_tokens.py); other later changes to a ConfigMap do not reach a running pod.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from node import env as envs
 from node.pod_config import PodConfig
 from node.runtime import ContainerError
 from node.sandbox import Sandbox
+from node.service_account_tokens import key_of
 
 Obj = dict[str, Any]
 Files = dict[str, tuple[bytes, int]]  # relative path -> (content, mode)
@@ -66,6 +69,15 @@ def _downward(pod: Obj, items: list[Obj], mode: int, pod_ip: str) -> Files:
     return files
 
 
+def _token(source: Obj, config: PodConfig, volume: str, mode: int) -> Files:
+    """A projected `serviceAccountToken`: the token the kubelet asked for it (node/service_account_tokens.py)."""
+    token = config.tokens.get(key_of(source))
+    if token is None:
+        raise ContainerError("FailedMount", f'MountVolume.SetUp failed for volume "{volume}" : no service account '
+                                            "token was asked for it")
+    return {str(source.get("path") or "token"): (token.encode(), mode)}
+
+
 def volume_files(pod: Obj, volume: Obj, config: PodConfig, pod_ip: str) -> Files | None:
     """The files of one volume; None for a volume that is a directory of its own (emptyDir, hostPath)."""
     name = volume.get("name", "")
@@ -87,6 +99,8 @@ def volume_files(pod: Obj, volume: Obj, config: PodConfig, pod_ip: str) -> Files
                     files.update(_source(kind.lower(), source[kind], config, name, mode))
             if source.get("downwardAPI"):
                 files.update(_downward(pod, source["downwardAPI"].get("items") or [], mode, pod_ip))
+            if source.get("serviceAccountToken"):
+                files.update(_token(source["serviceAccountToken"], config, name, mode))
         return files
     return None
 

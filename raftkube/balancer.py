@@ -28,6 +28,7 @@ class Balancer:
         self.ready: set[str] = set()
         self.alive: set[str] = set()
         self._turn = itertools.count()
+        self._clients: dict[str, set[asyncio.StreamWriter]] = {}  # backend -> the client ends piped to it
         self._tls = ssl.create_default_context(cafile=ca_file) if ca_file else None
 
     async def check(self, session: aiohttp.ClientSession) -> None:
@@ -64,9 +65,20 @@ class Balancer:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 1.0)
             except (OSError, asyncio.TimeoutError):
                 continue
-            await asyncio.gather(_pipe(client_reader, writer), _pipe(reader, client_writer))
+            piped = self._clients.setdefault(url, set())
+            piped.add(client_writer)
+            try:
+                await asyncio.gather(_pipe(client_reader, writer), _pipe(reader, client_writer))
+            finally:
+                piped.discard(client_writer)
             return
         client_writer.close()
+
+    def drop(self, url: str) -> None:
+        """Close every client connection piped to `url` now (its master was killed): a client's next request finds
+        its kept-alive connection closed and opens a new one, rather than racing the backend's end of the pipe."""
+        for client_writer in list(self._clients.get(url, ())):
+            client_writer.close()
 
     async def serve(self, host: str, port: int) -> None:
         server = await asyncio.start_server(self.handle, host, port)

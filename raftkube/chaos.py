@@ -5,7 +5,7 @@
     resume MASTER     SIGCONT
     restart MASTER    start it again with its recorded command line (killing it first if it runs)
     partition MASTER  cut its Raft traffic with every other master, both ways, while it keeps
-                      running and serving clients (the masters' failpoints, enabled by `up`);
+                      running and serving clients (the masters' failpoints: `raftkube up --enable-failpoints`);
                       with --clients its client connections are dropped too
     heal MASTER       undo `partition` (both kinds)
     leader            print the name of the master every reachable master agrees leads (alone, on the last line)

@@ -1,4 +1,4 @@
-"""The `raftkube` command: master, up, status, chaos, demo, controller-manager, scheduler, compose."""
+"""The `raftkube` command: master, up, status, chaos, demo, campaign, lab, controller-manager, scheduler, compose."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +15,7 @@ COMMANDS = [
     ("member", "raftkube.member", "add or remove a master at runtime, or list the members"),
     ("restore", "raftkube.restore", "seed a new master's data directory from an `etcdctl snapshot save` file"),
     ("campaign", "raftkube.campaign", "a Jepsen-style run: clients and faults on a fresh cluster, then every check"),
+    ("lab", "raftkube.lab", "switch one safety mechanism off on a fresh cluster and see the checkers catch it"),
     ("demo", "raftkube.demo", "run the failover or the quorum-loss scenario on a live cluster, as a timeline"),
     ("controller-manager", "raftkube.control_plane:CONTROLLER_MANAGER",
      "the controllers, acting while they hold their Lease"),

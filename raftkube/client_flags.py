@@ -4,25 +4,40 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 
 from api.client import ApiClient
 from raftkube import cluster_file
 
-TOKEN_ENV = "RAFTKUBE_TOKEN"  # how a master hands its own controllers their token without a file or argv
+COMPONENT_USERS = {"controller-manager": "system:kube-controller-manager", "scheduler": "system:kube-scheduler"}
+
+
+def token_env(user: str) -> str:
+    """The variable a master hands `user`'s token to its control plane in (RAFTKUBE_TOKEN_KUBE_SCHEDULER for
+    system:kube-scheduler): each component runs as itself, with no token in a file or on a command line."""
+    return "RAFTKUBE_TOKEN_" + re.sub(r"[^A-Za-z0-9]", "_", user.removeprefix("system:")).upper()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default="",
                    help="comma-separated kube API URLs; the client moves to the next one when one fails")
-    p.add_argument("--token-file", help=f"file holding the bearer token (else ${TOKEN_ENV})")
+    p.add_argument("--token-file", help="file holding the bearer token (else the one the master or --state-dir "
+                                        "hands this component)")
     p.add_argument("--ca-file", help="CA certificate that signed the servers' certificates")
     p.add_argument("--state-dir", help="a `raftkube up` state directory: servers, token and CA from there")
 
 
 def make_client(args: argparse.Namespace, user: str) -> ApiClient:
-    """An ApiClient from the flags; `user` picks the token from a state dir's tokens.csv."""
+    """An ApiClient from the flags, acting as `user`."""
+    servers, token, ca = connection(args, user)
+    return ApiClient(servers, token=token, ca_file=ca)
+
+
+def connection(args: argparse.Namespace, user: str) -> tuple[list[str], str | None, str | None]:
+    """The servers, `user`'s token and the CA: the token from --token-file, else from a state dir's tokens.csv, else
+    from the variable token_env(user)."""
     servers = [s for s in args.server.split(",") if s]
-    token = os.environ.get(TOKEN_ENV)
+    token = os.environ.get(token_env(user))
     ca = args.ca_file
     if args.state_dir:
         from raftkube import up  # the state dir's layout is up's
@@ -36,4 +51,4 @@ def make_client(args: argparse.Namespace, user: str) -> ApiClient:
             token = f.read().strip()
     if not servers:
         raise SystemExit("give --server URL[,URL...] or --state-dir DIR")
-    return ApiClient(servers, token=token, ca_file=ca)
+    return servers, token, ca

@@ -9,9 +9,11 @@ them in step). The containers, on one compose network with fixed addresses (SUBN
 
     haproxy  .2    the kube API on the host's 127.0.0.1:6443, to the masters that reach a quorum
     m1..m7   .11+  `raftkube master` as a non-root user; its KV API also on the host's 127.0.0.1:2379N (for
-                   `raftkube status|chaos|demo --compose`); the Raft port needs the cluster secret
+                   `raftkube status|chaos|demo --compose`), over TLS for clients with a certificate the KV CA
+                   signed (secrets/etcd/operator.crt on the host); the Raft port needs the cluster secret
     n1, n2   .21+  `raftkube node`: kubelet (process runtime), kube-proxy and the host-gw pod network
-                   (node/pod_network.py): pods of node nI get 10.244.I.0/24, routed between the nodes
+                   (node/pod_network.py): pods of node nI get 10.244.I.0/24, routed between the nodes; each node
+                   is its own user (system:node:nI, secret nI_token), as the masters' Node authorizer expects
 
 Fixed addresses let `raftkube chaos heal --compose` reconnect a master with the address its listeners are bound
 to, and put every name in every /etc/hosts (`x-names`): no lookup waits for Docker's DNS, none leaves the machine.
@@ -26,14 +28,20 @@ import ipaddress
 import json
 import os
 
-from raftkube import certs, kubeconfig, up
+from api.kubernetes_service import first_address
+from api.node_authorizer import node_user
+from raftkube import certs, kubeconfig, kv_pki, up
 
 SECRETS = {"cluster_secret": "cluster.secret", "tokens": "tokens.csv", "server_crt": "server.crt",
            "server_key": "server.key", "ca_crt": "ca.crt", "encryption_config": "pki/encryption-config.yaml",
            "service_account_key": "pki/service-account.key"}
-NODE_SECRETS = {"node_token": "node.token", "ca_crt": "ca.crt"}
 SECRETS_DIR = "compose/secrets"
 NODES = ("n1", "n2")
+# Each node's own token (it is system:node:NAME) and the CA.
+NODE_SECRETS = {**{f"{n}_token": f"{n}.token" for n in NODES}, "ca_crt": "ca.crt"}
+KV_DIR = "etcd"  # the KV ports' CA and certificates (raftkube/kv_pki.py), under the secrets dir
+KV_SECRETS = {"kv_ca_crt": f"{KV_DIR}/ca.crt", "kv_client_crt": f"{KV_DIR}/{kv_pki.APISERVER}.crt",
+              "kv_client_key": f"{KV_DIR}/{kv_pki.APISERVER}.key"}
 MAX_MASTERS = 7
 SUBNET = "10.89.0.0/24"
 CLUSTER_CIDR = "10.244.0.0/16"  # node nI's pods: 10.244.I.0/24
@@ -89,20 +97,34 @@ def _list(values: list[str]) -> str:
     return f"[{', '.join(_q(v) for v in values)}]"
 
 
+def master_secrets(name: str) -> dict[str, str]:
+    """Master NAME's own secrets (its KV certificate and key), by compose secret name -> file in the secrets dir."""
+    crt, key = kv_pki.pair(KV_DIR, kv_pki.server_leaf(name))
+    return {f"kv_{name}_crt": crt, f"kv_{name}_key": key}
+
+
+def _mounted(key: str) -> str:
+    return f"/run/secrets/{key}"
+
+
 def master_command(name: str, masters: int) -> list[str]:
     peers = ",".join(f"{o}:7001" for o in names(masters) if o != name)
+    kv_crt, kv_key = (_mounted(key) for key in master_secrets(name))
     return ["master", "--name", name, "--raft", f"{name}:7001", "--peers", peers,
             "--kv-listen", f"{name}:2379", "--api-listen", f"{name}:{API_PORT}", "--data-dir", "/data",
             "--secret-file", "/run/secrets/cluster_secret", "--token-file", "/run/secrets/tokens",
             "--tls-cert-file", "/run/secrets/server_crt", "--tls-private-key-file", "/run/secrets/server_key",
             "--ca-file", "/run/secrets/ca_crt", "--service-cluster-ip-range", up.SERVICE_IP_RANGE,
             "--encryption-provider-config", "/run/secrets/encryption_config",
-            "--service-account-key-file", "/run/secrets/service_account_key", "--enable-failpoints"]
+            "--service-account-key-file", "/run/secrets/service_account_key", "--authorization-mode", up.AUTHORIZATION,
+            "--kubernetes-service-port", str(up.KUBERNETES_SERVICE_PORT),
+            *kv_pki.server_flags((kv_crt, kv_key)),
+            *kv_pki.shared_flags(_mounted("kv_ca_crt"), (_mounted("kv_client_crt"), _mounted("kv_client_key")))]
 
 
 def node_command(name: str, masters: int) -> list[str]:
     return ["node", "--name", name, "--server", ",".join(f"https://{m}:{API_PORT}" for m in names(masters)),
-            "--token-file", "/run/secrets/node_token", "--ca-file", "/run/secrets/ca_crt",
+            "--token-file", f"/run/secrets/{name}_token", "--ca-file", "/run/secrets/ca_crt",
             "--node-ip", address(name), "--kubelet-port", "10250", "--root-dir", "/var/lib/raftkube",
             "--pod-cidr", pod_cidr(name), "--pod-network", "host-gw", "--cluster-cidr", CLUSTER_CIDR]
 
@@ -135,13 +157,14 @@ def compose_file(masters: int, haproxy_path: str = "compose/haproxy.cfg", secret
              "# `make compose-up` makes the secrets, builds the image and starts it (README: the cluster in containers).",
              f"name: {PROJECT}", *_names(masters), "services:"]
     for name in ms:
-        lines += _service(name, command=master_command(name, masters), secrets=list(SECRETS), extra=[])
+        lines += _service(name, command=master_command(name, masters),
+                          secrets=[*SECRETS, *KV_SECRETS, *master_secrets(name)], extra=[])
         lines += [f"    ports: [{_q(f'127.0.0.1:{kv_port(name)}:2379')}]",
                   f"    volumes: [{_q(name + '-data:/data')}]",
                   f"    healthcheck: {{test: [\"CMD\", \"python3\", \"-c\", {_q(HEALTH.format(name=name))}], "
                   "interval: 2s, timeout: 3s, retries: 3}"]
     for name in NODES:
-        lines += _service(name, command=node_command(name, masters), secrets=list(NODE_SECRETS),
+        lines += _service(name, command=node_command(name, masters), secrets=[f"{name}_token", "ca_crt"],
                           extra=["    user: root", "    cap_add: [NET_ADMIN]", f"    entrypoint: {_list(NODE_ENTRYPOINT)}"])
         lines += [f"    depends_on: {{{', '.join(f'{m}: {{condition: service_healthy}}' for m in ms)}}}"]
     lines += ["  haproxy:", f"    image: {_q(HAPROXY_IMAGE)}", "    user: haproxy",
@@ -152,10 +175,16 @@ def compose_file(masters: int, haproxy_path: str = "compose/haproxy.cfg", secret
               f"    depends_on: [{', '.join(ms)}]",
               "networks:", f"  {NETWORK}: {{ipam: {{config: [{{subnet: {SUBNET}}}]}}}}", "secrets:"]
     lines += [f"  {key}: {{file: {_q('./' + secrets_dir + '/' + file)}}}"
-              for key, file in {**SECRETS, **NODE_SECRETS}.items()]
+              for key, file in _all_secrets(ms).items()]
     lines += ["  pip_cert: {file: \"${RAFTKUBE_PIP_CERT:-/dev/null}\"}  # a CA bundle pip must trust while building"]
     lines += ["volumes:"] + [f"  {name}-data: {{}}" for name in ms]
     return "\n".join(lines) + "\n"
+
+
+def _all_secrets(masters: list[str]) -> dict[str, str]:
+    """Every secret some container mounts: compose secret name -> file in the secrets dir."""
+    return {**SECRETS, **NODE_SECRETS, **KV_SECRETS,
+            **{key: file for name in masters for key, file in master_secrets(name).items()}}
 
 
 def haproxy_config(masters: int) -> str:
@@ -186,15 +215,19 @@ def make_secrets(directory: str) -> None:
     they are readable (0644) inside a folder only the owner can enter (0700)."""
     os.makedirs(os.path.join(directory, "pki"), mode=0o700, exist_ok=True)
     os.chmod(directory, 0o700)
-    pki = certs.ensure(directory, names(MAX_MASTERS))
+    pki = certs.ensure(directory, names(MAX_MASTERS) + certs.service_names(first_address(up.SERVICE_IP_RANGE)))
+    kv_pki.ensure(os.path.join(directory, KV_DIR),
+                  {name: [name, address(name), *kv_pki.LOCAL_NAMES] for name in names(MAX_MASTERS)})
     up.ensure_secret(directory)
     up.ensure_encryption_config(directory)
     up.ensure_service_account_key(directory)
     up.ensure_tokens(directory)
-    node_token = os.path.join(directory, NODE_SECRETS["node_token"])
-    with open(os.open(node_token, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-        f.write(up.token_for(directory, "system:nodes"))
-    for file in {**SECRETS, **NODE_SECRETS}.values():
+    up.ensure_node_tokens(directory, list(NODES))
+    for node in NODES:
+        with open(os.open(os.path.join(directory, f"{node}.token"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                  "w") as f:
+            f.write(up.token_for(directory, node_user(node)))
+    for file in _all_secrets(names(MAX_MASTERS)).values():
         os.chmod(os.path.join(directory, file), 0o644)
     kubeconfig.write(os.path.join(directory, "kubeconfig"), f"https://127.0.0.1:{API_PORT}", up.admin_token(directory),
                      pki["ca.crt"])

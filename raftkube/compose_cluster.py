@@ -9,8 +9,8 @@ directory, seen and broken through the docker CLI, by the same master names (m1,
     heal m1       docker network connect, with its fixed address (its listeners are bound to it) and its name
 
 `info()` has the shape of a local cluster's cluster.json, so `status` and `chaos leader` read the masters' Raft
-state through their KV APIs, published on the host's loopback (raftkube/compose.py, `kv_port`), and the kube API
-through haproxy, with the token and CA of compose/secrets.
+state through their KV APIs, published on the host's loopback (raftkube/compose.py, `kv_port`), with the operator's
+client certificate, and the kube API through haproxy, with the token and CA of compose/secrets.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import re
 import subprocess
 from typing import Any
 
-from raftkube import compose
+from raftkube import compose, kv_pki
 
 MASTER = re.compile(r"m\d+")
 
@@ -58,9 +58,10 @@ class ComposeCluster:
             raise SystemExit("raftkube: no compose cluster in this directory (`docker compose ps` shows no master); "
                              "start one with `make compose-up`")
         api = f"https://127.0.0.1:{compose.API_PORT}"
-        return {"masters": [{"name": m, "container": containers[m]["State"], "kv": f"http://127.0.0.1:{compose.kv_port(m)}",
-                             "api": None} for m in masters],
-                "api": api, "ca": os.path.join(self.secrets_dir, "ca.crt"), "state_dir": self.secrets_dir}
+        return {"masters": [{"name": m, "container": containers[m]["State"],
+                             "kv": f"https://127.0.0.1:{compose.kv_port(m)}", "api": None} for m in masters],
+                "api": api, "ca": os.path.join(self.secrets_dir, "ca.crt"), "state_dir": self.secrets_dir,
+                "kv_tls": kv_pki.cluster_entry(os.path.join(self.secrets_dir, compose.KV_DIR))}
 
     def where(self, name: str) -> str:
         return f"container {self._container(name)['Name']}"

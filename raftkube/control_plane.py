@@ -14,7 +14,7 @@ import uvloop
 
 from controllers.base import Options
 from controllers.leader_election import Timing, identity
-from controllers.manager import run_component
+from controllers.manager import CONTROLLERS, run_component
 from raftkube import client_flags, logs
 from raftkube import metrics as control_plane_metrics
 
@@ -40,6 +40,13 @@ class Command:
                            help="seconds without a node Lease renewal before the node is Ready=Unknown")
             p.add_argument("--pod-eviction-timeout", type=float, default=300.0,
                            help="default toleration seconds of unreachable/not-ready nodes before pods go")
+            p.add_argument("--controllers", default="*",
+                           help="comma-separated controllers to run, * for all (default): "
+                                + ", ".join(c.name for c in CONTROLLERS))
+            p.add_argument("--use-service-account-credentials", action=argparse.BooleanOptionalAction, default=True,
+                           help="each controller acts as its own service account in kube-system, with a token from "
+                                "the TokenRequest API (default); --no-...: all act as system:kube-controller-manager "
+                                "(masters that cannot sign tokens)")
         p.add_argument("--metrics-listen", metavar="HOST:PORT",
                        help="serve /metrics there (workqueues, reconciles, leases, scheduling); default: off")
         logs.add_argument(p)
@@ -51,27 +58,33 @@ class Command:
             _die_with_parent(args.parent_pid)
         timing = Timing(args.leader_elect_lease_duration, args.leader_elect_renew_deadline,
                         args.leader_elect_retry_period)
+        enabled = getattr(args, "controllers", "*").split(",")
+        unknown = set(enabled) - {"*", *(c.name for c in CONTROLLERS)}
+        if unknown:
+            raise SystemExit(f"--controllers: no controller is named {', '.join(sorted(unknown))}")
         options = Options(node_monitor_grace_period=getattr(args, "node_monitor_grace_period", 40.0),
-                          pod_eviction_timeout=getattr(args, "pod_eviction_timeout", 300.0))
-        user = "system:kube-controller-manager"
-        uvloop.run(self._main(args, user, timing, options))
+                          controllers=tuple(enabled),
+                          pod_eviction_timeout=getattr(args, "pod_eviction_timeout", 300.0),
+                          service_account_credentials=getattr(args, "use_service_account_credentials", False))
+        uvloop.run(self._main(args, timing, options))
         return 0
 
-    async def _main(self, args: argparse.Namespace, user: str, timing: Timing, options: Options) -> None:
-        client = client_flags.make_client(args, user)
-        if client.ca_file:
-            with open(client.ca_file) as f:
+    async def _main(self, args: argparse.Namespace, timing: Timing, options: Options) -> None:
+        clients = {c: client_flags.make_client(args, client_flags.COMPONENT_USERS[c]) for c in self.components}
+        ca_file = next(iter(clients.values())).ca_file
+        if ca_file:
+            with open(ca_file) as f:
                 options.root_ca = f.read()
         loop = asyncio.get_running_loop()
         if args.metrics_listen:
             await control_plane_metrics.serve(args.metrics_listen)
             logging.getLogger("raftkube.control-plane").info("metrics on http://%s/metrics", args.metrics_listen)
         tasks = [asyncio.create_task(run_component(client, c, identity(args.name), timing, options, args.name))
-                 for c in self.components]
+                 for c, client in clients.items()]
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: [t.cancel() for t in tasks])
         await asyncio.gather(*tasks, return_exceptions=True)  # cancelled: each released its lease
-        await client.close()
+        await asyncio.gather(*(c.close() for c in clients.values()))
 
 
 def _die_with_parent(parent: int) -> None:

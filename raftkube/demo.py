@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 
 from kvstore.client import EtcdError, KVClient
-from raftkube import status
+from raftkube import kv_access, status
 from raftkube.compose_cluster import ComposeCluster
 from raftkube.local_cluster import LocalCluster
 
@@ -36,7 +36,8 @@ class Demo:
         self.info = info
         self.cluster = cluster
         self.started = time.monotonic()
-        self.clients = {m["name"]: KVClient(m["kv"], timeout=3) for m in info["masters"]}
+        tls = kv_access.context(info.get("kv_tls"))
+        self.clients = {m["name"]: KVClient(m["kv"], timeout=3, tls=tls) for m in info["masters"]}
 
     def say(self, text: str) -> None:
         print(f"t={time.monotonic() - self.started:6.2f}s  {text}", flush=True)

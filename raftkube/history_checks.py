@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from raftkube.linearizability import FAILED, OK, Op
@@ -18,54 +19,88 @@ from raftkube.workload import value_for
 Event = tuple[int, str, str, str]  # (revision, key, type, value)
 
 
-def check_watch(events: list[Event], start_revision: int, reference: list[Event]) -> list[str]:
-    """Anomalies of one watcher's events against the reference history (empty: none)."""
-    problems = []
+@dataclass
+class WatchDiff:
+    """How one watcher's events differ from the reference history over the revisions it covered."""
+    duplicates: list[Event] = field(default_factory=list)
+    disordered: list[tuple[Event, Event]] = field(default_factory=list)  # (before, after)
+    missing: list[Event] = field(default_factory=list)
+    extra: list[Event] = field(default_factory=list)
+
+
+def watch_diff(events: list[Event], start_revision: int, reference: list[Event]) -> WatchDiff:
+    diff = WatchDiff()
     for before, after in zip(events, events[1:]):
         if (after[0], after[1]) == (before[0], before[1]):
-            problems.append(f"duplicate event at revision {after[0]} ({after[1]})")
+            diff.duplicates.append(after)
         elif (after[0], after[1]) < (before[0], before[1]):
-            problems.append(f"revision {after[0]} after {before[0]}: out of order")
+            diff.disordered.append((before, after))
     if not events:
-        return problems
+        return diff
     last = events[-1][0]
     expected = [e for e in reference if start_revision <= e[0] <= last]
     seen = set(events)
-    missing = [e for e in expected if e not in seen]
-    extra = sorted(seen - set(expected))
-    if missing:
-        problems.append(f"{len(missing)} event(s) missed, first at revision {missing[0][0]} ({missing[0][1]})")
-    if extra:
-        problems.append(f"{len(extra)} event(s) not in the history, first at revision {extra[0][0]} ({extra[0][1]})")
+    diff.missing = [e for e in expected if e not in seen]
+    diff.extra = sorted(seen - set(expected))
+    return diff
+
+
+def check_watch(events: list[Event], start_revision: int, reference: list[Event]) -> list[str]:
+    """Anomalies of one watcher's events against the reference history (empty: none)."""
+    diff = watch_diff(events, start_revision, reference)
+    problems = [f"duplicate event at revision {e[0]} ({e[1]})" for e in diff.duplicates]
+    problems += [f"revision {after[0]} after {before[0]}: out of order" for before, after in diff.disordered]
+    if diff.missing:
+        first = diff.missing[0]
+        problems.append(f"{len(diff.missing)} event(s) missed, first at revision {first[0]} ({first[1]})")
+    if diff.extra:
+        first = diff.extra[0]
+        problems.append(f"{len(diff.extra)} event(s) not in the history, first at revision {first[0]} ({first[1]})")
     return problems
+
+
+def lost_writes(appends: Iterable[Any], present: dict[str, bytes]) -> list[tuple[Any, bytes | None]]:
+    """The appends whose outcome the final state contradicts, each with what the final state holds for its key:
+    acknowledged but absent or different, or reported failed but there. `appends` have .key, .size and .outcome;
+    `present` maps every set key in the final state to its value."""
+    wrong = []
+    for a in appends:
+        found = present.get(a.key)
+        if (a.outcome == OK and found != value_for(a.key, a.size)) or (a.outcome == FAILED and found is not None):
+            wrong.append((a, found))
+    return wrong
 
 
 def check_durability(appends: Iterable[Any], present: dict[str, bytes]) -> list[str]:
-    """`appends` have .key, .size and .outcome; `present` maps every set key in the final state to its value."""
     problems = []
-    for a in appends:
-        if a.outcome == OK and a.key not in present:
-            problems.append(f"acknowledged write {a.key} is lost")
-        elif a.outcome == OK and present[a.key] != value_for(a.key, a.size):
-            problems.append(f"acknowledged write {a.key} has another value ({len(present[a.key])} bytes, "
-                            f"{a.size} written)")
-        elif a.outcome == FAILED and a.key in present:
+    for a, found in lost_writes(appends, present):
+        if a.outcome == FAILED:
             problems.append(f"write {a.key} was reported failed but is there")
+        elif found is None:
+            problems.append(f"acknowledged write {a.key} is lost")
+        else:
+            problems.append(f"acknowledged write {a.key} has another value ({len(found)} bytes, {a.size} written)")
     return problems
 
 
-def check_leases(logs: Iterable[Any]) -> list[str]:
-    """`logs` have .lease, .ttl, .granted and .keepalives [(sent, answered, TTL or None for no answer)]."""
-    problems = []
+def early_expiries(logs: Iterable[Any]) -> list[tuple[Any, float, float]]:
+    """(lease log, when the last keepalive before it went was sent, when it was found gone) for every lease gone
+    sooner than its TTL after a keepalive. `logs` have .lease, .ttl, .granted and .keepalives [(sent, answered,
+    TTL or None for no answer)]."""
+    early = []
     for log in logs:
         kept = log.granted  # the lease lives at least TTL past the sending of its last refresh
         for sent, answered, ttl in log.keepalives:
             if ttl == 0 and answered < kept + log.ttl:
-                problems.append(f"lease {log.lease} was gone {answered - kept:.2f}s after a keepalive "
-                                f"(TTL {log.ttl}s)")
+                early.append((log, kept, answered))
             if ttl:
                 kept = sent
-    return problems
+    return early
+
+
+def check_leases(logs: Iterable[Any]) -> list[str]:
+    return [f"lease {log.lease} was gone {answered - kept:.2f}s after a keepalive (TTL {log.ttl}s)"
+            for log, kept, answered in early_expiries(logs)]
 
 
 def availability(writes: Iterable[Op | Any], start: float, end: float, window: float = 0.1) -> dict[str, float]:

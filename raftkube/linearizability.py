@@ -34,6 +34,7 @@ class Op:
     succeeded: bool = True  # cas: did the compare hold
     client: int = 0
     id: int = field(default=0, compare=False)
+    via: str = ""  # the server the client sent it to, when known (shown, never checked)
 
 
 def step(state: Any, op: Op) -> tuple[bool, Any]:
@@ -164,28 +165,54 @@ def _explains(op: Op, ops: list[Op]) -> bool:
                                      for o in ops if o.kind != "write")
 
 
+def _changes(op: Op) -> bool:
+    """Can `op` have changed the register? (a write, or a cas that did not certainly fail its compare)"""
+    return op.kind == "write" or (op.kind == "cas" and (op.succeeded or op.outcome == UNKNOWN))
+
+
+def _anchors(ops: list[Op]) -> dict[int, Op]:
+    """For each cas whose compare failed (id(cas) -> op): the change that shows the register held something else,
+    the last to return before the cas was called (else the first called while it ran). Without it, a failed cas
+    left alone would fail for the wrong reason: its compare against an empty register holds."""
+    anchors = {}
+    for c in ops:
+        if c.kind == "cas" and not _changes(c):
+            before = [o for o in ops if _changes(o) and o.ret < c.call]
+            during = [o for o in ops if _changes(o) and o.call < c.ret and o is not c]
+            if before or during:
+                anchors[id(c)] = max(before, key=lambda o: o.ret) if before else min(during, key=lambda o: o.call)
+    return anchors
+
+
 def minimal_failing(ops: list[Op], initial: Any = None, budget: float = 10.0) -> list[Op]:
-    """A smallest sub-history of one key's operations that is still not linearizable (delta debugging, one
-    operation at a time: drop it if the rest still fails), in time order: what a reader needs to see why. Writes
-    whose value a kept read saw stay, so a stale read is shown with the writes it is stale against.
-    Unknown operations are kept as unknown. `ops` must fail the check; what is left when the budget runs out is
-    returned as it is."""
+    """A smallest sub-history of one key's operations that is still not linearizable, in time order: what a reader
+    needs to see why. Delta debugging, one operation at a time (drop it if the rest still fails), pass after pass
+    until a pass drops nothing. Some operations stay while what needs them does, so that the sub-history fails for
+    the history's reason and not for a gap made by the dropping: a write whose value a kept read saw (so a stale
+    read is shown with the writes it is stale against), and for a kept cas whose compare failed, the change before
+    it (`_anchors`). Unknown operations are kept as unknown. `ops` must fail the check; what is left when the budget
+    runs out is returned as it is."""
     deadline = time.monotonic() + budget
     kept = sorted((Op(**{**op.__dict__, "ret": math.inf}) if op.outcome == UNKNOWN else op for op in ops
                    if not (op.outcome == FAILED or (op.outcome == UNKNOWN and op.kind == "read"))),
                   key=lambda o: o.call)
-    i = 0
-    while i < len(kept) and time.monotonic() < deadline:
-        if _explains(kept[i], kept):  # a write some kept read saw: without it the story stops making sense
-            i += 1
-            continue
-        trial = kept[:i] + kept[i + 1:]
-        try:
-            still_fails = not _check_key([Op(**o.__dict__) for o in trial], initial, deadline)
-        except Undecided:
-            break
-        if still_fails:
-            kept = trial
-        else:
-            i += 1
+    anchors = _anchors(kept)
+
+    def needed(op: Op) -> bool:
+        return _explains(op, kept) or any(anchors.get(id(c)) is op for c in kept)
+
+    dropped = True
+    while dropped and time.monotonic() < deadline:
+        dropped = False
+        i = 0
+        while i < len(kept) and time.monotonic() < deadline:
+            trial = kept[:i] + kept[i + 1:]
+            try:
+                fails = not needed(kept[i]) and not _check_key([Op(**o.__dict__) for o in trial], initial, deadline)
+            except Undecided:
+                return kept
+            if fails:
+                kept, dropped = trial, True
+            else:
+                i += 1
     return kept

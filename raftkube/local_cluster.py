@@ -6,7 +6,7 @@ import os
 import signal
 from typing import Any
 
-from raftkube import cluster_file, up
+from raftkube import cluster_file, kv_access, up
 from raftkube.failpoints import FailpointError, failpoint, split
 
 
@@ -54,8 +54,9 @@ class LocalCluster:
         info = self.info()
         m = cluster_file.find(info, name)
         try:
-            split([[m], [o for o in info["masters"] if o is not m]], change)
+            tls = kv_access.context(info.get("kv_tls"))
+            split([[m], [o for o in info["masters"] if o is not m]], change, tls)
             if clients:
-                failpoint(m, {"clients": change == "cut"})
+                failpoint(m, {"clients": change == "cut"}, tls)
         except FailpointError as exc:
             raise SystemExit(f"raftkube chaos: {exc}") from None

@@ -10,6 +10,7 @@ import os
 import secrets
 import shlex
 import signal
+import socket
 import ssl
 import sys
 import time
@@ -20,6 +21,7 @@ from aiohttp import web
 from api import authorization, encryption
 from api.authentication import ServiceAccountKeys, StaticTokens
 from api.inflight import InFlight
+from api.kubernetes_service import KubernetesService
 from api.dashboard import Dashboard
 from api.metrics import ApiMetrics
 from api.server import ApiServer
@@ -30,13 +32,14 @@ from kvstore import kv_port
 from kvstore.grpc_server import EtcdGrpc
 from kvstore.grpc_wire import GrpcServer
 from kvstore.leader_duties import LeaderDuties, Retention
+from kvstore.mechanisms import LABS, without
 from kvstore.membership import Membership, saved_members
 from kvstore.metrics import StoreCollector, handler as metrics_handler, new_registry
 from kvstore.replica import Replica
 from kvstore.store import Store
 from kvstore.watch import WatchHub
-from raftkube import logs, restore
-from raftkube.client_flags import TOKEN_ENV
+from raftkube import kv_flags, logs, restore
+from raftkube.client_flags import COMPONENT_USERS, token_env
 
 log = logging.getLogger("raftkube.master")
 
@@ -67,6 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kv-listen", required=True,
                    help="HOST:PORT for the etcd v3 API: the JSON gateway and gRPC (etcdctl, etcd client libraries)")
     p.add_argument("--grpc-listen", help="HOST:PORT for the etcd v3 gRPC API alone, besides --kv-listen (optional)")
+    kv_flags.add_arguments(p)
     p.add_argument("--api-listen", required=True, help="HOST:PORT for the kube API")
     p.add_argument("--data-dir", required=True, help="where the journal and snapshots live")
     p.add_argument("--secret-file", help="file holding the cluster secret (required with --peers)")
@@ -85,7 +89,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--auto-compaction-retention", default="10000",
                    help="revisions to keep (e.g. 10000) or a time window (e.g. 5m); 0 keeps everything")
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12",
-                   help="the CIDR ClusterIPs are allocated from (default 10.96.0.0/12)")
+                   help="the CIDR ClusterIPs are allocated from (default 10.96.0.0/12); its first address is the "
+                        "`kubernetes` Service's")
+    p.add_argument("--kubernetes-service-port", type=int, default=443,
+                   help="the port of the `kubernetes` Service in namespace default (default 443, as Kubernetes; "
+                        "kube-proxy needs root to listen on it)")
+    p.add_argument("--advertise-address", help="the address pods reach this master's API at, in the `kubernetes` "
+                                               "Endpoints (default: --api-listen's host)")
     p.add_argument("--watch-progress-interval", type=float, default=10.0,
                    help="seconds between progress notifications on idle watches that ask for them")
     p.add_argument("--snapshot-entries", type=int, default=20_000,
@@ -106,6 +116,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     logs.add_argument(p)
     p.add_argument("--enable-failpoints", action="store_true",
                    help="serve /debug/failpoints (partitions for chaos demos); never in production")
+    p.add_argument("--lab", choices=list(LABS),
+                   help="switch one of the store's safety mechanisms off, for `raftkube lab run` (docs/labs.md); "
+                        "never in production")
 
 
 def _private(data_dir: str) -> None:
@@ -173,6 +186,10 @@ class Master:
         if not self.authorization or set(self.authorization) - set(authorization.MODES):
             raise SystemExit(f"raftkube master {args.name}: --authorization-mode {args.authorization_mode!r}: use "
                              f"a comma-separated list of {', '.join(authorization.MODES)}")
+        self.kv_tls = kv_flags.server_tls(args)  # checked before anything starts: a bad file stops us here
+        self.kv_client_tls = kv_flags.client_tls(args)
+        self.kv_scheme = "https" if self.kv_tls is not None else "http"
+        self.advertised = self.advertise()
         self.cluster_id = id64(",".join(sorted([args.raft, *self.peers])))
         self.member_id = id64(args.raft)
         self.clients_cut = False  # the clients failpoint
@@ -197,27 +214,32 @@ class Master:
             exit_status = 2
             stop.set()
 
-        self.hub = WatchHub()
+        mechanisms = without(self.args.lab)
+        if self.args.lab:
+            log.warning("master %s: lab %s: %s is OFF", self.args.name, self.args.lab, LABS[self.args.lab])
+        self.hub = WatchHub(every_event=mechanisms.watch_every_event)
         self.replica = Replica(
             self_addr=self.args.raft, peers=self.peers, data_dir=self.args.data_dir, secret=self.secret,
             on_applied=self.hub.publish,
             on_restored=lambda: self.hub.reset("etcdserver: this master's store was replaced by a snapshot; "
                                                "re-watch from the revision after your last event"),
-            on_refused=refused, snapshot_entries=self.args.snapshot_entries,
+            on_refused=refused, snapshot_entries=self.args.snapshot_entries, mechanisms=mechanisms,
         )
         restored = restore.pending(self.args.data_dir)
         if restored is not None:  # before the first tick: the journal, if any, replays on top of it
             self.replica.consumer.machine = restored
             log.info("master %s: starting from a restored snapshot at revision %d", self.args.name, restored.revision)
-        self.store = Store(self.replica, name=self.args.name, deadline=self.args.request_timeout)
+        self.store = Store(self.replica, name=self.args.name, deadline=self.args.request_timeout,
+                           mechanisms=mechanisms)
         self.membership = Membership(self.replica, self.args.data_dir)
         registry = new_registry()  # this master's metrics, on both ports (kvstore/metrics.py, api/metrics.py)
         StoreCollector(self.store, self.hub, self.replica, self.args.data_dir).register(registry)
         service = EtcdService(self.store, self.hub, cluster_id=self.cluster_id, member_id=self.member_id,
                               members=self.members, data_dir=self.args.data_dir,
-                              progress_interval=self.args.watch_progress_interval, membership=self.membership)
+                              progress_interval=self.args.watch_progress_interval, membership=self.membership,
+                              client_tls=self.kv_client_tls)
         kv_app = KVGateway(service).app()
-        kv_app.router.add_get("/metrics", metrics_handler(registry))  # unauthenticated, as etcd's
+        kv_app.router.add_get("/metrics", metrics_handler(registry))  # behind the port's TLS, as etcd's
         if self.args.enable_failpoints:
             kv_app.router.add_post("/debug/failpoints", self.failpoints)
             kv_app.middlewares.append(self.drop_when_cut)
@@ -231,29 +253,32 @@ class Master:
                                           watches_per_user=self.args.max_watches_per_user))
         api_app = api.app()
         Dashboard(objects=api.objects, store=self.store, hub=self.hub, members=self.members, name=self.args.name,
-                  scheme="https" if self.args.tls_cert_file else "http").install(api_app)  # /dashboard
+                  scheme="https" if self.args.tls_cert_file else "http",
+                  kv_tls=self.kv_client_tls).install(api_app)  # /dashboard
         self.add_health_routes(api_app)
         if self.args.enable_failpoints:
             api_app.middlewares.append(self.drop_when_cut)
         grpc = GrpcServer(EtcdGrpc(service).methods())
         kv_runner = web.AppRunner(kv_app, access_log=None, handle_signals=False)
         await kv_runner.setup()
-        listeners = [await kv_port.serve(kv_runner, grpc, *split_hostport(self.args.kv_listen))]
+        listeners = [await kv_port.serve(kv_runner, grpc, *split_hostport(self.args.kv_listen), tls=self.kv_tls)]
         if self.args.grpc_listen:
             listeners.append(await loop.create_server(grpc.connection, *split_hostport(self.args.grpc_listen),
-                                                      reuse_address=True))
+                                                      reuse_address=True, ssl=self.kv_tls))
         runners = [kv_runner, await self._serve(api_app, self.args.api_listen, self.tls_context())]
         duties = LeaderDuties(self.store, Retention.parse(self.args.auto_compaction_retention))
+        kubernetes = KubernetesService(api.objects, api.admission, service_ip_range=self.args.service_cluster_ip_range,
+                                       port=self.args.kubernetes_service_port, advertise=self.advertised)
         tasks = [asyncio.create_task(duties.run()), asyncio.create_task(self.announce()),
                  asyncio.create_task(self.save_topology()),
-                 asyncio.create_task(api.ensure_defaults())]
+                 asyncio.create_task(api.ensure_defaults()), asyncio.create_task(kubernetes.run())]
         if restored is not None:
             tasks.append(asyncio.create_task(restore.settle(self.replica, self.store, self.args.data_dir)))
         control_plane = None if self.args.no_control_plane else await self.start_control_plane()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        log.info("master %s: raft %s, kv http://%s, api http://%s, data %s", self.args.name, self.args.raft,
-                 self.args.kv_listen, self.args.api_listen, self.args.data_dir)
+        log.info("master %s: raft %s, kv %s://%s, api http://%s, data %s", self.args.name, self.args.raft,
+                 self.kv_scheme, self.args.kv_listen, self.args.api_listen, self.args.data_dir)
         await stop.wait()
         log.info("master %s: stopping", self.args.name)
         if control_plane is not None and control_plane.returncode is None:
@@ -285,14 +310,29 @@ class Master:
         if self.args.ca_file:
             argv += ["--ca-file", self.args.ca_file]
         argv += shlex.split(self.args.control_plane_flags)
+        if self.sa_keys is None:  # no token can be signed for the controllers' service accounts
+            argv.append("--no-use-service-account-credentials")
         env = dict(os.environ)
         if self.tokens is not None:
             users = {user.name: token for token, user in self.tokens.users().items()}
-            if "system:kube-controller-manager" in users:
-                env[TOKEN_ENV] = users["system:kube-controller-manager"]
+            for user in COMPONENT_USERS.values():  # each component of the child runs as itself
+                if user in users:
+                    env[token_env(user)] = users[user]
         child = await asyncio.create_subprocess_exec(*argv, env=env, stdin=asyncio.subprocess.DEVNULL)
         log.info("master %s: control plane running as pid %d", self.args.name, child.pid)
         return child
+
+    def advertise(self) -> tuple[str, int]:
+        """This master's API as pods reach it: --advertise-address, else --api-listen's host (a name resolved once;
+        every address: this host's own), and the port it listens on."""
+        host, port = split_hostport(self.args.api_listen)
+        host = self.args.advertise_address or host
+        try:
+            address = socket.gethostbyname(socket.gethostname() if _unspecified(host) else host)
+        except OSError as exc:
+            raise SystemExit(f"raftkube master {self.args.name}: cannot tell the address to advertise ({exc}); "
+                             "give --advertise-address") from None
+        return address, port
 
     def tls_context(self) -> ssl.SSLContext | None:
         if not (self.args.tls_cert_file or self.args.tls_private_key_file):
@@ -317,8 +357,9 @@ class Master:
 
     async def announce(self) -> None:
         """Tell the cluster who we are, once, retrying until a quorum takes it."""
-        info = {"raft": self.args.raft, "name": self.args.name, "kv": f"http://{self.args.kv_listen}",
-                "api": f"http://{self.args.api_listen}", "grpc": f"http://{self.args.grpc_listen or self.args.kv_listen}"}
+        kv = f"{self.kv_scheme}://{self.args.kv_listen}"
+        info = {"raft": self.args.raft, "name": self.args.name, "kv": kv, "api": f"http://{self.args.api_listen}",
+                "grpc": f"{self.kv_scheme}://{self.args.grpc_listen}" if self.args.grpc_listen else kv}
         while True:
             if self.store.machine.members.get(self.args.raft) == info:
                 return
@@ -347,38 +388,32 @@ class Master:
 
     async def failpoints(self, request: web.Request) -> web.Response:
         """POST {"cut": ["HOST:PORT", ...]} drops all Raft traffic with those peers; {"heal": [...]} restores it;
-        {"stale_reads": true|false} makes linearizable reads skip their barrier (a bug, on purpose, for the
-        checkers to catch); {"clients": true|false} drops every new client connection on both ports (all but this
-        endpoint), as a network cut would; {"clock_step": SECONDS} steps this master's wall clock (`date -s`).
-        Answers the peers now cut off, whether reads are stale, clients cut, and the wall clock now."""
+        {"clients": true|false} drops every new client connection on both ports (all but this endpoint), as a
+        network cut would; {"clock_step": SECONDS} steps this master's wall clock (`date -s`). Answers the peers
+        now cut off, whether clients are cut, and the wall clock now. (Switching a safety mechanism off is no
+        failpoint: only `--lab` does it, at start.)"""
         try:
             body = await request.json()
         except ValueError:
             body = None
-        ok = isinstance(body, dict) and set(body) <= {"cut", "heal", "stale_reads", "clients", "clock_step"} and all(
+        ok = isinstance(body, dict) and set(body) <= {"cut", "heal", "clients", "clock_step"} and all(
             isinstance(body.get(k, []), list) and all(isinstance(p, str) for p in body.get(k, []))
-            for k in ("cut", "heal")) and all(isinstance(body.get(k, False), bool) for k in ("stale_reads", "clients")) \
+            for k in ("cut", "heal")) and isinstance(body.get("clients", False), bool) \
             and type(body.get("clock_step", 0)) in (int, float)
         if not ok:
             return web.json_response({"error": 'expected {"cut": ["HOST:PORT", ...]}, {"heal": [...]}, '
-                                               '{"stale_reads": true|false}, {"clients": true|false} or '
-                                               '{"clock_step": SECONDS}'}, status=400)
+                                               '{"clients": true|false} or {"clock_step": SECONDS}'}, status=400)
         if body.get("clock_step"):
             step_wall_clock(body["clock_step"])
             log.warning("failpoint: wall clock stepped by %+gs", body["clock_step"])
         if "clients" in body:
             self.clients_cut = body["clients"]
             log.warning("failpoint: clients %s", "CUT OFF (connections dropped)" if self.clients_cut else "back")
-        if "stale_reads" in body:
-            self.store.stale_reads = body["stale_reads"]
-            log.warning("failpoint: linearizable reads %s", "STALE (no barrier)" if self.store.stale_reads
-                        else "use their barrier again")
         peers = (set(self.replica.partitioned_peers()) | set(body.get("cut", []))) - set(body.get("heal", []))
         self.replica.set_partitioned(peers)
         if "cut" in body or "heal" in body:
             log.info("failpoint: Raft traffic cut with %s", sorted(peers) or "nobody")
-        return web.json_response({"partition": sorted(peers), "stale_reads": self.store.stale_reads,
-                                  "clients": self.clients_cut, "at": time.time()})
+        return web.json_response({"partition": sorted(peers), "clients": self.clients_cut, "at": time.time()})
 
     @web.middleware
     async def drop_when_cut(self, request: web.Request, handler) -> web.StreamResponse:

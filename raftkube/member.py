@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from raftkube import chaos, cluster_file, up
+from raftkube import chaos, cluster_file, kv_access, kv_pki, up
 from raftkube.master import id64
 
 
@@ -59,11 +59,12 @@ class _Retry(Exception):
 def _call_once(info: dict[str, Any], path: str, body: dict[str, Any], first: str | None) -> dict[str, Any]:
     masters = sorted(info["masters"], key=lambda m: m["name"] != first)
     last = "no master answered"
+    tls = kv_access.context(info.get("kv_tls"))
     for m in masters:
         req = urllib.request.Request(m["kv"] + path, data=json.dumps(body).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=15) as r:
+            with urllib.request.urlopen(req, timeout=15, context=tls) as r:
                 return json.load(r)
         except urllib.error.HTTPError as exc:
             answer = json.loads(exc.read() or b"{}")
@@ -85,15 +86,13 @@ def add(info: dict[str, Any], state_dir: str) -> dict[str, Any]:
     number = max(int(n[1:]) for n in names if n[1:].isdigit()) + 1
     entry = {"name": f"m{number}", "raft": f"127.0.0.1:{up.free_port()}", "kv": f"127.0.0.1:{up.free_port()}",
              "api": f"127.0.0.1:{up.free_port()}"}
+    kv_pki.ensure(kv_pki.directory(state_dir), {entry["name"]: up.kv_server_names(entry["kv"])})
     call(info, "/v3/cluster/member/add", {"peerURLs": [f"http://{entry['raft']}"]}, chaos.leader(info))
     template = info["masters"][0]["argv"]
     current = [m["raft"] for m in info["masters"]]
     argv = up.master_argv(entry, [*[{"raft": r} for r in current], entry], state_dir,
                           template[template.index("--secret-file") + 1], _security_flags(template))
-    pid = up.spawn(argv, os.path.join(state_dir, "logs", f"{entry['name']}.log"))
-    m = {"name": entry["name"], "pid": pid, "raft": entry["raft"], "kv": f"http://{entry['kv']}",
-         "grpc": f"http://{entry['kv']}", "api": f"https://{entry['api']}" if "--tls-cert-file" in argv else f"http://{entry['api']}",
-         "data_dir": argv[argv.index("--data-dir") + 1], "argv": argv}
+    m = up.master_entry(entry, up.spawn(argv, os.path.join(state_dir, "logs", f"{entry['name']}.log")), argv)
     info["masters"].append(m)
     _save(info, state_dir)
     return m
@@ -127,8 +126,9 @@ def remove(info: dict[str, Any], state_dir: str, name: str) -> None:
 
 
 def _security_flags(template: list[str]) -> tuple[str, ...]:
-    """Everything in a master's command line after the per-master flags master_argv writes itself."""
-    return tuple(template[template.index("--enable-failpoints") + 1:])
+    """Everything in a master's command line after the per-master flags master_argv writes itself (the last of
+    them is --secret-file FILE)."""
+    return tuple(template[template.index("--secret-file") + 2:])
 
 
 def _save(info: dict[str, Any], state_dir: str) -> None:

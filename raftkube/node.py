@@ -1,7 +1,10 @@
 """`raftkube node`: a kubelet (or, with --count, several fake ones) and, with the process runtime, kube-proxy.
 
-    raftkube node --name n1 --server https://127.0.0.1:6443 --token-file node.token --ca-file ca.crt
+    raftkube node --name n1 --server https://127.0.0.1:6443 --token-file n1.token --ca-file ca.crt
     raftkube node --name sim --count 100 --runtime fake --state-dir .raftkube    # sim-0 ... sim-99
+
+Each node is its own user, system:node:NAME in group system:nodes (api/node_authorizer.py): with --token-file, the
+token of the one node named; with --state-dir, each node's token from its tokens.csv (added there if missing).
 
 Each node keeps its pods under ROOT_DIR/NAME (default: STATE_DIR/nodes, else .raftkube-nodes). Its pods get
 addresses from --pod-cidr, a /24 on the loopback range (any 127/8 address is bindable without root); the node's
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING
 import uvloop
 
 from api.client import ApiClient
+from api.node_authorizer import node_user
 from node import metrics as node_metrics
 from node.kubelet import Kubelet, KubeletConfig
 from node.kubelet_auth import BearerToken
@@ -96,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
     logs.setup(args.name, args.log_format)
     if args.count is not None and args.count < 1:
         raise SystemExit("raftkube node: --count must be at least 1")
+    if args.token_file and args.count is not None:
+        raise SystemExit("raftkube node: --token-file holds one node's token; with --count each node needs its own: "
+                         "give --state-dir (the nodes' tokens are in its tokens.csv)")
     if args.pod_cidr and args.count is not None:
         raise SystemExit("raftkube node: --pod-cidr names one node's network; with --count each node picks its own")
     try:
@@ -125,8 +132,14 @@ async def _pod_network(args: argparse.Namespace, client: ApiClient) -> HostGatew
 
 
 async def _main(args: argparse.Namespace) -> None:
-    client = client_flags.make_client(args, user="system:nodes")
     names = node_names(args)
+    if args.state_dir:
+        from raftkube import up  # the state dir's token file is up's
+
+        up.ensure_node_tokens(args.state_dir, names)
+    connections = {n: client_flags.connection(args, node_user(n)) for n in names}  # each node as itself
+    clients = {n: ApiClient(servers, token=token, ca_file=ca) for n, (servers, token, ca) in connections.items()}
+    client = clients[names[0]]  # kube-proxy's and the pod network's: the first node's
     root = args.root_dir or os.path.join(args.state_dir or ".", "nodes" if args.state_dir else ".raftkube-nodes")
     runtime = FakeRuntime(start_delay=args.fake_start_delay, run_time=args.fake_run_time) \
         if args.runtime == "fake" else ProcessRuntime(max_log_bytes=args.max_log_bytes)
@@ -134,14 +147,15 @@ async def _main(args: argparse.Namespace) -> None:
     address = node_ip(args.node_ip) if args.node_ip else ("127.0.0.1" if args.runtime == "fake" else str(
         ipaddress.ip_network(cidrs[0], strict=False).network_address + 1))
     capacity = {"cpu": args.cpu, "memory": args.memory, "pods": str(args.max_pods)}
-    kubelets = [Kubelet(client, runtime, KubeletConfig(
+    kubelets = [Kubelet(clients[n], runtime, KubeletConfig(
         name=n, address=address, pod_cidr=cidr, state_dir=os.path.join(root, n), capacity=capacity,
         lease_interval=args.lease_interval, lease_duration=args.lease_duration,
         status_interval=args.node_status_interval, backoff_base=args.crashloop_base_delay))
         for n, cidr in zip(names, cidrs)]
 
     stats = StatsCollector(kubelets)
-    server = KubeletServer(kubelets, BearerToken(client.token), metrics=lambda: node_metrics.exposition(kubelets),
+    tokens = [token for _, token, _ in connections.values() if token]
+    server = KubeletServer(kubelets, BearerToken(tokens or None), metrics=lambda: node_metrics.exposition(kubelets),
                            stats=stats)
     try:
         port = await server.start(address, args.kubelet_port)
@@ -178,4 +192,4 @@ async def _main(args: argparse.Namespace) -> None:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await server.stop()
-    await client.close()
+    await asyncio.gather(*(c.close() for c in clients.values()))

@@ -5,7 +5,7 @@ start them (or let `raftkube up --restore SNAPSHOT` do both for a local cluster)
 the snapshot's keys, leases and revision instead of an empty store, and its first log compaction makes that state
 part of its own Raft snapshot, so a master added later receives it like any other state.
 
-    etcdctl --endpoints http://127.0.0.1:2378 snapshot save backup.db
+    etcdctl --cacert CA --cert CRT --key KEY --endpoints https://127.0.0.1:2378 snapshot save backup.db   # kv_tls's
     raftkube restore backup.db --data-dir new/m1     # ... and m2, m3: then start the masters on new/m*
 """
 from __future__ import annotations

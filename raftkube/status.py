@@ -15,6 +15,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from raftkube import kv_access
 from raftkube.compose_cluster import ComposeCluster
 from raftkube.local_cluster import LocalCluster
 
@@ -27,10 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="redraw every SECONDS (default 1) until Ctrl-C: watch a failover live")
 
 
-def kv_status(kv_url: str, timeout: float = 1.5) -> dict[str, Any] | None:
+def kv_status(kv_url: str, tls: ssl.SSLContext | None, timeout: float = 1.5) -> dict[str, Any] | None:
     req = urllib.request.Request(kv_url + "/v3/maintenance/status", data=b"{}", method="POST")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
+        with urllib.request.urlopen(req, timeout=timeout, context=tls) as r:
             return json.load(r)
     except (OSError, ValueError):
         return None
@@ -43,8 +44,9 @@ def role(st: dict[str, Any]) -> str:
 
 
 def collect(info: dict[str, Any]) -> list[dict[str, Any]]:
+    tls = kv_access.context(info.get("kv_tls"))
     with ThreadPoolExecutor(len(info["masters"])) as pool:
-        answers = list(pool.map(lambda m: kv_status(m["kv"]), info["masters"]))
+        answers = list(pool.map(lambda m: kv_status(m["kv"], tls), info["masters"]))
     rows = []
     for m, st in zip(info["masters"], answers):
         row = {"name": m["name"], **{k: m[k] for k in ("pid", "container") if k in m}, "reachable": st is not None}

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
+import fcntl
+import io
 import json
 import os
 import random
@@ -21,12 +24,16 @@ import urllib.request
 from typing import Any
 
 from api import encryption
-from api.authentication import ServiceAccountKeys
-from raftkube import certs, cluster_file, kubeconfig, restore
+from api.authentication import ServiceAccountKeys, token_line
+from api.kubernetes_service import first_address
+from api.node_authorizer import NODES_GROUP, node_user
+from raftkube import certs, cluster_file, kubeconfig, kv_access, kv_pki, restore
 from raftkube.balancer import Balancer
 
 READY_TIMEOUT = 30.0
 SERVICE_IP_RANGE = "127.96.0.0/16"  # ClusterIPs on the loopback range: kube-proxy binds them without root
+KUBERNETES_SERVICE_PORT = 6443  # the `kubernetes` Service's port: kube-proxy without root cannot listen on 443
+AUTHORIZATION = "Node,RBAC"  # kubelets as the Node authorizer allows; everyone else as their RBAC bindings allow
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="process: pods are local processes; fake: pods only pretend to run, as kwok (default process)")
     p.add_argument("--restore", metavar="SNAPSHOT",
                    help="a new cluster starting from this `etcdctl snapshot save` file (the state dir must be new)")
+    p.add_argument("--enable-failpoints", action="store_true",
+                   help="let `raftkube chaos partition|heal` cut masters off (every master serves /debug/failpoints "
+                        "on its KV port, to anyone who reaches it: off unless asked)")
 
 
 # Below Linux's ephemeral range (32768-60999), where every outgoing connection takes its local port: a port
@@ -111,22 +121,42 @@ def ensure_encryption_config(state_dir: str) -> str:
     return _private_file(os.path.join(state_dir, "pki", "encryption-config.yaml"), encryption.new_config())
 
 
-TOKEN_USERS = [("admin", "system:masters"), ("system:nodes", "system:nodes"),
-               ("system:kube-controller-manager", "system:kube-controller-manager")]
+# The token file's users besides the nodes: the admin (the kubeconfig's) and the control plane's components.
+TOKEN_USERS: list[tuple[str, tuple[str, ...]]] = [("admin", ("system:masters",)),
+                                                  ("system:kube-controller-manager", ()), ("system:kube-scheduler", ())]
 
 
-def ensure_tokens(state_dir: str) -> str:
-    """The kube API's token file: the admin's (the kubeconfig carries it), the node agents', the controllers'."""
-    lines = "".join(f"{secrets.token_urlsafe(24)},{user},{user},{group}\n" for user, group in TOKEN_USERS)
-    return _private_file(os.path.join(state_dir, "tokens.csv"), lines)
+def ensure_tokens(state_dir: str, users: list[tuple[str, tuple[str, ...]]] = TOKEN_USERS) -> str:
+    """The kube API's token file, with a token for each of `users` (a user it already names keeps its token).
+    It is replaced whole, under a lock: masters read it again when it changes, and nodes started at once each
+    add their own."""
+    path = os.path.join(state_dir, "tokens.csv")
+    with open(os.open(path + ".lock", os.O_WRONLY | os.O_CREAT, 0o600)) as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        text = ""
+        if os.path.exists(path):
+            with open(path) as f:
+                text = f.read()
+        named = {row[1] for row in csv.reader(io.StringIO(text)) if len(row) > 1}
+        added = "".join(token_line(secrets.token_urlsafe(24), user, groups) for user, groups in users
+                        if user not in named)
+        if added or not text:
+            with open(os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+                f.write(text + added)
+            os.replace(path + ".tmp", path)
+    return path
+
+
+def ensure_node_tokens(state_dir: str, names: list[str]) -> str:
+    """A token of its own for each node: user system:node:NAME in group system:nodes (api/node_authorizer.py)."""
+    return ensure_tokens(state_dir, [(node_user(name), (NODES_GROUP,)) for name in names])
 
 
 def token_for(state_dir: str, user: str = "admin") -> str:
-    with open(os.path.join(state_dir, "tokens.csv")) as f:
-        for line in f:
-            token, name = line.split(",")[:2]
-            if name == user:
-                return token
+    with open(os.path.join(state_dir, "tokens.csv"), newline="") as f:
+        for row in csv.reader(f):
+            if len(row) > 1 and row[1] == user:
+                return row[0]
     raise KeyError(f"no token for {user!r} in {state_dir}/tokens.csv")
 
 
@@ -140,8 +170,13 @@ def master_argv(m: dict[str, str], layout: list[dict[str, str]], state_dir: str,
     peers = ",".join(o["raft"] for o in layout if o is not m)
     return [sys.executable, "-m", "raftkube", "master", "--name", m["name"], "--raft", m["raft"],
             "--peers", peers, "--kv-listen", m["kv"], "--api-listen", m["api"],
-            "--data-dir", os.path.join(state_dir, "data", m["name"]), "--secret-file", secret_file,
-            "--enable-failpoints", *extra]
+            *kv_pki.server_flags(kv_pki.pair(kv_pki.directory(state_dir), kv_pki.server_leaf(m["name"]))),
+            "--data-dir", os.path.join(state_dir, "data", m["name"]), "--secret-file", secret_file, *extra]
+
+
+def kv_server_names(kv: str) -> list[str]:
+    """What a master's KV certificate must name: its KV address (HOST:PORT) and loopback."""
+    return [*kv_pki.LOCAL_NAMES, kv.rpartition(":")[0]]
 
 
 def spawn(argv: list[str], log_path: str) -> int:
@@ -175,14 +210,20 @@ def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str,
     os.chmod(state_dir, 0o700)  # secrets, tokens and the data live here
     layout = plan_layout(state_dir, masters, base_port)
     secret_file = ensure_secret(state_dir)
+    service_range = _flag(master_flags, "--service-cluster-ip-range", SERVICE_IP_RANGE)
     hosts = sorted({"127.0.0.1", *(m["api"].rpartition(":")[0] for m in layout["masters"])})
-    pki = certs.ensure(os.path.join(state_dir, "pki"), hosts)
+    pki = certs.ensure(os.path.join(state_dir, "pki"), hosts + certs.service_names(first_address(service_range)))
+    kv_dir = kv_pki.directory(state_dir)
+    kv_pki.ensure(kv_dir, {m["name"]: kv_server_names(m["kv"]) for m in layout["masters"]})
     security = ("--token-file", ensure_tokens(state_dir), "--tls-cert-file", pki["server.crt"],
                 "--tls-private-key-file", pki["server.key"], "--ca-file", pki["ca.crt"],
                 "--encryption-provider-config", ensure_encryption_config(state_dir),
-                "--service-account-key-file", ensure_service_account_key(state_dir))
-    if "--service-cluster-ip-range" not in master_flags:
-        security += ("--service-cluster-ip-range", SERVICE_IP_RANGE)
+                "--service-account-key-file", ensure_service_account_key(state_dir),
+                *kv_pki.shared_flags(kv_pki.pair(kv_dir, "ca")[0], kv_pki.pair(kv_dir, kv_pki.APISERVER)))
+    for flag, value in (("--service-cluster-ip-range", SERVICE_IP_RANGE), ("--authorization-mode", AUTHORIZATION),
+                        ("--kubernetes-service-port", str(KUBERNETES_SERVICE_PORT))):
+        if flag not in master_flags:
+            security += (flag, value)
     entries = []
     for m in layout["masters"]:
         if snapshot:
@@ -190,18 +231,28 @@ def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str,
         argv = master_argv(m, layout["masters"], state_dir, secret_file, (*security, *master_flags))
         if netns:
             argv = ["ip", "netns", "exec", netns[m["name"]], *argv]  # ip execs the master: the pid is its own
-        pid = spawn(argv, os.path.join(state_dir, "logs", f"{m['name']}.log"))
-        entries.append({"name": m["name"], "pid": pid, "raft": m["raft"], "kv": f"http://{m['kv']}",
-                        "grpc": f"http://{m['kv']}", "api": f"https://{m['api']}",
-                        "data_dir": argv[argv.index("--data-dir") + 1], "argv": argv})
+        entries.append(master_entry(m, spawn(argv, os.path.join(state_dir, "logs", f"{m['name']}.log")), argv))
     api = f"https://{layout['api']}" if balanced else entries[0]["api"]
     kubeconfig_path = kubeconfig.write(os.path.join(state_dir, "kubeconfig"), api, admin_token(state_dir),
                                        pki["ca.crt"])
     info = {"masters": entries, "nodes": [], "api": api, "kubeconfig": kubeconfig_path, "ca": pki["ca.crt"],
-            "state_dir": state_dir}
+            "kv_tls": kv_pki.cluster_entry(kv_dir), "state_dir": state_dir}
     info["dashboard"] = f"{api}/dashboard?token={admin_token(state_dir)}"  # logs in, as Jupyter's link does
     cluster_file.write(state_dir, info)
     return info
+
+
+def master_entry(m: dict[str, str], pid: int, argv: list[str]) -> dict[str, Any]:
+    """cluster.json's entry for master `m` of the layout (name, raft, kv and api addresses), running as `pid`."""
+    kv = f"https://{m['kv']}" if "--kv-cert-file" in argv else f"http://{m['kv']}"
+    api = f"https://{m['api']}" if "--tls-cert-file" in argv else f"http://{m['api']}"
+    return {"name": m["name"], "pid": pid, "raft": m["raft"], "kv": kv, "grpc": kv, "api": api,
+            "data_dir": argv[argv.index("--data-dir") + 1], "argv": argv}
+
+
+def _flag(flags: tuple[str, ...], name: str, default: str) -> str:
+    """The value given to `name` in a command line's flags, else `default`."""
+    return flags[flags.index(name) + 1] if name in flags[:-1] else default
 
 
 def pod_network(state_dir: str) -> str:
@@ -234,7 +285,9 @@ def start_nodes(info: dict[str, Any], count: int, runtime: str = "process", flag
     """Spawn the node agents (after the masters are ready) and add them to cluster.json's "nodes"."""
     state_dir = info["state_dir"]
     pids: dict[str, int] = {}
-    for name, argv in node_argvs(state_dir, count, runtime, flags):
+    argvs = node_argvs(state_dir, count, runtime, flags)
+    ensure_node_tokens(state_dir, [name for name, _ in argvs])  # before they start, each reads its own
+    for name, argv in argvs:
         key = " ".join(argv)
         if key not in pids:
             log = name.rsplit("-", 1)[0] if runtime == "fake" else name
@@ -324,6 +377,8 @@ def _reap(pid: int) -> None:
 
 def quickstart(info: dict[str, Any], state_dir: str) -> str:
     kv = info["masters"][0]["kv"]
+    grpc = ",".join(m["grpc"] for m in info["masters"])
+    tls = " ".join(kv_access.flags(info.get("kv_tls")))
     command = os.path.relpath(sys.argv[0]) if os.path.basename(sys.argv[0]) == "raftkube" else "raftkube"
     flags = "" if os.path.abspath(state_dir) == os.path.abspath(".raftkube") else f" --state-dir {state_dir}"
     return f"""
@@ -337,10 +392,12 @@ raftkube is up: {len(info['masters'])} masters (state in {state_dir}, logs in {s
     kubectl get nodes
     kubectl apply -f your-configmap.yaml && kubectl get configmaps -w
 
-  Talk to the store (etcd v3 JSON gateway, keys and values in base64):
-    curl -s {kv}/v3/kv/put   -d '{{"key":"Zm9v","value":"YmFy"}}'
-    curl -s {kv}/v3/kv/range -d '{{"key":"Zm9v"}}'
-    curl -sN {kv}/v3/watch -d '{{"create_request":{{"key":"Zm9v"}}}}'      # then put again elsewhere
+  Talk to the store with the operator's client certificate (the KV ports refuse clients without one):
+    TLS="{tls}"
+    curl -s $TLS {kv}/v3/kv/put   -d '{{"key":"Zm9v","value":"YmFy"}}'   # JSON gateway: base64 keys, values
+    curl -s $TLS {kv}/v3/kv/range -d '{{"key":"Zm9v"}}'
+    curl -sN $TLS {kv}/v3/watch -d '{{"create_request":{{"key":"Zm9v"}}}}'      # then put again elsewhere
+    ETCDCTL_API=3 etcdctl $TLS --endpoints {grpc} get foo                        # gRPC: etcdctl 3.4
   Watch the masters:  {command} status --watch{flags}
   Kill the leader:    {command} chaos kill $({command} chaos leader{flags}){flags}
   Bring it back:      {command} chaos restart m1{flags}     (also: pause, resume, partition, heal)
@@ -381,7 +438,8 @@ def run(args: argparse.Namespace) -> int:
     stop_on_signals()
     print(f"starting {args.masters} masters and {args.nodes} {args.runtime} nodes from {state_dir} ...", flush=True)
     try:
-        info = start(state_dir, args.masters, args.base_port, balanced=True, snapshot=args.restore)
+        failpoints = ("--enable-failpoints",) if args.enable_failpoints else ()
+        info = start(state_dir, args.masters, args.base_port, failpoints, balanced=True, snapshot=args.restore)
         if not wait_ready(info):
             print(f"raftkube up: not every master became ready within {READY_TIMEOUT:.0f}s; "
                   f"see {state_dir}/logs", file=sys.stderr, flush=True)

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
-from kvstore.client import EtcdError, KVClient, b64
+from kvstore.client import EtcdError, KVClient, b64, unb64
 from raftkube.linearizability import FAILED, OK, UNKNOWN, Op
 
 TRANSIENT = (EtcdError, aiohttp.ClientError, OSError, asyncio.TimeoutError)
@@ -49,6 +50,8 @@ class Append:
     outcome: str
     revision: int = 0  # the put's revision, when acknowledged
     size: int = 1  # the value's length: value_for(key, size)
+    client: int = 0
+    via: str = ""  # the master it was sent to
 
 
 def value_for(key: str, size: int) -> bytes:
@@ -73,13 +76,19 @@ class WatchLog:
 
 
 class Workload:
-    def __init__(self, endpoints: list[str], *, keys: int = 8, clients: int = 6, watchers: int = 2,
-                 leases: int = 0, big_values: float = 0.0, seed: int = 0, timeout: float = 3.0) -> None:
+    def __init__(self, endpoints: list[str], *, names: list[str] | None = None, keys: int = 8, clients: int = 6,
+                 watchers: int = 2, leases: int = 0, lease_ttl: int = LEASE_TTL, big_values: float = 0.0,
+                 seed: int = 0, timeout: float = 3.0, tls: ssl.SSLContext | None = None) -> None:
+        """`names`: the masters' names, in the order of `endpoints` (recorded with each operation, to show).
+        `tls`: the KV ports' CA and a client certificate (raftkube/kv_access.py)."""
         self.endpoints = endpoints
+        self.names = dict(zip(endpoints, names or endpoints))
+        self.tls = tls
         self.keys = [f"k{i}" for i in range(keys)]
         self.clients = clients
         self.watchers = watchers
         self.leases = leases
+        self.lease_ttl = lease_ttl
         self.big_values = big_values
         self.seed = seed
         self.timeout = timeout
@@ -91,7 +100,7 @@ class Workload:
 
     def kv(self, endpoint: str) -> KVClient:
         if endpoint not in self._kv:
-            self._kv[endpoint] = KVClient(endpoint, timeout=self.timeout)
+            self._kv[endpoint] = KVClient(endpoint, timeout=self.timeout, tls=self.tls)
         return self._kv[endpoint]
 
     async def close(self) -> None:
@@ -119,14 +128,14 @@ class Workload:
             try:
                 if dice < 0.2:
                     big = rng.random() < self.big_values
-                    await self._append(kv, f"{SET_PREFIX}{cid}-{i}", rng.randint(32_000, 100_000) if big else 1)
+                    await self._append(kv, f"{SET_PREFIX}{cid}-{i}", rng.randint(32_000, 100_000) if big else 1, cid)
                 else:
                     await self._register_op(kv, rng, dice, cid * 1_000_000 + i, cid)
             except TRANSIENT:
                 await asyncio.sleep(0.02)
 
-    async def _append(self, kv: KVClient, key: str, size: int) -> None:
-        append = Append(key, time.monotonic(), 0.0, OK, size=size)
+    async def _append(self, kv: KVClient, key: str, size: int, cid: int) -> None:
+        append = Append(key, time.monotonic(), 0.0, OK, size=size, client=cid, via=self.names[kv.endpoint])
         self.appends.append(append)
         try:
             res = await kv.put(key.encode(), value_for(key, size))
@@ -142,14 +151,15 @@ class Workload:
         call = time.monotonic()
         if dice < 0.5:
             got = await kv.get(key.encode())  # a failed read tells nothing: not recorded
-            self.history.append(Op(key, "read", call, time.monotonic(), OK, int(got) if got else None, client=cid))
+            self.history.append(Op(key, "read", call, time.monotonic(), OK, int(got) if got else None, client=cid,
+                                   via=self.names[kv.endpoint]))
             return
         if dice < 0.8:
-            op = Op(key, "write", call, 0, OK, value, client=cid)
+            op = Op(key, "write", call, 0, OK, value, client=cid, via=self.names[kv.endpoint])
             request = kv.put(key.encode(), str(value).encode())
         else:
             seen = [h.value for h in self.history[-5:] if h.key == key and h.value is not None]
-            op = Op(key, "cas", call, 0, OK, value, rng.choice([None, *seen]), client=cid)
+            op = Op(key, "cas", call, 0, OK, value, rng.choice([None, *seen]), client=cid, via=self.names[kv.endpoint])
             compare = ({"key": b64(key.encode()), "target": "VERSION", "version": "0"} if op.expected is None else
                        {"key": b64(key.encode()), "target": "VALUE", "value": b64(str(op.expected).encode())})
             request = kv.txn([compare], [{"request_put": {"key": b64(key.encode()),
@@ -174,8 +184,8 @@ class Workload:
             try:
                 if log is None or log.keepalives and log.keepalives[-1][2] == 0:
                     sent = time.monotonic()
-                    lease = await kv.lease_grant(LEASE_TTL)
-                    log = LeaseLog(lease, LEASE_TTL, sent)
+                    lease = await kv.lease_grant(self.lease_ttl)
+                    log = LeaseLog(lease, self.lease_ttl, sent)
                     self.lease_logs.append(log)
                     await kv.put(f"lease/{lid}-{lease}".encode(), b"1", lease=lease)
                 else:
@@ -201,7 +211,8 @@ class Workload:
                     for ev in result.get("events") or []:
                         item = ev["kv"]
                         revision = int(item["mod_revision"])
-                        log.events.append((revision, item["key"], ev.get("type", "PUT"), item.get("value", "")))
+                        log.events.append((revision, unb64(item["key"]).decode(errors="replace"),
+                                           ev.get("type", "PUT"), item.get("value", "")))
                         next_revision = revision + 1
                     if result.get("canceled"):
                         break
@@ -213,6 +224,7 @@ class Workload:
 
 
 def reference_events(events: list[dict[str, Any]]) -> list[tuple[int, str, str, str]]:
-    """The (revision, key, type, value) tuples of raw watch events, as WatchLog keeps them."""
-    return [(int(ev["kv"]["mod_revision"]), ev["kv"]["key"], ev.get("type", "PUT"), ev["kv"].get("value", ""))
-            for ev in events]
+    """The (revision, key, type, value) tuples of raw watch events, as WatchLog keeps them (the key as text, the
+    value as the gateway's base64)."""
+    return [(int(ev["kv"]["mod_revision"]), unb64(ev["kv"]["key"]).decode(errors="replace"), ev.get("type", "PUT"),
+             ev["kv"].get("value", "")) for ev in events]

@@ -22,6 +22,7 @@ import asyncio
 import os
 from collections import Counter
 import shutil
+import ssl
 import sys
 import tempfile
 import time
@@ -31,7 +32,7 @@ from typing import Any
 import aiohttp
 
 from api.client import ApiClient, ApiClientError
-from raftkube import cluster_file, up
+from raftkube import cluster_file, kv_access, up
 from raftkube.balancer import Balancer
 from raftkube.failpoints import FailpointError, failpoint
 from raftkube.local_cluster import LocalCluster
@@ -46,12 +47,14 @@ class ClusterError(Exception):
     """The cluster did not do what was asked (no leader in time, a master that would not start, ...)."""
 
 
-async def agreed_leader(masters: list[dict[str, Any]], timeout: float = 2.0) -> str:
-    """The master that a majority of all masters (itself among them) name as leader; ClusterError when no
-    majority agrees. A partitioned minority's opinion does not count, as it does not in Raft."""
+async def agreed_leader(info: dict[str, Any], timeout: float = 2.0) -> str:
+    """The master that a majority of all the cluster's masters (itself among them) name as leader; ClusterError
+    when no majority agrees. A partitioned minority's opinion does not count, as it does not in Raft."""
+    masters = info["masters"]
     names: dict[str, str] = {}  # member id -> name
     votes: Counter[str] = Counter()
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+    connector = aiohttp.TCPConnector(ssl=kv_access.context(info.get("kv_tls")) or True)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout), connector=connector) as session:
         for m in masters:
             try:
                 async with session.post(m["kv"] + "/v3/maintenance/status", data="{}") as r:
@@ -132,7 +135,7 @@ class _Processes:
         if not self.failpoints:
             raise ClusterError("failpoints are off: start the cluster with failpoints=True")
         try:
-            failpoint(self.master(name), changes)
+            failpoint(self.master(name), changes, kv_access.context(self.info.get("kv_tls")))
         except FailpointError as exc:
             raise ClusterError(str(exc)) from None
 
@@ -165,6 +168,7 @@ class _Common:
 
     _p: _Processes
     _info: dict[str, Any]
+    _lb: Balancer  # the load balancer in front of the masters' kube APIs
 
     @property
     def state_dir(self) -> str:
@@ -181,6 +185,16 @@ class _Common:
     @property
     def kv_endpoints(self) -> list[str]:
         return [m["kv"] for m in self._info["masters"]]
+
+    @property
+    def kv_tls(self) -> dict[str, str]:
+        """The files a client of the KV ports needs: "ca" (checks the masters), "cert" and "key" (the operator's
+        client certificate, without which the ports refuse the connection), as etcdctl's --cacert, --cert, --key."""
+        return dict(self._info["kv_tls"])
+
+    def kv_ssl_context(self) -> ssl.SSLContext:
+        """The same as an ssl context, for urllib, aiohttp, http.client."""
+        return kv_access.context(self._info.get("kv_tls"))
 
     @property
     def api_endpoints(self) -> list[str]:
@@ -202,7 +216,12 @@ class _Common:
         return History()
 
     def _balancer(self) -> Balancer:
-        return Balancer(self.api_endpoints, self._info["ca"])
+        self._lb = Balancer(self.api_endpoints, self._info["ca"])
+        return self._lb
+
+    async def _drop_connections(self, name: str) -> None:
+        """The load balancer closes the connections it pipes to a killed master (run on the balancer's loop)."""
+        self._lb.drop(self._p.master(name)["api"])
 
     def _balancer_address(self) -> tuple[str, int]:
         host, _, port = self._info["api"].split("://", 1)[1].rpartition(":")
@@ -240,25 +259,25 @@ class Cluster(_Common):
     def kv(self) -> KV:
         """A blocking etcd v3 client on every master's KV endpoint."""
         if self._kv is None:
-            self._kv = KV(AsyncKV(self.kv_endpoints), self._loop)
+            self._kv = KV(AsyncKV(self.kv_endpoints, tls=self.kv_ssl_context()), self._loop)
         return self._kv
 
     def kv_of(self, name: str) -> KV:
         """A blocking etcd v3 client on this master only (close it with `close()` when done, or leave it to the
         cluster's end)."""
-        kv = KV(AsyncKV([self._p.master(name)["kv"]]), self._loop)
+        kv = KV(AsyncKV([self._p.master(name)["kv"]], tls=self.kv_ssl_context()), self._loop)
         self._extra_kvs.append(kv)
         return kv
 
     def failpoint(self, name: str, **changes: Any) -> None:
-        """Change a master's failpoints: stale_reads=True (linearizable reads skip their barrier), clients=True
-        (its client ports drop every request), ... (raftkube/master.py `failpoints` lists them)."""
+        """Change a master's failpoints: clients=True (its client ports drop every request), clock_step=SECONDS
+        (its wall clock jumps), ... (raftkube/master.py `failpoints` lists them)."""
         self._p.failpoint(name, changes)
 
     def leader(self) -> str:
         """The master every answering master names as leader (ClusterError if they do not agree)."""
         self._info = self._p.info
-        return self._loop.run(agreed_leader(self._info["masters"]))
+        return self._loop.run(agreed_leader(self._info))
 
     def wait_for_leader(self, timeout: float = 15.0, other_than: str | None = None) -> str:
         """The leader, once a majority agrees on one (that is not `other_than`, when given)."""
@@ -327,11 +346,11 @@ class AsyncCluster(_Common):
     @property
     def kv(self) -> AsyncKV:
         if self._kv is None:
-            self._kv = AsyncKV(self.kv_endpoints)
+            self._kv = AsyncKV(self.kv_endpoints, tls=self.kv_ssl_context())
         return self._kv
 
     def kv_of(self, name: str) -> AsyncKV:
-        kv = AsyncKV([self._p.master(name)["kv"]])
+        kv = AsyncKV([self._p.master(name)["kv"]], tls=self.kv_ssl_context())
         self._extra_kvs.append(kv)
         return kv
 
@@ -340,7 +359,7 @@ class AsyncCluster(_Common):
 
     async def leader(self) -> str:
         self._info = self._p.info
-        return await agreed_leader(self._info["masters"])
+        return await agreed_leader(self._info)
 
     async def wait_for_leader(self, timeout: float = 15.0, other_than: str | None = None) -> str:
         deadline = time.monotonic() + timeout
@@ -357,6 +376,7 @@ class AsyncCluster(_Common):
 
     async def kill(self, name: str) -> None:
         await asyncio.to_thread(self._p.local.kill, name)
+        await self._drop_connections(name)
 
     async def restart(self, name: str) -> None:
         await asyncio.to_thread(self._p.restart, name)

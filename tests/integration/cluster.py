@@ -2,19 +2,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import ssl
 import subprocess
 import sys
 import time
-from typing import Any, Awaitable, Callable
+import urllib.request
+from typing import Any, Awaitable, Callable, Iterator
 
 import aiohttp
 
 from api.client import ApiClient
 from kvstore.client import EtcdError, KVClient
-from raftkube import up
+from raftkube import kv_access, up
 
 # Leader election fast enough for tests: lease 3 s, renew deadline 2 s, retry 0.5 s.
 _FAST_ELECTION = "--leader-elect-lease-duration 3 --leader-elect-renew-deadline 2 --leader-elect-retry-period 0.5"
@@ -25,6 +27,10 @@ FAST_CONTROL_PLANE = ("--control-plane-flags",
 
 # Fast leader election and a node grace period (an hour) that hand-made Nodes, which no kubelet renews, outlive.
 PATIENT_CONTROL_PLANE = ("--control-plane-flags", f"{_FAST_ELECTION} --node-monitor-grace-period 3600")
+
+# Only the controllers a pod's service account token needs (its `default` account, the kube-root-ca.crt ConfigMap),
+# for node tests that bind pods by hand and write their own Endpoints (the scheduler runs, and has nothing to do).
+ACCOUNT_CONTROLLERS = ("--control-plane-flags", f"{_FAST_ELECTION} --controllers serviceaccount,root-ca-cert-publisher")
 
 # Node agents that keep up with FAST_CONTROL_PLANE's 6 s node grace period (given flags come after, and win).
 FAST_NODES = ("--lease-interval", "1", "--node-status-interval", "2", "--fake-start-delay", "0.2",
@@ -86,6 +92,20 @@ class Cluster:
         return ssl.create_default_context(cafile=self.ca)
 
     @property
+    def kv_files(self) -> dict[str, str]:
+        """The KV ports' CA and the operator's client certificate and key (cluster.json's kv_tls)."""
+        return self.info["kv_tls"]
+
+    def kv_tls(self) -> ssl.SSLContext:
+        """An ssl context with the operator's client certificate, for the KV ports."""
+        return kv_access.context(self.kv_files)
+
+    @property
+    def kv_flags(self) -> list[str]:
+        """etcdctl's and curl's --cacert, --cert and --key for the KV ports."""
+        return kv_access.flags(self.kv_files)
+
+    @property
     def names(self) -> list[str]:
         return [m["name"] for m in self.info["masters"]]
 
@@ -98,7 +118,7 @@ class Cluster:
 
     def kv(self, name: str, timeout: float = 5.0) -> KVClient:
         if name not in self.clients:
-            self.clients[name] = KVClient(self.master(name)["kv"], timeout=timeout)
+            self.clients[name] = KVClient(self.master(name)["kv"], timeout=timeout, tls=self.kv_tls())
         return self.clients[name]
 
     async def leader(self, among: list[str] | None = None, timeout: float = 15.0) -> str:
@@ -139,3 +159,31 @@ class Cluster:
 
     def stop(self) -> None:
         up.stop(self.state_dir)
+
+
+@contextlib.contextmanager
+def hand_started_master(state_dir: str) -> Iterator[tuple[str, str]]:
+    """One `raftkube master` started by hand with only the flags it requires (no KV TLS, no token file, no
+    controllers): (its KV URL, its log file), once its KV port answers; stopped on the way out."""
+    os.makedirs(state_dir, exist_ok=True)
+    raft, kv, api = (f"127.0.0.1:{up.free_port()}" for _ in range(3))
+    log = os.path.join(state_dir, "master.log")
+    pid = up.spawn([sys.executable, "-m", "raftkube", "master", "--name", "solo", "--raft", raft, "--kv-listen", kv,
+                    "--api-listen", api, "--data-dir", os.path.join(state_dir, "data"), "--no-control-plane"], log)
+    try:
+        deadline = time.monotonic() + up.READY_TIMEOUT
+        while not _healthy(f"http://{kv}"):
+            assert up.is_running(pid) and time.monotonic() < deadline, f"the master did not start; see {log}"
+            time.sleep(0.1)
+        yield f"http://{kv}", log
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        up.wait_gone(pid)
+
+
+def _healthy(kv: str) -> bool:
+    try:
+        with urllib.request.urlopen(kv + "/health", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False

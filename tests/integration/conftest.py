@@ -7,12 +7,13 @@ from typing import AsyncIterator, Iterator
 import pytest
 
 from api.client import ApiClient
-from tests.integration.cluster import FAST_CONTROL_PLANE, Cluster
+from tests.integration.cluster import ACCOUNT_CONTROLLERS, FAST_CONTROL_PLANE, Cluster
 
 
 @pytest.fixture
-async def cluster(tmp_path):
-    c = Cluster(str(tmp_path / "cluster"), 3)
+async def cluster(request, tmp_path):
+    """Three masters for one test, with the module's MASTER_FLAGS if it has some."""
+    c = Cluster(str(tmp_path / "cluster"), 3, getattr(request.module, "MASTER_FLAGS", ()))
     try:
         yield c
     finally:
@@ -36,9 +37,10 @@ def cp(request, tmp_path_factory) -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def node_cluster(request, tmp_path_factory) -> Iterator[Cluster]:
-    """One master without controllers and the node agents the module's NODES asks for (Cluster's nodes=, runtime=,
-    node_flags=), shared by its tests."""
-    c = Cluster(str(tmp_path_factory.mktemp(_module_name(request))), 1, **request.module.NODES)
+    """One master with only the controllers pods' service accounts need (or the module's CONTROL_PLANE), and the node
+    agents the module's NODES asks for (Cluster's nodes=, runtime=, node_flags=), shared by its tests."""
+    flags = getattr(request.module, "CONTROL_PLANE", ACCOUNT_CONTROLLERS)
+    c = Cluster(str(tmp_path_factory.mktemp(_module_name(request))), 1, flags, **request.module.NODES)
     yield c
     c.stop()
 

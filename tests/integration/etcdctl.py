@@ -23,10 +23,11 @@ def env() -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not k.startswith("ETCDCTL")}, "ETCDCTL_API": "3"}
 
 
-def etcdctl(endpoints: str, *args: str, input: str | None = None, timeout: float = 30,
+def etcdctl(endpoints: str, *args: str, tls: list[str], input: str | None = None, timeout: float = 30,
             check: bool = True) -> subprocess.CompletedProcess:
+    """`tls`: --cacert, --cert and --key (a cluster's kv_flags), or [] for none."""
     require()
-    out = subprocess.run([ETCDCTL, "--endpoints", endpoints, "--command-timeout", "10s", *args], input=input,
+    out = subprocess.run([ETCDCTL, "--endpoints", endpoints, *tls, "--command-timeout", "10s", *args], input=input,
                          capture_output=True, text=True, timeout=timeout, env=env())
     if check:
         assert out.returncode == 0, f"etcdctl {' '.join(args)} failed: {out.stderr.strip()}"
@@ -36,9 +37,9 @@ def etcdctl(endpoints: str, *args: str, input: str | None = None, timeout: float
 class Watching:
     """`etcdctl watch ...` running in the background; its output lines as they come."""
 
-    def __init__(self, endpoints: str, *args: str) -> None:
+    def __init__(self, endpoints: str, *args: str, tls: list[str]) -> None:
         require()
-        self.proc = subprocess.Popen([ETCDCTL, "--endpoints", endpoints, "watch", *args], stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([ETCDCTL, "--endpoints", endpoints, *tls, "watch", *args], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, env=env())
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []

@@ -15,7 +15,7 @@ TOKEN = "s3cret-admin-token"
 @pytest.fixture
 async def secured(tmp_path):
     tokens = tmp_path / "tokens.csv"
-    tokens.write_text(f"{TOKEN},admin,1\nnode-token,system:node:n1,2\n")  # instead of the one `up` makes
+    tokens.write_text(f"{TOKEN},admin,1,system:masters\nnode-token,system:node:n1,2,system:nodes\n")  # not up's
     c = Cluster(str(tmp_path / "cluster"), 3, master_flags=("--token-file", str(tokens)))
     client = ApiClient([m["api"] for m in c.info["masters"]], token=TOKEN, ca_file=c.ca, timeout=5)
     try:
@@ -45,8 +45,8 @@ async def test_only_requests_with_a_known_token_get_in(secured):
             assert r.status == 401 and (await r.json())["reason"] == "Unauthorized"
         async with s.get(api + "/api/v1/namespaces", headers={"Authorization": "Bearer wrong"}) as r:
             assert r.status == 401
-        async with s.get(api + "/api/v1/namespaces", headers={"Authorization": "Bearer node-token"}) as r:
-            assert r.status == 200
+        async with s.get(api + "/api/v1/nodes", headers={"Authorization": "Bearer node-token"}) as r:
+            assert r.status == 200  # what a node may read
         async with s.get(api + "/readyz") as r:
             assert r.status == 200  # health stays open for load balancers
 
@@ -105,7 +105,7 @@ async def test_a_watch_from_a_compacted_revision_relists(secured):
     first = await client.create("configmaps", configmap("old"))
     await client.create("configmaps", configmap("new"))
     await client.create("configmaps", configmap("newer"))  # so the watch's start is below the compaction
-    async with KVClient(c.master("m2")["kv"]) as kv:
+    async with KVClient(c.master("m2")["kv"], tls=c.kv_tls()) as kv:
         head = int((await kv.status())["header"]["revision"])
         await kv.compact(head)
     await client.list("configmaps", "default")  # a linearizable read: this master has applied the compaction
@@ -150,7 +150,8 @@ async def test_a_watch_hears_a_bookmark_within_its_interval_while_the_selector_f
     writer = asyncio.create_task(churn())
     started = asyncio.get_running_loop().time()
     try:
-        async with client.session.get(url, params=params, timeout=aiohttp.ClientTimeout(total=20)) as r:
+        async with client.session.get(url, params=params, timeout=aiohttp.ClientTimeout(total=20),
+                                      headers=await client.authorization()) as r:
             line = await asyncio.wait_for(r.content.readline(), 10)
         assert b'"BOOKMARK"' in line
         assert asyncio.get_running_loop().time() - started < 8.0

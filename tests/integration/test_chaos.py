@@ -7,6 +7,8 @@ import pytest
 from raftkube import cluster_file
 from tests.integration.cluster import eventually
 
+MASTER_FLAGS = ("--enable-failpoints",)  # the `cluster` fixture's: partitions are failpoints (`up --enable-failpoints`)
+
 
 async def test_partitioning_the_leader_moves_leadership_and_heal_brings_it_back(cluster):
     old = cluster.chaos("leader")
@@ -44,7 +46,7 @@ async def test_a_follower_partitioned_and_healed_leaves_the_leader_and_its_term_
 
 async def _metric(cluster, name, metric) -> float:
     async with aiohttp.ClientSession() as s:
-        async with s.get(cluster.master(name)["kv"] + "/metrics") as r:
+        async with s.get(cluster.master(name)["kv"] + "/metrics", ssl=cluster.kv_tls()) as r:
             text = await r.text()
     return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(metric + " "))
 

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from raftkube import cluster_file, up
+from raftkube import cluster_file, kv_access, up
 
 
 def _wait_for(predicate, timeout=30.0, what="condition"):
@@ -23,24 +23,32 @@ def _wait_for(predicate, timeout=30.0, what="condition"):
     raise AssertionError(f"{what} not reached within {timeout}s")
 
 
-def _post(url, body):
+def _post(info, url, body):
+    """POST to a KV port with the operator's client certificate, as every raftkube tool does."""
     req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
-    with urllib.request.urlopen(req, timeout=5) as r:
+    with urllib.request.urlopen(req, timeout=5, context=kv_access.context(info["kv_tls"])) as r:
         return json.load(r)
 
 
-def _up(state_dir, masters):
+def _up(state_dir, masters, *flags):
+    """`raftkube up` running, once it has printed its quickstart; (the process, the quickstart's lines)."""
     proc = subprocess.Popen([sys.executable, "-m", "raftkube", "up", "--masters", str(masters),
-                             "--state-dir", state_dir], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--state-dir", state_dir, *flags], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    printed: list[str] = []
+
+    def quickstart_printed() -> bool:
+        printed.append(proc.stdout.readline())
+        return proc.poll() is not None or printed[-1].startswith("Press Ctrl-C")
+
     try:
-        _wait_for(lambda: proc.poll() is not None or "raftkube is up" in (proc.stdout.readline() or ""),
-                  what="`raftkube up` ready")
+        _wait_for(quickstart_printed, what="`raftkube up` ready")
         assert proc.poll() is None, "`raftkube up` exited early"
     except BaseException:
         proc.send_signal(signal.SIGTERM)  # it stops the masters it started
         proc.wait(timeout=30)
         raise
-    return proc
+    return proc, printed
 
 
 def _alive(pid):
@@ -58,12 +66,12 @@ def _pids(info):
 
 def test_up_status_sigterm_and_up_again_keeps_the_data(tmp_path):
     state_dir = str(tmp_path / "state")
-    proc = _up(state_dir, 3)
+    proc, _ = _up(state_dir, 3)
     try:
         info = cluster_file.read(state_dir)
         assert [m["name"] for m in info["masters"]] == ["m1", "m2", "m3"]
         assert all(m["argv"][3:5] == ["master", "--name"] for m in info["masters"])
-        _post(info["masters"][0]["kv"] + "/v3/kv/put", {"key": "a2VlcA==", "value": "bWU="})
+        _post(info, info["masters"][0]["kv"] + "/v3/kv/put", {"key": "a2VlcA==", "value": "bWU="})
         status = subprocess.run([sys.executable, "-m", "raftkube", "status", "--state-dir", state_dir],
                                 capture_output=True, text=True, timeout=30)
         assert status.returncode == 0
@@ -94,11 +102,14 @@ def test_up_status_sigterm_and_up_again_keeps_the_data(tmp_path):
     assert not left, "a master or node outlived `raftkube up`"
     assert not left_file
 
-    proc = _up(state_dir, 3)
+    proc, _ = _up(state_dir, 3, "--enable-failpoints")
     try:
         info = cluster_file.read(state_dir)
-        got = _post(info["masters"][2]["kv"] + "/v3/kv/range", {"key": "a2VlcA=="})
+        got = _post(info, info["masters"][2]["kv"] + "/v3/kv/range", {"key": "a2VlcA=="})
         assert got["kvs"][0]["value"] == "bWU="
+        for verb in ("partition", "heal"):  # asked for this time
+            subprocess.run([sys.executable, "-m", "raftkube", "chaos", verb, "m2", "--state-dir", state_dir],
+                           check=True, timeout=30)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.send_signal(signal.SIGINT)  # Ctrl-C twice: the same
@@ -111,14 +122,32 @@ def test_up_status_sigterm_and_up_again_keeps_the_data(tmp_path):
 
 def test_a_single_master_cluster_works_alone(tmp_path):
     state_dir = str(tmp_path / "one")
-    proc = _up(state_dir, 1)
+    proc, printed = _up(state_dir, 1)
     try:
-        kv = cluster_file.read(state_dir)["masters"][0]["kv"]
-        first = int(_post(kv + "/v3/kv/put", {"key": "eA==", "value": "eA=="})["header"]["revision"])
-        again = _post(kv + "/v3/kv/put", {"key": "eA==", "value": "eQ==", "prev_kv": True})
+        info = cluster_file.read(state_dir)
+        kv = info["masters"][0]["kv"]
+        first = int(_post(info, kv + "/v3/kv/put", {"key": "eA==", "value": "eA=="})["header"]["revision"])
+        again = _post(info, kv + "/v3/kv/put", {"key": "eA==", "value": "eQ==", "prev_kv": True})
         # Alone, a master is its own majority (its controllers and nodes write too: revisions may jump).
         assert int(again["header"]["revision"]) > first and again["prev_kv"]["value"] == "eA=="
-        assert _post(kv + "/v3/kv/range", {"key": "eA=="})["kvs"][0]["value"] == "eQ=="
+        assert _post(info, kv + "/v3/kv/range", {"key": "eA=="})["kvs"][0]["value"] == "eQ=="
+        _the_quickstarts_store_lines_work_as_printed(printed)
+        # Failpoints are off unless `up` is asked for them, and `chaos partition` says how.
+        cut = subprocess.run([sys.executable, "-m", "raftkube", "chaos", "partition", "m1", "--state-dir", state_dir],
+                             capture_output=True, text=True, timeout=30)
+        assert cut.returncode != 0 and "raftkube up --enable-failpoints" in cut.stderr, cut.stderr
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def _the_quickstarts_store_lines_work_as_printed(printed):
+    """The quickstart's curl and etcdctl lines, pasted into a shell: the put, the range, the etcdctl get."""
+    start = next(i for i, line in enumerate(printed) if line.strip().startswith("Talk to the store"))
+    lines = [line.strip() for line in printed[start + 1:]
+             if line.strip().startswith(("TLS=", "curl -s $TLS", "ETCDCTL_API=3 etcdctl $TLS"))]
+    assert len(lines) == 4, printed  # the variable, the put, the range, the get (not the watch, which waits)
+    script = "set -e\n" + "\n".join(lines) + "\n"
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert '"value":"YmFy"' in out.stdout and out.stdout.rstrip().endswith("foo\nbar"), out.stdout

@@ -36,7 +36,7 @@ async def secret_value(cluster, name="s") -> str:
 
 
 async def stored(cluster, name="s") -> bytes:
-    async with KVClient(cluster.master("m1")["kv"]) as kv:
+    async with KVClient(cluster.master("m1")["kv"], tls=cluster.kv_tls()) as kv:
         res = await kv.range(f"/registry/secrets/default/{name}".encode())
     return unb64(res["kvs"][0]["value"])
 

@@ -11,6 +11,7 @@ from kvstore import backup
 from raftkube import up
 from tests.integration.cluster import Cluster
 from tests.integration.etcdctl import Watching, etcdctl
+from tests.integration.kube import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def cluster(tmp_path_factory):
 @pytest.fixture
 def ctl(cluster):
     """etcdctl with every master as an endpoint, as an operator would run it."""
-    return lambda *args, **kw: etcdctl(cluster.grpc(), *args, **kw)
+    return lambda *args, **kw: etcdctl(cluster.grpc(), *args, tls=cluster.kv_flags, **kw)
 
 
 def revision(ctl) -> int:
@@ -60,7 +61,7 @@ def test_an_interactive_txn_takes_the_branch_its_compare_chooses(ctl):
 def test_a_watch_replays_from_a_revision_then_follows_live_writes(cluster, ctl):
     ctl("put", "w/old", "1")
     start = revision(ctl)
-    watch = Watching(cluster.grpc(), "w/", "--prefix", "--rev", str(start))
+    watch = Watching(cluster.grpc(), "w/", "--prefix", "--rev", str(start), tls=cluster.kv_flags)
     try:
         watch.until("PUT", "w/old", "1")
         ctl("put", "w/new", "2")
@@ -97,7 +98,7 @@ def test_compaction_makes_older_revisions_unreadable(ctl):
 def test_endpoint_status_shows_which_master_leads_and_every_endpoint_is_healthy(cluster, ctl):
     table = ctl("endpoint", "status", "-w", "table").stdout
     rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in table.splitlines()
-            if line.startswith("| http")]
+            if line.startswith("| https")]
     assert [r[4] for r in rows].count("true") == 1 and len(rows) == 3, table  # IS LEADER
     assert {r[2] for r in rows} == {"3.4.0"}  # VERSION
     health = ctl("endpoint", "health")
@@ -136,16 +137,23 @@ def test_a_saved_snapshot_restores_into_a_fresh_cluster_with_the_same_keys_and_r
     lease = re.search(r"lease ([0-9a-f]+) granted", ctl("lease", "grant", "300").stdout).group(1)
     ctl("put", "backup/leased", "v", "--lease", lease)
     saved = tmp_path / "snapshot.db"
-    etcdctl(cluster.grpc("m1"), "snapshot", "save", str(saved))
+    etcdctl(cluster.grpc("m1"), "snapshot", "save", str(saved), tls=cluster.kv_flags)
     kept = backup.load(saved.read_bytes())
     before = json.loads(ctl("get", "backup/", "--prefix", "-w", "json").stdout)
     assert kept.revision >= before["header"]["revision"]
     restored = Cluster(str(tmp_path / "restored"), 3, snapshot=str(saved))
     try:
-        after = json.loads(etcdctl(restored.grpc(), "get", "backup/", "--prefix", "-w", "json").stdout)
+        after = json.loads(etcdctl(restored.grpc(), "get", "backup/", "--prefix", "-w", "json",
+                                   tls=restored.kv_flags).stdout)
         assert after["kvs"] == before["kvs"]
-        assert after["header"]["revision"] == kept.revision
-        assert lease in etcdctl(restored.grpc(), "lease", "list").stdout
+        # The revision goes on from the snapshot's: the restored masters' first writes (their keys under
+        # /registry/masterleases/, the `kubernetes` Endpoints naming them) come right after it.
+        def since_restore() -> list[int]:
+            everything = json.loads(etcdctl(restored.grpc(), "get", "", "--prefix", "-w", "json",
+                                            tls=restored.kv_flags).stdout)["kvs"]
+            return [kv["mod_revision"] for kv in everything if kv["mod_revision"] > kept.revision]
+        assert min(wait_until(since_restore, "the restored masters' first writes", 30)) == kept.revision + 1
+        assert lease in etcdctl(restored.grpc(), "lease", "list", tls=restored.kv_flags).stdout
     finally:
         restored.stop()
 
@@ -155,13 +163,15 @@ def test_a_watch_goes_on_when_the_leader_is_killed(cluster, ctl):
     leader = next(name for name, i in _members(ctl).items() if i == leader_id)
     others = [n for n in cluster.names if n != leader]
     start = str(revision(ctl) + 1)  # from a revision: a put made before the watch is created is not missed
-    watch = Watching(cluster.grpc(leader, *others), "failover/", "--prefix", "--rev", start)  # likely the leader
+    watch = Watching(cluster.grpc(leader, *others), "failover/", "--prefix", "--rev", start,
+                     tls=cluster.kv_flags)  # likely the leader
     try:
         ctl("put", "failover/before", "1")
         watch.until("PUT", "failover/before", "1")
         cluster.kill(leader)
         deadline = time.monotonic() + 30  # a put that meets the election may time out: etcdctl does not retry it
-        while etcdctl(cluster.grpc(*others), "put", "failover/after", "2", check=False).returncode:
+        while etcdctl(cluster.grpc(*others), "put", "failover/after", "2", tls=cluster.kv_flags,
+                      check=False).returncode:
             assert time.monotonic() < deadline, "no put got through the survivors"
         watch.until("PUT", "failover/after", "2")
         assert watch.proc.poll() is None
@@ -177,11 +187,12 @@ def test_the_kv_port_serves_grpc_and_json_and_a_grpc_only_port_can_be_added(tmp_
     try:
         kv = single.master("m1")["kv"]
         assert single.grpc() == kv
-        etcdctl(kv, "put", "both", "ways")
-        assert etcdctl(f"http://{grpc_only}", "get", "both", "--print-value-only").stdout.strip() == "ways"
-        with urllib.request.urlopen(f"{kv}/health", timeout=10) as resp:
+        etcdctl(kv, "put", "both", "ways", tls=single.kv_flags)
+        got = etcdctl(f"https://{grpc_only}", "get", "both", "--print-value-only", tls=single.kv_flags)
+        assert got.stdout.strip() == "ways"
+        with urllib.request.urlopen(f"{kv}/health", timeout=10, context=single.kv_tls()) as resp:
             assert json.loads(resp.read()) == {"health": "true"}
         with pytest.raises((OSError, http.client.HTTPException)):  # its first bytes are HTTP/2's SETTINGS
-            urllib.request.urlopen(f"http://{grpc_only}/health", timeout=10)
+            urllib.request.urlopen(f"https://{grpc_only}/health", timeout=10, context=single.kv_tls())
     finally:
         single.stop()

@@ -115,13 +115,14 @@ def send(url: str, method: str, body: bytes | None, headers: dict, context=None)
 
 def revision(cluster) -> int:
     status, body = send(cluster.master("m1")["kv"] + "/v3/kv/range", "POST",
-                        json.dumps({"key": "AA==", "range_end": "AA==", "count_only": True}).encode(), {})
+                        json.dumps({"key": "AA==", "range_end": "AA==", "count_only": True}).encode(), {},
+                        cluster.kv_tls())
     assert status == 200, body
     return int(json.loads(body)["header"]["revision"])
 
 
 def leader_and_term(cluster) -> tuple[str, str]:
-    status, body = send(cluster.master("m1")["kv"] + "/v3/maintenance/status", "POST", b"{}", {})
+    status, body = send(cluster.master("m1")["kv"] + "/v3/maintenance/status", "POST", b"{}", {}, cluster.kv_tls())
     data = json.loads(body)
     return data["leader"], data["raftTerm"]
 
@@ -159,5 +160,6 @@ def test_the_kube_api_never_answers_5xx_and_failures_change_nothing(cluster, bef
 def test_the_kv_api_never_answers_5xx_and_failures_change_nothing(cluster, before, path, body):
     start = revision(cluster)
     method = "GET" if path in ("/health", "/version", "/metrics") else "POST"
-    status, answer = send(cluster.master("m3")["kv"] + path, method, None if method == "GET" else body, {})
+    status, answer = send(cluster.master("m3")["kv"] + path, method, None if method == "GET" else body, {},
+                          cluster.kv_tls())
     check(cluster, status, answer, start, f"{path} {body[:120]!r}")

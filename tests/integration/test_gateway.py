@@ -5,6 +5,7 @@ import json
 import os
 import pickle
 import socket
+import ssl
 import struct
 import zlib
 
@@ -20,19 +21,19 @@ from tests.integration.cluster import Cluster, eventually
 @pytest.fixture(scope="module")
 def kv_cluster(tmp_path_factory):
     c = Cluster(str(tmp_path_factory.mktemp("gateway") / "cluster"), 3,
-                master_flags=("--watch-progress-interval", "0.5"))
-    asyncio.run(settled(c.master("m2")["kv"]))
+                master_flags=("--watch-progress-interval", "0.5", "--enable-failpoints"))  # clock_step
+    asyncio.run(settled(c.master("m2")["kv"], c.kv_tls()))
     yield c
     c.stop()
 
 
 @pytest.fixture
 async def kv(kv_cluster):
-    async with KVClient(kv_cluster.master("m2")["kv"]) as client:
+    async with KVClient(kv_cluster.master("m2")["kv"], tls=kv_cluster.kv_tls()) as client:
         yield client
 
 
-async def settled(endpoint: str) -> None:
+async def settled(endpoint: str, tls: ssl.SSLContext) -> None:
     """Until the masters' own start-up writes (default namespaces, bootstrap RBAC policy) are all in, and none came
     for a second: the tests that check a refused request changes no revision must not count them."""
     wanted = [f"/registry/namespaces/{name}".encode() for name in DEFAULT_NAMESPACES]
@@ -40,7 +41,7 @@ async def settled(endpoint: str) -> None:
                for r in bootstrap_policy.cluster_roles()]
     wanted += [f"/registry/rbac.authorization.k8s.io/clusterrolebindings/{b['metadata']['name']}".encode()
                for b in bootstrap_policy.cluster_role_bindings()]
-    async with KVClient(endpoint) as kv:
+    async with KVClient(endpoint, tls=tls) as kv:
         async def all_in() -> bool:
             return all([await kv.get(key) is not None for key in wanted])
 
@@ -140,7 +141,7 @@ async def test_compacted_revisions_get_etcds_error_in_reads_and_watches(kv):
 async def test_an_expired_lease_deletes_its_keys_and_watchers_see_it(kv, kv_cluster):
     lease = await kv.lease_grant(2)
     await kv.put(b"leased", b"v", lease=lease)
-    other = KVClient(kv_cluster.master("m3")["kv"])
+    other = KVClient(kv_cluster.master("m3")["kv"], tls=kv_cluster.kv_tls())
     try:
         start = await revision(other)
         deleted = asyncio.Event()
@@ -167,7 +168,7 @@ async def test_a_wall_clock_step_on_the_leader_expires_no_lease(kv, kv_cluster):
     lease = await kv.lease_grant(30)
     await kv.put(b"clock-step", b"v", lease=lease)
     leader = kv_cluster.master(await kv_cluster.leader())
-    failpoints.failpoint(leader, {"clock_step": 3600})
+    failpoints.failpoint(leader, {"clock_step": 3600}, kv_cluster.kv_tls())
     try:
         async def ttl_left() -> int:
             return int((await kv.call("/v3/lease/timetolive", {"ID": str(lease)}))["TTL"])
@@ -177,7 +178,7 @@ async def test_a_wall_clock_step_on_the_leader_expires_no_lease(kv, kv_cluster):
         assert await kv.get(b"clock-step") == b"v"
         assert 25 <= await ttl_left() <= 28
     finally:
-        failpoints.failpoint(leader, {"clock_step": -3600})
+        failpoints.failpoint(leader, {"clock_step": -3600}, kv_cluster.kv_tls())
 
 
 async def _at_most(read, value) -> bool:
@@ -242,7 +243,7 @@ async def test_a_raw_pickle_on_the_raft_port_has_no_effect(kv, kv_cluster, tmp_p
 
 
 async def test_an_idle_watch_gets_progress_notifications_at_the_current_revision(kv, kv_cluster):
-    other = KVClient(kv_cluster.master("m1")["kv"])
+    other = KVClient(kv_cluster.master("m1")["kv"], tls=kv_cluster.kv_tls())
     try:
         messages = kv.watch(b"quiet/", b"quiet0", progress_notify=True)
         assert (await messages.__anext__()).get("created")

@@ -15,7 +15,7 @@ LEASES = ("kube-controller-manager", "kube-scheduler")
 
 @pytest.fixture
 def cp_cluster(tmp_path):
-    c = Cluster(str(tmp_path / "cluster"), 3, FAST_CONTROL_PLANE)
+    c = Cluster(str(tmp_path / "cluster"), 3, (*FAST_CONTROL_PLANE, "--enable-failpoints"))  # partitions
     yield c
     c.stop()
 

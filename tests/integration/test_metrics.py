@@ -47,10 +47,11 @@ def value(metrics: dict, sample: str, **labels: str) -> float:
 
 
 async def test_kv_port_serves_raft_and_store_metrics_without_a_token(cluster):
-    """etcd serves /metrics on its client port to anyone; so does every master's KV port."""
+    """etcd serves /metrics on its client port without a token, behind client-cert-auth when that is on; so does
+    every master's KV port."""
     leaders = 0
     for name in cluster.names:
-        status, m = await scrape(cluster.master(name)["kv"])
+        status, m = await scrape(cluster.master(name)["kv"], ssl=cluster.kv_tls())
         assert status == 200
         for family in RAFT + STORE + ["process_cpu_seconds"]:
             assert family in m, family
@@ -110,7 +111,8 @@ async def test_leader_changes_count_a_failover(cluster):
     """Killing the leader: the survivors each see one more leader take office."""
     leader = await cluster.leader()
     survivors = [n for n in cluster.names if n != leader]
-    before = {n: value((await scrape(cluster.master(n)["kv"]))[1], "raftkube_raft_leader_changes_total")
+    before = {n: value((await scrape(cluster.master(n)["kv"], ssl=cluster.kv_tls()))[1],
+                     "raftkube_raft_leader_changes_total")
               for n in survivors}
     assert all(v >= 1 for v in before.values())
     cluster.kill(leader)
@@ -118,7 +120,7 @@ async def test_leader_changes_count_a_failover(cluster):
 
     async def counted() -> bool:
         for n in survivors:
-            m = (await scrape(cluster.master(n)["kv"]))[1]
+            m = (await scrape(cluster.master(n)["kv"], ssl=cluster.kv_tls()))[1]
             if value(m, "raftkube_raft_leader_changes_total") <= before[n]:
                 return False
         return True

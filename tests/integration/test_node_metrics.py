@@ -22,7 +22,7 @@ async def test_kubelet_metrics_count_pods_by_phase(tmp_path):
             node = await eventually(registered, timeout=30, what="the node registered")
             address = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
             url = f"http://{address}:{node['status']['daemonEndpoints']['kubeletEndpoint']['Port']}/metrics"
-            token = up.token_for(cluster.state_dir, "system:nodes")
+            token = up.token_for(cluster.state_dir, "system:node:fake-0")
 
             async with http.get(url) as r:
                 assert r.status == 401

@@ -284,16 +284,20 @@ def _cmdline(pid: int) -> bytes:
 
 
 async def test_the_kubelet_log_endpoint_wants_the_node_token(node_api, node_cluster):
-    """The kubelet serves logs only to the node token's bearer (the API server sends it), on the node's address."""
+    """The kubelet serves logs only to its own node's token (the API server sends it), on the node's address: not
+    to the admin's, nor to another node's."""
     node = await node_api.get("nodes", NODE)
     ip = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
     port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
     url = f"http://{ip}:{port}/containerLogs/default/nothing/main"
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {node_cluster.token}"}):
+    up.ensure_node_tokens(node_cluster.state_dir, ["elsewhere"])
+    other = up.token_for(node_cluster.state_dir, "system:node:elsewhere")
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {node_cluster.token}"},
+                    {"Authorization": f"Bearer {other}"}):
         with pytest.raises(urllib.error.HTTPError) as err:
             await asyncio.to_thread(urllib.request.urlopen, urllib.request.Request(url, headers=headers), timeout=5)
         assert err.value.code == 401
-    node_token = up.token_for(node_cluster.state_dir, "system:nodes")
+    node_token = up.token_for(node_cluster.state_dir, f"system:node:{NODE}")
     with pytest.raises(urllib.error.HTTPError) as err:  # the right token: the pod is simply not there
         await asyncio.to_thread(urllib.request.urlopen, urllib.request.Request(
             url, headers={"Authorization": f"Bearer {node_token}"}), timeout=5)

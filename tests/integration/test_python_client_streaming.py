@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 
 from raftkube import kubeconfig
-from tests.integration.cluster import Cluster
+from tests.integration.cluster import ACCOUNT_CONTROLLERS, Cluster
 
 kubernetes = pytest.importorskip("kubernetes")
 from kubernetes import client, config  # noqa: E402
@@ -54,8 +54,8 @@ def pod(name: str, command: list[str], **spec: object) -> dict:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = Cluster(str(tmp_path_factory.mktemp("pystream") / "cluster"), 3, nodes=1, runtime="process",
-                node_flags=("--no-proxy",))
+    c = Cluster(str(tmp_path_factory.mktemp("pystream") / "cluster"), 3, ACCOUNT_CONTROLLERS, nodes=1,
+                runtime="process", node_flags=("--no-proxy",))
     try:
         yield c
     finally:

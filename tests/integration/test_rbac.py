@@ -2,6 +2,7 @@
 the token file and from service-account tokens (TokenRequest), RBAC bindings, the node authorizer, `kubectl auth
 whoami` and `can-i`, impersonation (kubectl --as), and namespaces that may not be deleted."""
 import base64
+import json
 import os
 import secrets
 
@@ -108,3 +109,18 @@ def test_a_node_writes_its_own_node_and_reads_only_the_secrets_its_pods_use(clus
          '{"secretKeyRef":{"name":"s","key":"k"}}}]}]}}')
     got = node("-n", "dev", "get", "secret", "s", "-o", "jsonpath={.data.k}")
     assert base64.b64decode(got.stdout) == b"v"
+
+
+def test_the_kubernetes_service_leads_to_every_master(cluster, kube):
+    """ClusterIP the service range's first address; Endpoints every master's API address, kept by the masters."""
+    spec = kube("get", "service", "kubernetes", "-o", "jsonpath={.spec.clusterIP} {.spec.ports[0].name} "
+                                                      "{.spec.ports[0].port}")
+    assert spec.stdout == "127.96.0.1 https 6443"
+    masters = sorted(m["api"].removeprefix("https://") for m in cluster.info["masters"])
+
+    def endpoints() -> bool:
+        out = kube("get", "endpoints", "kubernetes", "-o", "json").stdout
+        found = sorted(f"{a['ip']}:{p['port']}" for s in json.loads(out).get("subsets") or []
+                       for a in s["addresses"] for p in s["ports"])
+        return found == masters
+    wait_until(endpoints, "the kubernetes Endpoints naming every master", 30)

@@ -46,3 +46,22 @@ def test_a_strict_tls_client_completes_a_handshake_by_name_and_by_address(pki):
 def test_the_private_key_is_readable_by_its_owner_only(pki):
     assert os.stat(pki["server.key"]).st_mode & 0o777 == 0o600
     assert os.stat(os.path.dirname(pki["server.key"])).st_mode & 0o777 == 0o700
+
+
+def test_the_serving_certificate_names_the_kubernetes_service_and_is_made_again_when_it_does_not(tmp_path):
+    """Pods verify the API at the `kubernetes` Service's ClusterIP and names; a state dir whose certificate predates
+    them gets a new one."""
+    old = certs.ensure(str(tmp_path / "pki"), ["m1"])
+    with open(old["server.crt"]) as f:
+        before = f.read()
+    names = ["m1", *certs.service_names("127.96.0.1")]
+    new = certs.ensure(str(tmp_path / "pki"), names)
+    with open(new["server.crt"]) as f:
+        after = f.read()
+    assert after != before
+    assert certs.ensure(str(tmp_path / "pki"), names) == new
+    with open(new["server.crt"]) as f:
+        assert f.read() == after  # kept once it names them all
+    out = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", new["server.crt"]],
+                         capture_output=True, text=True)
+    assert "IP Address:127.96.0.1" in out.stdout and "DNS:kubernetes.default.svc.cluster.local" in out.stdout

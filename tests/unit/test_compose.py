@@ -36,7 +36,10 @@ def test_each_master_command_is_one_raftkube_master_accepts():
             args = _parse(master, service["command"])
             assert args.name == name and len(args.peers.split(",")) == masters - 1
             assert args.ca_file and args.service_cluster_ip_range == "127.96.0.0/16"  # kube-proxy's loopback range
-            assert set(service["secrets"]) == set(compose.SECRETS)
+            assert set(service["secrets"]) == {*compose.SECRETS, *compose.KV_SECRETS, *compose.master_secrets(name)}
+            assert set(service["secrets"]) <= set(doc["secrets"])
+            assert args.kv_cert_file == f"/run/secrets/kv_{name}_crt" and args.kv_client_cert_auth  # KV TLS on
+            assert args.kv_trusted_ca_file == args.etcd_cafile == "/run/secrets/kv_ca_crt" and args.etcd_certfile
             assert service["ports"] == [f"127.0.0.1:{compose.kv_port(name)}:2379"]  # the host's loopback only
         assert [s for s in doc["services"] if "build" in doc["services"][s]] == ["m1"]  # one image, built once
         for name in compose.NODES:
@@ -65,7 +68,10 @@ def test_secrets_and_a_kubeconfig_for_the_host(tmp_path):
     secrets = tmp_path / "s"
     compose.make_secrets(str(secrets))
     made = set(os.listdir(secrets))
-    assert {"cluster.secret", "tokens.csv", "server.crt", "server.key", "ca.crt", "kubeconfig", "node.token"} <= made
+    assert {"cluster.secret", "tokens.csv", "server.crt", "server.key", "ca.crt", "kubeconfig", "n1.token",
+            "n2.token"} <= made
+    kv = set(os.listdir(secrets / compose.KV_DIR))  # the KV CA, the API servers', the operator's, each master's
+    assert {"ca.crt", "apiserver-etcd-client.crt", "operator.key", "server-m1.crt", "server-m7.key"} <= kv
     assert oct(os.stat(secrets).st_mode & 0o777) == "0o700"
     assert oct(os.stat(secrets / "server.key").st_mode & 0o777) == "0o644"
     assert oct(os.stat(secrets / "kubeconfig").st_mode & 0o777) == "0o600"

@@ -11,11 +11,12 @@ import struct
 import grpc
 import hpack
 import pytest
-from aiohttp import ClientSession, web
+from aiohttp import ClientSession
 
-from kvstore import errors, http2, kv_port
+from kvstore import errors, http2
 from kvstore.etcdpb import message
-from kvstore.grpc_wire import Abort, Call, GrpcServer, Method
+from kvstore.grpc_wire import Abort, Call, Method
+from tests.unit.kv_port_server import serving
 
 PutRequest = message("etcdserverpb.PutRequest")
 PutResponse = message("etcdserverpb.PutResponse")
@@ -60,20 +61,8 @@ async def server():
                "/t.T/Crash": Method(h.crash, PutRequest), "/t.T/Hang": Method(h.hang, PutRequest),
                "/t.T/Big": Method(h.big, PutRequest, server_streaming=True),
                "/t.T/Chat": Method(h.chat, PutRequest, client_streaming=True, server_streaming=True)}
-    grpc_server = GrpcServer(methods)
-    async def hello(request: web.Request) -> web.Response:
-        return web.Response(text="hello over HTTP/1.1")
-
-    app = web.Application()
-    app.router.add_get("/hello", hello)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    listener = await kv_port.serve(runner, grpc_server, "127.0.0.1", 0)
-    port = listener.sockets[0].getsockname()[1]
-    yield port, h
-    listener.close()
-    grpc_server.close()
-    await runner.cleanup()
+    async with serving(methods, "hello over HTTP/1.1") as port:
+        yield port, h
 
 
 def _stub(channel: grpc.aio.Channel, name: str, kind: str = "unary_unary"):

@@ -65,3 +65,24 @@ def test_the_refusal_reads_as_kube_apiservers():
         'pods "web" is forbidden: User "alice" cannot get resource "pods/log" in API group "" in the namespace "dev"')
     assert forbidden_message(ask(verb="list", resource="nodes")) == (
         'nodes is forbidden: User "alice" cannot list resource "nodes" in API group "" at the cluster scope')
+
+
+def controller(account: str, **kw) -> Attributes:
+    return ask(f"system:serviceaccount:kube-system:{account}", ("system:serviceaccounts", "system:authenticated"),
+               **kw)
+
+
+def test_each_controller_may_do_its_job_and_read_no_secrets():
+    p = policy()
+    assert allowed(controller("replicaset-controller", verb="create", resource="pods", namespace="dev"), p)
+    assert allowed(controller("node-controller", verb="create", resource="pods", subresource="eviction",
+                              namespace="dev", name="p"), p)
+    assert allowed(controller("root-ca-cert-publisher", verb="update", resource="configmaps", namespace="dev",
+                              name="kube-root-ca.crt"), p)
+    for name in bootstrap_policy.CONTROLLER_ROLES:
+        if name not in ("namespace-controller", "generic-garbage-collector"):  # they delete and collect any kind
+            assert not allowed(controller(name, verb="get", resource="secrets", namespace="dev", name="s"), p), name
+    manager = ask("system:kube-controller-manager", verb="get", resource="secrets", namespace="dev", name="s")
+    assert not allowed(manager, p)  # it watches every kind for the shared informers, and gets none
+    assert allowed(ask("system:kube-controller-manager", verb="create", resource="serviceaccounts",
+                       subresource="token", namespace="kube-system", name="job-controller"), p)
