@@ -17,6 +17,7 @@ import json
 import os
 import struct
 import zlib
+from collections import deque
 
 _HEAD = struct.Struct("<II")
 _IDX_TERM = struct.Struct("<QQ")
@@ -67,10 +68,12 @@ class DurableJournal:
         self._pending = bytearray()
         self._generation = 0  # raised by every write or truncation of the file
         self.synced_generation = 0  # the newest generation an fdatasync has covered
+        self._written_up_to: deque[tuple[int, int]] = deque()  # (generation, last index in the file then), unsynced
         self.conflicts = 0  # conflicting suffixes dropped (acknowledgements in flight go stale)
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         self._load()
         self._written = self._end()
+        self.durable_index = self.last_index  # entries up to here are on disk (what was read back is)
         self._meta = self._load_meta()
         self._meta_dirty = False
 
@@ -110,6 +113,10 @@ class DurableJournal:
         return self._ends[-1] if self._ends else 0
 
     @property
+    def last_index(self) -> int:
+        return self._entries[-1][1] if self._entries else 0
+
+    @property
     def size(self) -> int:
         """Bytes of the log's records (what a restart reads back and applies again)."""
         return self._end()
@@ -129,13 +136,17 @@ class DurableJournal:
             self._written += len(self._pending)
             self._pending.clear()
             self._generation += 1
+            self._written_up_to.append((self._generation, self.last_index))
         return self._generation
 
     def needs_sync(self) -> bool:
         return self._generation > self.synced_generation or bool(self._pending)
 
     def mark_synced(self, generation: int) -> None:
+        """An fdatasync that started after `generation` was written has finished: `durable_index` moves on."""
         self.synced_generation = max(self.synced_generation, generation)
+        while self._written_up_to and self._written_up_to[0][0] <= generation:
+            self.durable_index = max(self.durable_index, self._written_up_to.popleft()[1])
 
     def fileno(self) -> int:
         return self._fd
@@ -153,6 +164,7 @@ class DurableJournal:
         self._truncate(0)
         os.fsync(self._fd)
         self.mark_synced(self._generation)
+        self.durable_index = 0
 
     def deleteEntriesFrom(self, entryFrom: int) -> None:  # noqa: N802 - pysyncobj's name
         """Drop entries [entryFrom:]: the leader's log differs from there on (Raft §5.3)."""
@@ -160,6 +172,9 @@ class DurableJournal:
             return
         del self._entries[entryFrom:]
         del self._ends[entryFrom:]
+        last = self.last_index  # what follows may come back with other terms: not durable until synced again
+        self.durable_index = min(self.durable_index, last)
+        self._written_up_to = deque((gen, min(index, last)) for gen, index in self._written_up_to)
         end = self._end()
         if end < self._written:
             self._truncate(end)
@@ -184,12 +199,13 @@ class DurableJournal:
         self._pending.clear()
         self._written = len(data)
         self._generation += 1
-        self.mark_synced(self._generation)  # write_atomically synced it
         pos = 0
         for command, idx, term in keep:
             pos += _HEAD.size + _IDX_TERM.size + len(command)
             self._entries.append((command, idx, term))
             self._ends.append(pos)
+        self._written_up_to.append((self._generation, self.last_index))
+        self.mark_synced(self._generation)  # write_atomically synced it
 
     def __getitem__(self, item):
         return self._entries[item]

@@ -19,6 +19,7 @@ What we add around pysyncobj (docs/pysyncobj.md says why each is needed):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gzip
 import logging
@@ -27,7 +28,7 @@ import os
 import time
 import types
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import msgpack
 import pysyncobj.serializer as _serializer_module
@@ -197,11 +198,12 @@ class _Pacer:
 
     After every tick (once pysyncobj has appended every queued command), the leader sends the
     new entries and the new commit index to the followers in one message each, then the journal
-    is synced off the loop (`DiskSync`). No tick of a leader runs while its journal holds
-    entries not yet on disk: its commit calculation counts itself only for entries on its disk.
-    A follower ticks on: its acknowledgements wait for its syncs instead. pysyncobj alone either
-    sends per command (one follower fsync each) or waits for the next heartbeat. The leader may
-    send before its own sync (Raft thesis §10.2.1)."""
+    is synced off the loop (`DiskSync`). The leader ticks on while its sync runs (Raft thesis
+    §10.2.1): it takes new commands, sends them, and commits what a majority holds on disk,
+    counting itself only up to its own durable index (`Replica.durable_commit_view`). A follower
+    ticks on too: its acknowledgements wait for its syncs instead. A leader alone has no one to
+    pipeline with and ticks only once its journal is synced. pysyncobj alone either sends per
+    command (one follower fsync each) or waits for the next heartbeat."""
 
     def __init__(self) -> None:
         self.replica: Replica | None = None
@@ -235,16 +237,15 @@ class _Pacer:
         replica = self.replica
         if replica is None:
             return
-        if self.syncing:  # the sync's end will tick; a slow disk must not look like a dead leader, though
-            if replica._isLeader() and raft_clock() >= replica._SyncObj__newAppendEntriesTime:
-                replica._SyncObj__sendAppendEntries()
+        if self.syncing and replica.alone():  # its own disk is the whole majority
             return
-        if self.replica._isLeader() and self.disk.needs_sync():
-            self.sync_then_tick()  # a leader's commit calculation counts its own log
+        if replica._isLeader() and replica.alone() and self.disk.needs_sync():
+            self.sync_then_tick()
             return
         try:
-            self.replica.maybe_pre_vote()
-            self.replica.doTick(0.0)
+            replica.maybe_pre_vote()
+            with replica.durable_commit_view():
+                replica.doTick(0.0)
         except Exception:  # noqa: BLE001 - pysyncobj's own tick thread logs and carries on too
             log.exception("raft tick failed")
 
@@ -257,8 +258,8 @@ class _Pacer:
             if now != self.sent:
                 self.sent = now
                 replica._SyncObj__sendAppendEntries()  # first: followers write while we do
-            if self.disk.needs_sync():
-                self.sync_then_tick()
+            if self.disk.needs_sync() and not self.syncing:
+                self.sync_then_tick()  # the leader's durable index moves on: a commit may follow
         # A follower's entries are synced before it acknowledges them (ack_when_durable).
 
     def sync_then_tick(self) -> None:
@@ -308,6 +309,7 @@ class Replica(SyncObj):
         self._prevote = prevote.PreVote()
         self.pre_votes = 0  # rounds started (a metric)
         self._leader_heard: float | None = None  # monotonic time of the last append_entries of a current leader
+        self._real_match_index: dict | None = None  # pysyncobj's, while durable_commit_view shows it another
         conf = SyncObjConf(
             autoTick=False,  # ticks come from the event loop (_Pacer)
             password=secret,
@@ -372,6 +374,46 @@ class Replica(SyncObj):
                 next_index[node] = before
             return
         handle(node, message)
+
+    # -- commit: a majority of durable copies, the leader's own counted once synced ---------
+
+    def alone(self) -> bool:
+        return not self._SyncObj__otherNodes
+
+    @contextlib.contextmanager
+    def durable_commit_view(self) -> Iterator[None]:
+        """Around a tick: the leader's commit calculation counts the leader only up to its durable index.
+
+        pysyncobj counts the leader in every majority for every entry it has appended (`_onTick`: count = 1),
+        which is right only once the leader's journal is synced. The leader here appends and sends while its
+        own fdatasync runs (Raft thesis §10.2.1), so for the calculation, which comes first in the tick, the
+        follower with the highest match index is seen at most at the leader's durable index D. For N >= 2
+        that gives pysyncobj's count exactly the majority of {D, follower match indexes}: the set it counts
+        is {infinity, min(m1, D), m2, ...} against the true {max(m1, D), min(m1, D), m2, ...}, whose
+        largest element never decides a majority of two or more. The real match indexes are back before the
+        tick applies entries (`_SyncObj__applyLogEntries`) and after it, whatever happens."""
+        real = self._SyncObj__raftMatchIndex
+        durable = self._SyncObj__raftLog.durable_index
+        if not (self._isLeader() and real) or durable >= self._last_index():
+            yield
+            return
+        top = max(real, key=real.get)
+        self._SyncObj__raftMatchIndex = {**real, top: min(real[top], durable)}
+        self._real_match_index = real
+        try:
+            yield
+        finally:
+            self._restore_match_index()
+
+    def _restore_match_index(self) -> None:
+        if self._real_match_index is not None:
+            self._SyncObj__raftMatchIndex = self._real_match_index
+            self._real_match_index = None
+
+    def _SyncObj__applyLogEntries(self) -> bool:  # noqa: N802 - replaces pysyncobj's
+        """Comes right after the commit calculation in pysyncobj's tick: the real match indexes from here on."""
+        self._restore_match_index()
+        return super()._SyncObj__applyLogEntries()
 
     # -- members: who may speak for an address (member_identity.py) -------------------------
 

@@ -3,7 +3,9 @@ import asyncio
 import logging
 import os
 import shutil
+import threading
 import time
+import types
 
 import pytest
 
@@ -185,3 +187,44 @@ async def test_a_leader_whose_disk_is_slow_keeps_sending_heartbeats(local, monke
     await local.put(b"slow", b"disk", via=leader)
     assert local.leader() is leader and leader.replica.raftCurrentTerm == term
     assert all(m.replica.raftCurrentTerm == term for m in local.members)
+
+
+@pytest.fixture
+def leader_disk_stuck(monkeypatch):
+    """Holds every fdatasync of the data dir `hold(dir)` names until `release()`, as a slow disk would."""
+    real, gate, held = os.fdatasync, threading.Event(), []
+
+    def fdatasync(fd):
+        if held and os.readlink(f"/proc/self/fd/{fd}").startswith(held[0]):
+            gate.wait(10)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    yield types.SimpleNamespace(hold=held.append, release=gate.set)
+    gate.set()
+
+
+async def test_the_leader_commits_on_its_followers_disks_while_its_own_sync_runs(local, leader_disk_stuck):
+    """Raft thesis §10.2.1: the leader sends before it writes, and an entry is committed once a majority has it
+    on disk, whichever majority: two followers of three do, with the leader's fdatasync still running."""
+    leader = await local.wait_for_leader()
+    leader_disk_stuck.hold(leader.data_dir)
+    await asyncio.wait_for(local.put(b"k", b"on the followers' disks", via=leader), 5)
+    assert leader.replica._SyncObj__raftLog.durable_index < leader.replica.raftCommitIndex
+
+
+async def test_the_leader_counts_itself_only_for_entries_on_its_own_disk(local, leader_disk_stuck):
+    """With one follower cut off, the leader and the other follower are the only majority: an entry the
+    follower holds on disk is not committed until the leader's own fdatasync has finished."""
+    leader = await local.wait_for_leader()
+    cut, other = local.followers()
+    leader.replica.set_partitioned({cut.addr})
+    leader_disk_stuck.hold(leader.data_dir)
+    put = asyncio.create_task(local.put(b"k", b"v", via=leader))
+    index = await local.wait_for(lambda: leader.replica._SyncObj__raftMatchIndex[leader.peer(other.addr)] >
+                                 leader.replica._SyncObj__raftLog.durable_index, what="the follower's ack")
+    assert index
+    leader.replica._pace.tick()
+    assert leader.replica.raftCommitIndex <= leader.replica._SyncObj__raftLog.durable_index and not put.done()
+    leader_disk_stuck.release()
+    await asyncio.wait_for(put, 5)

@@ -105,3 +105,25 @@ def test_a_snapshot_is_on_disk_before_it_replaces_the_old_one_and_its_name_after
     durable_replace(tmp, path)
     assert calls == [("fsync", tmp), ("replace", path), ("fsync", str(tmp_path))]
     assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+def test_the_durable_index_moves_only_with_a_sync_that_covers_it(tmp_path):
+    """The leader counts itself in a majority only up to `durable_index` (kvstore/replica.py)."""
+    j = synced(str(tmp_path / "raft.journal"), 3)
+    assert j.durable_index == 3
+    j.add(b"c4", 4, 1)
+    first = j.write_out()
+    j.add(b"c5", 5, 1)
+    second = j.write_out()
+    assert j.durable_index == 3  # written, not synced
+    j.mark_synced(first)
+    assert j.durable_index == 4
+    j.deleteEntriesFrom(3)  # a conflict drops 4 and 5; 4 comes back with another term, not yet synced
+    j.add(b"c4'", 4, 2)
+    j.write_out()
+    assert j.durable_index == 3
+    j.mark_synced(second)  # that sync covered the old 4 and 5, not the new 4
+    assert j.durable_index == 3
+    j.sync()
+    assert j.durable_index == 4
+    assert DurableJournal(str(tmp_path / "raft.journal")).durable_index == 4
