@@ -1,20 +1,31 @@
-"""How the API server reaches a node's kubelet (node/kubelet_server.py): where it listens, and what it presents.
+"""How the API server reaches a node's kubelet (node/kubelet_server.py): where it dials, and what it checks and shows.
 
-The address is the Node's status: InternalIP and daemonEndpoints.kubeletEndpoint.Port. The credential is that
-node's own token from this master's --token-file (the user system:node:NAME), which its kubelet accepts and users
-never hold (node/kubelet_auth.py says why, and what TLS would change: only this module and that one).
+The address is the Node's status, and only it: InternalIP and daemonEndpoints.kubeletEndpoint.Port. The connection
+is TLS, the kubelet's certificate verified against --kubelet-certificate-authority (the cluster CA) for that very
+address, strictly (VERIFY_X509_STRICT); the API server shows its --kubelet-client-certificate (CN
+kube-apiserver-kubelet-client, O system:masters), the only credential a kubelet accepts (node/kubelet_auth.py). So a
+Node whose status names some other address gets nothing: no certificate there is valid for it, and no token is sent.
+A master started without those flags reaches no kubelet, and says so.
 """
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import aiohttp
 
 from api.errors import ApiError
-from api.node_authorizer import node_user
 
 Obj = dict[str, Any]
 CONNECT_TIMEOUT = 5.0
+
+
+def tls_context(cert_file: str, key_file: str, ca_file: str) -> ssl.SSLContext:
+    """The client side of that TLS; OSError or ssl.SSLError when a file is missing or wrong."""
+    context = ssl.create_default_context(cafile=ca_file)
+    context.verify_flags |= ssl.VERIFY_X509_STRICT
+    context.load_cert_chain(cert_file, key_file)
+    return context
 
 
 def kubelet_address(node: Obj) -> tuple[str, int]:
@@ -28,25 +39,22 @@ def kubelet_address(node: Obj) -> tuple[str, int]:
 
 
 class KubeletClient:
-    def __init__(self, tokens: Any) -> None:
-        """`tokens`: this master's StaticTokens (api/authentication.py), or None without authentication."""
-        self.tokens = tokens
+    def __init__(self, tls: ssl.SSLContext | None) -> None:
+        """`tls`: tls_context() of this master's --kubelet-* flags; None when it was started without them."""
+        self.tls = tls
 
-    def headers(self, node: Obj) -> dict[str, str]:
-        users = self.tokens.users() if self.tokens is not None else {}
-        name = node_user(node["metadata"]["name"])
-        token = next((token for token, user in users.items() if user.name == name), None)
-        return {"Authorization": f"Bearer {token}"} if token else {}
-
-    @staticmethod
-    def url(node: Obj, path: str) -> str:
+    def url(self, node: Obj, path: str) -> str:
+        if self.tls is None:
+            raise ApiError(503, "this master was started without --kubelet-client-certificate, --kubelet-client-key "
+                                "and --kubelet-certificate-authority: it does not reach kubelets (logs, exec, attach, "
+                                "port-forward, metrics)")
         ip, port = kubelet_address(node)
-        return f"http://{ip}:{port}{path}"
+        return f"https://{f'[{ip}]' if ':' in ip else ip}:{port}{path}"
 
-    @staticmethod
-    def session(total: float | None = None) -> aiohttp.ClientSession:
+    def session(self, total: float | None = None) -> aiohttp.ClientSession:
         """A session for one request or stream; `total` bounds the whole exchange (None: a stream's lifetime)."""
-        return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=total, sock_connect=CONNECT_TIMEOUT))
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.tls or True),
+                                     timeout=aiohttp.ClientTimeout(total=total, sock_connect=CONNECT_TIMEOUT))
 
     @staticmethod
     def unreachable(node: Obj, exc: Exception) -> ApiError:

@@ -41,6 +41,7 @@ KUBELET_PATHS = {"exec": "exec", "attach": "attach", "portforward": "portForward
 MAX_MESSAGE = 32 << 20  # upstream's bound (x/net/websocket's), as the kubelet's
 CLOSE_TIMEOUT = 5.0
 ENDS = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)  # what ends a WebSocket's reading
+UNSENDABLE = (1004, 1005, 1006, 1015)  # reserved: RFC 6455 7.4.1 lets no close frame carry them
 
 
 def pick_container(pod: Obj, asked: str | None) -> str:
@@ -88,7 +89,7 @@ async def logs(request: web.Request, objects: Any, kubelets: KubeletClient, name
     url = kubelets.url(node, f"/containerLogs/{quote(namespace)}/{quote(name)}/{quote(container)}")
     async with kubelets.session() as session:
         try:
-            upstream = await session.get(url, params=params, headers=kubelets.headers(node))
+            upstream = await session.get(url, params=params)
         except (aiohttp.ClientError, OSError) as exc:
             raise kubelets.unreachable(node, exc) from None
         async with upstream:
@@ -122,8 +123,7 @@ async def stream(request: web.Request, objects: Any, kubelets: KubeletClient, na
     asked = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
     async with kubelets.session() as session:
         try:
-            upstream = await session.ws_connect(url, params=query, protocols=asked, headers=kubelets.headers(node),
-                                                max_msg_size=MAX_MESSAGE)
+            upstream = await session.ws_connect(url, params=query, protocols=asked, max_msg_size=MAX_MESSAGE)
         except aiohttp.WSServerHandshakeError:
             raise await _verdict(kubelets, node, url, query, asked) from None
         except (aiohttp.ClientError, OSError) as exc:
@@ -139,7 +139,7 @@ async def stream(request: web.Request, objects: Any, kubelets: KubeletClient, na
 async def _verdict(kubelets: KubeletClient, node: Obj, url: str, query: list[tuple[str, str]],
                    asked: list[str]) -> ApiError:
     """The kubelet's answer to the request asked plainly (no upgrade): its reason to refuse it."""
-    headers = kubelets.headers(node) | ({"Sec-WebSocket-Protocol": ", ".join(asked)} if asked else {})
+    headers = {"Sec-WebSocket-Protocol": ", ".join(asked)} if asked else {}
     async with kubelets.session(total=10) as session:
         try:
             async with session.get(url, params=query, headers=headers) as resp:
@@ -148,25 +148,36 @@ async def _verdict(kubelets: KubeletClient, node: Obj, url: str, query: list[tup
             return kubelets.unreachable(node, exc)
 
 
+def passed_on(msg: aiohttp.WSMessage) -> tuple[int, str]:
+    """The close code and reason to give the other side once `msg` ended one side's reading: those of its close frame
+    (the kubelet says why it ended a port-forward so), as sent, not the socket's close_code, which aiohttp makes 1006
+    when its reply to that frame cannot be written (a kubelet closes its end as soon as it has sent its close). A side
+    gone without a close frame, or a code no frame may carry (1005, 1006, 1015), is 1001, going away."""
+    code = msg.data if msg.type == WSMsgType.CLOSE and isinstance(msg.data, int) else None
+    if code is None or not 1000 <= code < 5000 or code in UNSENDABLE:
+        return aiohttp.WSCloseCode.GOING_AWAY, ""
+    return code, msg.extra or ""
+
+
 async def _relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> None:
     """Messages both ways until one side closes; then the other is closed with the same code and reason (a close while
     the other direction still reads is how aiohttp ends that read: no task is cancelled in the middle of a close)."""
-    async def pipe(source: Any, sink: Any) -> str:
-        """Until the source closes: the reason it gave (the kubelet says why it ended a port-forward so)."""
+    async def pipe(source: Any, sink: Any) -> tuple[int, str]:
+        """Until the source closes: what to close the sink with (passed_on)."""
         while (msg := await source.receive()).type not in ENDS:
             if msg.type == WSMsgType.BINARY:
                 await sink.send_bytes(msg.data)
             elif msg.type == WSMsgType.TEXT:
                 await sink.send_str(msg.data)
-        return msg.extra if msg.type == WSMsgType.CLOSE and msg.extra else ""
+        return passed_on(msg)
 
     to_kubelet, to_client = asyncio.create_task(pipe(client, upstream)), asyncio.create_task(pipe(upstream, client))
     try:
         done, _ = await asyncio.wait((to_kubelet, to_client), return_when=asyncio.FIRST_COMPLETED)
         first = done.pop()
-        ended, other = (client, upstream) if first is to_kubelet else (upstream, client)
-        reason = "" if first.exception() else first.result()
-        await other.close(code=ended.close_code or aiohttp.WSCloseCode.OK, message=reason.encode())
+        other = upstream if first is to_kubelet else client
+        code, reason = (aiohttp.WSCloseCode.GOING_AWAY, "") if first.exception() else first.result()
+        await other.close(code=code, message=reason.encode())
         await asyncio.wait((to_kubelet, to_client), timeout=CLOSE_TIMEOUT)
     finally:
         for task in (to_kubelet, to_client):

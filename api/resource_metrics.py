@@ -78,7 +78,7 @@ async def summaries(kubelets: KubeletClient, nodes: list[Obj]) -> dict[str, Obj]
         name = node["metadata"]["name"]
         try:
             url = kubelets.url(node, "/stats/summary")
-            async with session.get(url, params={"node": name}, headers=kubelets.headers(node)) as resp:
+            async with session.get(url, params={"node": name}) as resp:
                 return name, (await resp.json() if resp.status == 200 else None)
         except (ApiError, aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError):
             return name, None

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import functools
 import logging
+import ssl
 from typing import Any, Awaitable, Callable
 
 import orjson
@@ -107,8 +108,10 @@ class ApiServer:
     def __init__(self, store, hub: WatchHub, *, service_ip_range: str = DEFAULT_RANGE,
                  tokens: StaticTokens | None = None, service_account_keys: ServiceAccountKeys | None = None,
                  authorization: tuple[str, ...] = ("AlwaysAllow",), metrics: ApiMetrics | None = None,
-                 transformer: Transformer | None = None, inflight: InFlight | None = None) -> None:
-        """`tokens` None: no authentication (a master started by hand without --token-file)."""
+                 transformer: Transformer | None = None, inflight: InFlight | None = None,
+                 kubelet_tls: ssl.SSLContext | None = None) -> None:
+        """`tokens` None: no authentication (a master started by hand without --token-file). `kubelet_tls`: how it
+        reaches kubelets (api/kubelet_client.py), None for not at all."""
         self.tokens = tokens
         self.sa_keys = service_account_keys
         self.inflight = inflight or InFlight()
@@ -119,7 +122,7 @@ class ApiServer:
         self.admission = Admission(self.objects, self.services)
         self.metrics = metrics if metrics is not None else ApiMetrics()  # the master passes its registry's
         self.authenticator = Authenticator(tokens, service_account_keys, self.objects)
-        self.kubelets = KubeletClient(tokens)
+        self.kubelets = KubeletClient(kubelet_tls)
         self.authorizer = Authorizer(list(authorization), self.objects, hub)
 
     def app(self) -> web.Application:

@@ -127,7 +127,7 @@ class ContainerRunner:
         config = await pod_config.fetch(w.ctx.client, w.pod)
         env = envs.container_env(w.pod, self.spec, config, pod_ip=w.sandbox.ip, host_ip=w.ctx.host_ip,
                                  node_allocatable=w.ctx.allocatable)
-        env["RAFTKUBE_ROOT"] = w.sandbox.root_dir(self.name)
+        env["RAFTKUBE_ROOT"] = w.ctx.runtime.container_root(w.sandbox, self.name)
         return env
 
     async def _start(self) -> Handle | None:

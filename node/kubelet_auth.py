@@ -1,40 +1,54 @@
-"""Who may call the kubelet's server (node/kubelet_server.py): the API server, and nobody else.
+"""Who may call the kubelet's server (node/kubelet_server.py): the API server, and nobody else, as upstream's kubelet
+with --client-ca-file checks the API server's --kubelet-client-certificate.
 
-Today that is whoever presents the node's own token (`Authorization: Bearer TOKEN`, the user system:node:NAME): the
-API server reads it from its --token-file (api/kubelet_client.py) and the kubelet holds it as its identity. That
-keeps users' tokens out, admins' included, and other nodes too (each has a token of its own); Kubernetes does it with
-TLS, the kubelet serving with a certificate the cluster CA signed and accepting only the API server's client
-certificate (issue 14). Both ends of that check live in this module and in api/kubelet_client.py, so the change
-stays in two places. A process running several (fake) nodes serves them all, so it accepts the token of each.
+The server speaks TLS only, with a serving certificate the cluster CA signed for the node's InternalIP (where the
+API server dials, verifying it: api/kubelet_client.py). It asks every client for a certificate and verifies the one
+it gets against --client-ca-file, strictly (VERIFY_X509_STRICT), and for client use (a kubelet's serving certificate
+fails the handshake). A request is then served only when that certificate names the API server's kubelet client:
+CN kube-apiserver-kubelet-client in group (O) system:masters. No certificate, or another one the CA signed, is a 401
+with a sentence; tokens, the node's included, mean nothing here. /healthz answers anyone.
 """
 from __future__ import annotations
 
-import hmac
-from typing import Awaitable, Callable
+import ssl
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+API_SERVER = ("kube-apiserver-kubelet-client", "system:masters")  # (CN, O), as api/kubelet_client.py presents
 
 
-class BearerToken:
-    def __init__(self, tokens: list[str] | None) -> None:
-        """`tokens` None: no check (a node started without a token, against masters without authentication)."""
-        self.tokens = tokens
+def subject(peercert: dict[str, Any] | None) -> tuple[str | None, set[str]]:
+    """(common name, organizations) of a verified peer certificate as ssl reports it."""
+    pairs = [pair for rdn in (peercert or {}).get("subject", ()) for pair in rdn]
+    names = [value for key, value in pairs if key == "commonName"]
+    return (names[0] if names else None), {value for key, value in pairs if key == "organizationName"}
 
-    def allows(self, request: web.Request) -> bool:
-        if self.tokens is None:
-            return True
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and any(hmac.compare_digest(given.strip().encode(), token.encode())
-                                                  for token in self.tokens)
+
+class ClientCertificate:
+    def __init__(self, cert_file: str, key_file: str, client_ca_file: str) -> None:
+        """The server's TLS: its certificate and key, and the CA its client must be signed by; OSError or
+        ssl.SSLError when a file is missing or wrong."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(cert_file, key_file)
+        context.load_verify_locations(client_ca_file)
+        context.verify_mode = ssl.CERT_OPTIONAL  # a client without one hears why, in a 401
+        context.verify_flags |= ssl.VERIFY_X509_STRICT
+        self.context = context
+
+    @staticmethod
+    def allows(request: web.Request) -> bool:
+        common_name, groups = subject(request.transport.get_extra_info("peercert") if request.transport else None)
+        return common_name == API_SERVER[0] and API_SERVER[1] in groups
 
     def middleware(self, *, open_paths: tuple[str, ...]) -> Callable:
         @web.middleware
         async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
             if request.path not in open_paths and not self.allows(request):
-                return web.Response(status=401, text="Unauthorized: the kubelet serves the API server only "
-                                                     "(Authorization: Bearer with the node token)")
+                return web.Response(status=401, text="Unauthorized: the kubelet serves the API server only (its "
+                                                     f"client certificate, CN {API_SERVER[0]}, O {API_SERVER[1]})")
             return await handler(request)
 
         return authenticate

@@ -10,7 +10,7 @@ who asks, finds the pod and the container; each module behind it does one job.
     GET /metrics                               node/metrics.py            Prometheus
     GET /healthz                               open
 
-It listens on the node's own address. Every path but /healthz wants the bearer token the API server presents
+It listens on the node's own address, over TLS. Every path but /healthz wants the API server's client certificate
 (kubelet_auth.py); a node process running several (fake) nodes serves them all on one port. A request the kubelet
 cannot serve is answered before any upgrade, with a 4xx and a sentence (the API server passes it on to kubectl):
 no such pod here, no such container, the container not running, a runtime with nothing to exec into, a subprotocol
@@ -30,7 +30,7 @@ from aiohttp import web
 from node import (attach, channel_session, channels, container_logs, exec as exec_, port_forward,
                   port_forward_channels, wsstream)
 from node.container_runner import ContainerRunner
-from node.kubelet_auth import BearerToken
+from node.kubelet_auth import ClientCertificate
 from node.pod_worker import PodWorker
 from node.stats import StatsCollector
 
@@ -38,7 +38,7 @@ log = logging.getLogger("raftkube.kubelet")
 
 
 class KubeletServer:
-    def __init__(self, kubelets: list[Any], auth: BearerToken, *, metrics: Callable[[], bytes],
+    def __init__(self, kubelets: list[Any], auth: ClientCertificate, *, metrics: Callable[[], bytes],
                  stats: StatsCollector) -> None:
         self.kubelets = kubelets
         self.auth = auth
@@ -61,7 +61,7 @@ class KubeletServer:
     async def start(self, host: str, port: int) -> int:
         self.runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, host, port, reuse_address=True)
+        site = web.TCPSite(self.runner, host, port, reuse_address=True, ssl_context=self.auth.context)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         return self.port

@@ -1,12 +1,14 @@
 """The log shim: runs one container's command and writes its output as timestamped log lines (node/log_format.py),
 as containerd's shim or conmon do for real runtimes.
 
-    python3 -E -s -S node/log_shim.py --log DIR/current.log --max-bytes N --exit-file DIR/exit.json -- ARGV...
+    python3 -E -s -S node/log_shim.py --log DIR/current.log --max-bytes N --exit-file DIR/exit.json [--pass-fd N] \
+        -- ARGV...
 
 Why a process of its own: a kubelet may be killed and started again while its containers run (it adopts them,
 node/runtime_process.py). Had the kubelet read the container's output through a pipe, the pipe would break with it;
 the shim lives exactly as long as the container, in its session, and is signalled with it. It
-- starts the command with the shim's own environment, working directory and stdin (the runtime set them up);
+- starts the command with the shim's own environment, working directory and stdin (the runtime set them up), and
+  descriptor --pass-fd, which it closes itself (node/launch.py: the command's report that it started);
 - lets SIGTERM, SIGINT and SIGHUP pass: they are for the container (the kubelet signals the whole process group),
   and the shim keeps reading until the container's output ends;
 - stamps each line with the time it was read; a line longer than 16 KiB is written in parts (P entries);
@@ -91,15 +93,18 @@ def die_with_parent(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def run(argv: list[str], log: LogFile) -> int:
+def run(argv: list[str], log: LogFile, pass_fds: tuple[int, ...]) -> int:
     shim = os.getpid()
     try:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=pass_fds,
                                 preexec_fn=lambda: die_with_parent(shim))
     except OSError as exc:
         log.write(log_format.encode("stderr", f"failed to start {argv[0]!r}: {exc.strerror}".encode(),
                                     time.time_ns()))
         return 127
+    finally:
+        for fd in pass_fds:
+            os.close(fd)
     streams = {proc.stdout: Lines("stdout", log), proc.stderr: Lines("stderr", log)}
     selector = selectors.DefaultSelector()
     for pipe in streams:
@@ -129,7 +134,7 @@ def main(args: list[str]) -> int:
     log = LogFile(options["--log"], int(options["--max-bytes"]))
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: None)  # a handler, not SIG_IGN: the command starts with the default again
-    code = run(args[cut + 1:], log)
+    code = run(args[cut + 1:], log, (int(options["--pass-fd"]),) if "--pass-fd" in options else ())
     exit_file = options["--exit-file"]
     with open(exit_file + ".tmp", "w") as f:
         json.dump({"exitCode": code}, f)

@@ -9,13 +9,19 @@ Each probe waits `initialDelaySeconds`, then runs every `periodSeconds`, each tr
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import ssl
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+from node.runtime import ContainerError, ExecProcess
 
 if TYPE_CHECKING:
     from node.container_runner import ContainerRunner
 
 Obj = dict[str, Any]
+Run = Callable[[list[str]], Awaitable[ExecProcess]]  # a command started as the container runs them (runtime.exec)
 
 
 def _num(probe: Obj, field: str, default: float) -> float:
@@ -51,22 +57,22 @@ async def http_get(host: str, port: int, path: str, *, https: bool, headers: lis
     return 200 <= code < 400, f"HTTP probe failed with statuscode: {code}"
 
 
-async def run_probe(probe: Obj, *, host: str, container: Obj, env: dict[str, str], cwd: str) -> tuple[bool, str]:
+async def run_probe(probe: Obj, *, host: str, container: Obj, run: Run) -> tuple[bool, str]:
     """One try: (success, what went wrong)."""
     timeout = _num(probe, "timeoutSeconds", 1)
     try:
         if probe.get("exec"):
             command = [str(c) for c in probe["exec"].get("command") or []]
-            proc = await asyncio.create_subprocess_exec(*command, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
-                                                        stdout=asyncio.subprocess.PIPE,
-                                                        stderr=asyncio.subprocess.STDOUT)
+            process = await run(command)
             try:
-                out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+                out, err = await asyncio.wait_for(process.proc.communicate(), timeout)
             except asyncio.TimeoutError:
-                proc.kill()
-                await proc.wait()
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.proc.pid, signal.SIGKILL)  # it leads a session of its own
+                await process.proc.wait()
                 return False, f"command {command} timed out after {timeout:g}s"
-            return proc.returncode == 0, out.decode("utf-8", "replace").strip()[-200:] or f"exit code {proc.returncode}"
+            said = (out + err).decode("utf-8", "replace").strip()[-200:]
+            return process.proc.returncode == 0, said or f"exit code {process.proc.returncode}"
         if probe.get("httpGet"):
             get = probe["httpGet"]
             return await http_get(get.get("host") or host, resolve_port(get.get("port"), container),
@@ -79,6 +85,8 @@ async def run_probe(probe: Obj, *, host: str, container: Obj, env: dict[str, str
             writer.close()
             return True, ""
         return True, "no exec, httpGet or tcpSocket handler: raftkube treats this probe as passing"
+    except ContainerError as exc:
+        return False, exc.message
     except (OSError, asyncio.TimeoutError, ValueError) as exc:
         return False, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
@@ -97,6 +105,11 @@ class Prober:
     def cancel(self) -> None:
         if self.task is not None:
             self.task.cancel()
+
+    def _exec(self, command: list[str]) -> Awaitable[ExecProcess]:
+        runner = self.runner
+        return runner.worker.ctx.runtime.exec(runner.worker.sandbox, runner.spec, runner.env, command, stdin=False,
+                                              tty=False)
 
     async def _run(self) -> None:
         spec, rec = self.runner.spec, self.runner.record
@@ -117,8 +130,7 @@ class Prober:
         successes = failures = 0
         await asyncio.sleep(_num(probe, "initialDelaySeconds", 0))
         while True:
-            ok, message = await run_probe(probe, host=runner.worker.sandbox.ip, container=runner.spec,
-                                          env=runner.env, cwd=runner.worker.sandbox.root_dir(runner.name))
+            ok, message = await run_probe(probe, host=runner.worker.sandbox.ip, container=runner.spec, run=self._exec)
             successes, failures = (successes + 1, 0) if ok else (0, failures + 1)
             if not ok:
                 runner.worker.event("Warning", "Unhealthy", f"{kind} probe failed: {message}")

@@ -57,6 +57,10 @@ class Runtime(Protocol):
     async def prepare(self, sandbox: Sandbox, pod: Obj, config: PodConfig) -> None:
         """The pod's volumes as files; raises ContainerError("FailedMount", ...) when one cannot be made."""
 
+    def container_root(self, sandbox: Sandbox, name: str) -> str:
+        """Where the container sees its volumeMounts: `/`, or a directory of the node without mounts
+        ($RAFTKUBE_ROOT)."""
+
     async def start(self, sandbox: Sandbox, pod: Obj, container: Obj, env: dict[str, str]) -> Handle:
         """Start one container, its output going to sandbox.log_path(name); raises ContainerError."""
 
@@ -68,5 +72,5 @@ class Runtime(Protocol):
 
     async def exec(self, sandbox: Sandbox, container: Obj, env: dict[str, str], argv: list[str], *, stdin: bool,
                    tty: bool) -> ExecProcess:
-        """Start `argv` as the container would run it (its environment and working directory); only when
-        `streaming`. Raises ContainerError when it cannot start."""
+        """Start `argv` as the container would run it (its environment, working directory, namespace and user);
+        only when `streaming`. Raises ContainerError when it cannot start."""

@@ -73,6 +73,9 @@ class FakeRuntime:
     async def prepare(self, sandbox: Sandbox, pod: Obj, config: PodConfig) -> None:
         return None  # no processes, no files to give them
 
+    def container_root(self, sandbox: Sandbox, name: str) -> str:
+        return sandbox.root_dir(name)
+
     def _handle(self, pod: Obj, container_id: str) -> FakeHandle:
         ends = (pod.get("spec") or {}).get("restartPolicy", "Always") != "Always"
         return FakeHandle(container_id, self.run_time if ends else None, fake_exit_code(pod))

@@ -1,18 +1,23 @@
-"""Volumes as files in the pod's sandbox, and volumeMounts as symlinks in each container's root.
+"""Volumes as files in the pod's sandbox, and what each volumeMount makes of them in a container.
 
-Without root there are no mounts: a volume is the directory `volumes/<name>` of the pod, and a container's
-volumeMount at `/etc/config` is the symlink `$RAFTKUBE_ROOT/etc/config` to it. The process starts in
-$RAFTKUBE_ROOT, so the relative path `etc/config/...` works too. Supported: emptyDir, configMap, secret,
-downwardAPI, projected (of those three and serviceAccountToken) and hostPath; `items`, `defaultMode`, `mode`,
-`optional`, `subPath`.
-The files are written when the pod starts, and a volume that holds a service account token again when the token is
-renewed (node/service_account_tokens.py); other later changes to a ConfigMap do not reach a running pod.
+Every volume but hostPath is the directory `volumes/<name>` of the pod, written when the pod starts, and a volume
+that holds a service account token again when the token is renewed (node/service_account_tokens.py); other later
+changes to a ConfigMap do not reach a running pod. Supported: emptyDir, configMap, secret, downwardAPI, projected
+(of those three and serviceAccountToken) and hostPath (only under the node's --allowed-host-paths,
+node/host_paths.py); `items`, `defaultMode`, `mode`, `optional`, `subPath`, `readOnly`. `mounts()` says, per
+volumeMount, which directory of the node appears where; how it appears depends on the node (node/isolation.py):
+- as root, each is bind-mounted at its mountPath in the container's own root (node/pod_root.py), read-only when
+  readOnly and always for configMap, secret, downwardAPI and projected volumes, as the kubelet does (a renewed
+  token replaces its file in the volume's directory, so the container sees it);
+- without root there are no mounts: `link()` makes the mountPath `/etc/config` the symlink `$RAFTKUBE_ROOT/etc/config`
+  to the volume. The process starts in $RAFTKUBE_ROOT, so the relative path `etc/config/...` works too.
 """
 from __future__ import annotations
 
 import base64
 import os
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from node import env as envs
 from node.pod_config import PodConfig
@@ -22,6 +27,21 @@ from node.service_account_tokens import key_of
 
 Obj = dict[str, Any]
 Files = dict[str, tuple[bytes, int]]  # relative path -> (content, mode)
+WRITABLE = ("emptyDir", "hostPath")  # the other kinds are the kubelet's files, read-only in a container
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One volumeMount: `sub_path` inside the node's directory `base` (the volume's; "/" for a hostPath, whose
+    resolved path is then all in `sub_path`) appears at `target`, an absolute path in the container."""
+    base: str
+    sub_path: str
+    target: str
+    read_only: bool
+
+    @property
+    def source(self) -> str:
+        return os.path.join(self.base, self.sub_path)
 
 
 def _mode(value: Any, default: int) -> int:
@@ -108,22 +128,20 @@ def volume_files(pod: Obj, volume: Obj, config: PodConfig, pod_ip: str) -> Files
 def _safe(base: str, relative: str) -> str:
     """A path inside `base`; '..' that would leave it is refused (a pod cannot write outside its sandbox)."""
     path = os.path.normpath(os.path.join(base, relative.lstrip("/")))
-    if path != base and not path.startswith(base + os.sep):
+    if path != base and not path.startswith(base.rstrip(os.sep) + os.sep):
         raise ContainerError("FailedMount", f"the path {relative!r} leaves the volume")
     return path
 
 
-def materialize(sandbox: Sandbox, pod: Obj, config: PodConfig) -> None:
-    """Write every volume of the pod under sandbox/volumes (an emptyDir keeps what it holds)."""
+def materialize(sandbox: Sandbox, pod: Obj, config: PodConfig, host_path: Callable[[str], str]) -> None:
+    """Write every volume of the pod under sandbox/volumes (an emptyDir keeps what it holds); `host_path` resolves a
+    hostPath's path, or refuses it with a ContainerError."""
     root = os.path.join(sandbox.dir, "volumes")
-    for volume in (pod.get("spec") or {}).get("volumes") or []:
-        if not isinstance(volume, dict) or not volume.get("name"):
+    for volume in _volumes(pod).values():
+        if "hostPath" in volume:
+            host_path(str((volume["hostPath"] or {}).get("path") or ""))
             continue
         target = _safe(root, volume["name"])
-        if "hostPath" in volume:
-            if not os.path.lexists(target):
-                os.symlink(str((volume["hostPath"] or {}).get("path") or "/"), target)
-            continue
         files = volume_files(pod, volume, config, sandbox.ip)
         os.makedirs(target, exist_ok=True)
         for relative, (content, mode) in (files or {}).items():
@@ -135,23 +153,45 @@ def materialize(sandbox: Sandbox, pod: Obj, config: PodConfig) -> None:
             os.replace(path + ".tmp", path)
 
 
-def mount(sandbox: Sandbox, container: Obj) -> str:
-    """The container's root with a symlink per volumeMount; answers its working directory."""
-    root = sandbox.root_dir(container["name"])
-    os.makedirs(root, exist_ok=True)
-    volumes = os.path.join(sandbox.dir, "volumes")
+def _volumes(pod: Obj) -> dict[str, Obj]:
+    return {v["name"]: v for v in (pod.get("spec") or {}).get("volumes") or [] if isinstance(v, dict) and v.get("name")}
+
+
+def mounts(sandbox: Sandbox, pod: Obj, container: Obj, host_path: Callable[[str], str]) -> list[Mount]:
+    """The container's volumeMounts, checked: the volume exists, subPath stays inside it, mountPath is not /."""
+    volumes = _volumes(pod)
+    found = []
     for m in container.get("volumeMounts") or []:
         if not isinstance(m, dict) or not m.get("name") or not m.get("mountPath"):
             continue
-        source = _safe(_safe(volumes, m["name"]), str(m.get("subPath") or ""))
-        link = _safe(root, m["mountPath"])
-        if link == root:
+        volume = volumes.get(m["name"])
+        if volume is None:
+            raise ContainerError("CreateContainerConfigError", f"volumeMount {m['name']}: the pod has no volume of "
+                                                               "that name")
+        target = _safe("/", str(m["mountPath"]))
+        if target == "/":
             raise ContainerError("CreateContainerError", f"volumeMount {m['name']}: mountPath / is not supported")
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        if os.path.islink(link):
-            os.remove(link)
-        if not os.path.lexists(link):
-            os.symlink(os.path.relpath(source, os.path.dirname(link)), link)
+        host = "hostPath" in volume
+        directory = host_path(str((volume["hostPath"] or {}).get("path") or "")) if host else \
+            _safe(os.path.join(sandbox.dir, "volumes"), m["name"])
+        source = _safe(directory, str(m.get("subPath") or ""))
+        base = "/" if host else directory
+        read_only = bool(m.get("readOnly")) or not any(kind in volume for kind in WRITABLE)
+        found.append(Mount(base, os.path.relpath(source, base), target, read_only))
+    return found
+
+
+def link(sandbox: Sandbox, container: Obj, found: list[Mount]) -> str:
+    """The container's root with a symlink per mount (no mounts without root); answers its working directory."""
+    root = sandbox.root_dir(container["name"])
+    os.makedirs(root, exist_ok=True)
+    for m in found:
+        path = _safe(root, m.target)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if os.path.islink(path):
+            os.remove(path)
+        if not os.path.lexists(path):
+            os.symlink(os.path.relpath(m.source, os.path.dirname(path)), path)
     return working_dir(sandbox, container)
 
 

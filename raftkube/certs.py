@@ -1,7 +1,14 @@
-"""A cluster's own certificate authority and the masters' serving certificate (for the kube API), which names
-every master and the `kubernetes` Service (service_names) so that clients in pods verify it too.
+"""A cluster's own certificate authority and the certificates it signs, all checked by their peers:
 
-`raftkube up` makes them once per state dir: kubectl only sends bearer tokens over TLS, and the
+    ca.crt, ca.key                        the CA (its key stays in the state dir: `raftkube node --state-dir` signs
+                                          its kubelet's serving certificate with it)
+    server.crt, server.key                the masters' kube API (serverAuth), naming every master and the
+                                          `kubernetes` Service (service_names) so that clients in pods verify it too
+    apiserver-kubelet-client.crt, .key    the masters' client certificate toward kubelets (clientAuth;
+                                          CN kube-apiserver-kubelet-client, O system:masters, as kubeadm makes it)
+    kubelet serving certificates          one per node process, for its InternalIP and names (serverAuth)
+
+`raftkube up` makes the first three once per state dir: kubectl only sends bearer tokens over TLS, and the
 kubeconfig carries the CA so clients can check the masters without any system trust store.
 """
 from __future__ import annotations
@@ -16,10 +23,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VALID_FOR = datetime.timedelta(days=3650)
+KUBELET_CLIENT = "kube-apiserver-kubelet-client"
+MASTERS_GROUP = "system:masters"
+LEAVES = ("server", "apiserver-kubelet-client")
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+def _name(common_name: str, organization: str | None = None) -> x509.Name:
+    org = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)] if organization else []
+    return x509.Name([*org, x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
 def _write(path: str, data: bytes, private: bool = False) -> None:
@@ -43,14 +54,15 @@ def _usage(*, cert_sign: bool = False) -> x509.KeyUsage:
 
 
 def issue(ca: x509.Certificate, ca_key, common_name: str, *, server_names: list[str] = (),
-          client: bool = False) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+          client: bool = False, organization: str | None = None
+          ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """A leaf certificate signed by the cluster CA, with the extensions strict verifiers require (RFC 5280 and
     Python 3.13's VERIFY_X509_STRICT): key identifiers, key usage, and what it is for (serverAuth, clientAuth)."""
     now = datetime.datetime.now(datetime.timezone.utc)
     key = ec.generate_private_key(ec.SECP256R1())
     purposes = ([ExtendedKeyUsageOID.SERVER_AUTH] if server_names else []) + (
         [ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
-    builder = (_builder(_name(common_name), ca.subject, key.public_key(), now)
+    builder = (_builder(_name(common_name, organization), ca.subject, key.public_key(), now)
                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.public_key()), critical=False)
                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                .add_extension(_usage(), critical=True)
@@ -92,18 +104,52 @@ def _is_address(host: str) -> bool:
     return True
 
 
+def load_ca(pki_dir: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """The CA `ensure` made in `pki_dir`; OSError (FileNotFoundError without its key) or ValueError."""
+    with open(os.path.join(pki_dir, "ca.crt"), "rb") as f:
+        ca = x509.load_pem_x509_certificate(f.read())
+    with open(os.path.join(pki_dir, "ca.key"), "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{pki_dir}/ca.key is not the elliptic-curve key raftkube makes")
+    return ca, key
+
+
 def ensure(pki_dir: str, hosts: list[str]) -> dict[str, str]:
-    """ca.crt, server.crt and server.key in `pki_dir`, made if missing or if the serving certificate does not name
-    every one of `hosts` (a state dir from before it had to); returns their paths."""
-    paths = {name: os.path.join(pki_dir, name) for name in ("ca.crt", "server.crt", "server.key")}
-    if all(os.path.exists(p) for p in paths.values()) and _covers(paths["server.crt"], hosts):
+    """The CA and the masters' certificates in `pki_dir` (see the module's docstring), those missing made, and the
+    serving certificate again when it does not name every one of `hosts` (a state dir from before it had to); returns
+    their paths by file name. Without the CA's key (a state dir older than it) every one is made again."""
+    names = ["ca.crt", "ca.key", *(f"{leaf}.{ext}" for leaf in LEAVES for ext in ("crt", "key"))]
+    paths = {name: os.path.join(pki_dir, name) for name in names}
+    present = {name for name, path in paths.items() if os.path.exists(path)}
+    covered = {"server.crt", "server.key"} <= present and _covers(paths["server.crt"], hosts)
+    if present == set(paths) and covered:
         return paths
     os.makedirs(pki_dir, mode=0o700, exist_ok=True)
-    ca, ca_key = new_ca("raftkube-ca")
-    cert, key = issue(ca, ca_key, "raftkube-apiserver", server_names=["localhost", "127.0.0.1", "::1", *hosts])
-    _write(paths["ca.crt"], ca.public_bytes(serialization.Encoding.PEM))
-    save(cert, key, paths["server.crt"], paths["server.key"])
+    fresh = not {"ca.crt", "ca.key"} <= present
+    if fresh:
+        ca, ca_key = new_ca("raftkube-ca")
+        save(ca, ca_key, paths["ca.crt"], paths["ca.key"])
+    else:
+        ca, ca_key = load_ca(pki_dir)
+    leaves = {"server": lambda: issue(ca, ca_key, "raftkube-apiserver",
+                                      server_names=["localhost", "127.0.0.1", "::1", *hosts]),
+              "apiserver-kubelet-client": lambda: issue(ca, ca_key, KUBELET_CLIENT, client=True,
+                                                        organization=MASTERS_GROUP)}
+    for leaf, make in leaves.items():
+        if fresh or not {f"{leaf}.crt", f"{leaf}.key"} <= present or (leaf == "server" and not covered):
+            save(*make(), paths[f"{leaf}.crt"], paths[f"{leaf}.key"])
     return paths
+
+
+def kubelet_serving(pki_dir: str, node_names: list[str], address: str, cert_path: str, key_path: str) -> None:
+    """A serving certificate for the kubelet of `node_names` (one process may serve several), valid for its
+    InternalIP `address` (where the API server dials) and the names; CN system:node:NAME, O system:nodes, as a
+    kubelet's own. Signed with `pki_dir`'s CA, whose key this needs."""
+    ca, ca_key = load_ca(pki_dir)
+    cert, key = issue(ca, ca_key, f"system:node:{node_names[0]}", server_names=[address, *node_names],
+                      organization="system:nodes")
+    save(cert, key, cert_path, key_path)
 
 
 def save(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey, crt_path: str, key_path: str) -> None:

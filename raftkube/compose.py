@@ -34,11 +34,10 @@ from raftkube import certs, kubeconfig, kv_pki, up
 
 SECRETS = {"cluster_secret": "cluster.secret", "tokens": "tokens.csv", "server_crt": "server.crt",
            "server_key": "server.key", "ca_crt": "ca.crt", "encryption_config": "pki/encryption-config.yaml",
-           "service_account_key": "pki/service-account.key"}
+           "service_account_key": "pki/service-account.key", "kubelet_client_crt": "apiserver-kubelet-client.crt",
+           "kubelet_client_key": "apiserver-kubelet-client.key"}
 SECRETS_DIR = "compose/secrets"
 NODES = ("n1", "n2")
-# Each node's own token (it is system:node:NAME) and the CA.
-NODE_SECRETS = {**{f"{n}_token": f"{n}.token" for n in NODES}, "ca_crt": "ca.crt"}
 KV_DIR = "etcd"  # the KV ports' CA and certificates (raftkube/kv_pki.py), under the secrets dir
 KV_SECRETS = {"kv_ca_crt": f"{KV_DIR}/ca.crt", "kv_client_crt": f"{KV_DIR}/{kv_pki.APISERVER}.crt",
               "kv_client_key": f"{KV_DIR}/{kv_pki.APISERVER}.key"}
@@ -67,6 +66,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="write the compose file and haproxy.cfg (--no-files: only the secrets)")
     p.add_argument("--secrets", metavar="DIR", help="also make the secrets (kept out of git) and a kubeconfig here; "
                                                     "those already there are kept")
+
+
+def kubelet_secrets(node: str) -> dict[str, str]:
+    """Node `node`'s kubelet server's certificate and key."""
+    return {f"kubelet_{node}_crt": f"kubelet-{node}.crt", f"kubelet_{node}_key": f"kubelet-{node}.key"}
+
+
+def node_secrets(node: str) -> dict[str, str]:
+    """What node `node`'s container gets, and no other: its own token (it is system:node:NAME), the CA certificate,
+    and its kubelet's certificate and key."""
+    return {f"{node}_token": f"{node}.token", "ca_crt": "ca.crt", **kubelet_secrets(node)}
 
 
 def names(masters: int) -> list[str]:
@@ -118,15 +128,20 @@ def master_command(name: str, masters: int) -> list[str]:
             "--encryption-provider-config", "/run/secrets/encryption_config",
             "--service-account-key-file", "/run/secrets/service_account_key", "--authorization-mode", up.AUTHORIZATION,
             "--kubernetes-service-port", str(up.KUBERNETES_SERVICE_PORT),
+            "--kubelet-client-certificate", _mounted("kubelet_client_crt"),
+            "--kubelet-client-key", _mounted("kubelet_client_key"),
+            "--kubelet-certificate-authority", _mounted("ca_crt"),
             *kv_pki.server_flags((kv_crt, kv_key)),
             *kv_pki.shared_flags(_mounted("kv_ca_crt"), (_mounted("kv_client_crt"), _mounted("kv_client_key")))]
 
 
 def node_command(name: str, masters: int) -> list[str]:
+    cert, key = kubelet_secrets(name)
     return ["node", "--name", name, "--server", ",".join(f"https://{m}:{API_PORT}" for m in names(masters)),
             "--token-file", f"/run/secrets/{name}_token", "--ca-file", "/run/secrets/ca_crt",
             "--node-ip", address(name), "--kubelet-port", "10250", "--root-dir", "/var/lib/raftkube",
-            "--pod-cidr", pod_cidr(name), "--pod-network", "host-gw", "--cluster-cidr", CLUSTER_CIDR]
+            "--pod-cidr", pod_cidr(name), "--pod-network", "host-gw", "--cluster-cidr", CLUSTER_CIDR,
+            "--tls-cert-file", f"/run/secrets/{cert}", "--tls-private-key-file", f"/run/secrets/{key}"]
 
 
 def _service(name: str, *, command: list[str], secrets: list[str], extra: list[str]) -> list[str]:
@@ -164,7 +179,7 @@ def compose_file(masters: int, haproxy_path: str = "compose/haproxy.cfg", secret
                   f"    healthcheck: {{test: [\"CMD\", \"python3\", \"-c\", {_q(HEALTH.format(name=name))}], "
                   "interval: 2s, timeout: 3s, retries: 3}"]
     for name in NODES:
-        lines += _service(name, command=node_command(name, masters), secrets=[f"{name}_token", "ca_crt"],
+        lines += _service(name, command=node_command(name, masters), secrets=[*node_secrets(name)],
                           extra=["    user: root", "    cap_add: [NET_ADMIN]", f"    entrypoint: {_list(NODE_ENTRYPOINT)}"])
         lines += [f"    depends_on: {{{', '.join(f'{m}: {{condition: service_healthy}}' for m in ms)}}}"]
     lines += ["  haproxy:", f"    image: {_q(HAPROXY_IMAGE)}", "    user: haproxy",
@@ -183,7 +198,7 @@ def compose_file(masters: int, haproxy_path: str = "compose/haproxy.cfg", secret
 
 def _all_secrets(masters: list[str]) -> dict[str, str]:
     """Every secret some container mounts: compose secret name -> file in the secrets dir."""
-    return {**SECRETS, **NODE_SECRETS, **KV_SECRETS,
+    return {**SECRETS, **KV_SECRETS, **{key: file for name in NODES for key, file in node_secrets(name).items()},
             **{key: file for name in masters for key, file in master_secrets(name).items()}}
 
 
@@ -209,10 +224,11 @@ def haproxy_config(masters: int) -> str:
 
 
 def make_secrets(directory: str) -> None:
-    """The same secret, token file, certificates and keys (Secrets' encryption, service account tokens) `up` makes
-    (those present are kept), with every possible master's name in the certificate, so one set serves 1 to 7
-    masters. Compose mounts the files into the containers as they are, and the containers' user is not the host's:
-    they are readable (0644) inside a folder only the owner can enter (0700)."""
+    """The same secret, token file, certificates and keys (Secrets' encryption, service account tokens, the masters'
+    kubelet client) `up` makes (those present are kept), with every possible master's name in the certificate, so
+    one set serves 1 to 7 masters; and each node's kubelet serving certificate, for its fixed address (the CA's key
+    stays here, in no container). Compose mounts the files into the containers as they are, and the containers' user
+    is not the host's: they are readable (0644) inside a folder only the owner can enter (0700)."""
     os.makedirs(os.path.join(directory, "pki"), mode=0o700, exist_ok=True)
     os.chmod(directory, 0o700)
     pki = certs.ensure(directory, names(MAX_MASTERS) + certs.service_names(first_address(up.SERVICE_IP_RANGE)))
@@ -227,6 +243,10 @@ def make_secrets(directory: str) -> None:
         with open(os.open(os.path.join(directory, f"{node}.token"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
                   "w") as f:
             f.write(up.token_for(directory, node_user(node)))
+        cert, key = (os.path.join(directory, file) for file in kubelet_secrets(node).values())
+        if not (os.path.exists(cert) and os.path.exists(key)) or os.path.getmtime(cert) < os.path.getmtime(
+                pki["ca.crt"]):  # missing, or signed by a CA made again since
+            certs.kubelet_serving(directory, [node], address(node), cert, key)
     for file in _all_secrets(names(MAX_MASTERS)).values():
         os.chmod(os.path.join(directory, file), 0o644)
     kubeconfig.write(os.path.join(directory, "kubeconfig"), f"https://127.0.0.1:{API_PORT}", up.admin_token(directory),

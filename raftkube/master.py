@@ -18,7 +18,7 @@ import time
 import uvloop
 from aiohttp import web
 
-from api import authorization, encryption
+from api import authorization, encryption, kubelet_client
 from api.authentication import ServiceAccountKeys, StaticTokens
 from api.inflight import InFlight
 from api.kubernetes_service import KubernetesService
@@ -105,6 +105,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--control-plane-flags", default="",
                    help='extra flags for that child, e.g. "--leader-elect-lease-duration 4 ..." for demos')
     p.add_argument("--ca-file", help="the CA that signed --tls-cert-file, for this master's own controllers")
+    p.add_argument("--kubelet-client-certificate", metavar="FILE",
+                   help="the client certificate this master shows kubelets (CN kube-apiserver-kubelet-client)")
+    p.add_argument("--kubelet-client-key", metavar="FILE", help="its private key")
+    p.add_argument("--kubelet-certificate-authority", metavar="FILE",
+                   help="the CA kubelets' serving certificates must be signed by; without these three flags the "
+                        "master reaches no kubelet (no logs, exec, port-forward, top)")
     p.add_argument("--max-requests-inflight", type=int, default=200,
                    help="read-only kube API requests served at once; past it, 429 with Retry-After (default 200)")
     p.add_argument("--max-mutating-requests-inflight", type=int, default=100,
@@ -182,6 +188,7 @@ class Master:
             self.sa_keys = ServiceAccountKeys(args.service_account_key_file) if args.service_account_key_file else None
         except (OSError, ValueError) as exc:
             raise SystemExit(f"raftkube master {args.name}: {exc}") from None
+        self.kubelet_tls = self.kubelet_context()
         self.authorization = tuple(m.strip() for m in args.authorization_mode.split(",") if m.strip())
         if not self.authorization or set(self.authorization) - set(authorization.MODES):
             raise SystemExit(f"raftkube master {args.name}: --authorization-mode {args.authorization_mode!r}: use "
@@ -250,7 +257,8 @@ class Master:
                         metrics=ApiMetrics(registry), transformer=self.transformer,
                         inflight=InFlight(reads=self.args.max_requests_inflight,
                                           mutations=self.args.max_mutating_requests_inflight,
-                                          watches_per_user=self.args.max_watches_per_user))
+                                          watches_per_user=self.args.max_watches_per_user),
+                        kubelet_tls=self.kubelet_tls)
         api_app = api.app()
         Dashboard(objects=api.objects, store=self.store, hub=self.hub, members=self.members, name=self.args.name,
                   scheme="https" if self.args.tls_cert_file else "http",
@@ -321,6 +329,21 @@ class Master:
         child = await asyncio.create_subprocess_exec(*argv, env=env, stdin=asyncio.subprocess.DEVNULL)
         log.info("master %s: control plane running as pid %d", self.args.name, child.pid)
         return child
+
+    def kubelet_context(self) -> ssl.SSLContext | None:
+        files = (self.args.kubelet_client_certificate, self.args.kubelet_client_key,
+                 self.args.kubelet_certificate_authority)
+        if not any(files):
+            log.warning("master %s: no --kubelet-client-certificate: pods/log, exec, attach, port-forward and "
+                        "metrics answer 503", self.args.name)
+            return None
+        if not all(files):
+            raise SystemExit(f"raftkube master {self.args.name}: --kubelet-client-certificate, --kubelet-client-key "
+                             "and --kubelet-certificate-authority go together")
+        try:
+            return kubelet_client.tls_context(*files)
+        except (OSError, ssl.SSLError) as exc:
+            raise SystemExit(f"raftkube master {self.args.name}: the kubelet client's TLS files: {exc}") from None
 
     def advertise(self) -> tuple[str, int]:
         """This master's API as pods reach it: --advertise-address, else --api-listen's host (a name resolved once;

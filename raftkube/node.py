@@ -1,6 +1,7 @@
 """`raftkube node`: a kubelet (or, with --count, several fake ones) and, with the process runtime, kube-proxy.
 
-    raftkube node --name n1 --server https://127.0.0.1:6443 --token-file n1.token --ca-file ca.crt
+    raftkube node --name n1 --server https://127.0.0.1:6443 --token-file n1.token --ca-file ca.crt \
+        --tls-cert-file n1.crt --tls-private-key-file n1.key
     raftkube node --name sim --count 100 --runtime fake --state-dir .raftkube    # sim-0 ... sim-99
 
 Each node is its own user, system:node:NAME in group system:nodes (api/node_authorizer.py): with --token-file, the
@@ -11,6 +12,10 @@ addresses from --pod-cidr, a /24 on the loopback range (any 127/8 address is bin
 own address (InternalIP, where its kubelet server listens) is that network's first address. Pod IPs on loopback
 reach only the pods of one host; nodes in separate containers (docker-compose.yml) route theirs to each other
 with `--pod-network host-gw --cluster-cidr CIDR` (node/pod_network.py).
+
+The kubelet server speaks TLS to the API server's client certificate only (node/kubelet_auth.py). As root, the
+node isolates its pods (node/isolation.py): a mount namespace and root of their own, an unprivileged uid
+(--pod-uid, --pod-gid), hostPath only under --allowed-host-paths.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import zlib
 from typing import TYPE_CHECKING
 
@@ -29,18 +35,21 @@ import uvloop
 from api.client import ApiClient
 from api.node_authorizer import node_user
 from node import metrics as node_metrics
+from node.host_paths import HostPaths
+from node.isolation import Direct, Isolated, Placement
 from node.kubelet import Kubelet, KubeletConfig
-from node.kubelet_auth import BearerToken
+from node.kubelet_auth import ClientCertificate
 from node.kubelet_server import KubeletServer
 from node.runtime_fake import FakeRuntime
 from node.runtime_process import ProcessRuntime
 from node.stats import StatsCollector
-from raftkube import client_flags, logs
+from raftkube import certs, client_flags, logs
 
 if TYPE_CHECKING:
     from node.pod_network import HostGateway
 
 log = logging.getLogger("raftkube.node")
+DEFAULT_POD_ID = 65534
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -77,6 +86,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cluster-cidr", help="host-gw: the pod network of the whole cluster, e.g. 10.244.0.0/16")
     p.add_argument("--proxy", action=argparse.BooleanOptionalAction, default=None,
                    help="also run kube-proxy for this host (default: with the process runtime)")
+    p.add_argument("--tls-cert-file", help="the kubelet server's certificate, signed by the cluster CA for --node-ip "
+                                           "(default with --state-dir: one this node signs with the state dir's CA)")
+    p.add_argument("--tls-private-key-file", help="its private key")
+    p.add_argument("--client-ca-file", help="the CA that signed the API server's client certificate, which the "
+                                            "kubelet server requires (default: --ca-file, or the state dir's CA)")
+    p.add_argument("--allowed-host-paths", default="", metavar="PREFIX[,PREFIX]",
+                   help="the node paths a pod may have as hostPath volumes (default: none)")
+    p.add_argument("--pod-uid", type=int, default=DEFAULT_POD_ID,
+                   help="as root: the uid of a container whose securityContext names none (default 65534, nobody)")
+    p.add_argument("--pod-gid", type=int, default=DEFAULT_POD_ID,
+                   help="as root: the gid of a container whose securityContext names none (default 65534, nogroup)")
 
 
 def default_pod_cidr(name: str) -> str:
@@ -94,6 +114,61 @@ def node_ip(text: str) -> str:
         return socket.gethostbyname(text)
     except OSError as exc:
         raise SystemExit(f"raftkube node: --node-ip {text!r} is not an address this host can resolve: {exc}") from None
+
+
+def placement(args: argparse.Namespace) -> Placement:
+    """Isolated pods when this process is root, else today's direct processes (node/isolation.py), said once."""
+    if os.geteuid() != 0:
+        if args.runtime == "process":
+            log.warning("node %s runs as uid %d, not root: its pods run as this user, in directories of its state "
+                        "dir, and can read what it can read (no mount namespace, no other uid; runAsUser and "
+                        "fsGroup ignored); run the node as root to isolate them", args.name, os.geteuid())
+        return Direct()
+    for flag, value in (("--pod-uid", args.pod_uid), ("--pod-gid", args.pod_gid)):
+        if not 0 < value < 2**32 - 1:
+            raise SystemExit(f"raftkube node: {flag} {value}: pods run as an unprivileged id, from 1 to {2**32 - 2}")
+    return Isolated(uid=args.pod_uid, gid=args.pod_gid)
+
+
+def serving_credentials(args: argparse.Namespace, names: list[str], address: str, root: str) -> ClientCertificate:
+    """The kubelet server's TLS (node/kubelet_auth.py): the files given, or with --state-dir a certificate for this
+    node's address and names, signed here with the state dir's CA (such a node is the operator's own, as trusted
+    as the state dir it reads its token from)."""
+    cert, key = args.tls_cert_file, args.tls_private_key_file
+    client_ca = args.client_ca_file or args.ca_file
+    where = f"raftkube node {args.name}"
+    if bool(cert) != bool(key):
+        raise SystemExit(f"{where}: --tls-cert-file and --tls-private-key-file go together")
+    if not cert and not args.state_dir:
+        raise SystemExit(f"{where}: the kubelet server speaks TLS: give --tls-cert-file and --tls-private-key-file "
+                         "(a certificate the cluster CA signed for --node-ip), or --state-dir of a `raftkube up` "
+                         "cluster")
+    if args.state_dir:
+        pki = os.path.join(args.state_dir, "pki")
+        client_ca = client_ca or os.path.join(pki, "ca.crt")
+        if not cert:
+            cert, key = (os.path.join(root, f"kubelet-{args.name}.{ext}") for ext in ("crt", "key"))
+            os.makedirs(root, exist_ok=True)
+            try:
+                certs.kubelet_serving(pki, names, address, cert, key)
+            except (OSError, ValueError) as exc:
+                raise SystemExit(f"{where}: cannot sign the kubelet's certificate with the CA of {pki} ({exc}); "
+                                 "start the cluster once with this version's `raftkube up`, or give "
+                                 "--tls-cert-file") from None
+    if not client_ca:
+        raise SystemExit(f"{where}: give --client-ca-file (or --ca-file): the CA of the API server's client "
+                         "certificate")
+    try:
+        return ClientCertificate(cert, key, client_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise SystemExit(f"{where}: the kubelet server's TLS files: {exc}") from None
+
+
+def host_paths(args: argparse.Namespace) -> HostPaths:
+    try:
+        return HostPaths([p for p in args.allowed_host_paths.split(",") if p])
+    except ValueError as exc:
+        raise SystemExit(f"raftkube node: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -142,7 +217,8 @@ async def _main(args: argparse.Namespace) -> None:
     client = clients[names[0]]  # kube-proxy's and the pod network's: the first node's
     root = args.root_dir or os.path.join(args.state_dir or ".", "nodes" if args.state_dir else ".raftkube-nodes")
     runtime = FakeRuntime(start_delay=args.fake_start_delay, run_time=args.fake_run_time) \
-        if args.runtime == "fake" else ProcessRuntime(max_log_bytes=args.max_log_bytes)
+        if args.runtime == "fake" else ProcessRuntime(max_log_bytes=args.max_log_bytes, placement=placement(args),
+                                                      host_paths=host_paths(args))
     cidrs = [args.pod_cidr or default_pod_cidr(n) for n in names]
     address = node_ip(args.node_ip) if args.node_ip else ("127.0.0.1" if args.runtime == "fake" else str(
         ipaddress.ip_network(cidrs[0], strict=False).network_address + 1))
@@ -154,9 +230,8 @@ async def _main(args: argparse.Namespace) -> None:
         for n, cidr in zip(names, cidrs)]
 
     stats = StatsCollector(kubelets)
-    tokens = [token for _, token, _ in connections.values() if token]
-    server = KubeletServer(kubelets, BearerToken(tokens or None), metrics=lambda: node_metrics.exposition(kubelets),
-                           stats=stats)
+    server = KubeletServer(kubelets, serving_credentials(args, names, address, root),
+                           metrics=lambda: node_metrics.exposition(kubelets), stats=stats)
     try:
         port = await server.start(address, args.kubelet_port)
     except OSError as exc:
@@ -164,7 +239,7 @@ async def _main(args: argparse.Namespace) -> None:
                          f"kubelet server: {exc.strerror}; pick another --node-ip or --kubelet-port") from None
     for k in kubelets:
         k.kubelet_port = port
-    log.info("%d node(s) %s, runtime %s, kubelet server on http://%s:%d", len(kubelets), ", ".join(names[:5]) +
+    log.info("%d node(s) %s, runtime %s, kubelet server on https://%s:%d", len(kubelets), ", ".join(names[:5]) +
              (" ..." if len(names) > 5 else ""), args.runtime, address, port)
     network = await _pod_network(args, client)
     tasks = [asyncio.create_task(k.run(), name=f"kubelet {k.name}") for k in kubelets]

@@ -217,6 +217,9 @@ def start(state_dir: str, masters: int, base_port: int, master_flags: tuple[str,
     kv_pki.ensure(kv_dir, {m["name"]: kv_server_names(m["kv"]) for m in layout["masters"]})
     security = ("--token-file", ensure_tokens(state_dir), "--tls-cert-file", pki["server.crt"],
                 "--tls-private-key-file", pki["server.key"], "--ca-file", pki["ca.crt"],
+                "--kubelet-client-certificate", pki["apiserver-kubelet-client.crt"],
+                "--kubelet-client-key", pki["apiserver-kubelet-client.key"],
+                "--kubelet-certificate-authority", pki["ca.crt"],
                 "--encryption-provider-config", ensure_encryption_config(state_dir),
                 "--service-account-key-file", ensure_service_account_key(state_dir),
                 *kv_pki.shared_flags(kv_pki.pair(kv_dir, "ca")[0], kv_pki.pair(kv_dir, kv_pki.APISERVER)))

@@ -91,6 +91,16 @@ class Cluster:
     def tls(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.ca)
 
+    def kubelet_tls(self, certificate: str | None = "apiserver-kubelet-client") -> ssl.SSLContext:
+        """A strict client context toward a kubelet's server, showing the state dir's pki/CERTIFICATE.crt (the API
+        server's kubelet client by default; None: no certificate)."""
+        context = self.tls()
+        context.verify_flags |= ssl.VERIFY_X509_STRICT
+        if certificate:
+            pki = os.path.join(self.state_dir, "pki")
+            context.load_cert_chain(os.path.join(pki, f"{certificate}.crt"), os.path.join(pki, f"{certificate}.key"))
+        return context
+
     @property
     def kv_files(self) -> dict[str, str]:
         """The KV ports' CA and the operator's client certificate and key (cluster.json's kv_tls)."""

@@ -8,13 +8,16 @@ kubectl, and the official Python client inside a pod.
   system:serviceaccount:kube-system:replicaset-controller (without its binding it cannot), and cannot read Secrets.
 - A pod gets its service account's token, the CA and its namespace under /var/run/secrets/kubernetes.io/
   serviceaccount and KUBERNETES_SERVICE_HOST/PORT: the Python client's in-cluster configuration lists pods once a
-  Role allows it, and gets 403 before.
+  Role allows it, and gets 403 before. On a node running as root the pod has a root of its own (node/isolation.py),
+  where those files are at that very path and load_incluster_config() finds them; the client comes in as an image
+  would carry it, from the node's installation of it, a hostPath the nodes allow.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import shutil
-import sys
 import textwrap
 
 import pytest
@@ -28,7 +31,10 @@ NS = "team"
 
 
 CONTROL_PLANE = FAST_CONTROL_PLANE  # for conftest's node_cluster: every controller and the scheduler
-NODES = {"nodes": 2, "runtime": "process"}
+_CLIENT = importlib.util.find_spec("kubernetes")
+CLIENT_LIBS = os.path.dirname(os.path.dirname(_CLIENT.origin)) if _CLIENT and _CLIENT.origin else None
+NODES = {"nodes": 2, "runtime": "process",
+         "node_flags": ("--allowed-host-paths", CLIENT_LIBS) if CLIENT_LIBS else ()}
 
 
 @pytest.fixture(scope="module")
@@ -124,17 +130,26 @@ def test_the_replicaset_controller_creates_pods_as_itself_and_only_as_its_role_a
 
 
 def incluster_pod(name: str, *, automount: bool = True) -> str:
-    """A pod that runs the official Python client's in-cluster configuration and lists its namespace's pods. The
-    files are at the absolute path when the pod has a root of its own, else at the same path relative to its working
-    directory (a pod is a process whose volumeMounts are symlinks there: node/volumes.py)."""
+    """A pod that runs the official Python client's in-cluster configuration and lists its namespace's pods, with the
+    client's installation mounted at /opt/client-libs. As root the files are at their absolute paths in the pod's own
+    root; else at the same paths relative to its working directory (a pod is a process whose volumeMounts are
+    symlinks there: node/volumes.py), where the client is pointed."""
+    if CLIENT_LIBS is None:
+        pytest.skip("the kubernetes Python client is not installed")
     script = textwrap.dedent("""
-        import os
-        from kubernetes import client
+        import os, sys
+        rooted = os.path.isdir("/opt/client-libs")
+        sys.path.insert(0, "/opt/client-libs" if rooted else "opt/client-libs")
+        from kubernetes import client, config
         from kubernetes.config.incluster_config import InClusterConfigLoader
         base = "/var/run/secrets/kubernetes.io/serviceaccount/"
-        base = base if os.path.exists(base) else base.lstrip("/")
         print("env", os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT_HTTPS"])
-        InClusterConfigLoader(token_filename=base + "token", cert_filename=base + "ca.crt").load_and_set()
+        print("uid", os.getuid(), "rooted" if rooted else "relative")
+        if rooted:
+            config.load_incluster_config()
+        else:
+            base = base.lstrip("/")
+            InClusterConfigLoader(token_filename=base + "token", cert_filename=base + "ca.crt").load_and_set()
         try:
             pods = client.CoreV1Api().list_namespaced_pod(open(base + "namespace").read())
             print("listed", " ".join(p.metadata.name for p in pods.items))
@@ -142,8 +157,12 @@ def incluster_pod(name: str, *, automount: bool = True) -> str:
             print("refused", exc.status)
     """)
     return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-                       "spec": {"restartPolicy": "Never", "automountServiceAccountToken": automount, "containers": [
-                           {"name": "client", "image": "python", "command": [sys.executable, "-c", script]}]}})
+                       "spec": {"restartPolicy": "Never", "automountServiceAccountToken": automount,
+                                "volumes": [{"name": "client-libs", "hostPath": {"path": CLIENT_LIBS}}],
+                                "containers": [{"name": "client", "image": "python",
+                                                "command": ["python3", "-c", script],
+                                                "volumeMounts": [{"name": "client-libs", "readOnly": True,
+                                                                  "mountPath": "/opt/client-libs"}]}]}})
 
 
 def finished_log(kube: Kubectl, name: str) -> str:
@@ -157,6 +176,8 @@ def test_a_pod_uses_its_service_account_in_cluster_with_the_rights_it_is_bound_t
     kube("-n", NS, "create", "-f", "-", stdin=incluster_pod("before"))
     before = finished_log(kube, "before")
     assert "env 127.96.0.1 6443" in before and "refused 403" in before
+    if os.geteuid() == 0:  # its own root, as an unprivileged user: the files at their real path
+        assert "uid 65534 rooted" in before
     kube("-n", NS, "create", "role", "pod-reader", "--verb", "list", "--resource", "pods")
     kube("-n", NS, "create", "rolebinding", "default-reads-pods", "--role", "pod-reader",
          "--serviceaccount", f"{NS}:default")

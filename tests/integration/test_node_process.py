@@ -13,13 +13,12 @@ import shutil
 import signal
 import textwrap
 import time
-import urllib.error
-import urllib.request
 
+import aiohttp
 import pytest
 
 from api.client import ApiClient, NotFound
-from raftkube import cluster_file, up
+from raftkube import certs, cluster_file, up
 from tests.integration.cluster import eventually
 from tests.integration.kube import Kubectl
 
@@ -283,22 +282,34 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
-async def test_the_kubelet_log_endpoint_wants_the_node_token(node_api, node_cluster):
-    """The kubelet serves logs only to its own node's token (the API server sends it), on the node's address: not
-    to the admin's, nor to another node's."""
+async def test_the_kubelet_serves_the_api_servers_client_certificate_only(node_api, node_cluster, tmp_path):
+    """The kubelet speaks TLS with a certificate valid for the node's InternalIP (strictly verified here), and serves
+    only the API server's kubelet client certificate: without a certificate, with the node's token, with another
+    client certificate the cluster CA signed (an admin's), a request is a 401; the kubelet's own serving certificate
+    fails the handshake as a client, and plain HTTP gets no answer."""
     node = await node_api.get("nodes", NODE)
     ip = next(a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP")
     port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
-    url = f"http://{ip}:{port}/containerLogs/default/nothing/main"
-    up.ensure_node_tokens(node_cluster.state_dir, ["elsewhere"])
-    other = up.token_for(node_cluster.state_dir, "system:node:elsewhere")
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {node_cluster.token}"},
-                    {"Authorization": f"Bearer {other}"}):
-        with pytest.raises(urllib.error.HTTPError) as err:
-            await asyncio.to_thread(urllib.request.urlopen, urllib.request.Request(url, headers=headers), timeout=5)
-        assert err.value.code == 401
-    node_token = up.token_for(node_cluster.state_dir, f"system:node:{NODE}")
-    with pytest.raises(urllib.error.HTTPError) as err:  # the right token: the pod is simply not there
-        await asyncio.to_thread(urllib.request.urlopen, urllib.request.Request(
-            url, headers={"Authorization": f"Bearer {node_token}"}), timeout=5)
-    assert err.value.code == 404
+    url = f"https://{ip}:{port}/containerLogs/default/nothing/main"
+    pki = os.path.join(node_cluster.state_dir, "pki")
+    admin = certs.issue(*certs.load_ca(pki), "admin", client=True, organization="system:masters")
+    certs.save(*admin, str(tmp_path / "admin.crt"), str(tmp_path / "admin.key"))
+    as_admin = node_cluster.kubelet_tls(None)
+    as_admin.load_cert_chain(str(tmp_path / "admin.crt"), str(tmp_path / "admin.key"))
+    as_kubelet = node_cluster.kubelet_tls(None)
+    serving = os.path.join(node_cluster.state_dir, "nodes", f"kubelet-{NODE}")
+    as_kubelet.load_cert_chain(serving + ".crt", serving + ".key")
+    node_token = {"Authorization": f"Bearer {up.token_for(node_cluster.state_dir, f'system:node:{NODE}')}"}
+
+    async def status(tls, headers=None, address=url) -> int:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls)) as http:
+            async with http.get(address, headers=headers or {}) as r:
+                return r.status
+
+    assert await status(node_cluster.kubelet_tls(None)) == 401
+    assert await status(node_cluster.kubelet_tls(None), node_token) == 401
+    assert await status(as_admin) == 401
+    for refused in (status(as_kubelet), status(node_cluster.kubelet_tls(), address=url.replace("https:", "http:"))):
+        with pytest.raises(aiohttp.ClientError):
+            await refused
+    assert await status(node_cluster.kubelet_tls()) == 404  # served: the pod is simply not there

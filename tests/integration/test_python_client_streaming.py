@@ -69,7 +69,7 @@ def core(cluster, tmp_path_factory) -> client.CoreV1Api:
     api = client.CoreV1Api(config.new_client_from_config(config_file=path))
     wait(lambda: "default" in [n.metadata.name for n in api.list_namespace().items], "the default namespace")
     api.create_namespaced_config_map("default", {"metadata": {"name": "echo"}, "data": {"echo.py": ECHO}})
-    # the ConfigMap is mounted at /opt, which this runtime (no mount namespace) puts at opt/ in the container's root
+    # the ConfigMap is mounted at /opt: opt/echo.py from the working directory, as root (/) or not ($RAFTKUBE_ROOT)
     api.create_namespaced_pod("default", pod("echo", ["python3", "-u", "opt/echo.py", "$(POD_IP)", "1234", "1235"],
                                              volumes=[{"name": "code", "configMap": {"name": "echo"}}],
                                              container={"volumeMounts": [{"name": "code", "mountPath": "/opt"}]}))

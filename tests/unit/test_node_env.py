@@ -1,6 +1,7 @@
 """A container's environment and its volumes as files (node/env.py, node/volumes.py), as Kubernetes builds them:
 env, $(VAR) expansion, valueFrom (configMapKeyRef, secretKeyRef, fieldRef), envFrom with prefixes, the Service
-variables; volumes from ConfigMaps, Secrets (with items and modes), the downward API, mounted as symlinks."""
+variables; volumes from ConfigMaps, Secrets (with items and modes), the downward API, mounted as symlinks without
+root; hostPath only under the node's allowed prefixes."""
 import base64
 import os
 
@@ -8,6 +9,7 @@ import pytest
 
 from node import volumes
 from node.env import command_line, container_env, expand, service_env
+from node.host_paths import HostPaths
 from node.pod_config import PodConfig, references
 from node.runtime import ContainerError
 from node.sandbox import Sandboxes
@@ -18,6 +20,7 @@ CM = {"metadata": {"name": "cfg", "namespace": "shop"}, "data": {"color": "blue"
       "binaryData": {"blob": base64.b64encode(b"\x00\x01").decode()}}
 SECRET = {"metadata": {"name": "creds", "namespace": "shop"}, "data": {"pw": base64.b64encode(b"hunter2").decode()}}
 CONFIG = PodConfig(configmaps={"cfg": CM}, secrets={"creds": SECRET})
+NO_HOST_PATHS = HostPaths([])
 
 
 def env_of(container: dict, config: PodConfig = CONFIG) -> dict:
@@ -95,11 +98,16 @@ def test_volumes_are_files_and_mounts_are_symlinks(tmp_path):
         {"name": "sec", "secret": {"secretName": "creds", "defaultMode": 0o400}},
         {"name": "info", "downwardAPI": {"items": [{"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}},
         {"name": "scratch", "emptyDir": {}}]}}
-    volumes.materialize(sandbox, pod, CONFIG)
-    workdir = volumes.mount(sandbox, {"name": "app", "volumeMounts": [
+    volumes.materialize(sandbox, pod, CONFIG, NO_HOST_PATHS.resolve)
+    container = {"name": "app", "volumeMounts": [
         {"name": "cfg", "mountPath": "/etc/cfg"}, {"name": "sec", "mountPath": "/run/secrets/app"},
         {"name": "info", "mountPath": "/etc/podinfo"}, {"name": "all", "mountPath": "/etc/size", "subPath": "size"},
-        {"name": "scratch", "mountPath": "/tmp/work"}]})
+        {"name": "scratch", "mountPath": "/tmp/work"}]}
+    found = volumes.mounts(sandbox, pod, container, NO_HOST_PATHS.resolve)
+    assert [(m.target, m.read_only) for m in found] == [("/etc/cfg", True), ("/run/secrets/app", True),
+                                                        ("/etc/podinfo", True), ("/etc/size", True),
+                                                        ("/tmp/work", False)]
+    workdir = volumes.link(sandbox, container, found)
     root = sandbox.root_dir("app")
     assert workdir == root
     read = lambda p: open(os.path.join(root, p), "rb").read()  # noqa: E731
@@ -114,11 +122,37 @@ def test_volumes_are_files_and_mounts_are_symlinks(tmp_path):
 
 def test_a_mount_path_cannot_leave_the_sandbox(tmp_path):
     sandbox = Sandboxes(str(tmp_path), "127.1.1.0/24").open(POD)
-    with pytest.raises(ContainerError):
-        volumes.mount(sandbox, {"name": "app", "volumeMounts": [{"name": "x", "mountPath": "/a", "subPath": "../../.."}]})
+    pod = {**POD, "spec": {"volumes": [{"name": "x", "emptyDir": {}}]}}
+    with pytest.raises(ContainerError, match="leaves the volume"):
+        volumes.mounts(sandbox, pod, {"name": "app", "volumeMounts": [{"name": "x", "mountPath": "/a",
+                                                                       "subPath": "../../.."}]}, NO_HOST_PATHS.resolve)
+    with pytest.raises(ContainerError, match="no volume of that name"):
+        volumes.mounts(sandbox, pod, {"name": "app", "volumeMounts": [{"name": "y", "mountPath": "/a"}]},
+                       NO_HOST_PATHS.resolve)
     with pytest.raises(ContainerError, match="not found"):
         volumes.materialize(sandbox, {**POD, "spec": {"volumes": [{"name": "v", "configMap": {"name": "gone"}}]}},
-                            PodConfig(configmaps={"gone": None}))
+                            PodConfig(configmaps={"gone": None}), NO_HOST_PATHS.resolve)
+
+
+def test_host_paths_only_under_the_allowed_prefixes(tmp_path):
+    (tmp_path / "data" / "sub").mkdir(parents=True)
+    (tmp_path / "database").mkdir()
+    (tmp_path / "data" / "out").symlink_to("/etc")
+    allowed = HostPaths([str(tmp_path / "data")])
+    assert allowed.resolve(str(tmp_path / "data" / "sub")) == str(tmp_path / "data" / "sub")
+    assert allowed.resolve(str(tmp_path / "data")) == str(tmp_path / "data")
+    for refused in (tmp_path / "database", tmp_path / "data" / "out", tmp_path / "data" / ".." / "database"):
+        with pytest.raises(ContainerError, match="not allowed on this node: it allows hostPath volumes under"):
+            allowed.resolve(str(refused))
+    with pytest.raises(ContainerError, match="under none"):
+        NO_HOST_PATHS.resolve("/srv")
+    with pytest.raises(ValueError, match="not an absolute path"):
+        HostPaths(["relative"])
+    sandbox = Sandboxes(str(tmp_path / "node"), "127.1.1.0/24").open(POD)
+    pod = {**POD, "spec": {"volumes": [{"name": "h", "hostPath": {"path": str(tmp_path / "data")}}]}}
+    found = volumes.mounts(sandbox, pod, {"name": "app", "volumeMounts": [
+        {"name": "h", "mountPath": "/srv", "subPath": "sub"}]}, allowed.resolve)
+    assert found == [volumes.Mount("/", str(tmp_path / "data" / "sub")[1:], "/srv", False)]
 
 
 def test_pod_ips_are_kept_across_a_kubelet_restart(tmp_path):

@@ -13,6 +13,7 @@ from api.errors import ApiError
 from api.pod_service_account import MOUNT_PATH, admit
 from controllers.credentials import ServiceAccountToken
 from node import volumes
+from node.host_paths import HostPaths
 from node.pod_config import PodConfig
 from node.runtime import ContainerError
 from node.sandbox import Sandboxes
@@ -110,7 +111,7 @@ async def test_a_pod_gets_bound_tokens_for_each_audience_and_they_are_written_as
     assert all(s["boundObjectRef"] == {"kind": "Pod", "apiVersion": "v1", "name": "web", "uid": "u1"}
                for s in api.asked)
     sandbox = Sandboxes(str(tmp_path), "127.1.2.0/24").open(pod)
-    volumes.materialize(sandbox, pod, config)
+    volumes.materialize(sandbox, pod, config, HostPaths([]).resolve)
     written = {open(os.path.join(sandbox.dir, "volumes", v, f)).read()
                for v, f in (("kube-api-access-x", "token"), ("vault", "vault/token"))}
     assert written == {"token-1", "token-2"}
@@ -121,7 +122,7 @@ async def test_a_missing_token_or_account_is_a_failed_mount(tmp_path):
     pod = token_pod()
     sandbox = Sandboxes(str(tmp_path), "127.1.2.0/24").open(pod)
     with pytest.raises(ContainerError, match="no service account token"):
-        volumes.materialize(sandbox, pod, PodConfig())
+        volumes.materialize(sandbox, pod, PodConfig(), HostPaths([]).resolve)
     with pytest.raises(ContainerError) as failed:
         await PodTokens(TokenApi(), pod).fetch()
     assert failed.value.reason == "FailedMount" and "not found" in failed.value.message
