@@ -6,10 +6,11 @@ first steps of a tutorial work (`kubectl create deployment web --image=nginx`, t
                                          the pod's IP, answering every GET with nginx's welcome page
     anything else                        an idle `sleep infinity`, so the pod runs and `kubectl exec` works
 
-Port 80 needs root (or CAP_NET_BIND_SERVICE); as a normal user, declare containerPort 8080."""
+Port 80 needs root (or CAP_NET_BIND_SERVICE); as a normal user, declare containerPort 8080. The server is the
+node's own `python3` found on the container's PATH (standard library only): on a root node a container sees the
+node's /usr and /bin but not this project's virtual environment."""
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 Obj = dict[str, Any]
@@ -46,5 +47,5 @@ def stand_in(container: Obj) -> list[str]:
     if image_name(str(container.get("image") or "")) in WEB_SERVERS:
         ports = [str(p["containerPort"]) for p in container.get("ports") or []
                  if isinstance(p, dict) and (p.get("protocol") or "TCP") == "TCP" and p.get("containerPort")]
-        return [sys.executable, "-c", _SERVER, WELCOME, *(ports or ["80"])]
+        return ["python3", "-c", _SERVER, WELCOME, *(ports or ["80"])]
     return ["sleep", "infinity"]
