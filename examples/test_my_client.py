@@ -140,8 +140,10 @@ def mirror_controller(kubeconfig: str, stop: threading.Event) -> None:
 
 def until_ok(call, timeout: float = 30):
     """What my code does around a write when masters die: try again on 404 (not made yet), 409 (an earlier
-    attempt did it) and 5xx (no leader for a moment), until a deadline."""
+    attempt did it), 5xx (no leader for a moment) and a connection cut under the request (its master died while
+    answering), until a deadline."""
     from kubernetes import client
+    from urllib3.exceptions import HTTPError
 
     deadline = time.monotonic() + timeout
     while True:
@@ -151,6 +153,9 @@ def until_ok(call, timeout: float = 30):
             if exc.status == 409:
                 return None
             if exc.status not in (404, 429, 500, 503, 504) or time.monotonic() > deadline:
+                raise
+        except HTTPError:
+            if time.monotonic() > deadline:
                 raise
         time.sleep(0.2)
 
