@@ -8,7 +8,8 @@ isolates its pods, the sandbox: the container's root directory, its mounts and i
 - With a sandbox and no --join (a container starting; its log shim runs this as the container's command): a mount
   namespace of its own, where the container's root is made and entered (node/pod_root.py).
 - With --join FD (an open /proc/PID/ns/mnt of the running container's process): that namespace.
-- Then, with a sandbox: no capability left (the bounding set emptied), no_new_privs (setuid programs grant nothing),
+- Then, with a sandbox: no capability left but those the spec keeps (NET_BIND_SERVICE, ambient, unless the container
+  drops it: node/security_context.py), no_new_privs (setuid programs grant nothing),
   the pod's groups, gid and uid. Its parent-death signal (the shim's SIGKILL), which a change of uid clears, is set
   again.
 - The working directory, and exec of ARGV looked up on the container's PATH.
@@ -30,15 +31,21 @@ from node import linux, pod_root  # noqa: E402 - runs as a script, its package p
 FAILED = 127
 
 
-def drop_privileges(uid: int, gid: int, groups: list[int], last_cap: int) -> None:
+def drop_privileges(uid: int, gid: int, groups: list[int], last_cap: int, keep: list[int]) -> None:
+    """Become uid/gid/groups with only the capabilities `keep`, as ambient ones (the command it execs has them)."""
     death = ctypes.c_int(0)
     linux.prctl(linux.PR_GET_PDEATHSIG, ctypes.addressof(death))
     parent = os.getppid()
     for cap in range(last_cap + 1):
-        linux.prctl(linux.PR_CAPBSET_DROP, cap)
+        if cap not in keep:
+            linux.prctl(linux.PR_CAPBSET_DROP, cap)
+    linux.prctl(linux.PR_SET_KEEPCAPS, 1 if keep else 0)  # else the permitted set goes with uid 0
     os.setgroups(groups)
     os.setresgid(gid, gid, gid)
-    os.setresuid(uid, uid, uid)  # the permitted, effective and ambient capabilities go with uid 0
+    os.setresuid(uid, uid, uid)
+    linux.set_capabilities(keep)  # every other one gone from the permitted and effective sets too
+    for cap in keep:
+        linux.prctl(linux.PR_CAP_AMBIENT, linux.PR_CAP_AMBIENT_RAISE, cap)
     linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
     if death.value:
         linux.prctl(linux.PR_SET_PDEATHSIG, death.value)
@@ -56,7 +63,7 @@ def enter(spec: dict[str, Any], join: int | None) -> None:
             pod_root.build(sandbox["root"], sandbox["mounts"], spec["workingDir"], sandbox["uid"], sandbox["gid"])
         else:
             linux.setns(join, linux.CLONE_NEWNS)
-        drop_privileges(sandbox["uid"], sandbox["gid"], sandbox["groups"], last_cap)
+        drop_privileges(sandbox["uid"], sandbox["gid"], sandbox["groups"], last_cap, sandbox.get("capabilities", []))
     elif join is not None:
         raise ValueError("--join: this container has no sandbox to join")
     os.chdir(spec["workingDir"])

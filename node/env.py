@@ -162,4 +162,4 @@ def command_line(container: Obj, env: dict[str, str]) -> list[str]:
                                                          f"{type(container[field]).__name__}")
     command = [expand(str(c), env) for c in container.get("command") or []]
     args = [expand(str(a), env) for a in container.get("args") or []]
-    return command + args if command or args else images.stand_in(container)
+    return images.provided(container, command + args) if command or args else images.stand_in(container)

@@ -6,15 +6,21 @@ first steps of a tutorial work (`kubectl create deployment web --image=nginx`, t
                                          the pod's IP, answering every GET with nginx's welcome page
     anything else                        an idle `sleep infinity`, so the pod runs and `kubectl exec` works
 
+A command the image would provide but the node may lack is the node's equivalent: `python` in a python image is
+`python3` when the node's system directories have no `python` (Debian without python-is-python3).
+
 Port 80 needs root (or CAP_NET_BIND_SERVICE); as a normal user, declare containerPort 8080. The server is the
 node's own `python3` found on the container's PATH (standard library only): on a root node a container sees the
 node's /usr and /bin but not this project's virtual environment."""
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 Obj = dict[str, Any]
 WEB_SERVERS = ("nginx", "httpd")
+PROVIDED = {"python": {"python": "python3"}}  # image -> {command it has: the node's equivalent}
+IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # an image's usual PATH (Docker's default)
 WELCOME = ("<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head><body><h1>Welcome to nginx!</h1>"
            "<p>If you see this page, the web server is running (a stand-in: raftkube's process runtime pulls no "
            "image).</p></body></html>")
@@ -49,3 +55,11 @@ def stand_in(container: Obj) -> list[str]:
                  if isinstance(p, dict) and (p.get("protocol") or "TCP") == "TCP" and p.get("containerPort")]
         return ["python3", "-c", _SERVER, WELCOME, *(ports or ["80"])]
     return ["sleep", "infinity"]
+
+
+def provided(container: Obj, argv: list[str]) -> list[str]:
+    """`argv` with its command swapped for the node's equivalent when the image has it and the node does not."""
+    aliases = PROVIDED.get(image_name(str(container.get("image") or "")), {})
+    if argv and argv[0] in aliases and shutil.which(argv[0], path=IMAGE_PATH) is None:
+        return [aliases[argv[0]], *argv[1:]]
+    return argv

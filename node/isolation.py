@@ -4,8 +4,8 @@ the container and for every `kubectl exec` and exec probe after it.
 
 - Isolated (the node runs as root): each container in a mount namespace of its own, whose root holds the node's
   system directories read-only and the pod's volumes at their mountPaths, and nothing else (node/pod_root.py); its
-  processes run as the pod's unprivileged uid and gid (node/security_context.py) with no capability, from the
-  container's PATH (the usual default of an image). exec joins that namespace as the same uid. The pod's volumes
+  processes run as the pod's unprivileged uid and gid (node/security_context.py) with no capability but
+  NET_BIND_SERVICE, from the container's PATH (the usual default of an image). exec joins that namespace as the same uid. The pod's volumes
   are made usable by that uid (node/volume_access.py).
 - Direct (any other user, who cannot make mounts or change uid): the process runs as the node's user, from its
   container's directory in the state dir where each volumeMount is a symlink (node/volumes.py link), on the node's
@@ -18,13 +18,13 @@ import json
 import os
 from typing import Any, Protocol
 
-from node import security_context, volume_access, volumes
+from node import images, security_context, volume_access, volumes
 from node.runtime import ContainerError
 from node.sandbox import Sandbox
 
 Obj = dict[str, Any]
 SPEC = "launch.json"
-CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+CONTAINER_PATH = images.IMAGE_PATH
 
 
 class Placement(Protocol):
@@ -99,7 +99,8 @@ class Isolated:
         os.makedirs(root, exist_ok=True)
         return {"workingDir": os.path.normpath(os.path.join("/", str(container.get("workingDir") or ""))),
                 "sandbox": {"root": root, "mounts": [dataclasses.asdict(m) for m in mounts], "uid": who.uid,
-                            "gid": who.gid, "groups": list(who.groups)}}
+                            "gid": who.gid, "groups": list(who.groups),
+                            "capabilities": list(who.capabilities)}}
 
     def namespace(self, shim: int) -> int:
         try:

@@ -27,6 +27,10 @@ PR_SET_PDEATHSIG = 1
 PR_GET_PDEATHSIG = 2
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_KEEPCAPS = 8
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # glibc has no pivot_root(); its number differs between architectures (the kernel's syscall tables).
 PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41, "riscv64": 41, "armv7l": 218, "i686": 217,
@@ -75,8 +79,27 @@ def pivot_root(new_root: str, put_old: str) -> None:
     _check(_libc.syscall(number, _path(new_root), _path(put_old)), "pivot_root", new_root)
 
 
-def prctl(option: int, arg: int = 0) -> int:
-    return _check(_libc.prctl(option, arg, 0, 0, 0), "prctl")
+def prctl(option: int, arg: int = 0, arg3: int = 0) -> int:
+    return _check(_libc.prctl(option, arg, arg3, 0, 0), "prctl")
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def set_capabilities(capabilities: list[int]) -> None:
+    """This thread's effective, permitted and inheritable sets become exactly `capabilities` (capset(2))."""
+    data = (_CapData * 2)()
+    for cap in capabilities:
+        word, bit = divmod(cap, 32)
+        data[word].effective |= 1 << bit
+        data[word].permitted |= 1 << bit
+        data[word].inheritable |= 1 << bit
+    _check(_libc.capset(ctypes.byref(_CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)), data), "capset")
 
 
 def last_capability() -> int:

@@ -7,8 +7,11 @@ container's securityContext, the container's winning field by field, as Kubernet
     fsGroup             (pod only) an extra group of every process, and the group that owns the pod's volumes
                         (node/volume_access.py)
     supplementalGroups  (pod only) more groups
-No capability is ever kept, whatever `capabilities.add` asks, and no process may gain one (no_new_privs): the fields
-that would grant privileges are not modelled.
+    capabilities.drop   ALL or NET_BIND_SERVICE takes away the one capability a container keeps (below)
+One capability is kept, NET_BIND_SERVICE (as an ambient capability, so the command has it): a pod's server may
+listen on port 80 as an image's does. Kubernetes' runtimes give a pod that (ip_unprivileged_port_start=0 in the
+pod's own network namespace); pods here share the node's network, so the capability stands in for it. No other
+capability is ever kept, whatever `capabilities.add` asks, and no process may gain one (no_new_privs).
 """
 from __future__ import annotations
 
@@ -21,11 +24,15 @@ Obj = dict[str, Any]
 MAX_ID = 2**32 - 2  # (uid_t)-1 means "unchanged" to the kernel
 
 
+CAP_NET_BIND_SERVICE = 10  # linux/capability.h
+
+
 @dataclass(frozen=True)
 class Identity:
     uid: int
     gid: int
     groups: tuple[int, ...]
+    capabilities: tuple[int, ...] = ()  # kept, as ambient capabilities
 
 
 def _number(value: Any, name: str) -> int:
@@ -69,4 +76,14 @@ def identity(pod: Obj, container: Obj, *, default_uid: int, default_gid: int) ->
     groups = [_number(g, "spec.securityContext.supplementalGroups[]") for g in supplemental]
     extra = fs_group(pod)
     return Identity(uid=default_uid if uid is None else uid, gid=default_gid if gid is None else gid,
-                    groups=tuple(dict.fromkeys(g for g in [extra, *groups] if g is not None)))
+                    groups=tuple(dict.fromkeys(g for g in [extra, *groups] if g is not None)),
+                    capabilities=_kept_capabilities(ctx))
+
+
+def _kept_capabilities(ctx: Obj) -> tuple[int, ...]:
+    capabilities = ctx.get("capabilities") or {}
+    drop = capabilities.get("drop") or [] if isinstance(capabilities, dict) else []
+    if not isinstance(drop, list):
+        raise ContainerError("CreateContainerConfigError", "securityContext.capabilities.drop must be a list")
+    dropped = {str(name).upper().removeprefix("CAP_") for name in drop}
+    return () if dropped & {"ALL", "NET_BIND_SERVICE"} else (CAP_NET_BIND_SERVICE,)

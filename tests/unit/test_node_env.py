@@ -169,3 +169,13 @@ def test_pod_ips_are_kept_across_a_kubelet_restart(tmp_path):
 
 def test_expand_leaves_unknown_references():
     assert expand("$(A)$(B)", {"A": "1"}) == "1$(B)"
+
+
+def test_a_python_images_python_is_the_nodes_python3_when_the_node_has_no_python(monkeypatch):
+    from node import images
+
+    monkeypatch.setattr(images.shutil, "which", lambda name, path=None: None if name == "python" else f"/usr/bin/{name}")
+    assert images.provided({"image": "python:3.12"}, ["python", "-u", "x.py"]) == ["python3", "-u", "x.py"]
+    assert images.provided({"image": "busybox"}, ["python", "x.py"]) == ["python", "x.py"]
+    monkeypatch.setattr(images.shutil, "which", lambda name, path=None: f"/usr/bin/{name}")
+    assert images.provided({"image": "python"}, ["python", "x.py"]) == ["python", "x.py"]
