@@ -15,8 +15,8 @@ import asyncio
 import statistics
 import time
 
+from harness import TRANSIENT, Harness, describe, running  # first: it puts the repository ahead of bench/ (api.py)
 from etcd_cluster import EtcdCluster, ensure_etcd
-from harness import TRANSIENT, Harness, describe, running
 from raftkube_cluster import RaftkubeCluster
 
 from kvstore.client import b64, prefix_end
