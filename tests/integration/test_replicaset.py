@@ -106,6 +106,10 @@ async def test_orphans_are_adopted_and_pods_that_stop_matching_are_released(cp):
         orphan = await api.create("pods", {"apiVersion": "v1", "kind": "Pod",
                                            "metadata": {"name": "orphan", "labels": {"app": "web"}},
                                            "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}, ns)
+        # A ReplicaSet made before the controller's informer has the pod rightly makes two of its own (as upstream's
+        # would). Bound means the scheduler's informer has it; the controller-manager's, on the same kind of watch,
+        # then all but surely has it too (the full suite once lost that race when the ReplicaSet came at once).
+        await eventually(lambda: node_of(api, ns, "orphan"), timeout=30, what="the orphan bound")
         rs = await api.create("replicasets", replicaset("web", 2), ns)
         pods = await eventually(lambda: settled(api, ns, "web", 2), timeout=30, what="2 pods")
         assert "orphan" in {p["metadata"]["name"] for p in pods}
