@@ -35,7 +35,7 @@ class Page(http.server.BaseHTTPRequestHandler):
     do_HEAD = do_GET
     def log_message(self, fmt, *args):
         print(self.address_string(), "-", fmt % args, flush=True)
-servers = [http.server.ThreadingHTTPServer((os.environ.get("POD_IP", "0.0.0.0"), int(p)), Page) for p in sys.argv[2:]]
+servers = [http.server.ThreadingHTTPServer((os.environ.get("POD_IP", "127.0.0.1"), int(p)), Page) for p in sys.argv[2:]]
 print("serving on port(s)", ", ".join(sys.argv[2:]), flush=True)
 for s in servers[1:]:
     threading.Thread(target=s.serve_forever, daemon=True).start()
