@@ -21,7 +21,7 @@ import orjson
 
 from api.admission import Admission
 from api.errors import ApiError
-from api.registry import lookup
+from api.registry import Resource, lookup
 from api.storage import ObjectStore
 from kvstore import errors as kv_errors
 from kvstore.client import prefix_end
@@ -87,18 +87,20 @@ class KubernetesService:
         except ApiError as exc:
             if exc.code != 404:
                 raise
-            wanted = service(self.cluster_ip, self.port, self.advertise[1])
-            try:
-                await self.admission.create(res, self.admission.new_object(res, wanted, NAMESPACE))
-            except ApiError as exc:
-                if exc.reason != "AlreadyExists":  # another master made it first
-                    raise
+            await self._create(res, service(self.cluster_ip, self.port, self.advertise[1]))
             return
         ports = (current.get("spec") or {}).get("ports") or []
         if [(p.get("name"), p.get("port")) for p in ports if isinstance(p, dict)] != [("https", self.port)]:
             wanted = service(self.cluster_ip, self.port, self.advertise[1])["spec"]["ports"]
             await self.objects.update(res, {**current, "spec": {**current["spec"], "ports": wanted}},
                                       int(current["metadata"]["resourceVersion"]))
+
+    async def _create(self, res: Resource, body: Obj) -> None:
+        try:
+            await self.admission.create(res, self.admission.new_object(res, body, NAMESPACE))
+        except ApiError as exc:
+            if exc.reason != "AlreadyExists":  # another master made it first
+                raise
 
     async def renew_lease(self) -> None:
         """This master's key: kept alive while its lease lives (a keepalive makes no new revision), put again under a
@@ -135,14 +137,9 @@ class KubernetesService:
         except ApiError as exc:
             if exc.code != 404:
                 raise
-            body = {"apiVersion": "v1", "kind": "Endpoints", "subsets": wanted,
-                    "metadata": {"name": NAME, "namespace": NAMESPACE,
-                                 "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}}}
-            try:
-                await self.admission.create(res, self.admission.new_object(res, body, NAMESPACE))
-            except ApiError as exc:
-                if exc.reason != "AlreadyExists":
-                    raise
+            await self._create(res, {"apiVersion": "v1", "kind": "Endpoints", "subsets": wanted,
+                                     "metadata": {"name": NAME, "namespace": NAMESPACE,
+                                                  "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}}})
             return
         if current.get("subsets") != wanted:
             try:
