@@ -2,7 +2,7 @@
 
 The JSON gateway (gateway.py, with gateway_codec.py) and gRPC (grpc_server.py, with grpc_codec.py) only decode
 requests into the store's plain dicts and encode what comes back; every decision is taken here, on top of the
-`Store`: when a read needs a Raft barrier, what a keepalive of a lost lease answers, how a follower hands a
+`Store`: when a read needs ReadIndex, what a keepalive of a lost lease answers, how a follower hands a
 membership change to the leader, what Status reports. Errors are raised as `KVFailure` with etcd's message
 and gRPC code, which each transport turns into its own kind of error.
 

@@ -13,14 +13,14 @@ from dataclasses import dataclass, replace
 
 @dataclass(frozen=True)
 class Mechanisms:
-    # kvstore/store.py Store.range: a linearizable read waits for a barrier through the log (Store.read_index).
-    read_barrier: bool = True
+    # kvstore/store.py Store.range: a linearizable read waits for ReadIndex (Store.read_index, kvstore/read_index.py).
+    read_index: bool = True
     # kvstore/store.py Store._propose: a write is answered once a majority has it and this master applied it.
     ack_after_commit: bool = True
     # kvstore/disk_sync.py DiskSync: nothing counts as written before fdatasync says so.
     fsync: bool = True
     # kvstore/replica.py Replica (leaderFallbackTimeout): a leader that hears from no majority steps down; and
-    # Store.range: a leader's linearizable reads go through the barrier too, which only a real leader can commit.
+    # Store.range: a leader's linearizable reads wait for a majority to confirm it still leads (ReadIndex).
     leader_confirms: bool = True
     # kvstore/watch.py WatchHub.publish: every event reaches every watcher it matches.
     watch_every_event: bool = True
@@ -34,7 +34,7 @@ ALL = Mechanisms()
 
 # Lab name -> the one field it turns off.
 LABS = {
-    "stale-reads": "read_barrier",
+    "stale-reads": "read_index",
     "early-ack": "ack_after_commit",
     "skip-fsync": "fsync",
     "deposed-leader": "leader_confirms",

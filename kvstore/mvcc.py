@@ -288,7 +288,8 @@ class StateMachine:
         return all(_compare_kv(kv, c, target) for kv in kvs)
 
     def _noop(self, req: Request, rid: Any) -> Result:
-        """A barrier: its only effect is its place in the log (see Store.read_index)."""
+        """A no-op: its only effect is its place in the log. Logs written before ReadIndex hold them: each
+        linearizable read batch was one."""
         return {"revision": self.revision}
 
     def _member_announce(self, req: Request, rid: Any) -> Result:

@@ -10,6 +10,8 @@ What we add around pysyncobj (docs/pysyncobj.md says why each is needed):
   next commit calculation waits for its own sync (`_Pacer`): acknowledged means on disk on a
   majority. Syncs run off the loop (`DiskSync`), so a sync never stalls HTTP requests;
 - group commit: the leader sends what a tick appended in one message per follower (`_Pacer`);
+- linearizable reads by ReadIndex (read_index.py): the leader confirms it still leads with one
+  message to each follower and back, and the read waits until its replica has applied the index;
 - one replicated method, `apply_batch`, that applies a msgpack list of commands and hands the
   events to `on_applied`;
 - security: the cluster secret is always set, and the Raft port binds the `--raft` host only;
@@ -22,6 +24,8 @@ import asyncio
 import contextlib
 import functools
 import gzip
+import heapq
+import itertools
 import logging
 import math
 import os
@@ -39,7 +43,7 @@ from pysyncobj.poller import POLL_EVENT_TYPE, Poller
 from pysyncobj.syncobj import _COMMAND_TYPE, _RAFT_STATE
 from pysyncobj.transport import TCPTransport
 
-from kvstore import log_matching, prevote
+from kvstore import log_matching, prevote, read_index
 from kvstore.disk_sync import DiskSync
 from kvstore.journal import DurableJournal, durable_replace
 from kvstore.kv import Event
@@ -310,6 +314,11 @@ class Replica(SyncObj):
         self.pre_votes = 0  # rounds started (a metric)
         self._leader_heard: float | None = None  # monotonic time of the last append_entries of a current leader
         self._real_match_index: dict | None = None  # pysyncobj's, while durable_commit_view shows it another
+        self._leader_reads = read_index.LeaderRounds()
+        self._follower_reads = read_index.Rounds()
+        self._read_role = (0, False)  # (term, leading) that the reads' rounds belong to
+        self._applied_waits: list[tuple[int, int, asyncio.Future]] = []  # a heap of (index, n, read) to release
+        self._applied_waits_n = itertools.count()
         conf = SyncObjConf(
             autoTick=False,  # ticks come from the event loop (_Pacer)
             password=secret,
@@ -332,6 +341,7 @@ class Replica(SyncObj):
         read_snapshot = serializer.deserialize
         serializer.deserialize = lambda: self._trim_to_snapshot(read_snapshot())
         self.addOnTickCallback(self._pace.after_tick)
+        self.addOnTickCallback(self._serve_reads)
         self._pace.start(self, asyncio.get_running_loop(), fsync=mechanisms.fsync)
 
     # -- what we change in pysyncobj's handling of peer messages ----------------------------
@@ -355,6 +365,9 @@ class Replica(SyncObj):
             return
         if kind in ("pre_vote", "pre_vote_response"):
             self._on_pre_vote_message(node, message)
+            return
+        if kind in _READ_MESSAGES:
+            self._on_read_message(node, message)
             return
         if kind == "append_entries" and message["term"] >= self.raftCurrentTerm:
             self._leader_heard = raft_clock()
@@ -483,6 +496,89 @@ class Replica(SyncObj):
         last = self._SyncObj__raftLog[-1]
         return last[2], last[1]
 
+    # -- linearizable reads: ReadIndex (read_index.py) --------------------------------------
+
+    def read_index(self) -> asyncio.Future:
+        """A future that resolves once this replica has applied everything committed before the call. It fails
+        with ReadIndexLost when the replica's role or term changes first: ask again."""
+        read = self._pace.loop.create_future()
+        (self._leader_reads if self._isLeader() else self._follower_reads).add(read)
+        self.wake()
+        return read
+
+    def _serve_reads(self) -> None:
+        """After every tick: forget the rounds of another role or term, start or resend a round, and release
+        the reads whose index is applied."""
+        role = (self.raftCurrentTerm, self._isLeader())
+        if role != self._read_role:
+            self._read_role = role
+            for read in self._leader_reads.abandon() + self._follower_reads.abandon():
+                if isinstance(read, asyncio.Future) and not read.done():
+                    read.set_exception(read_index.ReadIndexLost(f"{self.self_addr}: the raft leader changed"))
+        now = raft_clock()
+        transport = self._SyncObj__transport
+        if role[1]:
+            rounds = self._leader_reads
+            if self._committed_in_term():
+                r = rounds.start(now=now, index=self.raftCommitIndex) or rounds.resend(now=now)
+                if r is not None:
+                    for node in self._SyncObj__otherNodes:
+                        transport.send(node, {"type": "read_index", "round": r.number, "term": role[0]})
+                    self._release(rounds.confirmed(self._voters()))  # at once when alone
+        elif (leader := self._getLeader()) is not None:
+            r = self._follower_reads.start(now=now) or self._follower_reads.resend(now=now)
+            if r is not None:
+                transport.send(leader, {"type": "read_index_request", "round": r.number})
+        applied = self.raftLastApplied
+        while self._applied_waits and self._applied_waits[0][0] <= applied:
+            read = heapq.heappop(self._applied_waits)[2]
+            if not read.done():
+                read.set_result(None)
+
+    def _on_read_message(self, node, message: dict) -> None:
+        kind, term = message["type"], self.raftCurrentTerm
+        transport = self._SyncObj__transport
+        if kind == "read_index":  # a leader asks: still mine? Yes, if it is of our term
+            if message["term"] == term and not self._isLeader():
+                transport.send(node, {"type": "read_index_ack", "round": message["round"], "term": term})
+        elif kind == "read_index_ack":
+            if message["term"] == term and self._isLeader():
+                self._release(self._leader_reads.on_ack(node.id, message["round"], others=self._voters()))
+        elif kind == "read_index_request":  # a follower's reads join our next round
+            if self._isLeader():
+                self._leader_reads.add((node, message["round"]))
+                self.wake()
+        else:  # read_index_response: the leader's index for our round
+            r = self._follower_reads.answered(message["round"])
+            if r is not None:
+                r.index = message["index"]
+                self._release(r)
+
+    def _release(self, r: read_index.Round | None) -> None:
+        """A confirmed round: a follower's request gets the index, a local read waits until it is applied."""
+        if r is None:
+            return
+        for read in r.waiters:
+            if not isinstance(read, asyncio.Future):
+                node, number = read
+                self._SyncObj__transport.send(node, {"type": "read_index_response", "round": number,
+                                                     "index": r.index})
+            elif read.done():
+                continue
+            elif r.index <= self.raftLastApplied:
+                read.set_result(None)
+            else:  # _serve_reads releases it after the tick that applies the index
+                heapq.heappush(self._applied_waits, (r.index, next(self._applied_waits_n), read))
+
+    def _voters(self) -> list[str]:
+        return [node.id for node in self._SyncObj__otherNodes]
+
+    def _committed_in_term(self) -> bool:
+        """Has this leader committed an entry of its own term (its election no-op)? Only then does its commit
+        index cover everything a previous leader may have acknowledged."""
+        entry = self._entry_at(self.raftCommitIndex)
+        return entry is not None and entry[2] == self.raftCurrentTerm
+
     # -- snapshots ------------------------------------------------------------------------
 
     def _SyncObj__loadDumpFile(self, clearJournal: bool) -> None:  # noqa: N802 - replaces pysyncobj's
@@ -536,6 +632,9 @@ class Replica(SyncObj):
 
     def partitioned_peers(self) -> frozenset[str]:
         return self._SyncObj__transport.partitioned
+
+
+_READ_MESSAGES = frozenset({"read_index", "read_index_ack", "read_index_request", "read_index_response"})
 
 
 def _lessor(mechanisms: Mechanisms) -> Lessor:

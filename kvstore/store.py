@@ -16,8 +16,9 @@ A proposal that fails before reaching the log is queued again, with the same req
 request's deadline; the state machine applies an id once, so a retry after an unknown outcome
 cannot apply twice. At the deadline the caller gets a "no quorum" error, which says whether the
 request may still be applied.
-Linearizable reads ride the same pipeline as a no-op barrier shared by every read queued with it
-(`read_index`). docs/raft.md explains each step in Raft's terms.
+Linearizable reads take no log entry: `read_index` asks the replica for ReadIndex (kvstore/read_index.py:
+the leader confirms with a majority that it still leads, and the read waits until its replica has applied
+the leader's commit index). docs/raft.md explains each step in Raft's terms.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from kvstore.errors import KVError, KVFailure
 from kvstore.mechanisms import ALL, Mechanisms
 from kvstore.metrics import StoreStats
 from kvstore.mvcc import Request, Result
+from kvstore.read_index import ReadIndexLost
 
 log = logging.getLogger("raftkube.store")
 
@@ -54,15 +56,11 @@ class _Pending:
     __slots__ = ("packed", "future", "timer", "in_flight", "maybe_in_log")
 
     def __init__(self, packed: bytes, future: asyncio.Future) -> None:
-        self.packed = packed  # the msgpack command; NOOP for a read barrier
+        self.packed = packed  # the msgpack command
         self.future = future
         self.timer: asyncio.TimerHandle | None = None
         self.in_flight = False
         self.maybe_in_log = False  # an earlier proposal of it ended with an unknown outcome
-
-    @property
-    def is_barrier(self) -> bool:
-        return self.packed is NOOP
 
     @property
     def maybe_applied(self) -> bool:
@@ -80,9 +78,6 @@ class _Batch:
         self.started = time.perf_counter()
         self.timer: asyncio.TimerHandle | None = None
         self.holds_slot = True
-
-
-NOOP = msgpack.packb({"req": {"op": "noop"}})
 
 
 def pack_batch(parts: list[bytes]) -> bytes:
@@ -103,7 +98,6 @@ class Store:
         self.mechanisms = mechanisms  # all on, but in a lab (kvstore/mechanisms.py)
         self._loop = asyncio.get_running_loop()
         self._queue: deque[_Pending] = deque()
-        self._barrier: _Pending | None = None  # the queued barrier new reads join
         self._inflight = 0
         self._ids = itertools.count(1)
         self._nonce = os.urandom(8)
@@ -137,15 +131,22 @@ class Store:
         return result
 
     async def read_index(self, *, timeout: float | None = None) -> None:
-        """Wait until the local replica has applied everything committed before this call.
-
-        Reads join the barrier that is still queued; once it is proposed, later reads need a
-        new one (a barrier proposed before a read began says nothing about writes before it)."""
-        p = self._barrier
-        if p is None:
-            p = self._barrier = self._new(NOOP, timeout)  # set before _enqueue may propose it
-            self._enqueue(p)
-        await asyncio.shield(p.future)  # shared by every read queued with it
+        """Wait until the local replica has applied everything committed before this call (ReadIndex), asking
+        again while the Raft leader changes, until the deadline."""
+        deadline = self._loop.time() + (timeout or self.deadline)
+        while True:
+            try:
+                await asyncio.wait_for(self.replica.read_index(), deadline - self._loop.time())
+                return
+            except ReadIndexLost:
+                if self._loop.time() + RETRY_DELAY < deadline:
+                    await asyncio.sleep(RETRY_DELAY)  # a new leader needs a moment to commit its first entry
+                    continue
+            except asyncio.TimeoutError:
+                pass
+            self.stats.fail("deadline")
+            raise KVFailure(self._no_quorum_error(
+                "a linearizable read needs one; a serializable read answers from this master's possibly stale copy"))
 
     def _new(self, packed: bytes, timeout: float | None) -> _Pending:
         p = _Pending(packed, self._loop.create_future())
@@ -162,10 +163,10 @@ class Store:
             return
         if p in self._queue:
             self._queue.remove(p)
-        if self._barrier is p:
-            self._barrier = None
         self.stats.fail("deadline")
-        p.future.set_exception(KVFailure(self._no_quorum_error(p)))
+        outcome = "the request may still be applied: read before you retry" if p.maybe_applied \
+            else "the request was not applied"
+        p.future.set_exception(KVFailure(self._no_quorum_error(outcome)))
 
     def _maybe_flush(self) -> None:
         while not self._closed and self._queue and self._inflight < self.max_inflight:
@@ -177,8 +178,6 @@ class Store:
                     continue
                 batch.append(p)
                 size += len(p.packed)
-                if p is self._barrier:
-                    self._barrier = None  # reads arriving from now on need a later barrier
             if not batch:
                 return
             self._propose(batch)
@@ -202,7 +201,7 @@ class Store:
         """The early-ack lab: answer every put and txn as soon as it is proposed, with what it would do to this
         replica's state now, before a majority (or anyone) has it. Reads and other requests still wait."""
         for p in requests:
-            if p.is_barrier or p.future.done():
+            if p.future.done():
                 continue
             req = msgpack.unpackb(p.packed, raw=False)["req"]
             if req.get("op") == "txn":
@@ -261,15 +260,8 @@ class Store:
         self._retry_handle = None
         self._maybe_flush()
 
-    def _no_quorum_error(self, p: _Pending) -> KVError:
+    def _no_quorum_error(self, outcome: str) -> KVError:
         status = self.raft_status()
-        if p.is_barrier:
-            outcome = ("a linearizable read needs one; a serializable read answers from this master's "
-                       "possibly stale copy")
-        elif p.maybe_applied:
-            outcome = "the request may still be applied: read before you retry"
-        else:
-            outcome = "the request was not applied"
         return errors.unavailable(
             f"etcdserver: request timed out: no quorum: master {self.name} could not get a majority "
             f"of the masters to commit within {self.deadline:g}s (raft leader: {status.get('leader') or 'none'}, "
@@ -286,10 +278,10 @@ class Store:
         return result
 
     def _reads_locally(self) -> bool:
-        """Only in a lab: a linearizable read answered from this replica without its barrier. With the stale-reads
+        """Only in a lab: a linearizable read answered from this replica without ReadIndex. With the stale-reads
         lab every master does it; with the deposed-leader lab a leader does, trusting that it still leads."""
         m = self.mechanisms
-        return not m.read_barrier or (not m.leader_confirms and self.replica._isLeader())
+        return not m.read_index or (not m.leader_confirms and self.replica._isLeader())
 
     # -- status ---------------------------------------------------------------------------
 

@@ -25,10 +25,11 @@ class Lab:
 
 
 LABS = [
-    Lab("stale-reads", "serve linearizable reads without the read barrier",
-        "A linearizable read proposes a no-op through the log and waits until this master has applied it, so it sees "
-        "every write acknowledged before it began. Switched off, every master answers from its own replica.",
-        "kvstore/store.py: Store.range (the barrier: Store.read_index)",
+    Lab("stale-reads", "serve linearizable reads without ReadIndex",
+        "A linearizable read gets a read index from a leader that a majority confirms, and waits until this master "
+        "has applied it, so it sees every write acknowledged before it began. Switched off, every master answers "
+        "from its own replica.",
+        "kvstore/store.py: Store.range (ReadIndex: Store.read_index, kvstore/read_index.py)",
         "one follower is cut off from the other masters (its clients still reach it) for the whole run; clients read, "
         "write and compare-and-swap eight keys through every master",
         ("linearizability",), Plan(seconds=12, faults=(), held=("partition-follower",), **REGISTERS)),
@@ -51,7 +52,7 @@ LABS = [
              **REGISTERS)),
     Lab("deposed-leader", "let a deposed leader keep serving",
         "A leader that has heard from no majority for leaderFallbackTimeout steps down, and even a leader's "
-        "linearizable reads go through the barrier, which only a leader a majority follows can commit. Switched off, "
+        "linearizable reads wait for a ReadIndex round, which only a leader a majority follows completes. Switched off, "
         "a leader never steps down and answers linearizable reads from its own state, trusting that it still leads.",
         "kvstore/replica.py: Replica (leaderFallbackTimeout, in pysyncobj's _onTick) and kvstore/store.py: "
         "Store._reads_locally",

@@ -41,24 +41,24 @@ def test_the_catalog_has_a_lab_for_every_switch_with_known_faults_and_findings()
         assert lab.plan(x, control=True, seconds=3).master_flags == () and lab.plan(x, seconds=3).seconds == 3
 
 
-async def test_stale_reads_answer_without_a_barrier():
+async def test_stale_reads_answer_without_read_index():
     replica = ScriptedReplica()
     store = Store(replica, name="m1", mechanisms=mechanisms.without("stale-reads"))
     replica.machine.apply({"req": {"op": "put", "key": b"k", "value": b"1"}})
-    assert (await store.range({"key": b"k"}))["kvs"][0].value == b"1" and replica.proposals == []
+    assert (await store.range({"key": b"k"}))["kvs"][0].value == b"1" and replica.reads == []
 
 
-async def test_a_deposed_leader_reads_locally_a_follower_still_waits_for_its_barrier():
+async def test_a_deposed_leader_reads_locally_a_follower_still_waits_for_read_index():
     replica = ScriptedReplica()
     store = Store(replica, name="m1", mechanisms=mechanisms.without("deposed-leader"))
     replica._isLeader = lambda: True
     await store.range({"key": b"k"})
-    assert replica.proposals == []
+    assert replica.reads == []
     replica._isLeader = lambda: False
     read = asyncio.create_task(store.range({"key": b"k"}))
     await settle()
-    assert not read.done() and len(replica.proposals) == 1  # the barrier
-    replica.commit(0)
+    assert not read.done() and len(replica.reads) == 1
+    replica.reads[0].set_result(None)
     await read
 
 

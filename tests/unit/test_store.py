@@ -1,4 +1,4 @@
-"""The Store's pipeline against a scripted replica: group commit, shared barriers, retries, deadlines."""
+"""The Store's pipeline against a scripted replica: group commit, linearizable reads, retries, deadlines."""
 import asyncio
 
 import msgpack
@@ -7,6 +7,7 @@ from pysyncobj.config import FAIL_REASON
 
 from kvstore.errors import KVFailure
 from kvstore.mvcc import StateMachine
+from kvstore.read_index import ReadIndexLost
 from kvstore.store import Store
 
 
@@ -18,6 +19,11 @@ class ScriptedReplica:
         self.machine = StateMachine()
         self.proposals: list[tuple[list[dict], object]] = []
         self.always_fail: int | None = None  # a FAIL_REASON every proposal meets at once
+        self.reads: list[asyncio.Future] = []  # what read_index() handed out, for the test to settle
+
+    def read_index(self):
+        self.reads.append(asyncio.get_running_loop().create_future())
+        return self.reads[-1]
 
     def apply_batch(self, packed, callback):
         self.proposals.append((msgpack.unpackb(packed, raw=False), callback))
@@ -60,30 +66,30 @@ async def test_writes_that_arrive_while_batches_are_in_flight_share_the_next_bat
     assert sorted(r["revision"] for r in await asyncio.gather(*rest)) == list(range(3, 13))
 
 
-async def test_reads_share_a_queued_barrier_but_never_one_already_proposed():
-    """A barrier proposed before a read began cannot order that read after earlier writes."""
+async def test_a_linearizable_read_waits_for_its_read_index_and_takes_no_log_entry():
     replica = ScriptedReplica()
-    store = Store(replica, name="m1", max_inflight=1)
-    write = asyncio.create_task(store.propose({"op": "put", "key": b"a", "value": b"1"}))
+    store = Store(replica, name="m1")
+    replica.machine.apply({"req": {"op": "put", "key": b"k", "value": b"1"}})
+    read = asyncio.create_task(store.range({"key": b"k"}))
     await settle()
-    reads = [asyncio.create_task(store.read_index()) for _ in range(5)]
+    assert not read.done() and len(replica.reads) == 1 and replica.proposals == []
+    replica.reads[0].set_result(None)
+    assert (await read)["kvs"][0].value == b"1"
+
+
+async def test_a_read_whose_leader_changed_asks_again_and_times_out_as_no_quorum():
+    replica = ScriptedReplica()
+    store = Store(replica, name="m1", deadline=0.3)
+    read = asyncio.create_task(store.read_index())
     await settle()
-    replica.commit(0)
-    await settle()
-    assert [c["req"]["op"] for c in replica.proposals[1][0]] == ["noop"]  # one barrier for five reads
-    replica.commit(1)
-    await asyncio.gather(write, *reads)
-    late = asyncio.create_task(store.read_index())
-    await settle()
-    assert not late.done() and len(replica.proposals) == 3  # a fresh barrier, not the finished one
-    later = asyncio.create_task(store.read_index())  # arrives while that barrier is on its way
-    await settle()
-    replica.commit(2)
-    await late
-    await settle()
-    assert not later.done() and len(replica.proposals) == 4  # so it needs one of its own
-    replica.commit(3)
-    await later
+    replica.reads[0].set_exception(ReadIndexLost("the raft leader changed"))
+    while len(replica.reads) < 2:
+        await asyncio.sleep(0.01)
+    replica.reads[1].set_result(None)
+    await read
+    with pytest.raises(KVFailure) as err:
+        await store.read_index()  # nobody answers this one
+    assert err.value.error.code == 14 and "linearizable read" in err.value.error.message
 
 
 async def test_a_failed_proposal_is_retried_with_the_same_request_id():

@@ -1,0 +1,80 @@
+"""ReadIndex rounds (kvstore/read_index.py): batching, majorities, resends, terms."""
+from kvstore.read_index import RESEND_AFTER, LeaderRounds, Rounds
+
+FOLLOWERS = ["b", "c"]
+
+
+def test_reads_queued_while_a_round_is_out_wait_for_the_next_round():
+    rounds = LeaderRounds()
+    rounds.add("r1")
+    rounds.add("r2")
+    first = rounds.start(now=0.0, index=7)
+    assert first.waiters == ["r1", "r2"] and first.index == 7
+    rounds.add("r3")
+    assert rounds.start(now=0.0, index=8) is None  # one round at a time
+    assert rounds.on_ack("b", first.number, others=FOLLOWERS) is first
+    second = rounds.start(now=0.0, index=9)
+    assert second.waiters == ["r3"] and second.index == 9 and second.number > first.number
+
+
+def test_a_round_needs_a_majority_of_the_voters_the_leader_included():
+    rounds = LeaderRounds()
+    rounds.add("r")
+    r = rounds.start(now=0.0, index=1)
+    five = ["b", "c", "d", "e"]
+    assert rounds.on_ack("b", r.number, others=five) is None  # 2 of 5
+    assert rounds.on_ack("b", r.number, others=five) is None  # the same voter twice is still 2
+    assert rounds.on_ack("z", r.number, others=five) is None  # not a voter
+    assert rounds.on_ack("c", r.number, others=five) is r  # 3 of 5
+
+
+def test_a_leader_alone_confirms_at_once():
+    rounds = LeaderRounds()
+    rounds.add("r")
+    r = rounds.start(now=0.0, index=3)
+    assert rounds.confirmed([]) is r
+
+
+def test_a_yes_to_an_earlier_round_does_not_confirm_a_later_one():
+    """The question must be asked after the read began: a yes to an older round proves nothing about it."""
+    rounds = LeaderRounds()
+    rounds.add("r1")
+    old = rounds.start(now=0.0, index=1)
+    rounds.on_ack("b", old.number, others=FOLLOWERS)
+    rounds.add("r2")
+    new = rounds.start(now=0.0, index=2)
+    assert rounds.on_ack("b", old.number, others=FOLLOWERS) is None  # a late duplicate of the old yes
+    assert rounds.on_ack("c", new.number, others=FOLLOWERS) is new
+
+
+def test_an_unanswered_round_is_asked_again_under_a_new_number_and_either_answer_counts():
+    rounds = LeaderRounds()
+    rounds.add("r")
+    r = rounds.start(now=0.0, index=4)
+    first = r.number
+    assert rounds.resend(now=RESEND_AFTER / 2) is None
+    assert rounds.resend(now=RESEND_AFTER) is r and r.number > first and r.index == 4
+    assert rounds.on_ack("b", r.number, others=FOLLOWERS) is r
+
+
+def test_a_new_term_forgets_every_yes_and_hands_back_every_waiter():
+    rounds = LeaderRounds()
+    rounds.add("r1")
+    r = rounds.start(now=0.0, index=1)
+    rounds.on_ack("b", r.number, others=["b", "c", "d", "e"])
+    rounds.add("r2")
+    assert sorted(rounds.abandon()) == ["r1", "r2"]
+    rounds.add("r3")
+    again = rounds.start(now=0.0, index=2)
+    assert rounds.on_ack("c", again.number, others=["b", "c", "d", "e"]) is None  # b's old yes is gone
+
+
+def test_a_follower_takes_only_the_answer_to_its_current_question():
+    rounds = Rounds()
+    rounds.add("r1")
+    r = rounds.start(now=0.0)
+    old = r.number
+    rounds.resend(now=RESEND_AFTER)
+    assert rounds.answered(old) is None  # the answer to the question it asked again
+    assert rounds.answered(r.number) is r
+    assert rounds.answered(r.number) is None
