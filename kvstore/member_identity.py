@@ -10,7 +10,9 @@ So each data directory gets an id of its own (as etcd's member id, but new with 
 Raft message carries it, and each replica remembers the id it first met at each peer address (`identity.json`).
 A message from a known address with another id is refused, and its sender is told why: the only way back for
 a master whose data was lost is out of the cluster and in again (`member remove`, then `member add`), which
-makes every replica forget the old id, so the new one is learnt at first contact.
+makes every replica forget the old id, so the new one is learnt at first contact. A replica that has not appended
+the change yet still refuses the newcomer; it drops the newcomer's messages but tells it nothing unless it leads
+(or knows no leader): the leader, which has the change, speaks for the cluster (`Replica._refuse`).
 """
 from __future__ import annotations
 
@@ -40,14 +42,18 @@ class MemberIdentity:
             self._save()
 
     def check(self, address: str, presented: str | None) -> str | None:
-        """None when `presented` is the id we know at `address` (learnt now if we knew none); otherwise
-        the id we expected there."""
+        """None when `presented` may speak for `address` (learnt now if we knew no one there); otherwise why not."""
         known = self.peers.get(address)
         if known is None and presented:
             self.peers[address] = presented
             self._save()
             return None
-        return None if presented == known or not self.enforced else known
+        if presented == known or not self.enforced:
+            return None
+        return (f"it knows that address as member {known}, and this one is {presented}, made from an empty data "
+                f"dir. A master whose data was lost must not count as the member it was (it would vote with an empty "
+                f"log). Remove it from the cluster and add it back (etcd's member remove, then member add; "
+                f"`raftkube member` does both), then start it again")
 
     def forget(self, address: str) -> None:
         """`address` left the cluster or joined it anew: whoever comes next under it is learnt afresh."""

@@ -354,9 +354,9 @@ class Replica(SyncObj):
         arrives late (it waited for the follower's fsync) says nothing against entries sent since."""
         handle = super()._SyncObj__onMessageReceived
         kind = message.get("type")
-        expected = self.identity.check(node.id, message.get("mid"))
-        if expected is not None:
-            self._refuse(node, expected, message.get("mid"))
+        refusal = self.identity.check(node.id, message.get("mid"))
+        if refusal is not None:
+            self._refuse(node, refusal)
             return
         if kind == "member_refused":
             self._on_refused(message["why"])
@@ -430,17 +430,18 @@ class Replica(SyncObj):
 
     # -- members: who may speak for an address (member_identity.py) -------------------------
 
-    def _refuse(self, node, expected: str, presented: str | None) -> None:
-        """Drop a message from a stranger at a member's address, and tell it why (once a second)."""
+    def _refuse(self, node, refusal: str) -> None:
+        """Drop a message from a stranger at a member's address, and tell it why (once a second), if we lead or
+        know no leader. A follower that knows a leader only drops it: it may not have appended the membership
+        change that let the stranger in yet, and the leader, which has, speaks for the cluster."""
         now = raft_clock()
         if now - self._refusals_sent.get(node.id, 0.0) < 1.0:
             return
         self._refusals_sent[node.id] = now
-        why = (f"{self.self_addr} refuses {node.id}: it knows that address as member {expected}, and this one "
-               f"is {presented}, made from an empty data dir. A master whose data was lost must not count as the "
-               f"member it was (it would vote with an empty log). Remove it from the cluster and add it back "
-               f"(etcd's member remove, then member add; `raftkube member` does both), then start it again")
+        why = f"{self.self_addr} refuses {node.id}: {refusal}"
         log.warning("%s", why)
+        if not self._isLeader() and self._getLeader() is not None:
+            return
         self._SyncObj__transport.send(node, {"type": "member_refused", "why": why})
 
     def _SyncObj__doChangeCluster(self, request, reverse: bool = False) -> bool:  # noqa: N802 - replaces pysyncobj's

@@ -164,7 +164,9 @@ async def _run(info: dict[str, Any], plan: Plan) -> Run:
         "leases": len(workload.lease_logs), "keepalives": sum(len(log.keepalives) for log in workload.lease_logs),
         "big_values": sum(1 for a in workload.appends if a.size > 1),
         "availability": availability(writes, began, ended), "timeline": nemesis.timeline,
-        "anomalies": len(result["bad_keys"]) + len(watch_problems) + len(durability) + len(lease_problems),
+        "masters_exited": nemesis.exited,
+        "anomalies": len(result["bad_keys"]) + len(watch_problems) + len(durability) + len(lease_problems)
+        + len(nemesis.exited),
     }
     records = findings.Records(workload, reference, final_values, final_read,
                                [(nemesis.started + t, text) for t, text in nemesis.timeline], result["bad_keys"])
@@ -232,6 +234,8 @@ def render(report: dict[str, Any]) -> str:
         *[f"  {p}" for p in report["lost_writes"][:10]],
         f"leases: {'none gone sooner than its TTL after a keepalive' if not report['lease_anomalies'] else ''}",
         *[f"  {p}" for p in report["lease_anomalies"][:10]],
+        f"masters: {'none stopped by itself' if not report['masters_exited'] else 'exited by themselves: '}"
+        + ", ".join(report["masters_exited"]),
         f"anomalies: {report['anomalies']}",
         "timeline:", *[f"  {t:7.2f}s  {text}" for t, text in report["timeline"]],
     ]

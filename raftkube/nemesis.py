@@ -70,6 +70,7 @@ class Nemesis:
         self.faulty = faulty
         self.rounds = rounds
         self.timeline: list[tuple[float, str]] = []
+        self.exited: list[str] = []  # masters found gone that no fault had stopped
         self.started = time.monotonic()
         self._undo: list[tuple[str, Any]] = []
 
@@ -108,7 +109,11 @@ class Nemesis:
     def _kill(self, victims: list[dict[str, Any]]) -> None:
         """SIGKILL, and a restart when healed."""
         for m in victims:
-            os.kill(m["pid"], signal.SIGKILL)
+            try:
+                os.kill(m["pid"], signal.SIGKILL)
+            except ProcessLookupError:  # a master must never stop by itself: the campaign reports it
+                self.exited.append(m["name"])
+                self.note(f"{m['name']} had already exited by itself (see its log)")
             up.wait_gone(m["pid"])
             self._undo.append(("restart", m))
 

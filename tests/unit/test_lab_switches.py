@@ -127,4 +127,4 @@ def test_without_identity_checks_a_wiped_member_is_taken_for_the_one_it_was(tmp_
     strict, lax = MemberIdentity(str(tmp_path)), MemberIdentity(str(tmp_path), enforced=False)
     for identity in (strict, lax):
         assert identity.check("m2:7001", "old-id") is None  # learnt at first contact
-    assert strict.check("m2:7001", "new-id") == "old-id" and lax.check("m2:7001", "new-id") is None
+    assert "member old-id" in strict.check("m2:7001", "new-id") and lax.check("m2:7001", "new-id") is None
