@@ -11,16 +11,19 @@ Raft message carries it, and each replica remembers the id it first met at each 
 A message from a known address with another id is refused, and its sender is told why: the only way back for
 a master whose data was lost is out of the cluster and in again (`member remove`, then `member add`), which
 makes every replica forget the old id, so the new one is learnt at first contact. A replica that has not appended
-the change yet still refuses the newcomer; it drops the newcomer's messages but tells it nothing unless it leads
-(or knows no leader): the leader, which has the change, speaks for the cluster (`Replica._refuse`).
+the change yet still refuses the newcomer, so a refused master stops only if no leader takes it within a grace
+period (`Replica._check_refused`): the leader has the change, and sends nothing to a master it refuses.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 
 from kvstore.journal import write_atomically
+
+log = logging.getLogger("raftkube.member_identity")
 
 IDENTITY_FILE = "identity.json"
 
@@ -45,6 +48,7 @@ class MemberIdentity:
         """None when `presented` may speak for `address` (learnt now if we knew no one there); otherwise why not."""
         known = self.peers.get(address)
         if known is None and presented:
+            log.info("member %s speaks for %s from now on", presented, address)
             self.peers[address] = presented
             self._save()
             return None
@@ -57,7 +61,9 @@ class MemberIdentity:
 
     def forget(self, address: str) -> None:
         """`address` left the cluster or joined it anew: whoever comes next under it is learnt afresh."""
-        if self.peers.pop(address, None) is not None:
+        forgotten = self.peers.pop(address, None)
+        if forgotten is not None:
+            log.info("member %s no longer speaks for %s (a membership change)", forgotten, address)
             self._save()
 
     def _save(self) -> None:

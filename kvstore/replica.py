@@ -61,6 +61,7 @@ OnApplied = Callable[[list[Event], int], None]
 # every entry goes whole, in a message of up to this many bytes of entries.
 MAX_MESSAGE_BYTES = 32 << 20
 TICK_PERIOD = 0.01  # seconds between ticks when nothing happens: election and heartbeat timers
+REFUSAL_GRACE = 1.5  # seconds a refused master waits for a leader to take it before it stops (Replica._refuse)
 
 
 @dataclass
@@ -170,9 +171,12 @@ class _SyncingTransport(TCPTransport):
     ack_when_durable: Callable[[Any, dict], None] | None = None
     partitioned: frozenset[str] = frozenset()
     member_id: str | None = None  # carried by every message (member_identity.py)
+    refused: set[str]  # peers whose last message we refused: they get nothing but the reason (Replica._refuse)
 
     def send(self, node, message) -> bool:
         if node.id in self.partitioned:
+            return False
+        if node.id in self.refused and message.get("type") != "member_refused":
             return False
         if message.get("type") == "next_node_idx" and message.get("success") and self.ack_when_durable:
             self.ack_when_durable(node, message)  # "I have your entries up to N": on disk first
@@ -298,7 +302,8 @@ class Replica(SyncObj):
                  snapshot_bytes: int = 32 << 20, timing: dict[str, float] | None = None,
                  mechanisms: Mechanisms = ALL) -> None:
         """`on_refused(why)` is called when a peer refuses this replica because its data dir was made
-        anew while the cluster knew another at this address (member_identity.py). A snapshot is taken
+        anew while the cluster knew another at this address (member_identity.py), and no leader took it within
+        REFUSAL_GRACE. A snapshot is taken
         (and the journal trimmed) every `snapshot_entries` entries or `snapshot_bytes` of journal.
         `mechanisms` has them all on, but in a lab (kvstore/mechanisms.py)."""
         os.makedirs(data_dir, exist_ok=True)
@@ -306,6 +311,7 @@ class Replica(SyncObj):
         self.self_addr = self_addr
         self.identity = MemberIdentity(data_dir, enforced=mechanisms.member_identity)
         self._on_refused = on_refused
+        self._refused: tuple[float, str] | None = None  # (when, why) a peer refused us, until a leader takes us
         self.snapshot_bytes = snapshot_bytes
         self._refusals_sent: dict[str, float] = {}  # peer address -> when we last told it why
         self.consumer = KVConsumer(on_applied, on_restored, _lessor(mechanisms))
@@ -337,11 +343,13 @@ class Replica(SyncObj):
                          transportClass=_SyncingTransport)
         # pysyncobj 0.3.17 keeps the journal, the transport and the sender private (see _Pacer).
         self._SyncObj__transport.member_id = self.identity.id
+        self._SyncObj__transport.refused = set()
         serializer = self._SyncObj__serializer
         read_snapshot = serializer.deserialize
         serializer.deserialize = lambda: self._trim_to_snapshot(read_snapshot())
         self.addOnTickCallback(self._pace.after_tick)
         self.addOnTickCallback(self._serve_reads)
+        self.addOnTickCallback(self._check_refused)
         self._pace.start(self, asyncio.get_running_loop(), fsync=mechanisms.fsync)
 
     # -- what we change in pysyncobj's handling of peer messages ----------------------------
@@ -358,8 +366,12 @@ class Replica(SyncObj):
         if refusal is not None:
             self._refuse(node, refusal)
             return
+        self._SyncObj__transport.refused.discard(node.id)
         if kind == "member_refused":
-            self._on_refused(message["why"])
+            if self._refused is None:
+                log.warning("%s; unless a leader takes this master within %gs, it stops", message["why"],
+                            REFUSAL_GRACE)
+                self._refused = (raft_clock(), message["why"])
             return
         if kind == "hello":  # its member id is all it says, and check() learnt it
             return
@@ -431,18 +443,29 @@ class Replica(SyncObj):
     # -- members: who may speak for an address (member_identity.py) -------------------------
 
     def _refuse(self, node, refusal: str) -> None:
-        """Drop a message from a stranger at a member's address, and tell it why (once a second), if we lead or
-        know no leader. A follower that knows a leader only drops it: it may not have appended the membership
-        change that let the stranger in yet, and the leader, which has, speaks for the cluster."""
+        """Drop a message from a stranger at a member's address, send it nothing more, and tell it why (once a
+        second). The stranger stops unless a leader takes it meanwhile (`_check_refused`): a replica that has not
+        appended the member add that let a newcomer in yet refuses it too, but the leader, which has, does not."""
+        self._SyncObj__transport.refused.add(node.id)
         now = raft_clock()
         if now - self._refusals_sent.get(node.id, 0.0) < 1.0:
             return
         self._refusals_sent[node.id] = now
         why = f"{self.self_addr} refuses {node.id}: {refusal}"
         log.warning("%s", why)
-        if not self._isLeader() and self._getLeader() is not None:
-            return
         self._SyncObj__transport.send(node, {"type": "member_refused", "why": why})
+
+    def _check_refused(self) -> None:
+        """After every tick: a refusal stands if no leader's append_entries came in the REFUSAL_GRACE after it."""
+        if self._refused is None:
+            return
+        since, why = self._refused
+        if self._leader_heard is not None and self._leader_heard > since:
+            log.info("a leader takes this master: the refusal (%s) came from a member behind the cluster", why)
+            self._refused = None
+        elif raft_clock() - since > REFUSAL_GRACE:
+            self._refused = None
+            self._on_refused(why)
 
     def _SyncObj__doChangeCluster(self, request, reverse: bool = False) -> bool:  # noqa: N802 - replaces pysyncobj's
         """A member added or removed: whoever speaks for its address from now on is learnt afresh."""
