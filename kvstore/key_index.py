@@ -16,6 +16,7 @@ from typing import Iterator
 
 from sortedcontainers import SortedDict
 
+from kvstore import snapshot_state
 from kvstore.kv import KeyValue
 
 ALL_KEYS_FROM = b"\0"  # etcd: range_end "\0" means every key >= key
@@ -26,6 +27,24 @@ class KeyIndex:
         self._keys: SortedDict = SortedDict()  # bytes -> list[KeyValue], oldest first
         self._with_history: set[bytes] = set()  # keys holding more than one live state: what compact visits
         self.live_count = 0
+
+    def __getstate__(self) -> dict:
+        """In a snapshot: every key's states as one msgpack blob (snapshot_state.py)."""
+        return {"states": snapshot_state.pack_states(self._keys.values()),
+                "with_history": self._with_history, "live_count": self.live_count}
+
+    def __setstate__(self, state: dict) -> None:
+        if "states" not in state:  # a snapshot written before the blob: the attributes themselves
+            self.__dict__.update(state)
+            return
+        lists = snapshot_state.unpack_states(state["states"])
+        self._keys = SortedDict(zip([states[0].key for states in lists], lists))
+        self._with_history = state["with_history"]
+        self.live_count = state["live_count"]
+
+    def states(self, key: bytes) -> list[KeyValue] | None:
+        """Every state of `key` the index still holds, oldest first (the list itself: do not change it)."""
+        return self._keys.get(key)
 
     def get(self, key: bytes, revision: int | None = None) -> KeyValue | None:
         """The key's state at `revision` (the head when None), or None when absent."""

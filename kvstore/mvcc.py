@@ -17,7 +17,7 @@ from bisect import bisect_left
 from collections import OrderedDict
 from typing import Any, Callable
 
-from kvstore import errors
+from kvstore import errors, snapshot_state
 from kvstore.errors import KVError
 from kvstore.key_index import KeyIndex
 from kvstore.kv import DELETE, PUT, Event, KeyValue, tombstone
@@ -78,7 +78,13 @@ class StateMachine:
         arrives after a restart learns that the request was applied and must read to see how."""
         state = self.__dict__.copy()
         state["_recent"] = OrderedDict.fromkeys(self._recent, errors.APPLIED_RESULT_LOST)
+        state["history"] = snapshot_state.pack_history(self.history, self.index.states)  # refers to the index
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if isinstance(state["history"], bytes):  # else a snapshot written before snapshot_state.py
+            self.history = snapshot_state.unpack_history(state["history"], self.index.states)
 
     # -- reads (also used outside the log, by the Store) ---------------------------------
 

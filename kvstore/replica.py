@@ -22,15 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import gzip
 import heapq
 import itertools
 import logging
 import math
 import os
 import time
-import types
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -43,7 +40,7 @@ from pysyncobj.poller import POLL_EVENT_TYPE, Poller
 from pysyncobj.syncobj import _COMMAND_TYPE, _RAFT_STATE
 from pysyncobj.transport import TCPTransport
 
-from kvstore import log_matching, prevote, read_index
+from kvstore import log_matching, prevote, raft_encoding, read_index
 from kvstore.disk_sync import DiskSync
 from kvstore.journal import DurableJournal, durable_replace
 from kvstore.kv import Event
@@ -131,8 +128,8 @@ def _create_poller(poller_type: str) -> LoopPoller:
 _syncobj_module.createJournal = _create_journal
 _syncobj_module.createPoller = _create_poller
 _serializer_module.atomicReplace = durable_replace
-# It also gzips snapshots at level 9: seconds of CPU for a large state, for a few percent of size. Level 1.
-_serializer_module.gzip = types.SimpleNamespace(GzipFile=functools.partial(gzip.GzipFile, compresslevel=1))
+
+raft_encoding.install()  # cheaper messages, pickles and snapshots (kvstore/raft_encoding.py)
 
 
 class KVConsumer(SyncObjConsumer):
