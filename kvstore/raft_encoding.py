@@ -3,9 +3,11 @@ every Raft message and every restart.
 
 - Messages: pysyncobj pickles each message, compresses it with zlib (level 3), encrypts it. zlib.compress costs
   60-80 us even for a 600-byte message (level 0 too: it sets up a deflate state each call), more than the rest of
-  the message's handling, on the leader's and the follower's critical path. Here `compress` writes a zlib
-  stream of stored (uncompressed) blocks, about 1 us; every receiver, an older one included, reads it with
-  zlib.decompress as before. Loopback and LAN links gain nothing from compressing small messages.
+  the message's handling, on the leader's and the follower's critical path. Here `compress` writes a message
+  under COMPRESS_FROM bytes as a zlib stream of stored (uncompressed) blocks, about 1 us; every receiver, an
+  older one included, reads it with zlib.decompress as before. A bigger message is still compressed (level 1):
+  Kubernetes objects shrink several times, and each byte saved is a byte less to encrypt (Fernet: about 4 ms a
+  MB each way), copy through pysyncobj's buffers and send.
 - Pickles: pysyncobj pickles with protocol 2, which has no bytes type: every bytes object (each command in a
   message, each snapshot blob) goes through a latin-1 str and back, about 25 ms per MB each way. Protocol 5
   writes bytes as they are. Readers take any protocol, so journals and snapshots of either kind still load.
@@ -28,11 +30,17 @@ import pysyncobj.pickle as _pickle_module
 import pysyncobj.serializer as _serializer_module
 import pysyncobj.tcp_connection as _tcp_module
 
+COMPRESS_FROM = 16 << 10  # bytes: smaller messages go in stored blocks
 _STORED_BLOCK = 65535  # the most bytes a stored deflate block holds
 _ZLIB_HEADER = b"\x78\x01"  # deflate, 32 KiB window, no dictionary, "fastest" (the check bits make it divisible by 31)
 
 
-def stored_zlib(data: bytes, level: int = 0) -> bytes:
+def compress(data: bytes, level: int = 1) -> bytes:
+    """pysyncobj's zlib.compress for messages (it asks for level 3)."""
+    return stored_zlib(data) if len(data) < COMPRESS_FROM else zlib.compress(data, 1)
+
+
+def stored_zlib(data: bytes) -> bytes:
     """A zlib stream (RFC 1950) of `data` in stored deflate blocks (RFC 1951 §3.2.4): zlib.decompress reads it."""
     view = memoryview(data)
     parts = [_ZLIB_HEADER]
@@ -60,6 +68,6 @@ def snapshot_file(fileobj, mode: str = "rb"):
 
 
 def install() -> None:
-    _tcp_module.zlib = types.SimpleNamespace(compress=stored_zlib, decompress=zlib.decompress)
+    _tcp_module.zlib = types.SimpleNamespace(compress=compress, decompress=zlib.decompress)
     setattr(_pickle_module, "__protocol", pickle.HIGHEST_PROTOCOL)  # a module global, read by dump and dumps
     _serializer_module.gzip = types.SimpleNamespace(GzipFile=snapshot_file)

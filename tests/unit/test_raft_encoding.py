@@ -8,7 +8,7 @@ import pytest
 from pysyncobj import pickle as raft_pickle
 
 import kvstore.replica  # noqa: F401 - installs the encodings, as every master does
-from kvstore.raft_encoding import snapshot_file, stored_zlib
+from kvstore.raft_encoding import COMPRESS_FROM, compress, snapshot_file, stored_zlib
 
 
 @pytest.mark.parametrize("size", [0, 1, 600, 65535, 65536, 200_001])
@@ -16,6 +16,12 @@ def test_stored_blocks_are_a_zlib_stream_zlib_reads(size):
     data = os.urandom(size)
     assert zlib.decompress(stored_zlib(data)) == data
     assert zlib.decompress(stored_zlib(bytearray(data))) == data
+    assert zlib.decompress(compress(data)) == data
+
+
+def test_small_messages_go_uncompressed_big_ones_compressed():
+    small, big = b"x" * (COMPRESS_FROM - 1), b"x" * COMPRESS_FROM
+    assert len(compress(small)) > len(small) and len(compress(big)) < len(big) // 10
 
 
 def test_pickles_carry_bytes_as_bytes_and_old_pickles_still_load():
