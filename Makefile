@@ -11,7 +11,10 @@ $(BIN)/raftkube: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
+# Bytecode for our own packages: a master restarts faster without compiling them (where PYTHONDONTWRITEBYTECODE
+# is set, nothing else writes it). Unchanged files are skipped.
 install: $(BIN)/raftkube
+	$(BIN)/python -m compileall -q -j 0 kvstore api controllers node raftkube
 
 up: install
 	$(BIN)/raftkube up $(ARGS)
