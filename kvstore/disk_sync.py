@@ -56,6 +56,22 @@ class DiskSync:
     def busy(self) -> bool:
         return self._running
 
+    def sync_here(self) -> bool:
+        """fdatasync on the calling thread (the loop) when no sync is running: no hand-off to the thread and back.
+        False if one is running (then use when_durable)."""
+        if self._running or self.failed or not self.fsync:
+            return False
+        target = self.journal.write_out()
+        if target > self.journal.synced_generation:
+            try:
+                os.fdatasync(self.journal.fileno())
+            except OSError as error:
+                self._failed(error)
+                return False
+            self.journal.mark_synced(target)
+        self._release()
+        return True
+
     def _maybe_start(self) -> None:
         if self._running or not self._waiters or self.failed:
             return
@@ -72,16 +88,22 @@ class DiskSync:
         os.close(fd)
         error = future.exception()
         if error is not None:
-            # The disk refused: nothing more can be acknowledged (etcd stops the member too).
-            log.critical("fdatasync of the Raft journal failed: %s; this master acknowledges nothing more", error)
-            self.failed = True
+            self._failed(error)
             return
         self.journal.mark_synced(target)
+        self._release()
+        self._maybe_start()
+
+    def _release(self) -> None:
         ready = [cb for gen, cb in self._waiters if gen <= self.journal.synced_generation]
         self._waiters = [(gen, cb) for gen, cb in self._waiters if gen > self.journal.synced_generation]
         for callback in ready:
             callback()
-        self._maybe_start()
+
+    def _failed(self, error: BaseException) -> None:
+        """The disk refused: nothing more can be acknowledged (etcd stops the member too)."""
+        log.critical("fdatasync of the Raft journal failed: %s; this master acknowledges nothing more", error)
+        self.failed = True
 
     def _write_back(self) -> None:
         self.journal.write_out()

@@ -283,7 +283,10 @@ class _Pacer:
             if self.journal.conflicts == conflicts:  # else the entries it vouches for may be gone
                 transport.send_now(node, message)
 
-        self.disk.when_durable(send)
+        if self.disk.sync_here():  # a follower's sync is on the commit's path anyway: no thread hand-off
+            send()
+        else:
+            self.disk.when_durable(send)
 
     def stop(self) -> None:
         if self.timer is not None:
