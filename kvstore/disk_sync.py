@@ -4,6 +4,8 @@ A sync takes a fraction of a millisecond to a few milliseconds; on the event loo
 every HTTP request of this master. Here the loop hands the journal's writes to the OS, one
 thread runs fdatasync, and each waiter's callback runs on the loop once an fdatasync that started
 after its writes has finished. Waiters that arrive during a sync share the next one: group commit.
+A follower, whose acknowledgement waits for the sync anyway, calls `sync_here` instead when no sync is running:
+the hand-off to the thread and back (two wake-ups) cost more on its commit path than the sync itself.
 
 The skip-fsync lab (`fsync=False`, kvstore/mechanisms.py) answers every waiter at once, as if its writes were on
 disk. kill -9 of a process loses nothing it handed to the kernel, so to stand for a power cut the journal's bytes

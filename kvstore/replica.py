@@ -6,9 +6,10 @@ What we add around pysyncobj (docs/pysyncobj.md says why each is needed):
   `TICK_PERIOD` for timeouts. Apply, callbacks, reads and HTTP handlers never run at the same
   time, so the state machine needs no lock and no hand-over between threads costs latency;
 - durability: `DurableJournal` replaces pysyncobj's unsynced mmap journal; a follower's
-  acknowledgement waits until its entries are on disk (`_SyncingTransport`), and the leader's
-  next commit calculation waits for its own sync (`_Pacer`): acknowledged means on disk on a
-  majority. Syncs run off the loop (`DiskSync`), so a sync never stalls HTTP requests;
+  acknowledgement waits until its entries are on disk (`_SyncingTransport`), and the
+  leader counts itself in a commit only up to its own durable index (`_Pacer`): acknowledged means
+  on disk on a majority. The leader syncs off the loop (`DiskSync`) while it goes on sending; a
+  follower syncs on the loop when no sync is running, since its acknowledgement waits for it;
 - group commit: the leader sends what a tick appended in one message per follower (`_Pacer`);
 - linearizable reads by ReadIndex (read_index.py): the leader confirms it still leads with one
   message to each follower and back, and the read waits until its replica has applied the index;
