@@ -169,7 +169,10 @@ class _SyncingTransport(TCPTransport):
     ack_when_durable: Callable[[Any, dict], None] | None = None
     partitioned: frozenset[str] = frozenset()
     member_id: str | None = None  # carried by every message (member_identity.py)
-    refused: set[str]  # peers whose last message we refused: they get nothing but the reason (Replica._refuse)
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.refused: set[str] = set()  # peers whose last message we refused: they get only why (Replica._refuse)
+        super().__init__(*args, **kwargs)
 
     def send(self, node, message) -> bool:
         if node.id in self.partitioned:
@@ -344,7 +347,6 @@ class Replica(SyncObj):
                          transportClass=_SyncingTransport)
         # pysyncobj 0.3.17 keeps the journal, the transport and the sender private (see _Pacer).
         self._SyncObj__transport.member_id = self.identity.id
-        self._SyncObj__transport.refused = set()
         serializer = self._SyncObj__serializer
         read_snapshot = serializer.deserialize
         serializer.deserialize = lambda: self._trim_to_snapshot(read_snapshot())
