@@ -30,7 +30,7 @@ class KeyIndex:
 
     def __getstate__(self) -> dict:
         """In a snapshot: every key's states as one msgpack blob (snapshot_state.py)."""
-        return {"states": snapshot_state.pack_states(self._keys.values()),
+        return {"states": snapshot_state.pack_states(self.state_lists()),
                 "with_history": self._with_history, "live_count": self.live_count}
 
     def __setstate__(self, state: dict) -> None:
@@ -42,9 +42,9 @@ class KeyIndex:
         self._with_history = state["with_history"]
         self.live_count = state["live_count"]
 
-    def states(self, key: bytes) -> list[KeyValue] | None:
-        """Every state of `key` the index still holds, oldest first (the list itself: do not change it)."""
-        return self._keys.get(key)
+    def state_lists(self) -> list[list[KeyValue]]:
+        """Every key's states, oldest first, keys in order: the lists themselves (for snapshots; do not change them)."""
+        return list(self._keys.values())
 
     def get(self, key: bytes, revision: int | None = None) -> KeyValue | None:
         """The key's state at `revision` (the head when None), or None when absent."""

@@ -78,13 +78,13 @@ class StateMachine:
         arrives after a restart learns that the request was applied and must read to see how."""
         state = self.__dict__.copy()
         state["_recent"] = OrderedDict.fromkeys(self._recent, errors.APPLIED_RESULT_LOST)
-        state["history"] = snapshot_state.pack_history(self.history, self.index.states)  # refers to the index
+        state["history"] = snapshot_state.pack_history(self.history, self.index.state_lists())  # refers to the index
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         if isinstance(state["history"], bytes):  # else a snapshot written before snapshot_state.py
-            self.history = snapshot_state.unpack_history(state["history"], self.index.states)
+            self.history = snapshot_state.unpack_history(state["history"], self.index.state_lists())
 
     # -- reads (also used outside the log, by the Store) ---------------------------------
 

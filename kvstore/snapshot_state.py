@@ -4,13 +4,14 @@ pysyncobj pickles the state machine into each snapshot, and a restarting master 
 Pickled one by one, every KeyValue and Event costs a Python call to rebuild (about a second for 100,000 keys
 with their history); packed here, the states of every key are one msgpack blob that unpacks in C and becomes
 KeyValues through `tuple.__new__`, with no Python frame per state. The history is not stored twice: each event
-names the index state it shows (key and mod revision) and the one before it, and is rebuilt from the index.
-An event the index no longer holds exactly (none should be) is kept whole, so a snapshot is never wrong.
+is four numbers (its type, its key's place, the places of its state and of the one before it in that key's
+list), and is rebuilt from the index's lists. If an event is not exactly in the index (none should be), the
+whole history is kept as it is, so a snapshot is never wrong.
 """
 from __future__ import annotations
 
 import functools
-from typing import Any, Iterable
+from typing import Iterable
 
 import msgpack
 
@@ -30,37 +31,46 @@ def unpack_states(blob: bytes) -> list[list[KeyValue]]:
     return [list(map(_as_kv, states)) for states in msgpack.unpackb(blob, use_list=False)]
 
 
-def pack_history(history: list[Event], states_of) -> bytes:
-    """`states_of(key)`: that key's states in the index. Each event as [type, key, revision, previous revision],
-    or whole when the index does not hold exactly its states."""
-    out: list[Any] = []
-    for ev in history:
-        states = states_of(ev.kv.key) or ()
-        prev = ev.prev_kv
-        if _find(states, ev.kv.mod_revision) == ev.kv and (prev is None or _find(states, prev.mod_revision) == prev):
-            out.append((ev.type, ev.kv.key, ev.kv.mod_revision, _NONE if prev is None else prev.mod_revision))
-        else:
-            out.append((ev.type, ev.kv, prev))
-    return msgpack.packb(out)
+def pack_history(history: list[Event], states_by_key: list[list[KeyValue]]) -> bytes:
+    """`states_by_key`: the index's lists, in the order `pack_states` packs them. Each event becomes four numbers:
+    its type, its key's place in that order, the places of its state and of the state before it (-1: none). A
+    previous state the index dropped (an event at the compaction revision) is kept whole beside them; if an
+    event's own state is not in the index (none should be), every event is kept whole."""
+    where = {states[0].key: (k, states) for k, states in enumerate(states_by_key) if states}
+    types, keys, places, prev_places, gone = [], [], [], [], {}
+    for i, ev in enumerate(history):
+        k, states = where.get(ev.kv.key, (None, ()))
+        place = _place(states, ev.kv)
+        if place is None:
+            return msgpack.packb({"whole": history})
+        prev_place = _place(states, ev.prev_kv)
+        if prev_place is None and ev.prev_kv is not None:
+            gone[i] = ev.prev_kv
+        types.append(ev.type)
+        keys.append(k)
+        places.append(place)
+        prev_places.append(_NONE if prev_place is None else prev_place)
+    return msgpack.packb({"types": types, "keys": keys, "places": places, "prev_places": prev_places,
+                          "gone": list(gone.items())})
 
 
-def unpack_history(blob: bytes, states_of) -> list[Event]:
-    history: list[Event] = []
-    for item in msgpack.unpackb(blob, use_list=False):
-        if len(item) == 4:
-            kind, key, revision, prev_revision = item
-            states = states_of(key)
-            history.append(_as_event((kind, _find(states, revision),
-                                      None if prev_revision == _NONE else _find(states, prev_revision))))
-        else:
-            kind, kv, prev = item
-            history.append(_as_event((kind, _as_kv(kv), None if prev is None else _as_kv(prev))))
-    return history
+def unpack_history(blob: bytes, states_by_key: list[list[KeyValue]]) -> list[Event]:
+    packed = msgpack.unpackb(blob, use_list=False, strict_map_key=False)
+    if "whole" in packed:
+        return [_as_event((kind, _as_kv(kv), None if prev is None else _as_kv(prev))) for kind, kv, prev in packed["whole"]]
+    lists = [states_by_key[k] for k in packed["keys"]]
+    kvs = [states[p] for states, p in zip(lists, packed["places"])]
+    prevs = [None if p == _NONE else states[p] for states, p in zip(lists, packed["prev_places"])]
+    for i, prev in packed["gone"]:
+        prevs[i] = _as_kv(prev)
+    return list(map(_as_event, zip(packed["types"], kvs, prevs)))
 
 
-def _find(states, revision: int) -> KeyValue | None:
-    """The state with this mod revision (a key has few states: newest first)."""
-    for kv in reversed(states):
-        if kv.mod_revision == revision:
-            return kv
+def _place(states, kv: KeyValue | None) -> int | None:
+    """Where `kv` is in its key's states (a key has few: newest first), None if it is not there."""
+    if kv is None:
+        return None
+    for i in range(len(states) - 1, -1, -1):
+        if states[i] == kv:
+            return i
     return None

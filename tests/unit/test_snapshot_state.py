@@ -1,4 +1,5 @@
 """The state machine in a snapshot (kvstore/snapshot_state.py): what comes back is what went in."""
+import msgpack
 from pysyncobj import pickle as raft_pickle
 
 from kvstore.key_index import KeyIndex
@@ -37,17 +38,20 @@ def test_a_snapshot_gives_back_the_same_keys_history_and_answers():
     assert again.events_since(13) == m.events_since(13)
     assert again.index.live_count == m.index.live_count
     assert all(type(ev) is Event and type(ev.kv) is KeyValue for ev in again.history)
+    packed = msgpack.unpackb(m.__getstate__()["history"], strict_map_key=False)
+    assert "whole" not in packed and packed["gone"]  # by reference; a previous state compaction dropped, whole
     last_k1 = next(ev for ev in reversed(again.history) if ev.kv.key == b"k1")
-    assert last_k1.kv is again.index.states(b"k1")[-1]  # one object, shared as before the snapshot
+    assert last_k1.kv is again.index._keys[b"k1"][-1]  # one object, shared as before the snapshot
     for m2 in (m, again):  # both go on alike
         m2.apply({"req": {"op": "put", "key": b"k1", "value": b"after"}})
     assert again.history[-1] == m.history[-1]
 
 
 def test_an_event_the_index_does_not_hold_is_kept_whole():
-    stray = Event(0, KeyValue(b"gone", b"v", 3, 3, 1), None)
-    history = unpack_history(pack_history([stray], lambda key: None), lambda key: None)
-    assert history == [stray]
+    kept = KeyValue(b"kept", b"v", 2, 2, 1)
+    events = [Event(0, kept, None), Event(0, KeyValue(b"gone", b"v", 3, 3, 1), None)]
+    assert unpack_history(pack_history(events, [[kept]]), [[kept]]) == events
+    assert unpack_history(pack_history(events[:1], [[kept]]), [[kept]])[0].kv is kept  # by reference
 
 
 def test_a_snapshot_of_the_older_format_still_loads():
