@@ -10,9 +10,11 @@ So each data directory gets an id of its own (as etcd's member id, but new with 
 Raft message carries it, and each replica remembers the id it first met at each peer address (`identity.json`).
 A message from a known address with another id is refused, and its sender is told why: the only way back for
 a master whose data was lost is out of the cluster and in again (`member remove`, then `member add`), which
-makes every replica forget the old id, so the new one is learnt at first contact. A replica that has not appended
-the change yet still refuses the newcomer, so a refused master stops only if no leader takes it within a grace
-period (`Replica._check_refused`): the leader has the change, and sends nothing to a master it refuses.
+makes every replica forget the old id, so the new one is learnt at first contact. The leader's append_entries
+carry the ids it knows, and followers adopt them (`adopt`): a follower that has not appended the change yet, or
+that read a last message of the old member after it, is corrected within a heartbeat. Until then it refuses the
+newcomer, so a refused master stops only if no leader takes it within a grace period (`Replica._check_refused`):
+the leader has the change, and sends nothing to a master it refuses.
 """
 from __future__ import annotations
 
@@ -58,6 +60,19 @@ class MemberIdentity:
                 f"dir. A master whose data was lost must not count as the member it was (it would vote with an empty "
                 f"log). Remove it from the cluster and add it back (etcd's member remove, then member add; "
                 f"`raftkube member` does both), then start it again")
+
+    def adopt(self, leaders_view: dict[str, str], self_address: str) -> None:
+        """Take the current leader's view of who speaks for each address (its append_entries carry it). A member
+        that missed a change, or met the old member's last message after it, is corrected within a heartbeat; the
+        leader has every committed change, and a wiped master it refuses keeps its old id in the view."""
+        changed = False
+        for address, member_id in leaders_view.items():
+            if address != self_address and self.peers.get(address) != member_id:
+                log.info("member %s speaks for %s from now on (the leader's view)", member_id, address)
+                self.peers[address] = member_id
+                changed = True
+        if changed:
+            self._save()
 
     def forget(self, address: str) -> None:
         """`address` left the cluster or joined it anew: whoever comes next under it is learnt afresh."""

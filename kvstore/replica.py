@@ -170,6 +170,7 @@ class _SyncingTransport(TCPTransport):
     ack_when_durable: Callable[[Any, dict], None] | None = None
     partitioned: frozenset[str] = frozenset()
     member_id: str | None = None  # carried by every message (member_identity.py)
+    known_members: dict[str, str] = {}  # the ids a leader knows, carried by its append_entries (replaced per replica)
 
     def __init__(self, *args, **kwargs) -> None:
         self.refused: set[str] = set()  # peers whose last message we refused: they get only why (Replica._refuse)
@@ -189,6 +190,8 @@ class _SyncingTransport(TCPTransport):
         if node.id in self.partitioned:
             return False
         message["mid"] = self.member_id
+        if message.get("type") == "append_entries":  # a leader's: who it knows at each address
+            message["mids"] = self.known_members
         return super().send(node, message)
 
     def _onMessageReceived(self, node, message) -> None:  # noqa: N802 - pysyncobj's name
@@ -348,6 +351,7 @@ class Replica(SyncObj):
                          transportClass=_SyncingTransport)
         # pysyncobj 0.3.17 keeps the journal, the transport and the sender private (see _Pacer).
         self._SyncObj__transport.member_id = self.identity.id
+        self._SyncObj__transport.known_members = self.identity.peers
         serializer = self._SyncObj__serializer
         read_snapshot = serializer.deserialize
         serializer.deserialize = lambda: self._trim_to_snapshot(_without_gc(read_snapshot))
@@ -388,6 +392,7 @@ class Replica(SyncObj):
         if kind == "append_entries" and message["term"] >= self.raftCurrentTerm:
             self._leader_heard = raft_clock()
             self._prevote.cancel()
+            self.identity.adopt(message.get("mids") or {}, self.self_addr)
         if kind == "append_entries" and "prevLogIdx" in message and "transmission" not in message:
             current = message["term"] >= self.raftCurrentTerm
             plan = log_matching.plan_append(message, self._entry_at, self._last_index())

@@ -7,7 +7,7 @@ import json
 import ssl
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import Any, Callable
 
 
 class FailpointError(Exception):
@@ -35,9 +35,15 @@ def failpoint(m: dict[str, Any], body: dict[str, Any], tls: ssl.SSLContext | Non
                              "paused)?") from None
 
 
-def split(groups: list[list[dict[str, Any]]], change: str, tls: ssl.SSLContext | None) -> None:
-    """Cut (or heal) the Raft links between masters in different groups, both ends of every link."""
+def split(groups: list[list[dict[str, Any]]], change: str, tls: ssl.SSLContext | None,
+          passed_over: Callable[[dict[str, Any]], bool] = lambda m: False) -> None:
+    """Cut (or heal) the Raft links between masters in different groups, both ends of every link. A master that
+    does not take it fails the whole, unless `passed_over(master)` says to go on without it."""
     for group in groups:
         outside = [o["raft"] for g in groups if g is not group for o in g]
         for m in group:
-            failpoint(m, {change: outside}, tls)
+            try:
+                failpoint(m, {change: outside}, tls)
+            except FailpointError:
+                if not passed_over(m):
+                    raise

@@ -227,6 +227,20 @@ class Nemesis:
             time.sleep(0.2)
         return False
 
+    def _heal_links(self, groups: list[list[dict[str, Any]]]) -> None:
+        """Heal a partition on every master that answers; one that stopped by itself is reported and restarted
+        (a new process holds no partition)."""
+        def exited(m: dict[str, Any]) -> bool:
+            if up.is_running(m["pid"]):
+                return False
+            self.exited.append(m["name"])
+            self.note(f"{m['name']} had exited by itself (see its log); restarting it")
+            up.restart_master(self.info, m["name"])
+            return True
+
+        failpoints.split(groups, "heal", self.tls, passed_over=exited)
+        self.note("healed the partition")
+
     def heal(self) -> None:
         """Undo every fault still in force: resume, heal links, restart the dead (in that order)."""
         while self._undo:
@@ -249,8 +263,7 @@ class Nemesis:
                     pass  # killed or restarted meanwhile: its clock is right again
                 self.note(f"{m['name']}'s wall clock stepped back")
             elif action == "heal":
-                failpoints.split(what, "heal", self.tls)
-                self.note("healed the partition")
+                self._heal_links(what)
             else:
                 up.restart_master(self.info, what["name"])
                 self.note(f"restarted {what['name']}")
