@@ -553,7 +553,7 @@ class Replica(SyncObj):
         if role[1]:
             rounds = self._leader_reads
             if self._committed_in_term():
-                r = rounds.start(now=now, index=self.raftCommitIndex) or rounds.resend(now=now)
+                r = rounds.start(now=now, index=self._read_index()) or rounds.resend(now=now)
                 if r is not None:
                     for node in self._SyncObj__otherNodes:
                         transport.send(node, {"type": "read_index", "round": r.number, "term": role[0]})
@@ -606,10 +606,15 @@ class Replica(SyncObj):
     def _voters(self) -> list[str]:
         return [node.id for node in self._SyncObj__otherNodes]
 
+    def _read_index(self) -> int:
+        """The commit index, or the last index if the log is shorter: never in Raft, but after the skip-fsync lab
+        lost a journal whose commit index survived (pysyncobj saves it apart), and nothing beyond the log applies."""
+        return min(self.raftCommitIndex, self._last_index())
+
     def _committed_in_term(self) -> bool:
         """Has this leader committed an entry of its own term (its election no-op)? Only then does its commit
         index cover everything a previous leader may have acknowledged."""
-        entry = self._entry_at(self.raftCommitIndex)
+        entry = self._entry_at(self._read_index())
         return entry is not None and entry[2] == self.raftCurrentTerm
 
     # -- snapshots ------------------------------------------------------------------------

@@ -78,3 +78,17 @@ def test_a_follower_takes_only_the_answer_to_its_current_question():
     assert rounds.answered(old) is None  # the answer to the question it asked again
     assert rounds.answered(r.number) is r
     assert rounds.answered(r.number) is None
+
+
+def test_a_leader_whose_commit_index_outran_its_log_still_serves_reads():
+    """Never in Raft, but the skip-fsync lab loses journals while pysyncobj's saved commit index survives: the
+    read index is then the last entry, and the leader's no-op there counts as committed in its term."""
+    from types import SimpleNamespace
+
+    from kvstore.replica import Replica
+    log = {i: (b"", i, 3 if i == 7 else 2) for i in range(1, 8)}
+    r = SimpleNamespace(raftCommitIndex=10, raftCurrentTerm=3, _last_index=lambda: 7, _entry_at=log.get)
+    r._read_index = lambda: Replica._read_index(r)
+    assert Replica._read_index(r) == 7 and Replica._committed_in_term(r)
+    r.raftCommitIndex = 6  # the usual case: the no-op at 7 not committed yet
+    assert Replica._read_index(r) == 6 and not Replica._committed_in_term(r)
