@@ -15,7 +15,9 @@ a leader deposed a moment ago does not know it yet, and a follower may lag. So a
 A follower's read asks the leader for an index (`read_index_request`) and waits until it has applied that index
 itself. Reads share rounds: the reads that arrive while a round is on its way wait for the next one, so a burst
 of reads costs one small message to each follower and back, with no entry, no fsync and no apply. A round that
-gets no answer (a message lost with a connection) is asked again under a new number after RESEND_AFTER seconds.
+gets no answer (a message lost with a connection) is asked again under a new number after RESEND_AFTER seconds;
+an answer to any of its numbers counts, since each was asked after the round's reads began (a busy leader may
+answer later than RESEND_AFTER every time).
 
 Pure: the replica (kvstore/replica.py) sends the messages, passes the clock in, and says who the voters are.
 """
@@ -36,10 +38,14 @@ class ReadIndexLost(Exception):
 class Round:
     """Reads waiting for one answer: `waiters` are the replica's (futures, or a follower's requests)."""
 
-    number: int
+    number: int  # the latest number it was asked under
     index: int  # the leader's commit index when the round began; a follower learns it from the answer
     waiters: list[Any]
     sent: float  # when the question last went out
+    first: int = 0  # the number it was first asked under: an answer to it or to any later one counts
+
+    def __post_init__(self) -> None:
+        self.first = self.first or self.number
 
 
 @dataclass
@@ -71,9 +77,9 @@ class Rounds:
         return r
 
     def answered(self, number: int) -> Round | None:
-        """The round this answers, taken off the way; None for an answer to an old or unknown question."""
+        """The round this answers, taken off the way; None for an answer to an earlier round's question."""
         r = self.current
-        if r is None or r.number != number:
+        if r is None or number < r.first:
             return None
         self.current = None
         return r
@@ -109,7 +115,7 @@ class LeaderRounds(Rounds):
         voters = yes = 1  # the leader
         for other in others:
             voters += 1
-            yes += self.acked.get(other, 0) >= r.number
+            yes += self.acked.get(other, 0) >= r.first
         if yes * 2 <= voters:
             return None
         self.current = None

@@ -54,7 +54,7 @@ def test_an_unanswered_round_is_asked_again_under_a_new_number_and_either_answer
     first = r.number
     assert rounds.resend(now=RESEND_AFTER / 2) is None
     assert rounds.resend(now=RESEND_AFTER) is r and r.number > first and r.index == 4
-    assert rounds.on_ack("b", r.number, others=FOLLOWERS) is r
+    assert rounds.on_ack("b", first, others=FOLLOWERS) is r  # a busy follower's late yes to the first asking
 
 
 def test_a_new_term_forgets_every_yes_and_hands_back_every_waiter():
@@ -69,14 +69,17 @@ def test_a_new_term_forgets_every_yes_and_hands_back_every_waiter():
     assert rounds.on_ack("c", again.number, others=["b", "c", "d", "e"]) is None  # b's old yes is gone
 
 
-def test_a_follower_takes_only_the_answer_to_its_current_question():
+def test_a_follower_takes_an_answer_to_any_question_of_its_round_but_none_of_an_earlier_round():
     rounds = Rounds()
+    rounds.add("r0")
+    earlier = rounds.start(now=0.0)
+    assert rounds.answered(earlier.number) is earlier
     rounds.add("r1")
     r = rounds.start(now=0.0)
-    old = r.number
+    first = r.number
     rounds.resend(now=RESEND_AFTER)
-    assert rounds.answered(old) is None  # the answer to the question it asked again
-    assert rounds.answered(r.number) is r
+    assert rounds.answered(earlier.number) is None  # a late duplicate for the earlier round
+    assert rounds.answered(first) is r  # the answer to the first asking, late: it counts all the same
     assert rounds.answered(r.number) is None
 
 
