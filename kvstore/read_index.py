@@ -42,10 +42,7 @@ class Round:
     index: int  # the leader's commit index when the round began; a follower learns it from the answer
     waiters: list[Any]
     sent: float  # when the question last went out
-    first: int = 0  # the number it was first asked under: an answer to it or to any later one counts
-
-    def __post_init__(self) -> None:
-        self.first = self.first or self.number
+    first: int  # the number it was first asked under: an answer to it or to any later one counts
 
 
 @dataclass
@@ -63,7 +60,8 @@ class Rounds:
         """A new round when reads are queued and none is on its way, else None."""
         if self.current is not None or not self.queued:
             return None
-        self.current = Round(self._next(), index, self.queued, now)
+        number = self._next()
+        self.current = Round(number, index, self.queued, now, first=number)
         self.queued = []
         return self.current
 
