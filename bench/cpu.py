@@ -21,13 +21,9 @@ import time
 from harness import Harness  # first: it puts the repository ahead of bench/
 from raftkube_cluster import RaftkubeCluster
 
+from node.stats import process_usage
+
 VALUE = b"v" * 100
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -52,7 +48,7 @@ async def run(args: argparse.Namespace) -> None:
                     [py_spy, "record", "-r", "200", "-d", str(int(args.seconds)), "-f", "raw",
                      "-o", os.path.join(args.profile, f"{role}.txt"), "-p", str(pids[name])],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        before = {name: process_usage(pid).cpu_seconds for name, pid in pids.items()}
         latencies: list[float] = []
         end = time.perf_counter() + args.seconds
 
@@ -65,7 +61,7 @@ async def run(args: argparse.Namespace) -> None:
                 i += 1
 
         await asyncio.gather(*(worker(w) for w in range(args.in_flight)))
-        after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        after = {name: process_usage(pid).cpu_seconds for name, pid in pids.items()}
         latencies.sort()
         n = len(latencies)
         print(f"{'gRPC' if args.grpc else 'JSON'}, {args.in_flight} in flight: {n / args.seconds:.0f} puts/s, "

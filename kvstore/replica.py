@@ -170,10 +170,10 @@ class _SyncingTransport(TCPTransport):
     ack_when_durable: Callable[[Any, dict], None] | None = None
     partitioned: frozenset[str] = frozenset()
     member_id: str | None = None  # carried by every message (member_identity.py)
-    known_members: dict[str, str] = {}  # the ids a leader knows, carried by its append_entries (replaced per replica)
 
     def __init__(self, *args, **kwargs) -> None:
         self.refused: set[str] = set()  # peers whose last message we refused: they get only why (Replica._refuse)
+        self.known_members: dict[str, str] = {}  # the ids a leader knows, carried by its append_entries
         super().__init__(*args, **kwargs)
 
     def send(self, node, message) -> bool:
@@ -552,7 +552,7 @@ class Replica(SyncObj):
         transport = self._SyncObj__transport
         if role[1]:
             rounds = self._leader_reads
-            if self._committed_in_term():
+            if (rounds.queued or rounds.current) and self._committed_in_term():  # most ticks have no read
                 r = rounds.start(now=now, index=self._read_index()) or rounds.resend(now=now)
                 if r is not None:
                     for node in self._SyncObj__otherNodes:

@@ -5,8 +5,8 @@ the container and for every `kubectl exec` and exec probe after it.
 - Isolated (the node runs as root): each container in a mount namespace of its own, whose root holds the node's
   system directories read-only and the pod's volumes at their mountPaths, and nothing else (node/pod_root.py); its
   processes run as the pod's unprivileged uid and gid (node/security_context.py) with no capability but
-  NET_BIND_SERVICE, from the container's PATH (the usual default of an image). exec joins that namespace as the same uid. The pod's volumes
-  are made usable by that uid (node/volume_access.py).
+  NET_BIND_SERVICE, from the container's PATH (the usual default of an image). exec joins that namespace as the
+  same uid. The pod's volumes are made usable by that uid (node/volume_access.py).
 - Direct (any other user, who cannot make mounts or change uid): the process runs as the node's user, from its
   container's directory in the state dir where each volumeMount is a symlink (node/volumes.py link), on the node's
   PATH. runAsUser and fsGroup are not honoured; the node says so once, at start (raftkube/node.py).

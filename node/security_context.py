@@ -81,8 +81,8 @@ def identity(pod: Obj, container: Obj, *, default_uid: int, default_gid: int) ->
 
 
 def _kept_capabilities(ctx: Obj) -> tuple[int, ...]:
-    capabilities = ctx.get("capabilities") or {}
-    drop = capabilities.get("drop") or [] if isinstance(capabilities, dict) else []
+    capabilities = ctx.get("capabilities")
+    drop = (capabilities.get("drop") if isinstance(capabilities, dict) else None) or []
     if not isinstance(drop, list):
         raise ContainerError("CreateContainerConfigError", "securityContext.capabilities.drop must be a list")
     dropped = {str(name).upper().removeprefix("CAP_") for name in drop}
