@@ -97,7 +97,7 @@ class StateMachine:
         key = req.get("key") or b""
         if not key:
             return errors.KEY_NOT_PROVIDED
-        kvs = list(self.index.range(key, req.get("range_end") or b"", revision or None))
+        kvs = self.index.range(key, req.get("range_end") or b"", revision or None)
         count = len(kvs)  # etcd counts before the min/max revision filters
         kvs = _filter(kvs, req)
         kvs = _sort(kvs, req)
@@ -196,7 +196,7 @@ class StateMachine:
         return res
 
     def _delete(self, w: _Write, req: Request) -> dict[str, Any]:
-        victims = list(self.index.range(req["key"], req.get("range_end") or b""))
+        victims = self.index.range(req["key"], req.get("range_end") or b"")
         for prev in victims:
             self._delete_key(w, prev)
         return {"deleted": len(victims), "prev_kvs": victims if req.get("prev_kv") else []}
@@ -285,7 +285,7 @@ class StateMachine:
     def _compare(self, c: Request) -> bool:
         key = c.get("key") or b""
         range_end = c.get("range_end") or b""
-        kvs = list(self.index.range(key, range_end)) if range_end else [self.index.get(key)]
+        kvs = self.index.range(key, range_end) if range_end else [self.index.get(key)]
         target = c.get("target", "VERSION")
         if kvs == [None] or not kvs:
             if target == "VALUE":
