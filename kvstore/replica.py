@@ -165,13 +165,23 @@ class KVConsumer(SyncObjConsumer):
 
 class _SyncingTransport(TCPTransport):
     """Holds a follower's acknowledgements until the entries are on disk; drops messages for a
-    partition failpoint."""
+    partition failpoint.
+
+    A leader's append_entries that carries no entries, sent only because the commit index moved
+    (`Replica.send_commit_index`), is marked `noack`, and the follower sends back no success for it:
+    that answer would tell the leader nothing it does not know (the follower's log did not change),
+    yet it cost both sides a message on every commit. A follower still answers a mismatch, and every
+    heartbeat and every message with entries, so the leader's next and match indexes and its
+    CheckQuorum clock (pysyncobj's last response times) move as before. An older follower ignores
+    the mark and answers."""
 
     ack_when_durable: Callable[[Any, dict], None] | None = None
     partitioned: frozenset[str] = frozenset()
     member_id: str | None = None  # carried by every message (member_identity.py)
 
     def __init__(self, *args, **kwargs) -> None:
+        self.marking_noack = False  # a leader: mark the entry-less append_entries it sends now
+        self.holding_success = False  # a follower: send no success for the noack message it handles now
         self.refused: set[str] = set()  # peers whose last message we refused: they get only why (Replica._refuse)
         self.known_members: dict[str, str] = {}  # the ids a leader knows, carried by its append_entries
         super().__init__(*args, **kwargs)
@@ -181,6 +191,8 @@ class _SyncingTransport(TCPTransport):
             return False
         if node.id in self.refused and message.get("type") != "member_refused":
             return False
+        if message.get("type") == "next_node_idx" and message.get("success") and self.holding_success:
+            return True
         if message.get("type") == "next_node_idx" and message.get("success") and self.ack_when_durable:
             self.ack_when_durable(node, message)  # "I have your entries up to N": on disk first
             return True
@@ -192,6 +204,8 @@ class _SyncingTransport(TCPTransport):
         message["mid"] = self.member_id
         if message.get("type") == "append_entries":  # a leader's: who it knows at each address
             message["mids"] = self.known_members
+            if self.marking_noack and not message.get("entries"):
+                message["noack"] = True
         return super().send(node, message)
 
     def _onMessageReceived(self, node, message) -> None:  # noqa: N802 - pysyncobj's name
@@ -269,8 +283,12 @@ class _Pacer:
         if replica._isLeader():
             now = (replica._SyncObj__getCurrentLogIndex(), replica.raftCommitIndex)
             if now != self.sent:
+                commit_only = now[0] == self.sent[0]
                 self.sent = now
-                replica._SyncObj__sendAppendEntries()  # first: followers write while we do
+                if commit_only:
+                    replica.send_commit_index()
+                else:
+                    replica._SyncObj__sendAppendEntries()  # first: followers write while we do
             if self.disk.needs_sync() and not self.syncing:
                 self.sync_then_tick()  # the leader's durable index moves on: a commit may follow
         # A follower's entries are synced before it acknowledges them (ack_when_durable).
@@ -396,9 +414,14 @@ class Replica(SyncObj):
         if kind == "append_entries" and "prevLogIdx" in message and "transmission" not in message:
             current = message["term"] >= self.raftCurrentTerm
             plan = log_matching.plan_append(message, self._entry_at, self._last_index())
-            handle(node, plan.message)
-            if plan.ack is not None and current:
-                self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=plan.ack + 1, success=True)
+            transport: _SyncingTransport = self._SyncObj__transport
+            transport.holding_success = bool(message.get("noack")) and not message.get("entries")
+            try:
+                handle(node, plan.message)
+                if plan.ack is not None and current:
+                    self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=plan.ack + 1, success=True)
+            finally:
+                transport.holding_success = False
             return
         if kind == "next_node_idx" and message.get("success") and not message.get("reset"):
             next_index: dict = self._SyncObj__raftNextIndex
@@ -408,6 +431,18 @@ class Replica(SyncObj):
                 next_index[node] = before
             return
         handle(node, message)
+
+    def send_commit_index(self) -> None:
+        """Tell the followers the new commit index in entry-less append_entries they do not answer
+        (_SyncingTransport). It is no heartbeat: pysyncobj's next heartbeat stays due when it was."""
+        transport: _SyncingTransport = self._SyncObj__transport
+        heartbeat_due = self._SyncObj__newAppendEntriesTime
+        transport.marking_noack = True
+        try:
+            self._SyncObj__sendAppendEntries()
+        finally:
+            transport.marking_noack = False
+            self._SyncObj__newAppendEntriesTime = heartbeat_due
 
     # -- commit: a majority of durable copies, the leader's own counted once synced ---------
 

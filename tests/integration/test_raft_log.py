@@ -9,6 +9,7 @@ import types
 
 import pytest
 
+from kvstore.replica import _SyncingTransport
 from tests.integration.replicas import LocalCluster
 
 VALUE = b"v" * 30_000  # big entries, as in bench/resends.py
@@ -228,3 +229,34 @@ async def test_the_leader_counts_itself_only_for_entries_on_its_own_disk(local, 
     assert leader.replica.raftCommitIndex <= leader.replica._SyncObj__raftLog.durable_index and not put.done()
     leader_disk_stuck.release()
     await asyncio.wait_for(put, 5)
+
+
+async def test_a_commit_index_update_draws_no_answer_and_every_other_append_does(local, monkeypatch):
+    """After an entry commits, the leader tells its followers the new commit index in an append_entries with no
+    entries, marked noack: an answer would tell the leader nothing (the follower's log did not change) and cost
+    both sides a message per commit. Every other append_entries (with entries, or a heartbeat) is answered as
+    before, and every follower still learns each commit."""
+    leader = await local.wait_for_leader()
+    term = leader.replica.raftCurrentTerm
+    appends: dict[str, list[bool]] = {f.addr: [] for f in local.followers()}  # noack or not, per follower
+    successes: dict[str, int] = {f.addr: 0 for f in local.followers()}
+    by_transport = {id(m.replica._SyncObj__transport): m.addr for m in local.members}
+    real_send_now = _SyncingTransport.send_now
+
+    def send_now(transport, node, message):
+        sent = real_send_now(transport, node, message)  # it marks the message
+        sender = by_transport.get(id(transport))
+        if sender == leader.addr and message.get("type") == "append_entries" and node.id in appends:
+            appends[node.id].append(bool(message.get("noack")))
+        elif sender in successes and message.get("type") == "next_node_idx" and message.get("success"):
+            successes[sender] += 1
+        return sent
+
+    monkeypatch.setattr(_SyncingTransport, "send_now", send_now)
+    for i in range(20):
+        await local.put(b"k%d" % i, b"v")
+    await local.all_applied()
+    assert leader.replica.raftCurrentTerm == term and local.leader() is leader
+    for follower, sent in appends.items():
+        assert sent.count(True) >= 10, f"{follower}: the commit updates were not marked ({sent})"
+        assert 0 < successes[follower] <= sent.count(False), (follower, successes[follower], sent)
