@@ -173,7 +173,13 @@ class _SyncingTransport(TCPTransport):
     yet it cost both sides a message on every commit. A follower still answers a mismatch, and every
     heartbeat and every message with entries, so the leader's next and match indexes and its
     CheckQuorum clock (pysyncobj's last response times) move as before. An older follower ignores
-    the mark and answers."""
+    the mark and answers.
+
+    During a tick, a leader holds its answers to the commands followers forwarded ("apply_command_response":
+    the index each got) and sends them after the tick (`held_answers`), so that the tick's append_entries,
+    which carry those commands to the followers' disks, leave first. An answer still precedes, on the same
+    connection, every message that could tell that follower the index is committed: those leave in a later
+    tick (pysyncobj's follower asserts it has not applied the index when the answer comes)."""
 
     ack_when_durable: Callable[[Any, dict], None] | None = None
     partitioned: frozenset[str] = frozenset()
@@ -181,6 +187,7 @@ class _SyncingTransport(TCPTransport):
 
     def __init__(self, *args, **kwargs) -> None:
         self.marking_noack = False  # a leader: mark the entry-less append_entries it sends now
+        self.held: list[tuple[Any, dict]] | None = None  # a leader, during a tick: its answers to forwarded commands
         self.holding_success = False  # a follower: send no success for the noack message it handles now
         self.refused: set[str] = set()  # peers whose last message we refused: they get only why (Replica._refuse)
         self.known_members: dict[str, str] = {}  # the ids a leader knows, carried by its append_entries
@@ -191,6 +198,9 @@ class _SyncingTransport(TCPTransport):
             return False
         if node.id in self.refused and message.get("type") != "member_refused":
             return False
+        if self.held is not None and message.get("type") == "apply_command_response":
+            self.held.append((node, message))
+            return True
         if message.get("type") == "next_node_idx" and message.get("success") and self.holding_success:
             return True
         if message.get("type") == "next_node_idx" and message.get("success") and self.ack_when_durable:
@@ -207,6 +217,17 @@ class _SyncingTransport(TCPTransport):
             if self.marking_noack and not message.get("entries"):
                 message["noack"] = True
         return super().send(node, message)
+
+    @contextlib.contextmanager
+    def held_answers(self) -> Iterator[None]:
+        """Send the answers to forwarded commands when the block ends, after what it sent itself."""
+        self.held = []
+        try:
+            yield
+        finally:
+            held, self.held = self.held, None
+            for node, message in held:
+                self.send(node, message)
 
     def _onMessageReceived(self, node, message) -> None:  # noqa: N802 - pysyncobj's name
         if node.id in self.partitioned:
@@ -271,7 +292,7 @@ class _Pacer:
             return
         try:
             replica.maybe_pre_vote()
-            with replica.durable_commit_view():
+            with replica.durable_commit_view(), replica._SyncObj__transport.held_answers():
                 replica.doTick(0.0)
         except Exception:  # noqa: BLE001 - pysyncobj's own tick thread logs and carries on too
             log.exception("raft tick failed")

@@ -260,3 +260,31 @@ async def test_a_commit_index_update_draws_no_answer_and_every_other_append_does
     for follower, sent in appends.items():
         assert sent.count(True) >= 10, f"{follower}: the commit updates were not marked ({sent})"
         assert 0 < successes[follower] <= sent.count(False), (follower, successes[follower], sent)
+
+
+async def test_a_forwarded_command_leaves_for_the_disks_before_its_answer(local, monkeypatch):
+    """A follower forwards its clients' commands; the leader appends them in a tick and answers with their index
+    ("apply_command_response"). It holds those answers until the tick's append_entries are out, so the entries
+    reach the followers' disks first. The answer still comes before anything that commits the entry (pysyncobj's
+    follower insists it has not applied the index when the answer arrives), and every forwarded put succeeds."""
+    leader = await local.wait_for_leader()
+    via = local.followers()[0]
+    leader_transport = leader.replica._SyncObj__transport
+    to_via: list[tuple[str, int]] = []  # (type, entries) of each message the leader sends the forwarding follower
+    real_send_now = _SyncingTransport.send_now
+
+    def send_now(transport, node, message):
+        if transport is leader_transport and node.id == via.addr:
+            to_via.append((message.get("type"), len(message.get("entries") or ())))
+        return real_send_now(transport, node, message)
+
+    monkeypatch.setattr(_SyncingTransport, "send_now", send_now)
+    for i in range(5):
+        await local.put(b"f%d" % i, b"v", via=via)
+    await local.all_applied()
+    answers = [i for i, (kind, _) in enumerate(to_via) if kind == "apply_command_response"]
+    assert len(answers) == 5, to_via
+    for i in answers:
+        kind, entries = to_via[i - 1]
+        assert kind == "append_entries" and entries >= 1, to_via
+    assert [via.get(b"f%d" % i) for i in range(5)] == [b"v"] * 5
