@@ -179,7 +179,8 @@ class _SyncingTransport(TCPTransport):
     the index each got) and sends them after the tick (`held_answers`), so that the tick's append_entries,
     which carry those commands to the followers' disks, leave first. An answer still precedes, on the same
     connection, every message that could tell that follower the index is committed: those leave in a later
-    tick (pysyncobj's follower asserts it has not applied the index when the answer comes)."""
+    tick (an answer for an index the follower has already applied is, to pysyncobj, an unknown outcome: the
+    Store would propose the command again)."""
 
     ack_when_durable: Callable[[Any, dict], None] | None = None
     partitioned: frozenset[str] = frozenset()

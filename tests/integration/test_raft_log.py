@@ -265,8 +265,8 @@ async def test_a_commit_index_update_draws_no_answer_and_every_other_append_does
 async def test_a_forwarded_command_leaves_for_the_disks_before_its_answer(local, monkeypatch):
     """A follower forwards its clients' commands; the leader appends them in a tick and answers with their index
     ("apply_command_response"). It holds those answers until the tick's append_entries are out, so the entries
-    reach the followers' disks first. The answer still comes before anything that commits the entry (pysyncobj's
-    follower insists it has not applied the index when the answer arrives), and every forwarded put succeeds."""
+    reach the followers' disks first. The answer still comes before anything that commits the entry (an answer for
+    an index the follower already applied is an unknown outcome to pysyncobj), and every forwarded put succeeds."""
     leader = await local.wait_for_leader()
     via = local.followers()[0]
     leader_transport = leader.replica._SyncObj__transport
