@@ -61,6 +61,7 @@ OnApplied = Callable[[list[Event], int], None]
 MAX_MESSAGE_BYTES = 32 << 20
 TICK_PERIOD = 0.01  # seconds between ticks when nothing happens: election and heartbeat timers
 REFUSAL_GRACE = 1.5  # seconds a refused master waits for a leader to take it before it stops (Replica._refuse)
+PRE_VOTE_MARGIN = 0.05  # seconds: an election timer this close to running out is run out for the pre-vote
 
 
 @dataclass
@@ -365,6 +366,7 @@ class Replica(SyncObj):
         self.consumer = KVConsumer(on_applied, on_restored, _lessor(mechanisms))
         self._pace = _Pacer()
         self._prevote = prevote.PreVote()
+        self._stale_leader: int | None = None  # the older term of a leader that reached us while we had none
         self.pre_votes = 0  # rounds started (a metric)
         self._leader_heard: float | None = None  # monotonic time of the last append_entries of a current leader
         self._real_match_index: dict | None = None  # pysyncobj's, while durable_commit_view shows it another
@@ -429,7 +431,10 @@ class Replica(SyncObj):
         if kind in _READ_MESSAGES:
             self._on_read_message(node, message)
             return
+        if kind == "append_entries" and message["term"] < self.raftCurrentTerm and self._getLeader() is None:
+            self._stale_leader = message["term"]  # see maybe_pre_vote
         if kind == "append_entries" and message["term"] >= self.raftCurrentTerm:
+            self._stale_leader = None
             self._leader_heard = raft_clock()
             self._prevote.cancel()
             self.identity.adopt(message.get("mids") or {}, self.self_addr)
@@ -544,14 +549,32 @@ class Replica(SyncObj):
 
     def maybe_pre_vote(self) -> None:
         """Before each tick: when the election timer has run out, ask the others first; pysyncobj's own
-        election (a new term) runs only once a majority said yes, or for a leadership transfer."""
+        election (a new term) runs only once a majority said yes, or for a leadership transfer.
+
+        The timer counts as run out PRE_VOTE_MARGIN early: pysyncobj reads it again a moment later in the same
+        tick (after its once-a-second journal work, which can take a millisecond), and a timer that ran out in
+        between started a real election, a new term, on a follower cut off from everyone. Healed, it ignored the
+        leader's older term and the others denied it their pre-votes (they had a leader): stuck for good.
+
+        And should a follower still be left in a newer term with no leader (a leader transfer cut short, say),
+        a leader of an older term that reaches it makes it campaign when its timer runs out, without a pre-vote,
+        as etcd answers such a leader with its term: the leader steps down on the newer term and the cluster
+        elects one that every member follows. One election, instead of a member lost."""
         if self._isLeader() or self._SyncObj__transferInProgress:
             return
         now = raft_clock()
-        if self._SyncObj__raftElectionDeadline >= now or not self._SyncObj__connectedToAnyone():
+        if self._SyncObj__raftElectionDeadline >= now + PRE_VOTE_MARGIN or not self._SyncObj__connectedToAnyone():
             return
         if self._prevote.won and self._prevote.term == self.raftCurrentTerm + 1:
             self._prevote.cancel()  # pysyncobj campaigns in this tick
+            return
+        stale, self._stale_leader = self._stale_leader, None
+        if stale is not None and self._getLeader() is None:  # at most once an election timeout
+            log.warning("a leader of term %d reaches this master, which has none in term %d: campaigning in term "
+                        "%d so that the cluster moves to a term every member can follow", stale, self.raftCurrentTerm,
+                        self.raftCurrentTerm + 1)
+            self._prevote.cancel()
+            self._SyncObj__raftElectionDeadline = 0  # pysyncobj campaigns in this tick
             return
         self._SyncObj__raftElectionDeadline = now + self._SyncObj__generateRaftTimeout()
         self.pre_votes += 1

@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from kvstore.replica import _SyncingTransport
+from kvstore.replica import PRE_VOTE_MARGIN, _SyncingTransport, raft_clock
 from tests.integration.replicas import LocalCluster
 
 VALUE = b"v" * 30_000  # big entries, as in bench/resends.py
@@ -288,3 +288,65 @@ async def test_a_forwarded_command_leaves_for_the_disks_before_its_answer(local,
         kind, entries = to_via[i - 1]
         assert kind == "append_entries" and entries >= 1, to_via
     assert [via.get(b"f%d" % i) for i in range(5)] == [b"v"] * 5
+
+
+def cut_off(local: LocalCluster, member) -> None:
+    member.replica.set_partitioned({m.addr for m in local.members if m is not member})
+    for m in local.members:
+        if m is not member:
+            m.replica.set_partitioned({member.addr})
+
+
+def heal(local: LocalCluster) -> None:
+    for m in local.members:
+        m.replica.set_partitioned(set())
+
+
+async def test_an_election_timer_running_out_during_a_tick_starts_a_pre_vote_not_an_election(local, monkeypatch):
+    """pysyncobj reads the election timer again after maybe_pre_vote, in the same tick, after its once-a-second
+    journal work: a timer that ran out in between started a real election, a new term, on a follower cut off from
+    everyone (a full run caught one). A timer that close to running out counts as run out for the pre-vote."""
+    leader = await local.wait_for_leader()
+    term = leader.replica.raftCurrentTerm
+    follower = local.followers()[0]
+    replica = follower.replica
+    cut_off(local, follower)
+    pre_vote = replica.maybe_pre_vote
+
+    def pre_vote_then_journal_work() -> None:
+        pre_vote()
+        time.sleep(PRE_VOTE_MARGIN)  # the time before pysyncobj reads the timer again, made long
+
+    monkeypatch.setattr(replica, "maybe_pre_vote", pre_vote_then_journal_work)
+    rounds = replica.pre_votes
+    for _ in range(3):
+        replica._SyncObj__raftElectionDeadline = raft_clock() + PRE_VOTE_MARGIN / 2
+        replica._pace.tick()
+        assert replica.raftCurrentTerm == term
+    assert replica.pre_votes == rounds + 3
+    heal(local)
+    await local.put(b"after", b"v", via=leader)
+    await local.all_applied()
+    assert local.leader() is leader and leader.replica.raftCurrentTerm == term
+
+
+async def test_a_follower_left_in_a_newer_term_rejoins_when_the_older_leader_reaches_it(local):
+    """A follower that a partition left in a newer term with no leader ignores the leader's older term, and the
+    others, who hear from that leader, deny it their pre-votes: it was lost for good. Reached by the older leader,
+    it now campaigns when its timer runs out; the cluster moves to its term, elects a leader every member
+    follows, and the follower has what was written meanwhile and after."""
+    leader = await local.wait_for_leader()
+    follower = local.followers()[0]
+    replica = follower.replica
+    cut_off(local, follower)
+    replica._SyncObj__setCurrentTerm(replica.raftCurrentTerm + 1, None)  # an election it started while cut off
+    replica._SyncObj__raftLeader = None
+    await local.put(b"while-cut", b"v", via=leader)
+    heal(local)
+    await local.wait_for(lambda: local.leader() is not None and follower.get(b"while-cut") == b"v",
+                         what="the follower back with the cluster")
+    await local.put(b"after", b"v")
+    await local.all_applied()
+    assert follower.get(b"after") == b"v"
+    terms = {m.replica.raftCurrentTerm for m in local.members}
+    assert len(terms) == 1, terms
