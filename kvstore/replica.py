@@ -295,9 +295,28 @@ class _Pacer:
         try:
             replica.maybe_pre_vote()
             with replica.durable_commit_view(), replica._SyncObj__transport.held_answers():
-                replica.doTick(0.0)
+                if replica._SyncObj__needLoadDumpFile:
+                    self.load()
+                else:
+                    replica.doTick(0.0)
         except Exception:  # noqa: BLE001 - pysyncobj's own tick thread logs and carries on too
             log.exception("raft tick failed")
+
+    def load(self) -> None:
+        """The tick that loads what is on disk: the snapshot, then the journal's committed entries after it,
+        which it applies at once. That is the state the master keeps, so the collector is paused while it grows
+        (32,000 puts on top of 100,000 keys: 0.27 -> 0.12 s) and it is frozen after (gc.freeze): full collections
+        no longer walk it, and reference counting frees what a later write replaces."""
+        replica = self.replica
+        started = time.perf_counter()
+        with _collector_paused():
+            replica.doTick(0.0)
+            if replica._SyncObj__needLoadDumpFile:  # not loaded yet (the Raft port is not bound yet)
+                return
+            gc.freeze()  # before the collector runs again: it would walk all that was loaded, once more
+        log.info("raft %s: state loaded from disk (snapshot and journal): applied up to index %d, revision %d, in %.3f s",
+                 replica.self_addr, replica.raftLastApplied, replica.consumer.machine.revision,
+                 time.perf_counter() - started)
 
     def after_tick(self) -> None:
         replica = self.replica
@@ -752,17 +771,23 @@ class Replica(SyncObj):
         return self._SyncObj__transport.partitioned
 
 
-def _without_gc(load: Callable[[], Any]) -> Any:
-    """Load a snapshot with the cyclic garbage collector paused: it would otherwise walk the growing state again
-    and again as hundreds of thousands of objects are made (0.42 -> 0.25 s for 100,000 keys of 1 KB). The state
-    holds no reference cycles; reference counting frees it as before."""
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused while a state is loaded: it would otherwise walk the growing state
+    again and again as hundreds of thousands of objects are made (a snapshot of 100,000 keys of 1 KB: 0.42 ->
+    0.25 s). The state holds no reference cycles; reference counting frees it as before."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return load()
+        yield
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _without_gc(load: Callable[[], Any]) -> Any:
+    with _collector_paused():
+        return load()
 
 
 _READ_MESSAGES = frozenset({"read_index", "read_index_ack", "read_index_request", "read_index_response"})

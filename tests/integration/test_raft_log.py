@@ -1,5 +1,6 @@
 """What a replica's Raft log keeps when messages arrive late, repeated or out of turn (Raft §5.3)."""
 import asyncio
+import gc
 import logging
 import os
 import shutil
@@ -82,6 +83,29 @@ async def test_a_crash_between_snapshot_and_journal_trim_keeps_the_newer_entries
         await local.wait_for(lambda: not follower.replica._SyncObj__needLoadDumpFile, what="the snapshot loaded")
         assert follower.log()[-1] == held[-1]
     finally:
+        local.close()
+
+
+async def test_a_restarted_replica_loads_its_state_and_the_collector_leaves_it_alone(tmp_path):
+    """The tick that loads the snapshot and applies the journal after it freezes what it loaded (gc.freeze):
+    full collections would otherwise walk the whole state again and again, during the load and after it."""
+    local = LocalCluster(tmp_path, 3)
+    try:
+        for i in range(20):
+            await local.put(b"k%d" % i, b"v")
+        await local.all_applied()
+        follower = local.followers()[0]
+        follower.replica.forceLogCompaction()
+        await local.wait_for(lambda: os.path.exists(os.path.join(follower.data_dir, "raft.snapshot")),
+                             what="a snapshot")
+        follower.stop()
+        gc.unfreeze()
+        follower.start()
+        await local.wait_for(lambda: not follower.replica._SyncObj__needLoadDumpFile, what="the state loaded")
+        states = follower.replica.consumer.machine.index._keys[b"k0"]
+        assert not any(o is states for o in gc.get_objects()), "the loaded state is still in the collector's view"
+    finally:
+        gc.unfreeze()
         local.close()
 
 
