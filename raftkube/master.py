@@ -4,13 +4,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import ipaddress
+import importlib
 import logging
 import os
 import secrets
-import shlex
 import signal
-import socket
 import ssl
 import sys
 import time
@@ -18,13 +16,6 @@ import time
 import uvloop
 from aiohttp import web
 
-from api import authorization, encryption, kubelet_client
-from api.authentication import ServiceAccountKeys, StaticTokens
-from api.inflight import InFlight
-from api.kubernetes_service import KubernetesService
-from api.dashboard import Dashboard
-from api.metrics import ApiMetrics
-from api.server import ApiServer
 from kvstore.errors import KVFailure
 from kvstore.etcd_service import EtcdService
 from kvstore.gateway import KVGateway
@@ -39,7 +30,6 @@ from kvstore.replica import Replica
 from kvstore.store import Store
 from kvstore.watch import WatchHub
 from raftkube import kv_flags, logs, restore
-from raftkube.client_flags import COMPONENT_USERS, token_env
 
 log = logging.getLogger("raftkube.master")
 
@@ -54,13 +44,6 @@ def split_hostport(text: str) -> tuple[str, int]:
     if not host or not port.isdigit():
         raise SystemExit(f"raftkube master: expected HOST:PORT, got {text!r}")
     return host, int(port)
-
-
-def _unspecified(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_unspecified
-    except ValueError:  # a name, e.g. localhost
-        return False
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -176,27 +159,9 @@ class Master:
                 log.info("master %s: peers from %s/members.json, not --peers", args.name, args.data_dir)
             self.peers = [p for p in saved if p != args.raft]
         self.secret = read_secret(args, self.peers)
-        try:
-            self.transformer = encryption.load(args.encryption_provider_config) \
-                if args.encryption_provider_config else None
-        except (OSError, encryption.ConfigError) as exc:
-            raise SystemExit(f"raftkube master {args.name}: --encryption-provider-config: {exc}") from None
-        if self.transformer is None:
-            log.warning("master %s: no --encryption-provider-config: Secrets are stored in clear", args.name)
-        try:
-            self.tokens = StaticTokens(args.token_file) if args.token_file else None
-            self.sa_keys = ServiceAccountKeys(args.service_account_key_file) if args.service_account_key_file else None
-        except (OSError, ValueError) as exc:
-            raise SystemExit(f"raftkube master {args.name}: {exc}") from None
-        self.kubelet_tls = self.kubelet_context()
-        self.authorization = tuple(m.strip() for m in args.authorization_mode.split(",") if m.strip())
-        if not self.authorization or set(self.authorization) - set(authorization.MODES):
-            raise SystemExit(f"raftkube master {args.name}: --authorization-mode {args.authorization_mode!r}: use "
-                             f"a comma-separated list of {', '.join(authorization.MODES)}")
         self.kv_tls = kv_flags.server_tls(args)  # checked before anything starts: a bad file stops us here
         self.kv_client_tls = kv_flags.client_tls(args)
         self.kv_scheme = "https" if self.kv_tls is not None else "http"
-        self.advertised = self.advertise()
         self.cluster_id = id64(",".join(sorted([args.raft, *self.peers])))
         self.member_id = id64(args.raft)
         self.clients_cut = False  # the clients failpoint
@@ -250,22 +215,6 @@ class Master:
         if self.args.enable_failpoints:
             kv_app.router.add_post("/debug/failpoints", self.failpoints)
             kv_app.middlewares.append(self.drop_when_cut)
-        if self.tokens is None:
-            log.warning("master %s: no --token-file: the kube API answers anyone who can reach it", self.args.name)
-        api = ApiServer(self.store, self.hub, service_ip_range=self.args.service_cluster_ip_range, tokens=self.tokens,
-                        service_account_keys=self.sa_keys, authorization=self.authorization,
-                        metrics=ApiMetrics(registry), transformer=self.transformer,
-                        inflight=InFlight(reads=self.args.max_requests_inflight,
-                                          mutations=self.args.max_mutating_requests_inflight,
-                                          watches_per_user=self.args.max_watches_per_user),
-                        kubelet_tls=self.kubelet_tls)
-        api_app = api.app()
-        Dashboard(objects=api.objects, store=self.store, hub=self.hub, members=self.members, name=self.args.name,
-                  scheme="https" if self.args.tls_cert_file else "http",
-                  kv_tls=self.kv_client_tls).install(api_app)  # /dashboard
-        self.add_health_routes(api_app)
-        if self.args.enable_failpoints:
-            api_app.middlewares.append(self.drop_when_cut)
         grpc = GrpcServer(EtcdGrpc(service).methods())
         kv_runner = web.AppRunner(kv_app, access_log=None, handle_signals=False)
         await kv_runner.setup()
@@ -273,16 +222,22 @@ class Master:
         if self.args.grpc_listen:
             listeners.append(await loop.create_server(grpc.connection, *split_hostport(self.args.grpc_listen),
                                                       reuse_address=True, ssl=self.kv_tls))
-        runners = [kv_runner, await self._serve(api_app, self.args.api_listen, self.tls_context())]
         duties = LeaderDuties(self.store, Retention.parse(self.args.auto_compaction_retention))
-        kubernetes = KubernetesService(api.objects, api.admission, service_ip_range=self.args.service_cluster_ip_range,
-                                       port=self.args.kubernetes_service_port, advertise=self.advertised)
         tasks = [asyncio.create_task(duties.run()), asyncio.create_task(self.announce()),
-                 asyncio.create_task(self.save_topology()),
-                 asyncio.create_task(api.ensure_defaults()), asyncio.create_task(kubernetes.run())]
+                 asyncio.create_task(self.save_topology())]
         if restored is not None:
             tasks.append(asyncio.create_task(restore.settle(self.replica, self.store, self.args.data_dir)))
-        control_plane = None if self.args.no_control_plane else await self.start_control_plane()
+
+        # The kube API's code loads in a thread while the loop already serves the store (raftkube/master_api.py).
+        master_api = await asyncio.to_thread(importlib.import_module, "raftkube.master_api")
+        kube = master_api.KubeApi(self.args)
+        api_app, api_tasks = kube.app(self.store, self.hub, registry, self.members, self.kv_client_tls)
+        tasks += api_tasks
+        self.add_health_routes(api_app)
+        if self.args.enable_failpoints:
+            api_app.middlewares.append(self.drop_when_cut)
+        runners = [kv_runner, await self._serve(api_app, self.args.api_listen, kube.tls)]
+        control_plane = None if self.args.no_control_plane else await kube.start_control_plane()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         log.info("master %s: raft %s, kv %s://%s, api http://%s, data %s", self.args.name, self.args.raft,
@@ -305,66 +260,6 @@ class Master:
         self.store.close()
         self.replica.close()
         return exit_status
-
-    async def start_control_plane(self) -> asyncio.subprocess.Process:
-        """The controller-manager and scheduler as a child talking to this master's API only: a master cut off
-        from quorum cannot renew their Leases, so they stop acting. The child dies with us (PDEATHSIG)."""
-        host, port = split_hostport(self.args.api_listen)
-        if _unspecified(host):  # listening on every address: reach ourselves on loopback
-            host = "127.0.0.1"
-        scheme = "https" if self.args.tls_cert_file else "http"
-        argv = [sys.executable, "-m", "raftkube", "control-plane", "--server", f"{scheme}://{host}:{port}",
-                "--name", self.args.name, "--parent-pid", str(os.getpid()), "--log-format", self.args.log_format]
-        if self.args.ca_file:
-            argv += ["--ca-file", self.args.ca_file]
-        argv += shlex.split(self.args.control_plane_flags)
-        if self.sa_keys is None:  # no token can be signed for the controllers' service accounts
-            argv.append("--no-use-service-account-credentials")
-        env = dict(os.environ)
-        if self.tokens is not None:
-            users = {user.name: token for token, user in self.tokens.users().items()}
-            for user in COMPONENT_USERS.values():  # each component of the child runs as itself
-                if user in users:
-                    env[token_env(user)] = users[user]
-        child = await asyncio.create_subprocess_exec(*argv, env=env, stdin=asyncio.subprocess.DEVNULL)
-        log.info("master %s: control plane running as pid %d", self.args.name, child.pid)
-        return child
-
-    def kubelet_context(self) -> ssl.SSLContext | None:
-        files = (self.args.kubelet_client_certificate, self.args.kubelet_client_key,
-                 self.args.kubelet_certificate_authority)
-        if not any(files):
-            log.warning("master %s: no --kubelet-client-certificate: pods/log, exec, attach, port-forward and "
-                        "metrics answer 503", self.args.name)
-            return None
-        if not all(files):
-            raise SystemExit(f"raftkube master {self.args.name}: --kubelet-client-certificate, --kubelet-client-key "
-                             "and --kubelet-certificate-authority go together")
-        try:
-            return kubelet_client.tls_context(*files)
-        except (OSError, ssl.SSLError) as exc:
-            raise SystemExit(f"raftkube master {self.args.name}: the kubelet client's TLS files: {exc}") from None
-
-    def advertise(self) -> tuple[str, int]:
-        """This master's API as pods reach it: --advertise-address, else --api-listen's host (a name resolved once;
-        every address: this host's own), and the port it listens on."""
-        host, port = split_hostport(self.args.api_listen)
-        host = self.args.advertise_address or host
-        try:
-            address = socket.gethostbyname(socket.gethostname() if _unspecified(host) else host)
-        except OSError as exc:
-            raise SystemExit(f"raftkube master {self.args.name}: cannot tell the address to advertise ({exc}); "
-                             "give --advertise-address") from None
-        return address, port
-
-    def tls_context(self) -> ssl.SSLContext | None:
-        if not (self.args.tls_cert_file or self.args.tls_private_key_file):
-            return None
-        if not (self.args.tls_cert_file and self.args.tls_private_key_file):
-            raise SystemExit(f"raftkube master {self.args.name}: --tls-cert-file and --tls-private-key-file go together")
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.args.tls_cert_file, self.args.tls_private_key_file)
-        return context
 
     async def _serve(self, app: web.Application, listen: str, tls: ssl.SSLContext | None = None) -> web.AppRunner:
         host, port = split_hostport(listen)

@@ -151,3 +151,18 @@ def _the_quickstarts_store_lines_work_as_printed(printed):
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert '"value":"YmFy"' in out.stdout and out.stdout.rstrip().endswith("foo\nbar"), out.stdout
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--authorization-mode", "Bogus"], "--authorization-mode 'Bogus'"),
+    (["--token-file", "/nonexistent/tokens.csv"], "/nonexistent/tokens.csv"),
+])
+def test_a_master_stops_on_a_bad_kube_api_flag_and_says_which(tmp_path, flags, says):
+    """The kube API's flags are read once the store serves (raftkube/master_api.py): a bad one still stops the
+    master, with what to fix."""
+    ports = [up.free_port() for _ in range(3)]
+    argv = [sys.executable, "-m", "raftkube", "master", "--name", "m1", "--raft", f"127.0.0.1:{ports[0]}",
+            "--kv-listen", f"127.0.0.1:{ports[1]}", "--api-listen", f"127.0.0.1:{ports[2]}",
+            "--data-dir", str(tmp_path / "m1"), "--no-control-plane", *flags]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and says in out.stderr, out.stderr
