@@ -13,6 +13,7 @@ Term and vote are written to `<path>.meta` as JSON through a synced temporary fi
 """
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import struct
@@ -187,6 +188,19 @@ class DurableJournal:
         self._written = end
         self._pending.clear()
         self._generation += 1
+
+    def catch_up_start(self, pos: int, max_bytes: int, max_entries: int) -> int:
+        """Where the log may start once a snapshot covers the entries before offset `pos`, keeping as many of
+        those as fit in `max_entries` entries and `max_bytes` bytes of records (for followers a little behind)."""
+        target = (self._ends[pos - 1] if pos > 0 else 0) - max_bytes  # the earliest record start we keep
+        first = 0 if target <= 0 else bisect.bisect_left(self._ends, target) + 1
+        return min(pos, max(first, pos - max_entries, 0))
+
+    def forget_before(self, pos: int) -> None:
+        """Drop entries [:pos] from the log in memory only, a snapshot covering them: the file keeps their
+        records until the next `deleteEntriesTo` rewrites it (a restart reads them back and drops them again)."""
+        del self._entries[:pos]
+        del self._ends[:pos]
 
     def deleteEntriesTo(self, entryTo: int) -> None:  # noqa: N802
         """Drop entries [:entryTo] (they are in a snapshot now): rewrite the file atomically."""

@@ -381,6 +381,7 @@ class Replica(SyncObj):
         self._on_refused = on_refused
         self._refused: tuple[float, str] | None = None  # (when, why) a peer refused us, until a leader takes us
         self.snapshot_bytes = snapshot_bytes
+        self.snapshot_entries = snapshot_entries
         self._refusals_sent: dict[str, float] = {}  # peer address -> when we last told it why
         self.consumer = KVConsumer(on_applied, on_restored, _lessor(mechanisms))
         self._pace = _Pacer()
@@ -726,6 +727,20 @@ class Replica(SyncObj):
         would erase entries this replica acknowledged. `_trim_to_snapshot` completes the trim."""
         super()._SyncObj__loadDumpFile(clearJournal=False)
 
+    def _SyncObj__deleteEntriesTo(self, first_kept: int) -> None:  # noqa: N802 - replaces pysyncobj's
+        """A snapshot is on disk and covers the log before `first_kept`: trim the log, but keep up to a quarter
+        of `snapshot_entries` and of `snapshot_bytes` of the entries before that point. pysyncobj drops them
+        all, and a follower only a few entries behind the leader's snapshot (one restarting, one whose
+        acknowledgements were still on their way) then needs the whole snapshot sent and loaded (100,000 keys
+        of 1 KB: 100 MB and about a second and a half) where its own journal lacked a few entries. etcd keeps
+        entries after a compaction for the same reason (SnapshotCatchUpEntries). A restart drops them
+        (`_trim_to_snapshot`): the snapshot it loads covers them."""
+        journal: DurableJournal = self._SyncObj__raftLog
+        pos = first_kept - journal[0][1]
+        start = journal.catch_up_start(pos, self.snapshot_bytes // 4, self.snapshot_entries // 4)
+        if start > 0:
+            journal.deleteEntriesTo(start)
+
     def _trim_to_snapshot(self, data):
         """Wrapped around pysyncobj's snapshot deserializer: when the journal holds the snapshot's last
         two entries (pysyncobj's own check), drop what comes before them; return `data` unchanged."""
@@ -733,8 +748,8 @@ class Replica(SyncObj):
         journal: DurableJournal = self._SyncObj__raftLog
         pos = before_last[1] - journal[0][1]
         if 0 < pos < len(journal) - 1 and journal[pos] == tuple(before_last) and journal[pos + 1] == tuple(last):
-            log.info("journal starts before the snapshot (index %d): trimming it now", before_last[1])
-            journal.deleteEntriesTo(pos)
+            log.info("journal: %d entries before the snapshot's (index %d) set aside", pos, before_last[1])
+            journal.forget_before(pos)
         return data
 
     def _entry_at(self, index: int):

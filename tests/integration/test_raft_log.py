@@ -62,8 +62,9 @@ async def test_a_late_acknowledgement_does_not_move_a_followers_next_index_back(
 
 async def test_a_crash_between_snapshot_and_journal_trim_keeps_the_newer_entries(tmp_path):
     """The snapshot is on disk but the journal was not trimmed yet when the master died: on restart the
-    journal starts before the snapshot. Its entries past the snapshot were acknowledged: they must stay."""
-    local = LocalCluster(tmp_path, 3)
+    journal starts before the snapshot. Its entries past the snapshot were acknowledged: they must stay.
+    (Few snapshot entries: a trim keeps a quarter of them before the snapshot, and must keep fewer than 20.)"""
+    local = LocalCluster(tmp_path, 3, snapshot_entries=8)
     try:
         for i in range(20):
             await local.put(b"k%d" % i, b"v")
@@ -82,6 +83,39 @@ async def test_a_crash_between_snapshot_and_journal_trim_keeps_the_newer_entries
         follower.start()  # alone: nobody can send it what it lost
         await local.wait_for(lambda: not follower.replica._SyncObj__needLoadDumpFile, what="the snapshot loaded")
         assert follower.log()[-1] == held[-1]
+    finally:
+        local.close()
+
+
+async def test_a_follower_a_few_entries_behind_the_leaders_snapshot_gets_entries_not_the_snapshot(tmp_path):
+    """After a snapshot the leader keeps some entries before it (as etcd's SnapshotCatchUpEntries): a follower
+    that missed a few, here by a restart, gets those and not the whole state again."""
+    local = LocalCluster(tmp_path, 3, snapshot_entries=40)  # a trim keeps up to 10 entries before the snapshot
+    try:
+        for i in range(20):
+            await local.put(b"k%d" % i, b"v")
+        await local.all_applied()
+        leader, follower = local.leader(), local.followers()[0]
+        follower.stop()
+        for i in range(5):
+            await local.put(b"after%d" % i, b"v")
+        snapshots_sent = []
+        transport = leader.replica._SyncObj__transport
+        send = transport.send
+
+        def spying_send(node, message):
+            if message.get("serialized") is not None:
+                snapshots_sent.append(node.id)
+            return send(node, message)
+
+        transport.send = spying_send
+        first = leader.journal[0][1]
+        leader.replica.forceLogCompaction()
+        await local.wait_for(lambda: leader.journal[0][1] > first, what="the leader's log trimmed after a snapshot")
+        follower.start()
+        await local.all_applied()
+        assert follower.get(b"after4") == b"v"
+        assert not snapshots_sent, "the leader sent its whole snapshot to a follower a few entries behind"
     finally:
         local.close()
 

@@ -67,6 +67,35 @@ def test_delete_from_and_to_rewrite_the_file(tmp_path):
     assert entries(DurableJournal(path)) == expected
 
 
+def test_a_snapshot_trim_keeps_what_fits_in_the_catch_up_allowance(tmp_path):
+    j = synced(str(tmp_path / "raft.journal"), 10, b"c")  # records of equal size
+    record = j._ends[0]
+    assert j.catch_up_start(8, max_bytes=10 * record, max_entries=3) == 5  # the entry count binds
+    assert j.catch_up_start(8, max_bytes=2 * record, max_entries=100) == 6  # the bytes bind
+    assert j.catch_up_start(8, max_bytes=2 * record - 1, max_entries=100) == 7  # a record kept whole or not at all
+    assert j.catch_up_start(8, max_bytes=100 * record, max_entries=100) == 0  # everything fits
+    assert j.catch_up_start(8, max_bytes=0, max_entries=0) == 8  # nothing kept: pysyncobj's own trim
+    assert j.catch_up_start(0, max_bytes=100, max_entries=100) == 0
+
+
+def test_entries_set_aside_in_memory_stay_in_the_file_until_a_rewrite(tmp_path):
+    """A restart sets aside the entries its snapshot covers (kvstore/replica.py, _trim_to_snapshot) without
+    rewriting the file on its way up; what it appends after them and a later conflict still land right."""
+    path = str(tmp_path / "raft.journal")
+    j = synced(path, 6)
+    j.forget_before(3)
+    j.add(b"c7", 7, 1)
+    j.add(b"c8", 8, 1)
+    j.sync()
+    j.deleteEntriesFrom(4)  # offset 4 in memory: index 8
+    j.add(b"new8", 8, 2)
+    j.sync()
+    assert entries(j) == [(b"c4", 4, 1), (b"c5", 5, 1), (b"c6", 6, 1), (b"c7", 7, 1), (b"new8", 8, 2)]
+    assert entries(DurableJournal(path)) == [(b"c%d" % i, i, 1) for i in range(1, 8)] + [(b"new8", 8, 2)]
+    j.deleteEntriesTo(2)  # the next snapshot's trim rewrites the file from memory
+    assert entries(DurableJournal(path)) == entries(j) == [(b"c6", 6, 1), (b"c7", 7, 1), (b"new8", 8, 2)]
+
+
 def test_a_conflict_cuts_the_file_and_counts(tmp_path):
     """Only a real conflict removes entries from the end (the replica keeps resent ones: log_matching.py)."""
     path = str(tmp_path / "raft.journal")
