@@ -32,6 +32,10 @@ from kvstore.watch import WatchHub
 from raftkube import kv_flags, logs, restore
 
 log = logging.getLogger("raftkube.master")
+# Seconds a stopping master gives the requests in flight, then it cuts what is left (watches never end by
+# themselves) and leaves Raft: aiohttp's default, 60 s per port, kept a SIGTERMed master's replica running for
+# minutes, and a member removed and added back then met its old self still talking under its address.
+SHUTDOWN_GRACE = 1.0
 
 
 def id64(text: str) -> int:
@@ -216,7 +220,7 @@ class Master:
             kv_app.router.add_post("/debug/failpoints", self.failpoints)
             kv_app.middlewares.append(self.drop_when_cut)
         grpc = GrpcServer(EtcdGrpc(service).methods())
-        kv_runner = web.AppRunner(kv_app, access_log=None, handle_signals=False)
+        kv_runner = web.AppRunner(kv_app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE)
         await kv_runner.setup()
         listeners = [await kv_port.serve(kv_runner, grpc, *split_hostport(self.args.kv_listen), tls=self.kv_tls)]
         if self.args.grpc_listen:
@@ -255,15 +259,14 @@ class Master:
         for listener in listeners:
             listener.close()
         grpc.close()
-        for r in runners:
-            await r.cleanup()
+        await asyncio.gather(*(r.cleanup() for r in runners))  # requests get SHUTDOWN_GRACE, watches are cut
         self.store.close()
         self.replica.close()
         return exit_status
 
     async def _serve(self, app: web.Application, listen: str, tls: ssl.SSLContext | None = None) -> web.AppRunner:
         host, port = split_hostport(listen)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE)
         await runner.setup()
         await web.TCPSite(runner, host, port, reuse_address=True, ssl_context=tls).start()
         return runner
