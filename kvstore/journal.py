@@ -190,8 +190,8 @@ class DurableJournal:
         self._generation += 1
 
     def catch_up_start(self, pos: int, max_bytes: int, max_entries: int) -> int:
-        """Where the log may start once a snapshot covers the entries before offset `pos`, keeping as many of
-        those as fit in `max_entries` entries and `max_bytes` bytes of records (for followers a little behind)."""
+        """Where the log may start once a snapshot covers the entries before offset `pos`, keeping at most
+        `max_entries` of those and `max_bytes` bytes of their records (for followers a little behind)."""
         target = (self._ends[pos - 1] if pos > 0 else 0) - max_bytes  # the earliest record start we keep
         first = 0 if target <= 0 else bisect.bisect_left(self._ends, target) + 1
         return min(pos, max(first, pos - max_entries, 0))

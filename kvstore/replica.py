@@ -314,8 +314,8 @@ class _Pacer:
             if replica._SyncObj__needLoadDumpFile:  # not loaded yet (the Raft port is not bound yet)
                 return
             gc.freeze()  # before the collector runs again: it would walk all that was loaded, once more
-        log.info("raft %s: state loaded from disk (snapshot and journal): applied up to index %d, revision %d, in %.3f s",
-                 replica.self_addr, replica.raftLastApplied, replica.consumer.machine.revision,
+        log.info("raft %s: state loaded from disk (snapshot and journal): applied up to index %d, revision %d, "
+                 "in %.3f s", replica.self_addr, replica.raftLastApplied, replica.consumer.machine.revision,
                  time.perf_counter() - started)
 
     def after_tick(self) -> None:
