@@ -381,7 +381,6 @@ class Replica(SyncObj):
         self._on_refused = on_refused
         self._refused: tuple[float, str] | None = None  # (when, why) a peer refused us, until a leader takes us
         self.snapshot_bytes = snapshot_bytes
-        self.snapshot_entries = snapshot_entries
         self._refusals_sent: dict[str, float] = {}  # peer address -> when we last told it why
         self.consumer = KVConsumer(on_applied, on_restored, _lessor(mechanisms))
         self._pace = _Pacer()
@@ -737,7 +736,7 @@ class Replica(SyncObj):
         (`_trim_to_snapshot`): the snapshot it loads covers them."""
         journal: DurableJournal = self._SyncObj__raftLog
         pos = first_kept - journal[0][1]
-        start = journal.catch_up_start(pos, self.snapshot_bytes // 4, self.snapshot_entries // 4)
+        start = journal.catch_up_start(pos, self.snapshot_bytes // 4, self.conf.logCompactionMinEntries // 4)
         if start > 0:
             journal.deleteEntriesTo(start)
 

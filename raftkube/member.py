@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import time
 import urllib.error
 import urllib.request
@@ -111,15 +110,8 @@ def cycle(info: dict[str, Any], name: str) -> None:
 
 def _stop(m: dict[str, Any]) -> None:
     """It is out of the cluster: stop it before it campaigns, and before its address may be added back (a new
-    member there must not meet the old one's messages). SIGKILL if it is still draining after the grace."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        if not up.is_running(m["pid"]):
-            return
-        try:
-            os.kill(m["pid"], sig)
-        except ProcessLookupError:
-            return
-        up.wait_gone(m["pid"])
+    member there must not meet the old one's messages): SIGKILL if it is still draining after the grace."""
+    up.terminate([m["pid"]])
 
 
 def remove(info: dict[str, Any], state_dir: str, name: str) -> None:

@@ -322,7 +322,12 @@ def stop(state_dir: str, grace: float = 5.0) -> None:
         info = cluster_file.read(state_dir)
     except SystemExit:
         return
-    pids = list(dict.fromkeys(p["pid"] for p in info.get("nodes", []) + info["masters"]))
+    terminate(list(dict.fromkeys(p["pid"] for p in info.get("nodes", []) + info["masters"])), grace)
+    os.remove(cluster_file.path(state_dir))
+
+
+def terminate(pids: list[int], grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL whatever still runs after `grace` seconds; gone when this returns."""
     for pid in pids:
         _signal(pid, signal.SIGCONT)  # a paused master cannot handle SIGTERM
         _signal(pid, signal.SIGTERM)
@@ -332,8 +337,7 @@ def stop(state_dir: str, grace: float = 5.0) -> None:
     for pid in pids:
         _signal(pid, signal.SIGKILL)
     for pid in pids:
-        _reap(pid)
-    os.remove(cluster_file.path(state_dir))
+        wait_gone(pid)
 
 
 def _signal(pid: int, sig: int) -> None:

@@ -154,6 +154,15 @@ def _the_quickstarts_store_lines_work_as_printed(printed):
     assert '"value":"YmFy"' in out.stdout and out.stdout.rstrip().endswith("foo\nbar"), out.stdout
 
 
+def _lone_master(tmp_path, *flags):
+    """`raftkube master` alone, without its control plane, on free ports: (argv, [raft, kv, api ports])."""
+    ports = [up.free_port() for _ in range(3)]
+    argv = [sys.executable, "-m", "raftkube", "master", "--name", "m1", "--raft", f"127.0.0.1:{ports[0]}",
+            "--kv-listen", f"127.0.0.1:{ports[1]}", "--api-listen", f"127.0.0.1:{ports[2]}",
+            "--data-dir", str(tmp_path / "m1"), "--no-control-plane", *flags]
+    return argv, ports
+
+
 @pytest.mark.parametrize("flags, says", [
     (["--authorization-mode", "Bogus"], "--authorization-mode 'Bogus'"),
     (["--token-file", "/nonexistent/tokens.csv"], "/nonexistent/tokens.csv"),
@@ -161,11 +170,7 @@ def _the_quickstarts_store_lines_work_as_printed(printed):
 def test_a_master_stops_on_a_bad_kube_api_flag_and_says_which(tmp_path, flags, says):
     """The kube API's flags are read once the store serves (raftkube/master_api.py): a bad one still stops the
     master, with what to fix."""
-    ports = [up.free_port() for _ in range(3)]
-    argv = [sys.executable, "-m", "raftkube", "master", "--name", "m1", "--raft", f"127.0.0.1:{ports[0]}",
-            "--kv-listen", f"127.0.0.1:{ports[1]}", "--api-listen", f"127.0.0.1:{ports[2]}",
-            "--data-dir", str(tmp_path / "m1"), "--no-control-plane", *flags]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(_lone_master(tmp_path, *flags)[0], capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and says in out.stderr, out.stderr
 
 
@@ -173,10 +178,7 @@ def test_a_stopping_master_cuts_open_watches_and_leaves_promptly(tmp_path):
     """SIGTERM: requests in flight get a short grace, then watches, which never end by themselves, are cut and
     the master leaves its Raft group. With aiohttp's default grace a master with these two watches open took 4
     minutes, its replica still talking under its address (a member added back there met its old self)."""
-    ports = [up.free_port() for _ in range(3)]
-    argv = [sys.executable, "-m", "raftkube", "master", "--name", "m1", "--raft", f"127.0.0.1:{ports[0]}",
-            "--kv-listen", f"127.0.0.1:{ports[1]}", "--api-listen", f"127.0.0.1:{ports[2]}",
-            "--data-dir", str(tmp_path / "m1"), "--no-control-plane"]
+    argv, ports = _lone_master(tmp_path)
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         def answers(port, method, path, body=None):
