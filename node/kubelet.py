@@ -83,24 +83,28 @@ class Kubelet:
         c = self.config
         while True:
             try:
-                try:
-                    obj = await self.client.create("nodes", node_object.node(c.name, runtime=self.runtime.kind,
-                                                                             pod_cidr=c.pod_cidr))
+                try:  # with its status, as the real kubelet: nobody sees this Node without conditions
+                    obj = await self.client.create("nodes", {
+                        **node_object.node(c.name, runtime=self.runtime.kind, pod_cidr=c.pod_cidr),
+                        "status": self._node_status({})})
                 except Conflict:
                     obj = await self.client.get("nodes", c.name)
+                    await self._write_node_status(obj)
                 self.node_uid = obj["metadata"]["uid"]
-                await self._write_node_status(obj)
                 return
             except TRANSIENT as exc:
                 log.warning("node %s: could not register (%s); retrying", c.name, exc)
                 await asyncio.sleep(1.0)
 
-    async def _write_node_status(self, current: Obj) -> None:
+    def _node_status(self, previous: Obj) -> Obj:
         c = self.config
-        status = node_object.status(current.get("status") or {}, name=c.name, address=c.address,
-                                    capacity=c.capacity, runtime=self.runtime.kind, kubelet_port=self.kubelet_port)
+        return node_object.status(previous, name=c.name, address=c.address, capacity=c.capacity,
+                                  runtime=self.runtime.kind, kubelet_port=self.kubelet_port)
+
+    async def _write_node_status(self, current: Obj) -> None:
         await self.client.update_status("nodes", {"apiVersion": "v1", "kind": "Node",
-                                                  "metadata": {"name": c.name}, "status": status})
+                                                  "metadata": {"name": self.config.name},
+                                                  "status": self._node_status(current.get("status") or {})})
 
     async def _status_loop(self) -> None:
         c = self.config

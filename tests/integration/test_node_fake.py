@@ -5,10 +5,12 @@ Pods are bound by hand (spec.nodeName): these tests need no scheduler."""
 from __future__ import annotations
 
 import itertools
+import msgpack
 
 from kubernetes.client import ApiClient as PythonClient
 
 from api.client import ApiClient, NotFound
+from kvstore.client import unb64
 from tests.integration.cluster import eventually
 
 NODES = {"nodes": 2, "runtime": "fake",  # for conftest's node_cluster
@@ -49,6 +51,17 @@ async def test_fake_nodes_register_ready_with_a_complete_status(node_api):
         assert node["metadata"]["labels"]["kubernetes.io/hostname"] == name
         typed = PythonClient()._ApiClient__deserialize(node, "V1Node")
         assert typed.status.node_info.kubelet_version == "v1.32.0+raftkube"
+
+
+async def test_a_node_is_created_with_its_status(node_cluster, node_api):
+    """The kubelet creates its Node with status, as Kubernetes' does: the first version stored already has Ready, so
+    a client listing nodes between the create and a status write never meets a Node without status."""
+    await eventually(lambda: ready_node(node_api, "fake-0"), timeout=20, what="node fake-0 Ready")
+    kv = node_cluster.kv("m1")
+    (now,) = (await kv.range(b"/registry/nodes/fake-0"))["kvs"]
+    (first,) = (await kv.range(b"/registry/nodes/fake-0", revision=int(now["create_revision"])))["kvs"]
+    conditions = msgpack.unpackb(unb64(first["value"]))["status"]["conditions"]
+    assert {"type": "Ready", "status": "True"}.items() <= next(c for c in conditions if c["type"] == "Ready").items()
 
 
 async def test_lease_is_renewed(node_api):
