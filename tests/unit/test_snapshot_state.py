@@ -5,7 +5,7 @@ from pysyncobj import pickle as raft_pickle
 from kvstore.key_index import KeyIndex
 from kvstore.kv import Event, KeyValue
 from kvstore.mvcc import StateMachine
-from kvstore.snapshot_state import pack_history, unpack_history
+from kvstore.snapshot_state import pack_history, pack_states, unpack_history, unpack_states
 
 
 def _busy_machine() -> StateMachine:
@@ -64,3 +64,23 @@ def test_a_snapshot_of_the_older_format_still_loads():
     assert machine.range({"key": b"\0", "range_end": b"\0"}) == m.range({"key": b"\0", "range_end": b"\0"})
     assert machine.history == m.history
 
+
+
+def test_states_come_back_per_key_with_one_state_each_or_many():
+    one = [[KeyValue(b"a", b"1", 2, 2, 1)], [KeyValue(b"b", b"2", 3, 3, 1)]]
+    many = [one[0] + [KeyValue(b"a", b"", 2, 4, 0)], one[1]]  # "a" deleted at 4: a tombstone after its put
+    for lists in (one, many, []):
+        again = unpack_states(pack_states(lists))
+        assert again == lists and all(type(kv) is KeyValue for states in again for kv in states)
+    assert msgpack.unpackb(pack_states(one))[0] is None  # no counts when every key has one state
+    assert msgpack.unpackb(pack_states(many))[0] == [2, 1]
+
+
+def test_a_snapshot_with_the_states_nested_per_key_still_loads():
+    """Before the flat array, the blob held one array of states per key."""
+    m = _busy_machine()
+    index = KeyIndex.__new__(KeyIndex)
+    index.__setstate__({"states": msgpack.packb(m.index.state_lists()), "with_history": m.index._with_history,
+                        "live_count": m.index.live_count})
+    assert index.state_lists() == m.index.state_lists()
+    assert index.range(b"\0", b"\0") == m.index.range(b"\0", b"\0")
