@@ -267,9 +267,8 @@ def run(args: argparse.Namespace) -> int:
                 netns=args.netns, big_values=args.big_values, leases=args.leases,
                 snapshot_entries=args.snapshot_entries)
     state_dir = os.path.abspath(args.state_dir) if args.state_dir else tempfile.mkdtemp(prefix="raftkube-campaign-")
-    up.stop_on_signals()  # a campaign cut short (Ctrl-C, SIGTERM) still stops its masters
-    try:
-        result = asyncio.run(campaign(state_dir, plan))
+    try:  # a campaign cut short (Ctrl-C, SIGTERM) still stops its masters
+        result = up.run_until_signal(campaign(state_dir, plan))
     except KeyboardInterrupt:
         print("raftkube campaign: interrupted; its masters are stopped, nothing was checked", file=sys.stderr)
         return 130

@@ -10,7 +10,6 @@ mechanism on: nothing should be found. The exit status is the campaign's: 1 when
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import tempfile
@@ -82,9 +81,8 @@ def run(args: argparse.Namespace) -> int:
               f"  the cluster: {state_dir} (`raftkube status --state-dir {state_dir}` while it runs; its logs stay "
               f"in {state_dir}/logs)"]
     print("\n".join(header), file=sys.stderr if args.json else sys.stdout, flush=True)
-    up.stop_on_signals()  # a lab cut short (Ctrl-C, SIGTERM) still stops its masters
-    try:
-        result = asyncio.run(campaign.campaign(state_dir, plan(lab, seconds=args.seconds, masters=args.masters,
+    try:  # a lab cut short (Ctrl-C, SIGTERM) still stops its masters
+        result = up.run_until_signal(campaign.campaign(state_dir, plan(lab, seconds=args.seconds, masters=args.masters,
                                                                control=args.control, seed=args.seed)))
     except KeyboardInterrupt:
         print("raftkube lab: interrupted; its masters are stopped, nothing was checked", file=sys.stderr)

@@ -21,7 +21,7 @@ import ssl
 import sys
 import time
 import urllib.request
-from typing import Any
+from typing import Any, Coroutine, TypeVar
 
 from api import encryption
 from api.authentication import ServiceAccountKeys, token_line
@@ -31,6 +31,8 @@ from raftkube import certs, cluster_file, kubeconfig, kv_access, kv_pki, restore
 from raftkube.balancer import Balancer
 
 READY_TIMEOUT = 30.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+T = TypeVar("T")
 SERVICE_IP_RANGE = "127.96.0.0/16"  # ClusterIPs on the loopback range: kube-proxy binds them without root
 KUBERNETES_SERVICE_PORT = 6443  # the `kubernetes` Service's port: kube-proxy without root cannot listen on 443
 AUTHORIZATION = "Node,RBAC"  # kubelets as the Node authorizer allows; everyone else as their RBAC bindings allow
@@ -424,15 +426,50 @@ def _apis(state_dir: str) -> list[str]:
 def _interrupt(signum: int, frame: Any) -> None:
     """Ctrl-C or SIGTERM: stop everything. Further signals are ignored from this instant, so an impatient second
     one cannot cut the clean-up short and leave masters behind."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
 def stop_on_signals() -> None:
-    """SIGTERM stops a cluster just as Ctrl-C does: both raise KeyboardInterrupt once, and the clean-up runs."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    """SIGTERM stops a cluster just as Ctrl-C does: both raise KeyboardInterrupt once, and the clean-up runs.
+    Only for code outside an event loop: inside one, see `run_until_signal`."""
+    for sig in STOP_SIGNALS:
         signal.signal(sig, _interrupt)
+
+
+def run_until_signal(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run(main), cut short by Ctrl-C or SIGTERM: the loop takes the signal and cancels `main`, whose
+    clean-up runs, then KeyboardInterrupt is raised here. From the first signal on, more are ignored, so an
+    impatient second one cannot cut that clean-up short. A handler that raises KeyboardInterrupt (as
+    `stop_on_signals`) raises it wherever the loop is, inside any task or callback: it once left a task that
+    never woke up again, and asyncio.run waited for ever to cancel it (`up` hung and left its masters running)."""
+    interrupted = False
+
+    async def until_signal() -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+
+        def on_signal() -> None:
+            nonlocal interrupted
+            interrupted = True
+            for sig in STOP_SIGNALS:
+                loop.remove_signal_handler(sig)
+                signal.signal(sig, signal.SIG_IGN)
+            task.cancel()
+
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, on_signal)
+        return await main
+
+    try:
+        result = asyncio.run(until_signal())
+    except asyncio.CancelledError:
+        if not interrupted:
+            raise
+    if interrupted:
+        raise KeyboardInterrupt
+    return result
 
 
 def run(args: argparse.Namespace) -> int:
@@ -457,11 +494,11 @@ def run(args: argparse.Namespace) -> int:
         print(quickstart(info, state_dir), flush=True)
         host, _, port = info["api"].split("://", 1)[1].rpartition(":")
         balancer = Balancer([m["api"] for m in info["masters"]], info["ca"], discover=lambda: _apis(state_dir))
-        asyncio.run(balancer.serve(host, int(port)))  # until Ctrl-C or SIGTERM
+        run_until_signal(balancer.serve(host, int(port)))  # until Ctrl-C or SIGTERM
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the clean-up short
+        for sig in STOP_SIGNALS:  # a second Ctrl-C must not cut the clean-up short
             signal.signal(sig, signal.SIG_IGN)
         stop(state_dir)
     return 0

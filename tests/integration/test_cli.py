@@ -65,6 +65,57 @@ def _pids(info):
     return [m["pid"] for m in info["masters"]] + [n["pid"] for n in info.get("nodes", [])]
 
 
+BUSY_LOOP = """
+import asyncio, sys
+from raftkube import up
+
+async def ping(reader, writer):
+    while True:
+        writer.write(b"x" * 100)
+        await writer.drain()
+        await reader.readexactly(100)
+
+async def echo(reader, writer):
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+
+async def main():
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pings = [asyncio.create_task(ping(*await asyncio.open_connection("127.0.0.1", port))) for _ in range(8)]
+    print("busy", flush=True)
+    try:
+        await server.serve_forever()
+    finally:
+        print("cleaned up", flush=True)
+
+try:
+    up.run_until_signal(main())
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+def test_a_signal_stops_a_busy_loop_between_its_callbacks(tmp_path):
+    """`up`, `campaign` and `lab` run their loop through up.run_until_signal: SIGTERM (twice, impatiently) cancels the
+    main task, its clean-up runs and the process leaves. A handler raising KeyboardInterrupt raised it inside
+    whatever task or callback ran (a traceback for each), and once left a task that never woke: `up` hung in
+    asyncio.run's clean-up with its masters running."""
+    (tmp_path / "busy.py").write_text(BUSY_LOOP)
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "busy.py")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "busy\n"
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and out == "cleaned up\ninterrupted\n", out + err
+    assert "KeyboardInterrupt" not in err
+
+
 def test_up_status_sigterm_and_up_again_keeps_the_data(tmp_path):
     state_dir = str(tmp_path / "state")
     proc, _ = _up(state_dir, 3)
