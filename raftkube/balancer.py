@@ -69,6 +69,9 @@ class Balancer:
             piped.add(client_writer)
             try:
                 await asyncio.gather(_pipe(client_reader, writer), _pipe(reader, client_writer))
+            except asyncio.CancelledError:  # the balancer stops: close this connection, end quietly (Python 3.11
+                client_writer.close()  # logs a traceback for a connection handler that ends cancelled)
+                writer.close()
             finally:
                 piped.discard(client_writer)
             return

@@ -143,6 +143,9 @@ def test_up_status_sigterm_and_up_again_keeps_the_data(tmp_path):
         got = _wait_for(lambda: subprocess.run(kubectl, env=env, capture_output=True, text=True, timeout=30)
                         .stdout.strip(), what="kubectl through the balancer after m1's death")
         assert got == "namespace/default"
+        watch = subprocess.Popen(["kubectl", "get", "namespaces", "-w", "-o", "name"], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        watch.stdout.readline()  # a watch open through the balancer when `up` stops
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.send_signal(signal.SIGTERM)  # an impatient second one must not leave masters behind
@@ -153,6 +156,9 @@ def test_up_status_sigterm_and_up_again_keeps_the_data(tmp_path):
             up.stop(state_dir)  # `up` did not clean up: do it for it, then fail
     assert not left, "a master or node outlived `raftkube up`"
     assert not left_file
+    watch.kill()
+    said = proc.stdout.read()
+    assert "stopping ..." in said and "Traceback" not in said, said  # the watch's connection closed quietly
 
     proc, _ = _up(state_dir, 3, "--enable-failpoints")
     try:
