@@ -66,7 +66,7 @@ def _pids(info):
 
 
 BUSY_LOOP = """
-import asyncio, sys
+import asyncio
 from raftkube import up
 
 async def ping(reader, writer):
