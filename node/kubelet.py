@@ -1,7 +1,8 @@
 """The kubelet: registers its Node, renews its Lease, and runs the pods bound to it, each in a PodWorker.
 
     kubelet.run()
-      register()        create the Node with its status (capacity, addresses, nodeInfo, Ready), or find it and write that
+      register()        create the Node with its status (capacity, addresses, nodeInfo, Ready), or find it
+                        and write its status
       _lease_loop()     renew Lease kube-node-lease/NAME every lease_interval (the node lifecycle controller's
                         sign of life), as Kubernetes' kubelet does since 1.17
       _status_loop()    rewrite the Node's status when it is not what we report, or its heartbeat is old

@@ -423,11 +423,16 @@ def _apis(state_dir: str) -> list[str]:
         return []
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    """Ctrl-C or SIGTERM: stop everything. Further signals are ignored from this instant, so an impatient second
-    one cannot cut the clean-up short and leave masters behind."""
+def _ignore_stop_signals() -> None:
+    """From the first Ctrl-C or SIGTERM on: an impatient second one must not cut the clean-up short and leave
+    masters behind."""
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """Ctrl-C or SIGTERM: stop everything."""
+    _ignore_stop_signals()
     raise KeyboardInterrupt
 
 
@@ -455,7 +460,7 @@ def run_until_signal(main: Coroutine[Any, Any, T]) -> T:
             interrupted = True
             for sig in STOP_SIGNALS:
                 loop.remove_signal_handler(sig)
-                signal.signal(sig, signal.SIG_IGN)
+            _ignore_stop_signals()
             task.cancel()
 
         for sig in STOP_SIGNALS:
@@ -498,7 +503,6 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
     finally:
-        for sig in STOP_SIGNALS:  # a second Ctrl-C must not cut the clean-up short
-            signal.signal(sig, signal.SIG_IGN)
+        _ignore_stop_signals()
         stop(state_dir)
     return 0

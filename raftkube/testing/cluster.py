@@ -109,8 +109,9 @@ class _Processes:
                     nodes, _ = await client.list("nodes")
                 except (ApiClientError, OSError, asyncio.TimeoutError):
                     nodes = []
-                ready = {n["metadata"]["name"] for n in nodes if any(
-                    c.get("type") == "Ready" and c.get("status") == "True" for c in (n.get("status") or {}).get("conditions") or [])}
+                ready = {n["metadata"]["name"] for n in nodes
+                         if any(c.get("type") == "Ready" and c.get("status") == "True"
+                                for c in (n.get("status") or {}).get("conditions") or [])}
                 if names <= ready:
                     return
                 await asyncio.sleep(0.2)

@@ -5,8 +5,8 @@ Pods are bound by hand (spec.nodeName): these tests need no scheduler."""
 from __future__ import annotations
 
 import itertools
-import msgpack
 
+import msgpack
 from kubernetes.client import ApiClient as PythonClient
 
 from api.client import ApiClient, NotFound
