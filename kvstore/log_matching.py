@@ -22,6 +22,7 @@ handler only ever deletes from the first conflicting entry:
 
 The commit index a message may move us to is capped at the last entry it vouches for
 (`prevLogIdx` + its entries): entries we keep past that point are not known to match the leader's.
+A message with no log position, a piece of a snapshot, vouches for none (`unvouched`).
 
 Pure: no pysyncobj, no I/O; kvstore/replica.py applies the plan.
 """
@@ -69,3 +70,15 @@ def plan_append(message: dict, entry_at: EntryAt, last_index: int) -> AppendPlan
     del out["prevLogIdx"], out["prevLogTerm"]  # a heartbeat to pysyncobj: term, leader, commit only
     out.pop("entries", None)
     return AppendPlan(out, ack=vouched)
+
+
+def unvouched(message: dict, commit_index: int) -> dict:
+    """An append_entries with no log position (no `prevLogIdx`): a piece of the leader's snapshot, which
+    pysyncobj sends in pieces of 64 KiB. It may move our commit index nowhere. pysyncobj moved it to the
+    leader's, capped only by the end of our own log, and the next tick applied our log up to there before the
+    last piece replaced our state. A piece says nothing about our entries, and a follower sent a snapshot is one
+    whose log may end in entries nobody committed: a leader cut off from the others, still taking writes, then
+    caught up by the new leader's snapshot, applied those writes (a campaign's watch saw one, at a revision the
+    cluster gave another write) and answered their clients that they were done. The snapshot, once loaded, is
+    committed state (`Replica._SyncObj__loadDumpFile` moves the commit index to it)."""
+    return dict(message, commit_index=min(message["commit_index"], commit_index))

@@ -427,8 +427,9 @@ class Replica(SyncObj):
         """Every message from a peer comes here first (pysyncobj registers this name with its transport).
 
         A follower keeps the entries a leader resends instead of dropping its tail (log_matching.py),
-        and a leader never moves a follower's next index back on a success: an acknowledgement that
-        arrives late (it waited for the follower's fsync) says nothing against entries sent since."""
+        a snapshot's pieces move no commit index over the follower's own log, and a leader never moves a
+        follower's next index back on a success: an acknowledgement that arrives late (it waited for the
+        follower's fsync) says nothing against entries sent since."""
         handle = super()._SyncObj__onMessageReceived
         kind = message.get("type")
         refusal = self.identity.check(node.id, message.get("mid"))
@@ -468,6 +469,9 @@ class Replica(SyncObj):
                     self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=plan.ack + 1, success=True)
             finally:
                 transport.holding_success = False
+            return
+        if kind == "append_entries" and "prevLogIdx" not in message:
+            handle(node, log_matching.unvouched(message, self.raftCommitIndex))
             return
         if kind == "next_node_idx" and message.get("success") and not message.get("reset"):
             next_index: dict = self._SyncObj__raftNextIndex
@@ -725,6 +729,9 @@ class Replica(SyncObj):
         it does not when a master died between writing a snapshot and trimming its journal: that
         would erase entries this replica acknowledged. `_trim_to_snapshot` completes the trim."""
         super()._SyncObj__loadDumpFile(clearJournal=False)
+        if self.raftCommitIndex < self.raftLastApplied:  # a snapshot is committed state (log_matching.unvouched)
+            self._SyncObj__raftCommitIndex = self.raftLastApplied
+            self._SyncObj__raftLog.setRaftCommitIndex(self.raftLastApplied)
 
     def _SyncObj__deleteEntriesTo(self, first_kept: int) -> None:  # noqa: N802 - replaces pysyncobj's
         """A snapshot is on disk and covers the log before `first_kept`: trim the log, but keep up to a quarter

@@ -10,6 +10,7 @@ import types
 
 import pytest
 
+from kvstore.errors import KVFailure
 from kvstore.replica import PRE_VOTE_MARGIN, _SyncingTransport, raft_clock
 from tests.integration.replicas import LocalCluster
 
@@ -118,6 +119,85 @@ async def test_a_follower_a_few_entries_behind_the_leaders_snapshot_gets_entries
         assert not snapshots_sent, "the leader sent its whole snapshot to a follower a few entries behind"
     finally:
         local.close()
+
+
+async def test_a_cut_off_leader_caught_up_by_a_snapshot_never_applies_the_writes_it_took_alone(tmp_path):
+    """A leader cut off from the others still appends what its clients write; the others elect a leader and
+    snapshot past that point, and once the network heals the old leader is sent the snapshot in pieces of
+    64 KiB. At the first piece pysyncobj moved its commit index to the new leader's over its own log, and the
+    next tick applied the writes nobody committed, before the last piece replaced them: a campaign's watch saw
+    one at a revision the cluster gave another write, and the writer was told it was done."""
+    local = LocalCluster(tmp_path, 3, snapshot_entries=20)  # a trim keeps 5 entries before the snapshot
+    try:
+        old = await local.wait_for_leader()
+        for i in range(4):
+            await local.put(b"big%d" % i, VALUE)  # a snapshot of several pieces
+        await local.all_applied()
+        applied: list[bytes] = []
+        consumer = old.replica.consumer
+        on_applied = consumer._on_applied
+        consumer._on_applied = lambda events, rev: (applied.extend(e.kv.key for e in events), on_applied(events, rev))
+        cut_off(local, old)
+        lost = asyncio.create_task(old.store.propose({"op": "put", "key": b"lost", "value": b"v"}, timeout=30))
+        await local.wait_for(lambda: old.replica._last_index() > old.replica.raftCommitIndex,
+                             what="the cut-off leader appended the write")
+        tail = old.replica._last_index()
+        new = await local.wait_for(lambda: next((m for m in local.members if m is not old and m.replica._isLeader()),
+                                                None), what="a new leader among the others")
+        for i in range(40):
+            await local.put(b"after%d" % i, b"v", via=new)
+        await local.wait_for(lambda: new.journal[0][1] > tail, what="the new leader's log trimmed past the old one's")
+        pieces = _PiecesApart(new, old)
+        heal(local)
+        await local.wait_for(lambda: pieces.ticks_between >= 2, what="the old leader ticked between two pieces")
+        pieces.release()
+        await local.wait_for(lambda: old.get(b"after39") == b"v", what="the old leader caught up")
+        assert b"lost" not in applied, "the old leader applied a write the cluster never committed"
+        assert old.get(b"lost") is None
+        await local.put(b"then", b"v")  # its log and commit index work on as a follower's
+        await local.all_applied()
+        assert not lost.done() or isinstance(lost.exception(), KVFailure), \
+            f"the old leader answered {lost.result()!r} for a write the cluster does not hold"
+        lost.cancel()
+    finally:
+        local.close()
+
+
+class _PiecesApart:
+    """Holds what `leader` sends `follower` after the first piece of a snapshot until the follower has ticked:
+    pysyncobj sends all pieces at once, and a snapshot of a few pieces arrives in one read, but one of megabytes
+    (the campaign's: 72 MB) arrives over many, with the follower's ticks in between."""
+
+    def __init__(self, leader, follower) -> None:
+        self.transport = leader.replica._SyncObj__transport
+        self.follower = follower.addr
+        self.held: list[tuple[object, dict]] | None = None  # None until the first piece has gone
+        self.ticks_between = 0
+        self.transport.send = self.send
+        pacer = follower.replica._pace
+        tick = pacer.tick
+
+        def counted_tick() -> None:
+            if self.held is not None:
+                self.ticks_between += 1
+            tick()
+
+        pacer.tick = counted_tick
+
+    def send(self, node, message) -> bool:
+        if node.id != self.follower:
+            return _SyncingTransport.send(self.transport, node, message)
+        if self.held is not None:
+            self.held.append((node, message))
+            return True
+        if message.get("serialized") is not None:
+            self.held = []
+        return _SyncingTransport.send(self.transport, node, message)
+
+    def release(self) -> None:
+        del self.transport.send
+        for node, message in self.held:
+            self.transport.send(node, message)
 
 
 async def test_a_restarted_replica_loads_its_state_and_the_collector_leaves_it_alone(tmp_path):

@@ -1,5 +1,5 @@
 """A follower keeps what a leader resends and drops only from the first conflicting entry (Raft §5.3)."""
-from kvstore.log_matching import plan_append
+from kvstore.log_matching import plan_append, unvouched
 
 
 def log(*terms):
@@ -53,3 +53,9 @@ def test_the_commit_index_never_passes_what_the_message_vouches_for():
     entry_at, last = log(1, 1, 1, 1, 1)  # 4 and 5 may differ from the leader's
     plan = plan_append(append(3, 1, [], commit=100), entry_at, last)
     assert plan.message["commit_index"] == 3
+
+
+def test_a_piece_of_a_snapshot_moves_no_commit_index():
+    piece = {"type": "append_entries", "term": 2, "commit_index": 100, "serialized": (b"...", True, False)}
+    assert unvouched(piece, 6) == {**piece, "commit_index": 6}
+    assert unvouched({**piece, "commit_index": 4}, 6)["commit_index"] == 4
