@@ -184,6 +184,7 @@ class _SyncingTransport(TCPTransport):
     Store would propose the command again)."""
 
     ack_when_durable: Callable[[Any, dict], None] | None = None
+    current_term: Callable[[], int] = staticmethod(lambda: 0)  # the replica's, stamped on its answers
     partitioned: frozenset[str] = frozenset()
     member_id: str | None = None  # carried by every message (member_identity.py)
 
@@ -200,6 +201,8 @@ class _SyncingTransport(TCPTransport):
             return False
         if node.id in self.refused and message.get("type") != "member_refused":
             return False
+        if message.get("type") == "next_node_idx":  # which term's append_entries it answers (see Replica)
+            message["term"] = self.current_term()
         if self.held is not None and message.get("type") == "apply_command_response":
             self.held.append((node, message))
             return True
@@ -412,6 +415,7 @@ class Replica(SyncObj):
                          transportClass=_SyncingTransport)
         # pysyncobj 0.3.17 keeps the journal, the transport and the sender private (see _Pacer).
         self._SyncObj__transport.member_id = self.identity.id
+        self._SyncObj__transport.current_term = lambda: self.raftCurrentTerm
         self._SyncObj__transport.known_members = self.identity.peers
         serializer = self._SyncObj__serializer
         read_snapshot = serializer.deserialize
@@ -429,7 +433,11 @@ class Replica(SyncObj):
         A follower keeps the entries a leader resends instead of dropping its tail (log_matching.py),
         a snapshot's pieces move no commit index over the follower's own log, and a leader never moves a
         follower's next index back on a success: an acknowledgement that arrives late (it waited for the
-        follower's fsync) says nothing against entries sent since."""
+        follower's fsync) says nothing against entries sent since. Nor does one sent in an earlier term:
+        pysyncobj's answers (next_node_idx) carry no term, so ours carry the term of the append_entries they
+        answer, and a leader takes only those of its own term. An acknowledgement held back by a slow fsync
+        could otherwise reach a master that lost the lead and won it back, whose log had changed meanwhile
+        under another leader, and count the follower for entries it does not hold."""
         handle = super()._SyncObj__onMessageReceived
         kind = message.get("type")
         refusal = self.identity.check(node.id, message.get("mid"))
@@ -473,6 +481,8 @@ class Replica(SyncObj):
         if kind == "append_entries" and "prevLogIdx" not in message:
             handle(node, log_matching.unvouched(message, self.raftCommitIndex))
             return
+        if kind == "next_node_idx" and message.get("term", self.raftCurrentTerm) != self.raftCurrentTerm:
+            return  # it answers an append_entries of another term: about a log this leader may no longer have
         if kind == "next_node_idx" and message.get("success") and not message.get("reset"):
             next_index: dict = self._SyncObj__raftNextIndex
             before = next_index.get(node)

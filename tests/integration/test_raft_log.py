@@ -61,6 +61,28 @@ async def test_a_late_acknowledgement_does_not_move_a_followers_next_index_back(
     assert leader.replica._SyncObj__raftNextIndex[node] == next_index
 
 
+async def test_an_acknowledgement_of_an_earlier_term_moves_no_match_index(local):
+    """A follower's acknowledgement waits for its fsync; by the time it arrives its leader may have lost the lead
+    and won it back, with another log past its commit index: counting it would count the follower for entries it
+    does not hold. The followers' answers carry the term they answer, and a leader takes only its own."""
+    leader, follower = await local.wait_for_leader(), local.followers()[0]
+    sent: list[dict] = []
+    transport = follower.replica._SyncObj__transport
+    send_now = transport.send_now
+    transport.send_now = lambda node, message: (sent.append(dict(message)), send_now(node, message))[1]
+    await local.put(b"k", b"v")
+    await local.all_applied()
+    term = leader.replica.raftCurrentTerm
+    answers = [m for m in sent if m["type"] == "next_node_idx"]
+    assert answers and all(m["term"] == term for m in answers), answers
+    node = leader.peer(follower.addr)
+    match = leader.replica._SyncObj__raftMatchIndex[node]
+    leader.replica._SyncObj__onMessageReceived(node, {"type": "next_node_idx", "next_node_idx": match + 10,
+                                                      "reset": False, "success": True, "term": term - 1,
+                                                      "mid": follower.replica.identity.id})
+    assert leader.replica._SyncObj__raftMatchIndex[node] == match
+
+
 async def test_a_crash_between_snapshot_and_journal_trim_keeps_the_newer_entries(tmp_path):
     """The snapshot is on disk but the journal was not trimmed yet when the master died: on restart the
     journal starts before the snapshot. Its entries past the snapshot were acknowledged: they must stay.
