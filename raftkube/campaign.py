@@ -28,7 +28,8 @@ from typing import Any
 
 from kvstore.client import KVClient, prefix_end, unb64
 from raftkube import cluster_file, findings, history_export, kv_access, timeline_html, up
-from raftkube.history_checks import availability, check_durability, check_leases, check_watch
+from raftkube.history_checks import (acknowledged_writes, availability, check_durability, check_leases,
+                                     check_revisions, check_watch)
 from raftkube.linearizability import FAILED, OK, UNKNOWN, check
 from raftkube.nemesis import FAULTS, NET_FAULTS, TARGETED_FAULTS, Nemesis, leader_monitor_row
 from raftkube.netns import Network
@@ -146,7 +147,8 @@ async def _run(info: dict[str, Any], plan: Plan) -> Run:
     result = check(workload.history, budget=plan.check_budget)
     watch_problems = [f"watcher {i}: {p}" for i, log in enumerate(workload.watch_logs)
                       for p in check_watch(log.events, log.start_revision, reference)]
-    durability = check_durability(workload.appends, final_values)
+    durability = check_durability(workload.appends, final_values) + check_revisions(
+        acknowledged_writes(workload.appends, workload.history), reference)
     lease_problems = check_leases(workload.lease_logs)
     writes = [op for op in workload.history if op.kind != "read"] + workload.appends
     outcomes = {o: sum(1 for op in [*workload.history, *workload.appends] if op.outcome == o)

@@ -3,7 +3,8 @@ smallest history that shows it, the faults that happened meanwhile, and the guar
 
 - linearizability: per bad key, `linearizability.minimal_failing`'s sub-history (a timeline, raftkube/timeline.py);
 - durability: an acknowledged write the final state lacks, drawn as a register history too: the write answered ok,
-  then the checker's read, after every fault was healed, that does not see it;
+  then the checker's read, after every fault was healed, that does not see it; and any acknowledged write that
+  the reference history does not hold at the revision it was answered with;
 - watches: where a watcher's events leave the reference history (the revision it never got, and its neighbours);
 - leases: the lease's keepalives and the answer that found it gone, interleaved with the faults.
 Pure functions over the records (raftkube/campaign.py makes them); rendering as text here, as HTML in
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from raftkube import timeline
-from raftkube.history_checks import Event, early_expiries, lost_writes, watch_diff
+from raftkube.history_checks import (Event, acknowledged_writes, check_revisions, early_expiries, lost_writes,
+                                     watch_diff)
 from raftkube.linearizability import FAILED, OK, UNKNOWN, Op, minimal_failing
 from raftkube.workload import Workload
 
@@ -113,6 +115,11 @@ def _durability(records: Records) -> list[Finding]:
         found.append(Finding("durability", f"{append.key}: {what} ({len(wrong)} such write(s) in all; a value is "
                                            "drawn as its size in bytes)", _as_register(records, append),
                              faults=_around(records.faults, append.call, records.final_read[0])))
+    misplaced = check_revisions(acknowledged_writes(records.workload.appends, records.workload.history),
+                                records.reference)
+    if misplaced:
+        found.append(Finding("durability", f"{len(misplaced)} acknowledged write(s) not in the history at the "
+                                           "revision they were answered with", details=misplaced[:SHOWN]))
     return found
 
 

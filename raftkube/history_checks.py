@@ -3,7 +3,7 @@
 - watches: each watcher's events are ordered by revision with no duplicates, and, over the revisions it covered,
   exactly the events of the reference history (a watch from the first revision after everything healed);
 - durability: every acknowledged append is in the final state with its value, and nothing the store refused for
-  sure is;
+  sure is; every acknowledged write is in the reference history at the revision it was answered with;
 - leases: no lease is gone sooner than its TTL after a keepalive was sent for it (all on this machine's monotonic
   clock, which clients and masters share);
 - availability: the share of time in which writes succeeded, and the longest stretch without one.
@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from kvstore.client import b64
 from raftkube.linearizability import FAILED, OK, Op
 from raftkube.workload import value_for
 
@@ -80,6 +81,31 @@ def check_durability(appends: Iterable[Any], present: dict[str, bytes]) -> list[
             problems.append(f"acknowledged write {a.key} is lost")
         else:
             problems.append(f"acknowledged write {a.key} has another value ({len(found)} bytes, {a.size} written)")
+    return problems
+
+
+def acknowledged_writes(appends: Iterable[Any], history: Iterable[Op]) -> list[tuple[int, str, bytes]]:
+    """(revision, key, value) of every write answered ok: appends, register writes, and cas whose compare held."""
+    writes = [(a.revision, a.key, value_for(a.key, a.size)) for a in appends if a.outcome == OK and a.revision]
+    return writes + [(op.revision, op.key, str(op.value).encode()) for op in history
+                     if op.kind != "read" and op.outcome == OK and op.revision]
+
+
+def check_revisions(acknowledged: Iterable[tuple[int, str, bytes]], reference: list[Event]) -> list[str]:
+    """Each acknowledged write, (revision, key, value), against the reference history's event at that revision.
+    A write answered ok and then lost can hide from the other checks: a later write to its key leaves the
+    register's history linearizable and the final state right. Its revision cannot hide: a master that applied
+    a write nobody committed gave it a revision the cluster gave another write."""
+    at: dict[int, list[Event]] = {}
+    for e in reference:
+        at.setdefault(e[0], []).append(e)
+    problems = []
+    for revision, key, value in acknowledged:
+        there = at.get(revision, [])
+        if not any(e[1] == key and e[2] == "PUT" and e[3] == b64(value) for e in there):
+            held = ", ".join(f"{e[2]} {e[1]}" for e in there) or "nothing"
+            problems.append(f"acknowledged write {key} at revision {revision} is not in the history "
+                            f"(revision {revision} holds {held})")
     return problems
 
 

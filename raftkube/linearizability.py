@@ -35,6 +35,7 @@ class Op:
     client: int = 0
     id: int = field(default=0, compare=False)
     via: str = ""  # the server the client sent it to, when known (shown, never checked)
+    revision: int = field(default=0, compare=False)  # an acknowledged write's (history_checks.check_revisions)
 
 
 def step(state: Any, op: Op) -> tuple[bool, Any]:

@@ -168,6 +168,7 @@ class Workload:
         try:
             res = await request
             op.succeeded = op.kind == "write" or bool(res.get("succeeded"))  # JSON leaves out a false
+            op.revision = int(res["header"]["revision"]) if op.succeeded else 0
         except TRANSIENT as exc:
             op.outcome = outcome_of(exc)
             raise

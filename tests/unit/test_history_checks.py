@@ -1,7 +1,8 @@
 """The watch, durability and availability checks on small hand-made records."""
 from types import SimpleNamespace as NS
 
-from raftkube.history_checks import availability, check_durability, check_leases, check_watch
+from kvstore.client import b64
+from raftkube.history_checks import availability, check_durability, check_leases, check_revisions, check_watch
 from raftkube.linearizability import FAILED, OK, UNKNOWN
 from raftkube.workload import value_for
 
@@ -33,6 +34,15 @@ def test_lost_acknowledged_writes_and_resurrected_failed_ones():
                                                             "write s3 was reported failed but is there"]
     assert check_durability(appends, {**state("s1"), "s4": value_for("s4", 30_000)}) == [
         "acknowledged write s4 has another value (30000 bytes, 40000 written)"]
+
+
+def test_an_acknowledged_write_is_in_the_history_at_its_revision():
+    history = [(5, "k0", "PUT", b64(b"11")), (6, "set/1", "PUT", b64(b"s")), (7, "k0", "DELETE", "")]
+    assert check_revisions([(5, "k0", b"11"), (6, "set/1", b"s")], history) == []
+    assert check_revisions([(6, "k0", b"12"), (5, "k0", b"12"), (9, "k1", b"1")], history) == [
+        "acknowledged write k0 at revision 6 is not in the history (revision 6 holds PUT set/1)",
+        "acknowledged write k0 at revision 5 is not in the history (revision 5 holds PUT k0)",
+        "acknowledged write k1 at revision 9 is not in the history (revision 9 holds nothing)"]
 
 
 def test_a_lease_gone_sooner_than_its_ttl_after_a_keepalive_is_reported():
