@@ -29,6 +29,7 @@ import itertools
 import logging
 import math
 import os
+import signal
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -420,6 +421,8 @@ class Replica(SyncObj):
         serializer = self._SyncObj__serializer
         read_snapshot = serializer.deserialize
         serializer.deserialize = lambda: self._trim_to_snapshot(_without_gc(read_snapshot))
+        receive_piece = serializer.setTransmissionData
+        serializer.setTransmissionData = lambda piece: self._receive_snapshot_piece(receive_piece, piece)
         self.addOnTickCallback(self._pace.after_tick)
         self.addOnTickCallback(self._serve_reads)
         self.addOnTickCallback(self._check_refused)
@@ -742,6 +745,23 @@ class Replica(SyncObj):
         if self.raftCommitIndex < self.raftLastApplied:  # a snapshot is committed state (log_matching.unvouched)
             self._SyncObj__raftCommitIndex = self.raftLastApplied
             self._SyncObj__raftLog.setRaftCommitIndex(self.raftLastApplied)
+
+    def _receive_snapshot_piece(self, receive: Callable[[Any], bool], piece) -> bool:
+        """Before the last piece of the leader's snapshot is written over ours, stop our own snapshot if one is
+        being written (pysyncobj writes it in a forked child): finishing later, the child would write our older
+        state over the leader's, and pysyncobj would count its success and trim to it. A restart then loaded the
+        older snapshot, found the journal starting past it and cleared the journal, entries this follower had
+        acknowledged since included."""
+        if piece is not None and piece[2]:  # (data, is first, is last)
+            serializer = self._SyncObj__serializer
+            child = serializer._Serializer__pid
+            if child > 0:
+                os.kill(child, signal.SIGKILL)
+                os.waitpid(child, 0)
+                serializer._Serializer__pid = 0
+                log.info("raft %s: a snapshot from the leader replaces the one this master was writing",
+                         self.self_addr)
+        return receive(piece)
 
     def _SyncObj__deleteEntriesTo(self, first_kept: int) -> None:  # noqa: N802 - replaces pysyncobj's
         """A snapshot is on disk and covers the log before `first_kept`: trim the log, but keep up to a quarter

@@ -8,6 +8,7 @@ import threading
 import time
 import types
 
+import pysyncobj.serializer as serializer_module
 import pytest
 
 from kvstore.errors import KVFailure
@@ -181,6 +182,52 @@ async def test_a_cut_off_leader_caught_up_by_a_snapshot_never_applies_the_writes
         assert not lost.done() or isinstance(lost.exception(), KVFailure), \
             f"the old leader answered {lost.result()!r} for a write the cluster does not hold"
         lost.cancel()
+    finally:
+        local.close()
+
+
+async def test_a_follower_sent_the_leaders_snapshot_while_writing_its_own_keeps_the_leaders(tmp_path, monkeypatch):
+    """A follower writes its own snapshot in a forked child, and the leader's, newer, arrives and is loaded
+    meanwhile. The child, finishing later, wrote the older state over it and pysyncobj trimmed to it: after a
+    restart the older snapshot no longer met the journal, which was cleared, entries the follower had acknowledged
+    since included. Now the leader's last piece stops the child first."""
+    local = LocalCluster(tmp_path, 3, snapshot_entries=20)
+    parent, replace = os.getpid(), serializer_module.atomicReplace
+
+    def slow_in_the_child(tmp: str, path: str) -> None:
+        if os.getpid() != parent:
+            time.sleep(2.0)  # a big state: the child takes its time
+        replace(tmp, path)
+
+    try:
+        await local.wait_for_leader()
+        for i in range(10):
+            await local.put(b"k%d" % i, b"v")
+        await local.all_applied()
+        leader, follower = local.leader(), local.followers()[0]
+        cut_off(local, follower)
+        behind = follower.replica._last_index()
+        for i in range(60):
+            await local.put(b"a%d" % i, b"v", via=leader)
+        await local.wait_for(lambda: leader.journal[0][1] > behind + 2, what="the leader's log trimmed past the follower")
+        monkeypatch.setattr(serializer_module, "atomicReplace", slow_in_the_child)
+        serializer = follower.replica._SyncObj__serializer
+        follower.replica.forceLogCompaction()
+        await local.wait_for(lambda: serializer._Serializer__pid > 0, what="the follower writing its own snapshot")
+        own = follower.replica.raftLastApplied
+        heal(local)
+        await local.wait_for(lambda: follower.replica.raftLastApplied > own + 5, what="the leader's snapshot loaded")
+        await local.wait_for(lambda: serializer._Serializer__pid == 0, what="the follower's own snapshot over")
+        for i in range(5):
+            await local.put(b"after%d" % i, b"v")
+        await local.all_applied()
+        held = follower.log()[-1]
+        for m in local.members:
+            m.stop()
+        follower.start()  # alone: nobody can send it what it lost
+        await local.wait_for(lambda: not follower.replica._SyncObj__needLoadDumpFile, what="the snapshot loaded")
+        assert follower.log()[-1] == held
+        assert follower.get(b"after4") == b"v"
     finally:
         local.close()
 
