@@ -16,6 +16,10 @@ handler only ever deletes from the first conflicting entry:
     rewritten: prev=5, entries -          -> pysyncobj would now drop 6 and 7, so instead the
                message goes on as a heartbeat and we acknowledge 5 ourselves (`ack`).
 
+    our log:   1  2  3  4  5              (a resend that ends where our log ends)
+    message:   prev=3, entries 4 5
+    rewritten: a heartbeat, ack 5         -> as sent, pysyncobj deletes 4 and 5 and writes them again
+
     our log:   1  2  3  4  5  6  7        (6 and 7 of term 1, never committed)
     message:   prev=3, entries 4 5 6' 7'  (6' and 7' of term 2)
     rewritten: prev=5, entries 6' 7'      -> pysyncobj deletes from 6, appends 6' 7'.
@@ -65,8 +69,8 @@ def plan_append(message: dict, entry_at: EntryAt, last_index: int) -> AppendPlan
             out.update(prevLogIdx=prev_idx, prevLogTerm=prev_term, entries=entries[held:])
         return AppendPlan(out)
     prev = entry_at(prev_idx)
-    if last_index <= vouched or prev is None or prev[2] != prev_term:
-        return AppendPlan(out)  # nothing of ours past the message, or a mismatch pysyncobj reports
+    if (last_index <= vouched and not entries) or prev is None or prev[2] != prev_term:
+        return AppendPlan(out)  # a heartbeat at our end, or a mismatch pysyncobj reports
     del out["prevLogIdx"], out["prevLogTerm"]  # a heartbeat to pysyncobj: term, leader, commit only
     out.pop("entries", None)
     return AppendPlan(out, ack=vouched)

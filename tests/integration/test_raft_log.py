@@ -45,6 +45,25 @@ async def test_a_follower_keeps_the_entries_a_leader_resends(local, caplog):
     assert not [r for r in caplog.records if "truncating already-applied" in r.getMessage()]
 
 
+async def test_a_resend_that_ends_where_the_followers_log_ends_truncates_nothing(local, monkeypatch):
+    """Two answers in flight each move the leader's next index back, and the second resend holds exactly the
+    follower's last entries: pysyncobj deleted and rewrote them (an ftruncate, acknowledged entries off the disk
+    until the next sync)."""
+    for i in range(5):
+        await local.put(b"k%d" % i, b"v")
+    await local.all_applied()
+    leader, follower = local.leader(), local.followers()[0]
+    held = follower.log()
+    cuts: list[int] = []
+    ftruncate = os.ftruncate
+    monkeypatch.setattr(os, "ftruncate", lambda fd, size: (cuts.append(size), ftruncate(fd, size))[1])
+    follower.replica._SyncObj__onMessageReceived(follower.peer(leader.addr), {
+        "type": "append_entries", "term": follower.replica.raftCurrentTerm, "mid": leader.replica.identity.id,
+        "commit_index": leader.replica.raftCommitIndex, "prevLogIdx": held[-3][1], "prevLogTerm": held[-3][2],
+        "entries": held[-2:]})
+    assert (follower.journal.conflicts, cuts, follower.log()) == (0, [], held)
+
+
 async def test_a_late_acknowledgement_does_not_move_a_followers_next_index_back(local):
     """Entries sent since the acknowledged ones are on their way: sending them again only costs (and, before
     the follower kept resent entries, cost it its tail)."""

@@ -22,6 +22,15 @@ def test_a_resend_shorter_than_our_tail_keeps_the_tail_and_is_acknowledged_by_us
     assert plan.message["commit_index"] == 7  # only what this message vouches for
 
 
+def test_a_resend_that_ends_where_our_log_ends_deletes_nothing():
+    """pysyncobj deleted the entries and wrote them again: a truncated journal, acknowledged entries off the disk
+    until the next sync, and the fsync-waiting acknowledgements dropped as after a conflict."""
+    entry_at, last = log(1, 1, 1, 1, 1)
+    plan = plan_append(append(3, 1, [(4, 1), (5, 1)], commit=5), entry_at, last)
+    assert "prevLogIdx" not in plan.message and "entries" not in plan.message
+    assert plan.ack == 5 and plan.message["commit_index"] == 5
+
+
 def test_a_heartbeat_behind_our_tail_deletes_nothing():
     entry_at, last = log(1, 1, 1, 1)
     plan = plan_append(append(2, 1, []), entry_at, last)
