@@ -70,7 +70,8 @@ class DurableJournal:
         self._generation = 0  # raised by every write or truncation of the file
         self.synced_generation = 0  # the newest generation an fdatasync has covered
         self._written_up_to: deque[tuple[int, int]] = deque()  # (generation, last index in the file then), unsynced
-        self.conflicts = 0  # conflicting suffixes dropped (acknowledgements in flight go stale)
+        self.conflicts = 0  # conflicting suffixes dropped
+        self.drops = 0  # entries dropped, by a conflict or a clear: acknowledgements waiting for a sync go stale
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         self._load()
         self._written = self._end()
@@ -166,6 +167,7 @@ class DurableJournal:
         os.fsync(self._fd)
         self.mark_synced(self._generation)
         self.durable_index = 0
+        self.drops += 1
 
     def deleteEntriesFrom(self, entryFrom: int) -> None:  # noqa: N802 - pysyncobj's name
         """Drop entries [entryFrom:]: the leader's log differs from there on (Raft §5.3)."""
@@ -182,6 +184,7 @@ class DurableJournal:
         else:
             del self._pending[end - self._written:]
         self.conflicts += 1
+        self.drops += 1
 
     def _truncate(self, end: int) -> None:
         os.ftruncate(self._fd, end)

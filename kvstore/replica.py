@@ -348,11 +348,11 @@ class _Pacer:
         self.soon()
 
     def ack_when_durable(self, node, message: dict) -> None:
-        conflicts = self.journal.conflicts
+        drops = self.journal.drops
         transport: _SyncingTransport = self.replica._SyncObj__transport
 
         def send() -> None:
-            if self.journal.conflicts == conflicts:  # else the entries it vouches for may be gone
+            if self.journal.drops == drops:  # else the entries it vouches for may be gone (a conflict, a snapshot)
                 transport.send_now(node, message)
 
         if self.disk.sync_here():  # a follower's sync is on the commit's path anyway: no thread hand-off

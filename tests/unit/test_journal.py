@@ -156,3 +156,13 @@ def test_the_durable_index_moves_only_with_a_sync_that_covers_it(tmp_path):
     j.sync()
     assert j.durable_index == 4
     assert DurableJournal(str(tmp_path / "raft.journal")).durable_index == 4
+
+
+def test_a_clear_drops_entries_as_a_conflict_does(tmp_path):
+    """What an acknowledgement waiting for its sync checks before it leaves (_Pacer.ack_when_durable): were any
+    entries dropped meanwhile, by a conflict or by a snapshot from the leader that cleared the journal."""
+    j = synced(str(tmp_path / "raft.journal"), 5)
+    j.deleteEntriesFrom(3)
+    assert (j.conflicts, j.drops) == (1, 1)
+    j.clear()
+    assert (j.conflicts, j.drops) == (1, 2)
