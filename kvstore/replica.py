@@ -317,6 +317,7 @@ class _Pacer:
             replica.doTick(0.0)
             if replica._SyncObj__needLoadDumpFile:  # not loaded yet (the Raft port is not bound yet)
                 return
+            replica.adopt_logged_changes()
             gc.freeze()  # before the collector runs again: it would walk all that was loaded, once more
         log.info("raft %s: state loaded from disk (snapshot and journal): applied up to index %d, revision %d, "
                  "in %.3f s", replica.self_addr, replica.raftLastApplied, replica.consumer.machine.revision,
@@ -745,6 +746,19 @@ class Replica(SyncObj):
         if self.raftCommitIndex < self.raftLastApplied:  # a snapshot is committed state (log_matching.unvouched)
             self._SyncObj__raftCommitIndex = self.raftLastApplied
             self._SyncObj__raftLog.setRaftCommitIndex(self.raftLastApplied)
+
+    def adopt_logged_changes(self) -> None:
+        """After a restart, the membership changes in the log past what was applied take effect, as they did when
+        they were appended: a member uses the latest configuration in its log, committed or not (Raft thesis
+        §4.1). pysyncobj applies a change when it is appended and again when it is applied, but a restart applies
+        the journal only up to the saved commit index, saved lazily, over the snapshot's configuration: a master
+        killed soon after a member was added came back without it, and could count a majority of the old
+        configuration in an election while the new one went on without it. (A change is idempotent, and one
+        later cut by a conflict is rolled back as any appended one.)"""
+        for command, _, _ in self._SyncObj__getEntries(self.raftLastApplied + 1):
+            change = self._SyncObj__parseChangeClusterRequest(command)
+            if change is not None:
+                self._SyncObj__doChangeCluster(change)
 
     def _receive_snapshot_piece(self, receive: Callable[[Any], bool], piece) -> bool:
         """Before the last piece of the leader's snapshot is written over ours, stop our own snapshot if one is

@@ -13,6 +13,7 @@ import pytest
 
 from kvstore.errors import KVFailure
 from kvstore.replica import PRE_VOTE_MARGIN, _SyncingTransport, raft_clock
+from raftkube.up import free_port
 from tests.integration.replicas import LocalCluster
 
 VALUE = b"v" * 30_000  # big entries, as in bench/resends.py
@@ -350,6 +351,27 @@ async def test_a_membership_change_waits_until_the_previous_one_is_committed(loc
     assert leader.replica.membership_change_pending()
     with pytest.raises(KVFailure, match="another membership change is not committed yet"):
         await members.add("127.0.0.1:2")
+
+
+async def test_a_restarted_member_keeps_a_membership_change_its_log_holds_past_the_saved_commit(local, monkeypatch):
+    """A member uses the latest configuration in its log. A restart applied the journal only up to the commit
+    index saved on disk (saved lazily): a member killed soon after another was added came back with the old
+    configuration, whose majority it could count in an election while the others went on with the new one."""
+    from kvstore import membership
+
+    leader = await local.wait_for_leader()
+    await local.put(b"k", b"v", via=leader)  # the leader has committed in its term: it may change membership
+    follower = local.followers()[0]
+    monkeypatch.setattr(follower.journal, "setRaftCommitIndex", lambda index: None)  # killed before it saves one
+    added = f"127.0.0.1:{free_port()}"  # a member that never starts: 3 of the 4 still commit
+    await membership.Membership(leader.replica, leader.data_dir).add(added)
+    await local.wait_for(lambda: added in {n.id for n in follower.replica._SyncObj__otherNodes},
+                         what="the follower appended the change")
+    for m in local.members:
+        m.stop()
+    follower.start()  # alone: only its own log can tell it about the new member
+    await local.wait_for(lambda: not follower.replica._SyncObj__needLoadDumpFile, what="the journal loaded")
+    assert added in {n.id for n in follower.replica._SyncObj__otherNodes}
 
 
 async def test_a_master_whose_data_was_wiped_cannot_vote_as_the_member_it_was(tmp_path):
