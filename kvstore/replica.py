@@ -770,8 +770,9 @@ class Replica(SyncObj):
             serializer = self._SyncObj__serializer
             child = serializer._Serializer__pid
             if child > 0:
-                os.kill(child, signal.SIGKILL)
-                os.waitpid(child, 0)
+                with contextlib.suppress(ProcessLookupError, ChildProcessError):  # it ended and was reaped
+                    os.kill(child, signal.SIGKILL)
+                    os.waitpid(child, 0)
                 serializer._Serializer__pid = 0
                 log.info("raft %s: a snapshot from the leader replaces the one this master was writing",
                          self.self_addr)
