@@ -200,18 +200,19 @@ class _SyncingTransport(TCPTransport):
     def send(self, node, message) -> bool:
         if node.id in self.partitioned:
             return False
-        if node.id in self.refused and message.get("type") != "member_refused":
+        kind = message.get("type")
+        if node.id in self.refused and kind != "member_refused":
             return False
-        if message.get("type") == "next_node_idx":  # which term's append_entries it answers (see Replica)
-            message["term"] = self.current_term()
-        if self.held is not None and message.get("type") == "apply_command_response":
+        if self.held is not None and kind == "apply_command_response":
             self.held.append((node, message))
             return True
-        if message.get("type") == "next_node_idx" and message.get("success") and self.holding_success:
-            return True
-        if message.get("type") == "next_node_idx" and message.get("success") and self.ack_when_durable:
-            self.ack_when_durable(node, message)  # "I have your entries up to N": on disk first
-            return True
+        if kind == "next_node_idx":
+            message["term"] = self.current_term()  # which term's append_entries it answers (see Replica)
+            if message.get("success") and self.holding_success:
+                return True
+            if message.get("success") and self.ack_when_durable:
+                self.ack_when_durable(node, message)  # "I have your entries up to N": on disk first
+                return True
         return self.send_now(node, message)
 
     def send_now(self, node, message) -> bool:
