@@ -165,6 +165,10 @@ class KVConsumer(SyncObjConsumer):
         self._on_restored()
 
 
+class SnapshotUnreadable(Exception):
+    """A snapshot did not load: the replica stops (`Replica._snapshot_unreadable`)."""
+
+
 class _SyncingTransport(TCPTransport):
     """Holds a follower's acknowledgements until the entries are on disk; drops messages for a
     partition failpoint.
@@ -300,10 +304,12 @@ class _Pacer:
         try:
             replica.maybe_pre_vote()
             with replica.durable_commit_view(), replica._SyncObj__transport.held_answers():
-                if replica._SyncObj__needLoadDumpFile:
+                if not replica.loaded:
                     self.load()
                 else:
                     replica.doTick(0.0)
+        except SnapshotUnreadable:
+            pass  # pysyncobj logged the error, on_fatal what it means
         except Exception:  # noqa: BLE001 - pysyncobj's own tick thread logs and carries on too
             log.exception("raft tick failed")
 
@@ -316,7 +322,7 @@ class _Pacer:
         started = time.perf_counter()
         with _collector_paused():
             replica.doTick(0.0)
-            if replica._SyncObj__needLoadDumpFile:  # not loaded yet (the Raft port is not bound yet)
+            if not replica.loaded:  # not loaded yet (the Raft port is not bound yet)
                 return
             replica.adopt_logged_changes()
             gc.freeze()  # before the collector runs again: it would walk all that was loaded, once more
@@ -372,19 +378,20 @@ class _Pacer:
 class Replica(SyncObj):
     def __init__(self, *, self_addr: str, peers: list[str], data_dir: str, secret: str,
                  on_applied: OnApplied, on_restored: Callable[[], None],
-                 on_refused: Callable[[str], None] = lambda why: None, snapshot_entries: int = 20_000,
+                 on_fatal: Callable[[str], None] = lambda why: None, snapshot_entries: int = 20_000,
                  snapshot_bytes: int = 32 << 20, timing: dict[str, float] | None = None,
                  mechanisms: Mechanisms = ALL) -> None:
-        """`on_refused(why)` is called when a peer refuses this replica because its data dir was made
-        anew while the cluster knew another at this address (member_identity.py), and no leader took it within
-        REFUSAL_GRACE. A snapshot is taken
+        """`on_fatal(why)` is called when this replica cannot go on and its master must stop: a peer refused it
+        because its data dir was made anew while the cluster knew another at this address (member_identity.py),
+        and no leader took it within REFUSAL_GRACE; or a snapshot, its own or the leader's, would not load. A
+        snapshot is taken
         (and the journal trimmed) every `snapshot_entries` entries or `snapshot_bytes` of journal.
         `mechanisms` has them all on, but in a lab (kvstore/mechanisms.py)."""
         os.makedirs(data_dir, exist_ok=True)
         # Attributes set before SyncObj.__init__ stay out of its snapshots; set none after it.
         self.self_addr = self_addr
         self.identity = MemberIdentity(data_dir, enforced=mechanisms.member_identity)
-        self._on_refused = on_refused
+        self._on_fatal = on_fatal
         self._refused: tuple[float, str] | None = None  # (when, why) a peer refused us, until a leader takes us
         self.snapshot_bytes = snapshot_bytes
         self._refusals_sent: dict[str, float] = {}  # peer address -> when we last told it why
@@ -400,6 +407,7 @@ class Replica(SyncObj):
         self._read_role = (0, False)  # (term, leading) that the reads' rounds belong to
         self._applied_waits: list[tuple[int, int, asyncio.Future]] = []  # a heap of (index, n, read) to release
         self._applied_waits_n = itertools.count()
+        self._loading_index: int | None = None  # the index of the snapshot being loaded, once it is read
         conf = SyncObjConf(
             autoTick=False,  # ticks come from the event loop (_Pacer)
             password=secret,
@@ -422,7 +430,7 @@ class Replica(SyncObj):
         self._SyncObj__transport.known_members = self.identity.peers
         serializer = self._SyncObj__serializer
         read_snapshot = serializer.deserialize
-        serializer.deserialize = lambda: self._trim_to_snapshot(_without_gc(read_snapshot))
+        serializer.deserialize = lambda: self._snapshot_read(_without_gc(read_snapshot))
         receive_piece = serializer.setTransmissionData
         serializer.setTransmissionData = lambda piece: self._receive_snapshot_piece(receive_piece, piece)
         self.addOnTickCallback(self._pace.after_tick)
@@ -443,6 +451,8 @@ class Replica(SyncObj):
         answer, and a leader takes only those of its own term. An acknowledgement held back by a slow fsync
         could otherwise reach a master that lost the lead and won it back, whose log had changed meanwhile
         under another leader, and count the follower for entries it does not hold."""
+        if self._pace.replica is None:
+            return  # stopped: closed, or a snapshot would not load
         handle = super()._SyncObj__onMessageReceived
         kind = message.get("type")
         refusal = self.identity.check(node.id, message.get("mid"))
@@ -574,7 +584,7 @@ class Replica(SyncObj):
             self._refused = None
         elif raft_clock() - since > REFUSAL_GRACE:
             self._refused = None
-            self._on_refused(why)
+            self._on_fatal(why)
 
     def _SyncObj__doChangeCluster(self, request, reverse: bool = False) -> bool:  # noqa: N802 - replaces pysyncobj's
         """A member added or removed: whoever speaks for its address from now on is learnt afresh."""
@@ -742,8 +752,11 @@ class Replica(SyncObj):
         entry has the same index and term as the snapshot's last included entry, retain log entries
         following it"). pysyncobj clears the journal unless it starts exactly at the snapshot, which
         it does not when a master died between writing a snapshot and trimming its journal: that
-        would erase entries this replica acknowledged. `_trim_to_snapshot` completes the trim."""
+        would erase entries this replica acknowledged. `_snapshot_read` completes the trim."""
+        self._loading_index = None
         super()._SyncObj__loadDumpFile(clearJournal=False)
+        if self._loading_index is None or self.raftLastApplied != self._loading_index:
+            self._snapshot_unreadable()
         if self.raftCommitIndex < self.raftLastApplied:  # a snapshot is committed state (log_matching.unvouched)
             self._SyncObj__raftCommitIndex = self.raftLastApplied
             self._SyncObj__raftLog.setRaftCommitIndex(self.raftLastApplied)
@@ -786,17 +799,32 @@ class Replica(SyncObj):
         acknowledgements were still on their way) then needs the whole snapshot sent and loaded (100,000 keys
         of 1 KB: 100 MB and about a second and a half) where its own journal lacked a few entries. etcd keeps
         entries after a compaction for the same reason (SnapshotCatchUpEntries). A restart drops them
-        (`_trim_to_snapshot`): the snapshot it loads covers them."""
+        (`_snapshot_read`): the snapshot it loads covers them."""
         journal: DurableJournal = self._SyncObj__raftLog
         pos = first_kept - journal[0][1]
         start = journal.catch_up_start(pos, self.snapshot_bytes // 4, self.conf.logCompactionMinEntries // 4)
         if start > 0:
             journal.deleteEntriesTo(start)
 
-    def _trim_to_snapshot(self, data):
-        """Wrapped around pysyncobj's snapshot deserializer: when the journal holds the snapshot's last
-        two entries (pysyncobj's own check), drop what comes before them; return `data` unchanged."""
+    def _snapshot_unreadable(self) -> None:
+        """pysyncobj logs a snapshot that fails to load and carries on: at a restart with an empty state that the
+        journal, which starts past the snapshot, cannot fill, serving reads of nothing; as a follower sent the
+        leader's, answering success, and sent it again and again. Stop instead, before anything is answered
+        (etcd stops too)."""
+        path = self.conf.fullDumpFile
+        why = (f"the snapshot {path} did not load (the error is logged above); this master stops rather than serve "
+               f"or acknowledge without it. Move its data dir aside, remove the master from the cluster and add it "
+               f"back (etcd's member remove, then member add; `raftkube member` does both), then start it again")
+        self._pace.stop()  # no more ticks
+        self._on_fatal(why)
+        raise SnapshotUnreadable(why)  # out of the message handler too, before its acknowledgement
+
+    def _snapshot_read(self, data):
+        """Wrapped around pysyncobj's snapshot deserializer: note the snapshot's index, and when the journal
+        holds the snapshot's last two entries (pysyncobj's own check), drop what comes before them; return
+        `data` unchanged."""
         before_last, last = data[2], data[1]
+        self._loading_index = last[1]
         journal: DurableJournal = self._SyncObj__raftLog
         pos = before_last[1] - journal[0][1]
         if 0 < pos < len(journal) - 1 and journal[pos] == tuple(before_last) and journal[pos + 1] == tuple(last):
@@ -821,6 +849,12 @@ class Replica(SyncObj):
         first = log_[0][1]
         change = _COMMAND_TYPE.MEMBERSHIP
         return any(log_[i][0][0] == change for i in range(max(self.raftCommitIndex + 1 - first, 0), len(log_)))
+
+    @property
+    def loaded(self) -> bool:
+        """Has the state on disk been loaded (the first tick after the Raft port is bound does it)? pysyncobj's
+        __init__ reads every attribute of the replica, this one too, before it sets its flag."""
+        return not getattr(self, "_SyncObj__needLoadDumpFile", True)
 
     def wake(self) -> None:
         """Take new commands on the next turn of the loop rather than at the next timer tick."""

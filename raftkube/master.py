@@ -179,13 +179,16 @@ class Master:
         return out
 
     async def run(self) -> int:
-        """Serve until SIGTERM or SIGINT (exit status 0), or until the cluster refuses this master (2)."""
+        """Serve until SIGTERM or SIGINT (exit status 0), or until the replica cannot go on (2): the cluster
+        refused this master, or a snapshot would not load."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         exit_status = 0
 
-        def refused(why: str) -> None:
+        def fatal(why: str) -> None:
             nonlocal exit_status
+            if exit_status:
+                return  # said once
             log.critical("master %s: %s", self.args.name, why)
             exit_status = 2
             stop.set()
@@ -199,7 +202,7 @@ class Master:
             on_applied=self.hub.publish,
             on_restored=lambda: self.hub.reset("etcdserver: this master's store was replaced by a snapshot; "
                                                "re-watch from the revision after your last event"),
-            on_refused=refused, snapshot_entries=self.args.snapshot_entries, mechanisms=mechanisms,
+            on_fatal=fatal, snapshot_entries=self.args.snapshot_entries, mechanisms=mechanisms,
         )
         restored = restore.pending(self.args.data_dir)
         if restored is not None:  # before the first tick: the journal, if any, replays on top of it

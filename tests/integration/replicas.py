@@ -25,12 +25,12 @@ class Member:
         self.addr, self.peers, self.data_dir, self.replica_args = addr, peers, data_dir, replica_args
         self.replica: Replica | None = None
         self.store: Store | None = None
-        self.refusals: list[str] = []  # why peers refused to hear this replica
+        self.fatal: list[str] = []  # why this replica had to stop (a peer refused it, a snapshot would not load)
 
     def start(self) -> None:
         self.replica = Replica(self_addr=self.addr, peers=self.peers, data_dir=self.data_dir, secret=SECRET,
                                on_applied=lambda events, revision: None, on_restored=lambda: None,
-                               on_refused=self.refusals.append, **self.replica_args)
+                               on_fatal=self.fatal.append, **self.replica_args)
         self.store = Store(self.replica, name=self.addr, deadline=5.0)
 
     def stop(self) -> None:

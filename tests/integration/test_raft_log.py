@@ -252,6 +252,42 @@ async def test_a_follower_sent_the_leaders_snapshot_while_writing_its_own_keeps_
         local.close()
 
 
+async def test_a_follower_that_cannot_load_the_leaders_snapshot_stops_without_acknowledging_it(tmp_path):
+    """pysyncobj logged a snapshot that failed to load, answered the leader with success and went on, with the
+    leader sending the same snapshot again and again. The follower stops now, and tells the leader nothing."""
+    local = LocalCluster(tmp_path, 3, snapshot_entries=20)
+    try:
+        await local.wait_for_leader()
+        for i in range(10):
+            await local.put(b"k%d" % i, b"v")
+        await local.all_applied()
+        leader, follower = local.leader(), local.followers()[0]
+        cut_off(local, follower)
+        behind, applied = follower.replica._last_index(), follower.replica.raftLastApplied
+        for i in range(60):
+            await local.put(b"a%d" % i, b"v", via=leader)
+        await local.wait_for(lambda: leader.journal[0][1] > behind + 2, what="the leader's log trimmed past the follower")
+        serializer = follower.replica._SyncObj__serializer
+        receive = serializer.setTransmissionData
+
+        def garbled(piece):  # the pieces reach a disk that gives back zeros
+            return receive(None if piece is None else (b"\0" * len(piece[0]), *piece[1:]))
+
+        serializer.setTransmissionData = garbled
+        answers = []
+        transport = follower.replica._SyncObj__transport
+        send = transport.send
+        transport.send = lambda node, message: (answers.append(message), send(node, message))[1]
+        heal(local)
+        await local.wait_for(lambda: follower.fatal, what="the follower giving up")
+        assert "raft.snapshot did not load" in follower.fatal[0]
+        assert not any(m.get("type") == "next_node_idx" and m.get("success") for m in answers)
+        assert follower.replica.raftLastApplied == applied
+        await local.put(b"after", b"v", via=leader)  # the other two go on
+    finally:
+        local.close()
+
+
 class _PiecesApart:
     """Holds what `leader` sends `follower` after the first piece of a snapshot until the follower has ticked:
     pysyncobj sends all pieces at once, and a snapshot of a few pieces arrives in one read, but one of megabytes
@@ -389,8 +425,8 @@ async def test_a_master_whose_data_was_wiped_cannot_vote_as_the_member_it_was(tm
         shutil.rmtree(r2.data_dir)
         r2.start()
         r1.start()
-        await local.wait_for(lambda: r2.refusals, what="r1 refusing the wiped r2")
-        assert "member remove" in r2.refusals[0]
+        await local.wait_for(lambda: r2.fatal, what="r1 refusing the wiped r2")
+        assert "member remove" in r2.fatal[0]
         assert local.leader() is None  # r1 cannot win without a real second vote (it may be trying)
         r2.stop()
         r3.start()

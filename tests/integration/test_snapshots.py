@@ -1,9 +1,12 @@
 """Snapshots: a master that missed more than the leader's log catches up from a snapshot (Raft §7)."""
 import asyncio
+import contextlib
 import os
 
+import aiohttp
 import pytest
 
+from kvstore.client import EtcdError
 from tests.integration.cluster import Cluster, eventually
 
 
@@ -53,3 +56,36 @@ async def test_a_lagging_master_catches_up_from_a_snapshot_and_serves_watches(sm
 
 async def _count_is(cluster, name, n, serializable=True):
     return await _count(cluster, name, serializable) == n
+
+
+async def test_a_master_whose_snapshot_will_not_load_stops_instead_of_serving_without_it(small_log_cluster):
+    """pysyncobj logged a snapshot that failed to load and went on with an empty state: the journal starts past
+    the snapshot, so nothing applied, and the master answered serializable reads from nothing. It stops now."""
+    c = small_log_cluster
+    leader = await c.leader()
+    follower = next(n for n in c.names if n != leader)
+    for i in range(120):
+        await c.kv(leader).put(b"s/%04d" % i, b"v%d" % i)
+    snapshot = os.path.join(c.master(follower)["data_dir"], "raft.snapshot")
+    await eventually(lambda: asyncio.sleep(0, os.path.exists(snapshot)), what="the follower took a snapshot")
+    await eventually(lambda: _count_is(c, follower, 120), what="the follower applied every put")
+    c.kill(follower)
+    with open(snapshot, "r+b") as f:  # a disk that gives back garbage
+        f.write(b"\0" * 64)
+    pid = c.restart(follower)
+    answered = []  # the counts it served meanwhile, if any
+
+    async def exit_status() -> int | None:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        with contextlib.suppress(OSError, aiohttp.ClientError, EtcdError, asyncio.TimeoutError):
+            answered.append(await _count(c, follower))
+        return None
+
+    assert await eventually(exit_status, timeout=20, what="the master stopping") == 2
+    assert set(answered) <= {120}
+    with open(os.path.join(c.state_dir, "logs", f"{follower}.log")) as f:
+        log = f.read()
+    assert f"the snapshot {snapshot} did not load" in log and "member add" in log
+    await c.kv(leader).put(b"s/after", b"v")  # the other two go on

@@ -79,7 +79,7 @@ def test_a_snapshot_trim_keeps_what_fits_in_the_catch_up_allowance(tmp_path):
 
 
 def test_entries_set_aside_in_memory_stay_in_the_file_until_a_rewrite(tmp_path):
-    """A restart sets aside the entries its snapshot covers (kvstore/replica.py, _trim_to_snapshot) without
+    """A restart sets aside the entries its snapshot covers (kvstore/replica.py, _snapshot_read) without
     rewriting the file on its way up; what it appends after them and a later conflict still land right."""
     path = str(tmp_path / "raft.journal")
     j = synced(path, 6)

@@ -5,6 +5,7 @@ import msgpack
 import pytest
 from pysyncobj.config import FAIL_REASON
 
+from kvstore import errors
 from kvstore.errors import KVFailure
 from kvstore.mvcc import StateMachine
 from kvstore.read_index import ReadIndexLost
@@ -20,6 +21,7 @@ class ScriptedReplica:
         self.proposals: list[tuple[list[dict], object]] = []
         self.always_fail: int | None = None  # a FAIL_REASON every proposal meets at once
         self.reads: list[asyncio.Future] = []  # what read_index() handed out, for the test to settle
+        self.loaded = True  # the state on disk is loaded
 
     def read_index(self):
         self.reads.append(asyncio.get_running_loop().create_future())
@@ -75,6 +77,17 @@ async def test_a_linearizable_read_waits_for_its_read_index_and_takes_no_log_ent
     assert not read.done() and len(replica.reads) == 1 and replica.proposals == []
     replica.reads[0].set_result(None)
     assert (await read)["kvs"][0].value == b"1"
+
+
+async def test_a_master_still_loading_its_state_answers_no_read_not_even_a_serializable_one():
+    replica = ScriptedReplica()
+    replica.loaded = False
+    store = Store(replica, name="m1")
+    for serializable in (True, False):
+        with pytest.raises(KVFailure) as err:
+            await store.range({"key": b"k"}, serializable=serializable)
+        assert err.value.error.code == errors.UNAVAILABLE and "m1 is still loading" in err.value.error.message
+    assert replica.reads == []
 
 
 async def test_a_read_whose_leader_changed_asks_again_and_times_out_as_no_quorum():
