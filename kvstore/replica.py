@@ -39,6 +39,7 @@ import pysyncobj.serializer as _serializer_module
 import pysyncobj.syncobj as _syncobj_module
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.monotonic import monotonic as raft_clock  # CLOCK_MONOTONIC_RAW: not time.monotonic's clock
+from pysyncobj.node import Node
 from pysyncobj.poller import POLL_EVENT_TYPE, Poller
 from pysyncobj.syncobj import _COMMAND_TYPE, _RAFT_STATE
 from pysyncobj.transport import TCPTransport
@@ -429,6 +430,8 @@ class Replica(SyncObj):
         self._SyncObj__transport.current_term = lambda: self.raftCurrentTerm
         self._SyncObj__transport.known_members = self.identity.peers
         serializer = self._SyncObj__serializer
+        write_snapshot = serializer.serialize
+        serializer.serialize = lambda data, index: write_snapshot(self._configuration_at_snapshot(data), index)
         read_snapshot = serializer.deserialize
         serializer.deserialize = lambda: self._snapshot_read(_without_gc(read_snapshot))
         receive_piece = serializer.setTransmissionData
@@ -805,6 +808,26 @@ class Replica(SyncObj):
         start = journal.catch_up_start(pos, self.snapshot_bytes // 4, self.conf.logCompactionMinEntries // 4)
         if start > 0:
             journal.deleteEntriesTo(start)
+
+    def _configuration_at_snapshot(self, data):
+        """Wrapped around pysyncobj's snapshot serializer: `data` is (state, last entry, entry before it, members),
+        the members as they are now, with any change appended after the snapshot's last entry. Such a change
+        may still be cut by a conflict, and a restart would take it back from the snapshot. Return `data` with
+        the members at the snapshot's index: the changes logged after it undone, newest first."""
+        members = set(data[3])
+        for command, _, _ in reversed(self._SyncObj__getEntries(data[1][1] + 1)):
+            change = self._SyncObj__parseChangeClusterRequest(command)
+            if change is None:
+                continue
+            node = change[2] if len(change) >= 3 else change[1]  # as pysyncobj's __doChangeCluster reads it
+            node = node if isinstance(node, Node) else self._SyncObj__nodeClass(node)
+            if node == self._SyncObj__selfNode:
+                continue
+            if change[0] == "add":
+                members.discard(node)
+            elif change[0] == "rem":
+                members.add(node)
+        return (*data[:3], members)
 
     def _snapshot_unreadable(self) -> None:
         """pysyncobj logs a snapshot that fails to load and carries on: at a restart with an empty state that the

@@ -410,6 +410,34 @@ async def test_a_restarted_member_keeps_a_membership_change_its_log_holds_past_t
     assert added in {n.id for n in follower.replica._SyncObj__otherNodes}
 
 
+async def test_a_snapshot_keeps_the_configuration_at_its_index_not_a_change_appended_after_it(local):
+    """pysyncobj wrote the configuration of the moment into a snapshot, a change appended after the snapshot's
+    index and not yet committed included. A conflict later cut the change, and a restart took it back from the
+    snapshot: the cut-off leader below came back counting a member nobody had added."""
+    old = await local.wait_for_leader()
+    await local.put(b"k", b"v", via=old)
+    await local.all_applied()
+    cut_off(local, old)
+    added = f"127.0.0.1:{free_port()}"
+    old.replica.addNodeToCluster(added)  # appended on the cut-off leader alone: never committed
+    await local.wait_for(lambda: added in {n.id for n in old.replica._SyncObj__otherNodes},
+                         what="the cut-off leader appended the change")
+    serializer = old.replica._SyncObj__serializer
+    old.replica.forceLogCompaction()
+    await local.wait_for(lambda: serializer.checkSerializing()[0] == 1, what="the cut-off leader's snapshot")  # SUCCESS
+    new = await local.wait_for(lambda: next((m for m in local.members if m is not old and m.replica._isLeader()),
+                                            None), what="a new leader among the others")
+    await local.put(b"after", b"v", via=new)
+    heal(local)
+    await local.wait_for(lambda: old.get(b"after") == b"v", what="the old leader caught up: its change cut")
+    assert added not in {n.id for n in old.replica._SyncObj__otherNodes}
+    for m in local.members:
+        m.stop()
+    old.start()
+    await local.wait_for(lambda: old.replica.loaded, what="the snapshot loaded")
+    assert added not in {n.id for n in old.replica._SyncObj__otherNodes}
+
+
 async def test_a_master_whose_data_was_wiped_cannot_vote_as_the_member_it_was(tmp_path):
     """The issue's sequence: r1 down; W acknowledged by r2 and r3; r3 down; r2 wiped and restarted; r1
     back. r1 and the empty r2 must not elect a leader without W; r2 is told why; W survives r3's return."""
