@@ -67,6 +67,13 @@ def snapshot_file(fileobj, mode: str = "rb"):
     return contextlib.nullcontext(fileobj)
 
 
+def read_snapshot(path: str):
+    """What pysyncobj's serializer reads from its snapshot file, read from `path` (a received snapshot, before it
+    is renamed into place)."""
+    with open(path, "rb") as f, snapshot_file(f) as g:
+        return _pickle_module.load(g)
+
+
 def install() -> None:
     _tcp_module.zlib = types.SimpleNamespace(compress=compress, decompress=zlib.decompress)
     setattr(_pickle_module, "__protocol", pickle.HIGHEST_PROTOCOL)  # a module global, read by dump and dumps

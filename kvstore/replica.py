@@ -32,7 +32,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NoReturn
 
 import msgpack
 import pysyncobj.serializer as _serializer_module
@@ -409,6 +409,8 @@ class Replica(SyncObj):
         self._applied_waits: list[tuple[int, int, asyncio.Future]] = []  # a heap of (index, n, read) to release
         self._applied_waits_n = itertools.count()
         self._loading_index: int | None = None  # the index of the snapshot being loaded, once it is read
+        self._received: tuple | None = None  # the leader's snapshot, read, until pysyncobj loads it
+        self._stale_snapshot = False  # the leader's last piece was of a snapshot older than our commit index
         conf = SyncObjConf(
             autoTick=False,  # ticks come from the event loop (_Pacer)
             password=secret,
@@ -433,7 +435,7 @@ class Replica(SyncObj):
         write_snapshot = serializer.serialize
         serializer.serialize = lambda data, index: write_snapshot(self._configuration_at_snapshot(data), index)
         read_snapshot = serializer.deserialize
-        serializer.deserialize = lambda: self._snapshot_read(_without_gc(read_snapshot))
+        serializer.deserialize = lambda: self._snapshot_read(self._take_received() or _without_gc(read_snapshot))
         receive_piece = serializer.setTransmissionData
         serializer.setTransmissionData = lambda piece: self._receive_snapshot_piece(receive_piece, piece)
         self.addOnTickCallback(self._pace.after_tick)
@@ -498,6 +500,9 @@ class Replica(SyncObj):
             return
         if kind == "append_entries" and "prevLogIdx" not in message:
             handle(node, log_matching.unvouched(message, self.raftCommitIndex))
+            if self._stale_snapshot:  # dropped (_receive_snapshot_piece): the leader learns where our log ends
+                self._stale_snapshot = False
+                self._SyncObj__sendNextNodeIdx(node, success=False, reset=True)
             return
         if kind == "next_node_idx" and message.get("term", self.raftCurrentTerm) != self.raftCurrentTerm:
             return  # it answers an append_entries of another term: about a log this leader may no longer have
@@ -778,22 +783,49 @@ class Replica(SyncObj):
                 self._SyncObj__doChangeCluster(change)
 
     def _receive_snapshot_piece(self, receive: Callable[[Any], bool], piece) -> bool:
-        """Before the last piece of the leader's snapshot is written over ours, stop our own snapshot if one is
-        being written (pysyncobj writes it in a forked child): finishing later, the child would write our older
-        state over the leader's, and pysyncobj would count its success and trim to it. A restart then loaded the
-        older snapshot, found the journal starting past it and cleared the journal, entries this follower had
-        acknowledged since included."""
-        if piece is not None and piece[2]:  # (data, is first, is last)
-            serializer = self._SyncObj__serializer
-            child = serializer._Serializer__pid
-            if child > 0:
-                with contextlib.suppress(ProcessLookupError, ChildProcessError):  # it ended and was reaped
-                    os.kill(child, signal.SIGKILL)
-                    os.waitpid(child, 0)
-                serializer._Serializer__pid = 0
-                log.info("raft %s: a snapshot from the leader replaces the one this master was writing",
-                         self.self_addr)
-        return receive(piece)
+        """pysyncobj writes the pieces of the leader's snapshot to a temporary file and, at the last, renames it
+        over ours; True tells it to load the snapshot. The last piece is ours to finish:
+
+        - A snapshot at or below our commit index is dropped (etcd ignores one too), and the leader told where
+          our log ends (`_SyncObj__onMessageReceived`). Installed, it took this follower back to an older state
+          and cleared its journal, entries it had acknowledged included. A stale answer (one that says our log
+          is shorter than it is) is what makes a leader send one.
+        - Our own snapshot, if one is being written (pysyncobj writes it in a forked child), is stopped first:
+          finishing later, the child wrote our older state over the leader's, and pysyncobj counted its success
+          and trimmed to it. A restart then loaded the older snapshot, found the journal starting past it and
+          cleared the journal, acknowledged entries included.
+
+        The snapshot is read once, here; pysyncobj's load takes it from `_received`."""
+        serializer = self._SyncObj__serializer
+        incoming = serializer._Serializer__incomingTransmissionFile
+        if piece is None or not piece[2] or incoming is None:  # (data, is first, is last)
+            return receive(piece)
+        serializer._Serializer__incomingTransmissionFile = None
+        incoming.write(piece[0])
+        incoming.close()
+        path = self.conf.fullDumpFile
+        try:
+            data = _without_gc(lambda: raft_encoding.read_snapshot(incoming.name))
+        except Exception:  # noqa: BLE001 - whatever it is, the snapshot is not usable
+            log.exception("raft %s: the leader's snapshot did not load", self.self_addr)
+            self._snapshot_unreadable()
+        index = data[1][1]
+        if index <= self.raftCommitIndex:
+            os.unlink(incoming.name)
+            self._stale_snapshot = True
+            log.warning("raft %s: a snapshot at index %d from the leader is dropped: this master has committed up "
+                        "to %d", self.self_addr, index, self.raftCommitIndex)
+            return False
+        child = serializer._Serializer__pid
+        if child > 0:
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):  # it ended and was reaped
+                os.kill(child, signal.SIGKILL)
+                os.waitpid(child, 0)
+            serializer._Serializer__pid = 0
+            log.info("raft %s: a snapshot from the leader replaces the one this master was writing", self.self_addr)
+        durable_replace(incoming.name, path)
+        self._received = data
+        return True
 
     def _SyncObj__deleteEntriesTo(self, first_kept: int) -> None:  # noqa: N802 - replaces pysyncobj's
         """A snapshot is on disk and covers the log before `first_kept`: trim the log, but keep up to a quarter
@@ -829,7 +861,7 @@ class Replica(SyncObj):
                 members.add(node)
         return (*data[:3], members)
 
-    def _snapshot_unreadable(self) -> None:
+    def _snapshot_unreadable(self) -> NoReturn:
         """pysyncobj logs a snapshot that fails to load and carries on: at a restart with an empty state that the
         journal, which starts past the snapshot, cannot fill, serving reads of nothing; as a follower sent the
         leader's, answering success, and sent it again and again. Stop instead, before anything is answered
@@ -841,6 +873,10 @@ class Replica(SyncObj):
         self._pace.stop()  # no more ticks
         self._on_fatal(why)
         raise SnapshotUnreadable(why)  # out of the message handler too, before its acknowledgement
+
+    def _take_received(self) -> tuple | None:
+        data, self._received = self._received, None
+        return data
 
     def _snapshot_read(self, data):
         """Wrapped around pysyncobj's snapshot deserializer: note the snapshot's index, and when the journal

@@ -288,6 +288,40 @@ async def test_a_follower_that_cannot_load_the_leaders_snapshot_stops_without_ac
         local.close()
 
 
+async def test_a_follower_sent_a_snapshot_older_than_its_commit_index_keeps_its_state_and_log(tmp_path):
+    """A leader sends its snapshot when it believes a follower's log ends before its own journal starts; a stale
+    answer (one that says the follower's log is shorter than it is) makes it believe so. pysyncobj installed
+    such a snapshot, older than what the follower had committed: the follower went back to that state and its
+    journal was cleared, entries it had acknowledged included. It drops the snapshot now, as etcd does, and
+    tells the leader where its log ends."""
+    local = LocalCluster(tmp_path, 3, snapshot_entries=20)
+    try:
+        leader = await local.wait_for_leader()
+        for i in range(30):
+            await local.put(b"k%d" % i, b"v", via=leader)
+        await local.wait_for(lambda: leader.journal[0][1] > 1, what="the leader's journal trimmed after a snapshot")
+        for i in range(3):
+            await local.put(b"more%d" % i, b"v", via=leader)
+        await local.all_applied()
+        follower = local.followers()[0]
+        restored = []
+        consumer = follower.replica.consumer
+        on_restored = consumer._on_restored
+        consumer._on_restored = lambda: (restored.append(follower.replica.raftLastApplied), on_restored())
+        log_before, committed = follower.log(), follower.replica.raftCommitIndex
+        node = leader.peer(follower.addr)
+        leader.replica._SyncObj__raftNextIndex[node] = 1  # as a stale answer would: its snapshot goes next
+        await local.wait_for(lambda: leader.replica._SyncObj__raftNextIndex[node] > committed,
+                             what="the leader learning where the follower's log ends")
+        await local.put(b"after", b"v", via=leader)
+        await local.all_applied()
+        assert restored == [], "the follower went back to the leader's older snapshot"
+        assert follower.log()[:len(log_before)] == log_before
+        assert follower.get(b"more2") == b"v" and follower.get(b"after") == b"v"
+    finally:
+        local.close()
+
+
 class _PiecesApart:
     """Holds what `leader` sends `follower` after the first piece of a snapshot until the follower has ticked:
     pysyncobj sends all pieces at once, and a snapshot of a few pieces arrives in one read, but one of megabytes
