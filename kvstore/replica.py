@@ -327,6 +327,7 @@ class _Pacer:
                 return
             replica.adopt_logged_changes()
             gc.freeze()  # before the collector runs again: it would walk all that was loaded, once more
+        replica.state_loaded.set()
         log.info("raft %s: state loaded from disk (snapshot and journal): applied up to index %d, revision %d, "
                  "in %.3f s", replica.self_addr, replica.raftLastApplied, replica.consumer.machine.revision,
                  time.perf_counter() - started)
@@ -409,6 +410,7 @@ class Replica(SyncObj):
         self._applied_waits: list[tuple[int, int, asyncio.Future]] = []  # a heap of (index, n, read) to release
         self._applied_waits_n = itertools.count()
         self._loading_index: int | None = None  # the index of the snapshot being loaded, once it is read
+        self.state_loaded = asyncio.Event()  # set once the snapshot and journal on disk are loaded (_Pacer.load)
         self._received: tuple | None = None  # the leader's snapshot, read, until pysyncobj loads it
         self._stale_snapshot = False  # the leader's last piece was of a snapshot older than our commit index
         conf = SyncObjConf(
