@@ -766,7 +766,7 @@ class Replica(SyncObj):
         self._loading_index = None
         super()._SyncObj__loadDumpFile(clearJournal=False)
         if self._loading_index is None or self.raftLastApplied != self._loading_index:
-            self._snapshot_unreadable()
+            self._snapshot_unreadable(self.conf.fullDumpFile)
         if self.raftCommitIndex < self.raftLastApplied:  # a snapshot is committed state (log_matching.unvouched)
             self._SyncObj__raftCommitIndex = self.raftLastApplied
             self._SyncObj__raftLog.setRaftCommitIndex(self.raftLastApplied)
@@ -805,12 +805,11 @@ class Replica(SyncObj):
         serializer._Serializer__incomingTransmissionFile = None
         incoming.write(piece[0])
         incoming.close()
-        path = self.conf.fullDumpFile
         try:
             data = _without_gc(lambda: raft_encoding.read_snapshot(incoming.name))
         except Exception:  # noqa: BLE001 - whatever it is, the snapshot is not usable
             log.exception("raft %s: the leader's snapshot did not load", self.self_addr)
-            self._snapshot_unreadable()
+            self._snapshot_unreadable(incoming.name)
         index = data[1][1]
         if index <= self.raftCommitIndex:
             os.unlink(incoming.name)
@@ -825,7 +824,7 @@ class Replica(SyncObj):
                 os.waitpid(child, 0)
             serializer._Serializer__pid = 0
             log.info("raft %s: a snapshot from the leader replaces the one this master was writing", self.self_addr)
-        durable_replace(incoming.name, path)
+        durable_replace(incoming.name, self.conf.fullDumpFile)
         self._received = data
         return True
 
@@ -863,12 +862,11 @@ class Replica(SyncObj):
                 members.add(node)
         return (*data[:3], members)
 
-    def _snapshot_unreadable(self) -> NoReturn:
+    def _snapshot_unreadable(self, path: str) -> NoReturn:
         """pysyncobj logs a snapshot that fails to load and carries on: at a restart with an empty state that the
         journal, which starts past the snapshot, cannot fill, serving reads of nothing; as a follower sent the
         leader's, answering success, and sent it again and again. Stop instead, before anything is answered
         (etcd stops too)."""
-        path = self.conf.fullDumpFile
         why = (f"the snapshot {path} did not load (the error is logged above); this master stops rather than serve "
                f"or acknowledge without it. Move its data dir aside, remove the master from the cluster and add it "
                f"back (etcd's member remove, then member add; `raftkube member` does both), then start it again")

@@ -280,7 +280,7 @@ async def test_a_follower_that_cannot_load_the_leaders_snapshot_stops_without_ac
         transport.send = lambda node, message: (answers.append(message), send(node, message))[1]
         heal(local)
         await local.wait_for(lambda: follower.fatal, what="the follower giving up")
-        assert "raft.snapshot did not load" in follower.fatal[0]
+        assert "raft.snapshot.1.tmp did not load" in follower.fatal[0]
         assert not any(m.get("type") == "next_node_idx" and m.get("success") for m in answers)
         assert follower.replica.raftLastApplied == applied
         await local.put(b"after", b"v", via=leader)  # the other two go on
