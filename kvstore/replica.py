@@ -789,7 +789,8 @@ class Replica(SyncObj):
         over ours; True tells it to load the snapshot. The last piece is ours to finish:
 
         - A snapshot at or below our commit index is dropped (etcd ignores one too), and the leader told where
-          our log ends (`_SyncObj__onMessageReceived`). Installed, it took this follower back to an older state
+          our log ends (`_SyncObj__onMessageReceived`), unless our entry at its index is of another term: that
+          never happens in Raft, only in a lab that breaks it, and then the leader's history wins as before. Installed, it took this follower back to an older state
           and cleared its journal, entries it had acknowledged included. A stale answer (one that says our log
           is shorter than it is) is what makes a leader send one.
         - Our own snapshot, if one is being written (pysyncobj writes it in a forked child), is stopped first:
@@ -810,13 +811,17 @@ class Replica(SyncObj):
         except Exception:  # noqa: BLE001 - whatever it is, the snapshot is not usable
             log.exception("raft %s: the leader's snapshot did not load", self.self_addr)
             self._snapshot_unreadable(incoming.name)
-        index = data[1][1]
-        if index <= self.raftCommitIndex:
+        _, index, term = data[1]
+        mine = self._entry_at(index)
+        if index <= self.raftCommitIndex and (mine is None or mine[2] == term):
             os.unlink(incoming.name)
             self._stale_snapshot = True
             log.warning("raft %s: a snapshot at index %d from the leader is dropped: this master has committed up "
                         "to %d", self.self_addr, index, self.raftCommitIndex)
             return False
+        if index <= self.raftCommitIndex:  # never in Raft; in a lab that breaks it, the leader's history wins
+            log.error("raft %s: the leader's snapshot at index %d (term %d) contradicts the entry this master "
+                      "committed there (term %d): a committed entry was lost", self.self_addr, index, term, mine[2])
         child = serializer._Serializer__pid
         if child > 0:
             with contextlib.suppress(ProcessLookupError, ChildProcessError):  # it ended and was reaped
