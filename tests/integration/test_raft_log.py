@@ -206,6 +206,22 @@ async def test_a_cut_off_leader_caught_up_by_a_snapshot_never_applies_the_writes
         local.close()
 
 
+async def _follower_cut_off_past_the_leaders_trim(local: LocalCluster):
+    """(leader, follower): the follower cut off, and the leader's journal trimmed past the follower's log end
+    (`snapshot_entries=20`): healed, the follower is sent the leader's snapshot."""
+    await local.wait_for_leader()
+    for i in range(10):
+        await local.put(b"k%d" % i, b"v")
+    await local.all_applied()
+    leader, follower = local.leader(), local.followers()[0]
+    cut_off(local, follower)
+    behind = follower.replica._last_index()
+    for i in range(60):
+        await local.put(b"a%d" % i, b"v", via=leader)
+    await local.wait_for(lambda: leader.journal[0][1] > behind + 2, what="the leader's log trimmed past the follower")
+    return leader, follower
+
+
 async def test_a_follower_sent_the_leaders_snapshot_while_writing_its_own_keeps_the_leaders(tmp_path, monkeypatch):
     """A follower writes its own snapshot in a forked child, and the leader's, newer, arrives and is loaded
     meanwhile. The child, finishing later, wrote the older state over it and pysyncobj trimmed to it: after a
@@ -220,16 +236,7 @@ async def test_a_follower_sent_the_leaders_snapshot_while_writing_its_own_keeps_
         replace(tmp, path)
 
     try:
-        await local.wait_for_leader()
-        for i in range(10):
-            await local.put(b"k%d" % i, b"v")
-        await local.all_applied()
-        leader, follower = local.leader(), local.followers()[0]
-        cut_off(local, follower)
-        behind = follower.replica._last_index()
-        for i in range(60):
-            await local.put(b"a%d" % i, b"v", via=leader)
-        await local.wait_for(lambda: leader.journal[0][1] > behind + 2, what="the leader's log trimmed past the follower")
+        leader, follower = await _follower_cut_off_past_the_leaders_trim(local)
         monkeypatch.setattr(serializer_module, "atomicReplace", slow_in_the_child)
         serializer = follower.replica._SyncObj__serializer
         follower.replica.forceLogCompaction()
@@ -257,16 +264,8 @@ async def test_a_follower_that_cannot_load_the_leaders_snapshot_stops_without_ac
     leader sending the same snapshot again and again. The follower stops now, and tells the leader nothing."""
     local = LocalCluster(tmp_path, 3, snapshot_entries=20)
     try:
-        await local.wait_for_leader()
-        for i in range(10):
-            await local.put(b"k%d" % i, b"v")
-        await local.all_applied()
-        leader, follower = local.leader(), local.followers()[0]
-        cut_off(local, follower)
-        behind, applied = follower.replica._last_index(), follower.replica.raftLastApplied
-        for i in range(60):
-            await local.put(b"a%d" % i, b"v", via=leader)
-        await local.wait_for(lambda: leader.journal[0][1] > behind + 2, what="the leader's log trimmed past the follower")
+        leader, follower = await _follower_cut_off_past_the_leaders_trim(local)
+        applied = follower.replica.raftLastApplied  # cut off: it applies nothing more
         serializer = follower.replica._SyncObj__serializer
         receive = serializer.setTransmissionData
 
