@@ -305,7 +305,7 @@ class _Pacer:
         try:
             replica.maybe_pre_vote()
             with replica.durable_commit_view(), replica._SyncObj__transport.held_answers():
-                if not replica.loaded:
+                if not replica.state_loaded.is_set():
                     self.load()
                 else:
                     replica.doTick(0.0)
@@ -323,7 +323,7 @@ class _Pacer:
         started = time.perf_counter()
         with _collector_paused():
             replica.doTick(0.0)
-            if not replica.loaded:  # not loaded yet (the Raft port is not bound yet)
+            if replica._SyncObj__needLoadDumpFile:  # not loaded yet (the Raft port is not bound yet)
                 return
             replica.adopt_logged_changes()
             gc.freeze()  # before the collector runs again: it would walk all that was loaded, once more
@@ -410,7 +410,8 @@ class Replica(SyncObj):
         self._applied_waits: list[tuple[int, int, asyncio.Future]] = []  # a heap of (index, n, read) to release
         self._applied_waits_n = itertools.count()
         self._loading_index: int | None = None  # the index of the snapshot being loaded, once it is read
-        self.state_loaded = asyncio.Event()  # set once the snapshot and journal on disk are loaded (_Pacer.load)
+        self.state_loaded = asyncio.Event()  # set once the snapshot and journal on disk are loaded (_Pacer.load):
+        # no read is answered before (Store.range), nor is the kube API imported (raftkube/master.py)
         self._received: tuple | None = None  # the leader's snapshot, read, until pysyncobj loads it
         self._stale_snapshot = False  # the leader's last piece was of a snapshot older than our commit index
         conf = SyncObjConf(
@@ -789,10 +790,10 @@ class Replica(SyncObj):
         over ours; True tells it to load the snapshot. The last piece is ours to finish:
 
         - A snapshot at or below our commit index is dropped (etcd ignores one too), and the leader told where
-          our log ends (`_SyncObj__onMessageReceived`), unless our entry at its index is of another term: that
-          never happens in Raft, only in a lab that breaks it, and then the leader's history wins as before. Installed, it took this follower back to an older state
+          our log ends (`_SyncObj__onMessageReceived`). Installed, it took this follower back to an older state
           and cleared its journal, entries it had acknowledged included. A stale answer (one that says our log
-          is shorter than it is) is what makes a leader send one.
+          is shorter than it is) is what makes a leader send one. The exception: our entry at its index is of
+          another term, which never happens in Raft, only in a lab that breaks it; the leader's history wins.
         - Our own snapshot, if one is being written (pysyncobj writes it in a forked child), is stopped first:
           finishing later, the child wrote our older state over the leader's, and pysyncobj counted its success
           and trimmed to it. A restart then loaded the older snapshot, found the journal starting past it and
@@ -913,12 +914,6 @@ class Replica(SyncObj):
         first = log_[0][1]
         change = _COMMAND_TYPE.MEMBERSHIP
         return any(log_[i][0][0] == change for i in range(max(self.raftCommitIndex + 1 - first, 0), len(log_)))
-
-    @property
-    def loaded(self) -> bool:
-        """Has the state on disk been loaded (the first tick after the Raft port is bound does it)? pysyncobj's
-        __init__ reads every attribute of the replica, this one too, before it sets its flag."""
-        return not getattr(self, "_SyncObj__needLoadDumpFile", True)
 
     def wake(self) -> None:
         """Take new commands on the next turn of the loop rather than at the next timer tick."""

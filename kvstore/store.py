@@ -270,9 +270,9 @@ class Store:
     # -- reads ----------------------------------------------------------------------------
 
     async def range(self, req: Request, *, serializable: bool = False) -> Result:
-        if not self.replica.loaded:  # an empty store is no state this master ever had
-            raise KVFailure(errors.unavailable(
-                f"etcdserver: master {self.name} is still loading its snapshot and journal; try again or another master"))
+        if not self.replica.state_loaded.is_set():  # an empty store is no state this master ever had
+            raise KVFailure(errors.unavailable(f"etcdserver: master {self.name} is still loading its snapshot and "
+                                               f"journal; try again, or ask another master"))
         if not (serializable or self._reads_locally()):
             await self.read_index()
         result = self.machine.range(req)

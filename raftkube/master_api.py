@@ -1,9 +1,9 @@
 """The kube API side of a master: its flags, its app, and the control plane child that talks to it.
 
-`raftkube master` imports this module in a thread once its store serves and has loaded its state (raftkube/master.py): the kube API's
-code (admission, authentication, RBAC, encryption, tables...) takes about 0.1 s of CPU to import, and meanwhile
-the event loop already answers the store's clients and its Raft peers. A bad kube API flag still stops the
-master, a moment after it started.
+`raftkube master` imports this module in a thread once its store serves and has loaded its state
+(raftkube/master.py): the kube API's code (admission, authentication, RBAC, encryption, tables...) takes about
+0.1 s of CPU to import, and meanwhile the event loop already answers the store's clients and its Raft peers. A
+bad kube API flag still stops the master, a moment after it started.
 """
 from __future__ import annotations
 

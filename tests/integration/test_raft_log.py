@@ -468,7 +468,7 @@ async def test_a_snapshot_keeps_the_configuration_at_its_index_not_a_change_appe
     for m in local.members:
         m.stop()
     old.start()
-    await local.wait_for(lambda: old.replica.loaded, what="the snapshot loaded")
+    await local.wait_for(old.replica.state_loaded.is_set, what="the snapshot loaded")
     assert added not in {n.id for n in old.replica._SyncObj__otherNodes}
 
 

@@ -21,7 +21,8 @@ class ScriptedReplica:
         self.proposals: list[tuple[list[dict], object]] = []
         self.always_fail: int | None = None  # a FAIL_REASON every proposal meets at once
         self.reads: list[asyncio.Future] = []  # what read_index() handed out, for the test to settle
-        self.loaded = True  # the state on disk is loaded
+        self.state_loaded = asyncio.Event()
+        self.state_loaded.set()  # the state on disk is loaded
 
     def read_index(self):
         self.reads.append(asyncio.get_running_loop().create_future())
@@ -81,7 +82,7 @@ async def test_a_linearizable_read_waits_for_its_read_index_and_takes_no_log_ent
 
 async def test_a_master_still_loading_its_state_answers_no_read_not_even_a_serializable_one():
     replica = ScriptedReplica()
-    replica.loaded = False
+    replica.state_loaded.clear()
     store = Store(replica, name="m1")
     for serializable in (True, False):
         with pytest.raises(KVFailure) as err:
