@@ -15,6 +15,9 @@ import aiohttp
 
 class EtcdError(Exception):
     def __init__(self, status: int, body: dict[str, Any]):
+        failed = body.get("error")
+        if isinstance(failed, dict):  # how a failed stream ends (grpc-gateway's StreamError): in the same terms
+            body = {"error": failed.get("message"), "code": failed.get("grpc_code"), "message": failed.get("message")}
         super().__init__(f"HTTP {status}: {body.get('message') or body}")
         self.status = status
         self.code = body.get("code")
@@ -134,7 +137,10 @@ class KVClient:
     async def lease_keepalive(self, lease_id: int) -> int:
         """Refresh the lease once; its TTL, or 0 when it no longer exists (as etcd answers)."""
         res = await self.call("/v3/lease/keepalive", {"ID": str(lease_id)})
-        return int(res.get("result", {}).get("TTL") or 0)
+        if not isinstance(res.get("result"), dict):  # a stream that failed after its status line said 200
+            failed = res.get("error")
+            raise EtcdError(int(failed.get("http_code") or 500) if isinstance(failed, dict) else 502, res)
+        return int(res["result"].get("TTL") or 0)
 
     async def status(self) -> dict[str, Any]:
         return await self.call("/v3/maintenance/status", {})

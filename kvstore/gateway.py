@@ -7,6 +7,7 @@ behave alike), and encodes the answer with the header etcd puts on every respons
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any, Awaitable, Callable
 
 import orjson
@@ -31,6 +32,19 @@ def reply(body: Any, status: int = 200) -> web.Response:
 def error_response(err: KVError, status: int | None = None) -> web.Response:
     body = {"error": err.message, "code": err.code, "message": err.message}
     return reply(body, status=status or err.http_status)
+
+
+def stream_error(err: KVError) -> dict[str, Any]:
+    """The last message of a stream that failed, as grpc-gateway writes it (its StreamError)."""
+    status = err.http_status
+    return {"grpc_code": err.code, "http_code": status, "message": err.message,
+            "http_status": HTTPStatus(status).phrase}
+
+
+async def _stream_start(request: web.Request, status: int = 200) -> web.StreamResponse:
+    resp = web.StreamResponse(status=status, headers={"Content-Type": "application/json"})
+    await resp.prepare(request)
+    return resp
 
 
 @web.middleware
@@ -127,14 +141,25 @@ class KVGateway:
         return reply({"header": self.header(res["revision"])})
 
     async def lease_keepalive(self, request: web.Request) -> web.StreamResponse:
-        """A stream in etcd: one `{"result": ...}` line per request object in the body."""
+        """A stream in etcd: one `{"result": ...}` line per request object in the body. A keepalive that fails
+        ends the stream as grpc-gateway ends one: with the error's status if nothing was sent yet, else 200 and
+        a last `{"error": {...}}` line (a second status line written into the body, as the error middleware
+        would, left the client a chunk it could not parse)."""
         ids = [codec.lease_id(obj, "lease keepalive request") for obj in codec.json_stream(await request.read())]
-        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
-        await resp.prepare(request)
-        for lease in ids:
-            res = await self.service.lease_keepalive(lease)
-            await resp.write(line({"result": codec.lease_response(res, self.header(res["revision"]))}))
-        return resp
+        resp: web.StreamResponse | None = None
+        try:
+            for lease in ids:
+                try:
+                    res = await self.service.lease_keepalive(lease)
+                except KVFailure as exc:
+                    resp = resp or await _stream_start(request, exc.error.http_status)
+                    await resp.write(line({"error": stream_error(exc.error)}))
+                    break
+                resp = resp or await _stream_start(request)
+                await resp.write(line({"result": codec.lease_response(res, self.header(res["revision"]))}))
+            return resp or await _stream_start(request)
+        except ConnectionError:  # the client went away
+            return resp or web.Response()
 
     async def lease_timetolive(self, request: web.Request) -> web.Response:
         lease, with_keys = codec.timetolive_request(await self.body(request))

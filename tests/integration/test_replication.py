@@ -1,5 +1,6 @@
 """Three real masters: replication, failover, quorum loss and durability, with real kills (Raft §5)."""
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -68,6 +69,7 @@ def _unb64(text):
 
 async def test_without_quorum_writes_fail_fast_and_serializable_reads_answer(cluster):
     await cluster.kv("m1").put(b"k", b"before")
+    lease = await cluster.kv("m1").lease_grant(60)
     cluster.kill("m2")
     cluster.kill("m3")
     lone = cluster.kv("m1", timeout=10)  # a hung write would end in the client's timeout, not a 503
@@ -79,10 +81,25 @@ async def test_without_quorum_writes_fail_fast_and_serializable_reads_answer(clu
         await lone.range(b"k")  # a linearizable read needs a quorum too
     assert err.value.status == 503
     assert await lone.get(b"k", serializable=True) == b"before"
+    await _keepalive_fails_as_etcds_gateway_says(lone, lease)
 
     cluster.restart("m2")  # one back: a majority again
     await eventually(lambda: lone.put(b"k", b"again"), timeout=20, what="writes after a restart")
     assert await cluster.kv("m2").get(b"k") == b"again"
+
+
+async def _keepalive_fails_as_etcds_gateway_says(kv, lease: int) -> None:
+    """The keepalive stream's status is the error's, and its one line grpc-gateway's stream error. It was a 200
+    stream with a second status line written into its body: no client could read that."""
+    async with kv.session.post(kv.endpoint + "/v3/lease/keepalive", json={"ID": str(lease)}) as r:
+        assert r.status == 503
+        [line] = (await r.read()).splitlines()
+    failed = json.loads(line)["error"]
+    assert (failed["grpc_code"], failed["http_code"], failed["http_status"]) == (14, 503, "Service Unavailable")
+    assert "no quorum" in failed["message"]
+    with pytest.raises(EtcdError) as err:
+        await kv.lease_keepalive(lease)
+    assert err.value.status == 503 and err.value.code == 14
 
 
 async def test_every_acknowledged_write_survives_kill_9_of_every_master(cluster):
