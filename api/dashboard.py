@@ -18,6 +18,7 @@ answered before authentication; every data request still carries it (api/authent
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.resources
 import logging
 import ssl
@@ -29,6 +30,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from api.errors import ApiError
 from api.registry import Resource, lookup
 from api.storage import ObjectStore
 from api.watching import event
@@ -178,6 +180,9 @@ class Dashboard:
                 await self._send(resp, events)
         except (ConnectionError, asyncio.CancelledError):
             pass
+        except ApiError as exc:  # an object it cannot read: the page says so and reconnects
+            with contextlib.suppress(ConnectionError):
+                await resp.write(_line("ERROR", "", {"message": exc.message}))
         finally:
             self.hub.close(watcher)
         return resp

@@ -34,8 +34,10 @@ class ObjectStore:
     def decode(self, kv: KeyValue) -> Obj:
         try:
             obj = msgpack.unpackb(self.transformer.open(kv.key, kv.value), raw=False)
-        except DecryptError as exc:
+        except (DecryptError, msgpack.UnpackException, ValueError) as exc:  # a value written past the API
             raise errors.ApiError(500, f"cannot read {kv.key.decode(errors='replace')}: {exc}") from None
+        if not isinstance(obj, dict):
+            raise errors.ApiError(500, f"cannot read {kv.key.decode(errors='replace')}: not an object")
         obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
         return obj
 

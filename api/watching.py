@@ -2,11 +2,14 @@
 
 From a resourceVersion the events come from the hub's history; without one, every existing object
 first arrives as ADDED. A compacted start, or a watcher the hub cancels, ends with an ERROR event
-holding a 410 Expired Status, after which clients list again.
+holding a 410 Expired Status, after which clients list again. An event the API cannot send (a stored object it
+cannot decode) ends it with an ERROR event holding that error's Status, as kube-apiserver's does: the error
+middleware would write its Status as a second response into the stream.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import orjson
 from aiohttp import web
@@ -75,6 +78,9 @@ async def serve(request: web.Request, *, res: Resource, namespace: str | None, o
         await _stream(request, watcher, sink, send, deadline, bookmarks, res, objects)
     except (ConnectionError, asyncio.CancelledError):
         pass
+    except errors.ApiError as exc:  # an event it cannot send (a stored object it cannot read) ends the watch
+        with contextlib.suppress(ConnectionError):
+            await resp.write(orjson.dumps({"type": "ERROR", "object": exc.status()}) + b"\n")
     finally:
         hub.close(watcher)
     return resp

@@ -180,6 +180,7 @@ class Kubectl:
     def __init__(self, home: Any, cluster: Cluster, namespace: str | None = None) -> None:
         self.home = str(home)
         self.namespace = namespace
+        self.cluster = cluster
         self.configs = {n: kubeconfig.write(f"{home}/{n}.kubeconfig", cluster.master(n)["api"], cluster.token,
                                             cluster.ca) for n in cluster.names}
 

@@ -1,11 +1,14 @@
 """The real /usr/bin/kubectl against three masters: discovery, get (Tables), create -f, apply, label,
 patch, get -w, delete, and writes on one master read through another (docs/kubectl-wire.md)."""
+import asyncio
 import json
 import shutil
 import subprocess
 
+import aiohttp
 import pytest
 
+from kvstore.client import KVClient
 from tests.integration.cluster import Cluster
 from tests.integration.kube import Kubectl, wait_until
 
@@ -411,3 +414,40 @@ def test_a_service_is_created_with_a_status_and_apiservices_are_stored(kube):
     assert bad.returncode != 0 and "must be `spec.version+\".\"+spec.group`" in bad.stderr
     kube("delete", "apiservice", "v1.example.com")
     kube("delete", "service", "lb-status")
+
+
+async def test_a_watch_that_meets_an_object_it_cannot_read_ends_with_its_error(kube, tmp_path):
+    """A stored object the API cannot decode (written past it, through the KV port) ends a watch with an ERROR
+    event holding a 500 Status, as kube-apiserver's does, and kubectl prints that Status; the dashboard's watch ends
+    with an ERROR line too. Both used to get the Status as a second HTTP response written into their 200 stream:
+    kubectl read a broken stream ("invalid byte in chunk length")."""
+    kube("create", "namespace", "unreadable")
+    out_file = tmp_path / "watch.out"
+    with open(out_file, "w") as out:
+        watch = subprocess.Popen(["kubectl", "get", "configmaps", "-n", "unreadable", "-w", "-o", "json"],
+                                 stdout=out, stderr=subprocess.STDOUT, env=kube.env("m2"))
+    key = b"/registry/configmaps/unreadable/broken"
+    shown = b"/registry/events/unreadable/broken"  # a kind the dashboard shows
+    c = kube.cluster
+    async with KVClient(c.master("m1")["kv"], tls=c.kv_tls()) as kv, aiohttp.ClientSession() as http:
+        dashboard = await http.get(c.master("m3")["api"] + "/dashboard/watch", ssl=c.tls(),
+                                   headers={"Authorization": f"Bearer {c.token}"})
+        try:
+            kube("create", "configmap", "readable", "-n", "unreadable")
+            wait_until(lambda: '"name": "readable"' in out_file.read_text(), "the watch under way")
+            assert b'"SYNCED"' in await dashboard.content.readuntil(b'"SYNCED"')
+            await kv.put(key, b"\x00 not an object")
+            await kv.put(shown, b"\x00 not an object")
+            watch.wait(timeout=20)  # the watch ended
+            printed = out_file.read_text()
+            assert '"reason": "InternalError"' in printed and f"cannot read {key.decode()}" in printed, printed
+            last = (await asyncio.wait_for(dashboard.content.read(), 20)).splitlines()[-1]
+            assert json.loads(last)["type"] == "ERROR" and f"cannot read {shown.decode()}" in last.decode()
+        finally:
+            dashboard.close()
+            if watch.poll() is None:
+                watch.terminate()
+                watch.wait(timeout=10)
+            await kv.delete(key)
+            await kv.delete(shown)
+    kube("delete", "namespace", "unreadable", "--wait=false")
