@@ -131,6 +131,14 @@ def test_the_json_gateway_reports_a_numeric_version_and_etcd3gw_works(cluster, m
     assert client.put("gw/key", "value")
     assert client.get("gw/key") == [b"value"]
     assert client.api_path == "/v3/"
+    lease = client.lease(30)  # a refresh is one POST of the keepalive stream
+    client.put("gw/leased", "v", lease=lease)
+    assert (lease.refresh(), lease.keys()) == (30, [b"gw/leased"])
+    assert lease.revoke() and client.get("gw/leased") == []
+    assert lease.refresh() == -1  # a gone lease's keepalive has no TTL field, as etcd's gateway omits a zero
+    with client.lock(id="gw-lock", ttl=10) as held:  # a lease and a compare-and-swap on create_revision
+        assert held.is_acquired() and not client.lock(id="gw-lock", ttl=10).acquire()
+    assert client.lock(id="gw-lock", ttl=10).acquire()
     refused = etcd3gw.Etcd3Client(host=host, port=port, protocol="https", ca_cert=files["ca"], api_path="/v3/")
     with pytest.raises(etcd3gw.exceptions.ConnectionFailedError):
         refused.put("gw/refused", "value")
