@@ -34,7 +34,7 @@ def error_response(err: KVError, status: int | None = None) -> web.Response:
     return reply(body, status=status or err.http_status)
 
 
-def stream_error(err: KVError) -> dict[str, Any]:
+def _stream_error(err: KVError) -> dict[str, Any]:
     """The last message of a stream that failed, as grpc-gateway writes it (its StreamError)."""
     status = err.http_status
     return {"grpc_code": err.code, "http_code": status, "message": err.message,
@@ -153,7 +153,7 @@ class KVGateway:
                     res = await self.service.lease_keepalive(lease)
                 except KVFailure as exc:
                     resp = resp or await _stream_start(request, exc.error.http_status)
-                    await resp.write(line({"error": stream_error(exc.error)}))
+                    await resp.write(line({"error": _stream_error(exc.error)}))
                     break
                 resp = resp or await _stream_start(request)
                 await resp.write(line({"result": codec.lease_response(res, self.header(res["revision"]))}))
