@@ -66,7 +66,7 @@ async def serve(request: web.Request, *, res: Resource, namespace: str | None, o
     if isinstance(opened, KVError):
         status = errors.gone(f"too old resource version: {rv_text} "
                              f"(the history starts at {store.machine.compact_revision})").status()
-        await resp.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
+        await send("ERROR", status)
         return resp
     watcher, backlog = opened
     deadline = asyncio.get_running_loop().time() + int(timeout_text)
@@ -80,7 +80,7 @@ async def serve(request: web.Request, *, res: Resource, namespace: str | None, o
         pass
     except errors.ApiError as exc:  # an event it cannot send (a stored object it cannot read) ends the watch
         with contextlib.suppress(ConnectionError):
-            await resp.write(orjson.dumps({"type": "ERROR", "object": exc.status()}) + b"\n")
+            await send("ERROR", exc.status())
     finally:
         hub.close(watcher)
     return resp

@@ -17,7 +17,7 @@ from kvstore import errors
 from kvstore import gateway_codec as codec
 from kvstore.errors import BadRequest, KVError, KVFailure
 from kvstore.etcd_service import EtcdService, encode_chunked
-from kvstore.gateway_watch import line, stream_watch
+from kvstore.gateway_watch import line, start_stream, stream_watch
 from kvstore.watch_session import MAX_REQUEST_BYTES
 
 log = logging.getLogger("raftkube.gateway")
@@ -39,12 +39,6 @@ def _stream_error(err: KVError) -> dict[str, Any]:
     status = err.http_status
     return {"grpc_code": err.code, "http_code": status, "message": err.message,
             "http_status": HTTPStatus(status).phrase}
-
-
-async def _stream_start(request: web.Request, status: int = 200) -> web.StreamResponse:
-    resp = web.StreamResponse(status=status, headers={"Content-Type": "application/json"})
-    await resp.prepare(request)
-    return resp
 
 
 @web.middleware
@@ -152,12 +146,12 @@ class KVGateway:
                 try:
                     res = await self.service.lease_keepalive(lease)
                 except KVFailure as exc:
-                    resp = resp or await _stream_start(request, exc.error.http_status)
+                    resp = resp or await start_stream(request, exc.error.http_status)
                     await resp.write(line({"error": _stream_error(exc.error)}))
                     break
-                resp = resp or await _stream_start(request)
+                resp = resp or await start_stream(request)
                 await resp.write(line({"result": codec.lease_response(res, self.header(res["revision"]))}))
-            return resp or await _stream_start(request)
+            return resp or await start_stream(request)
         except ConnectionError:  # the client went away
             return resp or web.Response()
 

@@ -20,6 +20,13 @@ def line(obj: Any) -> bytes:
     return orjson.dumps(obj) + b"\n"
 
 
+async def start_stream(request: web.Request, status: int = 200) -> web.StreamResponse:
+    """A stream of JSON lines, its status line and headers sent."""
+    resp = web.StreamResponse(status=status, headers={"Content-Type": "application/json"})
+    await resp.prepare(request)
+    return resp
+
+
 def parse(message: Any) -> tuple[str, Any]:
     if not isinstance(message, dict):
         raise BadRequest("each watch request must be a JSON object")
@@ -43,8 +50,7 @@ async def stream_watch(gateway, request: web.Request, messages: list[Any]) -> we
             session.cancel(arg)
         else:
             session.request_progress()
-    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
-    await resp.prepare(request)
+    resp = await start_stream(request)
     try:
         async for reply in session.replies(alive=lambda: _connected(request)):
             await resp.write(line({"result": codec.watch_response(reply, gateway.header(reply.revision))}))

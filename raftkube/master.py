@@ -16,6 +16,7 @@ from typing import Any, Awaitable
 
 import uvloop
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from kvstore.errors import KVFailure
 from kvstore.etcd_service import EtcdService
@@ -250,15 +251,10 @@ class Master:
         # once the store's state is loaded: both need the GIL, and the store's clients wait for the load (a
         # restarted master with 100,000 keys of 1 KB loaded in 0.31 s alone, in 0.37 s beside the import).
         await _first_of(self.replica.state_loaded.wait(), stop.wait())
-        master_api = await asyncio.to_thread(importlib.import_module, "raftkube.master_api")
-        kube = master_api.KubeApi(self.args)
-        api_app, api_tasks = kube.app(self.store, self.hub, registry, self.members, self.kv_client_tls)
-        tasks += api_tasks
-        self.add_health_routes(api_app)
-        if self.args.enable_failpoints:
-            api_app.middlewares.append(self.drop_when_cut)
-        runners = [kv_runner, await self._serve(api_app, self.args.api_listen, kube.tls)]
-        control_plane = None if self.args.no_control_plane else await kube.start_control_plane()
+        runners, control_plane = [kv_runner], None
+        if not stop.is_set():  # stopped before its state loaded (a snapshot that would not load): no kube API
+            api_runner, control_plane = await self._start_kube_api(registry, tasks)
+            runners.append(api_runner)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         log.info("master %s: raft %s, kv %s://%s, api http://%s, data %s", self.args.name, self.args.raft,
@@ -280,6 +276,20 @@ class Master:
         self.store.close()
         self.replica.close()
         return exit_status
+
+    async def _start_kube_api(self, registry: CollectorRegistry, tasks: list[asyncio.Task]
+                              ) -> tuple[web.AppRunner, asyncio.subprocess.Process | None]:
+        """The kube API on --api-listen (its background tasks join `tasks`), and its control plane child unless
+        --no-control-plane."""
+        master_api = await asyncio.to_thread(importlib.import_module, "raftkube.master_api")
+        kube = master_api.KubeApi(self.args)
+        api_app, api_tasks = kube.app(self.store, self.hub, registry, self.members, self.kv_client_tls)
+        tasks += api_tasks
+        self.add_health_routes(api_app)
+        if self.args.enable_failpoints:
+            api_app.middlewares.append(self.drop_when_cut)
+        runner = await self._serve(api_app, self.args.api_listen, kube.tls)
+        return runner, None if self.args.no_control_plane else await kube.start_control_plane()
 
     async def _serve(self, app: web.Application, listen: str, tls: ssl.SSLContext | None = None) -> web.AppRunner:
         host, port = split_hostport(listen)
