@@ -54,12 +54,19 @@ def api_groups() -> dict[str, Any]:
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
-def _entry(res: Resource) -> dict[str, Any]:
-    out = {"name": res.plural, "singularName": res.singular, "namespaced": res.namespaced, "kind": res.kind,
-           "verbs": list(res.verbs)}
+def _aliases(res: Resource) -> dict[str, list[str]]:
+    """The other names kubectl knows a resource by: its short names (`po`) and its categories (`all`)."""
+    out = {}
     if res.short_names:
         out["shortNames"] = list(res.short_names)
+    if res.categories:
+        out["categories"] = list(res.categories)
     return out
+
+
+def _entry(res: Resource) -> dict[str, Any]:
+    return {"name": res.plural, "singularName": res.singular, "namespaced": res.namespaced, "kind": res.kind,
+            "verbs": list(res.verbs), **_aliases(res)}
 
 
 def resource_list(group: str, version: str) -> dict[str, Any] | None:
@@ -96,9 +103,8 @@ def aggregated_version(accept: str) -> str | None:
 def _discovered(res: Resource) -> dict[str, Any]:
     out: dict[str, Any] = {"resource": res.plural, "singularResource": res.singular,
                            "responseKind": {"group": res.group, "version": res.version, "kind": res.kind},
-                           "scope": "Namespaced" if res.namespaced else "Cluster", "verbs": list(res.verbs)}
-    if res.short_names:
-        out["shortNames"] = list(res.short_names)
+                           "scope": "Namespaced" if res.namespaced else "Cluster", "verbs": list(res.verbs),
+                           **_aliases(res)}
     subs = []
     for sub in res.subresources:
         g, v, kind, verbs = _SUB_KINDS[sub]

@@ -14,6 +14,7 @@ class Resource:
     short_names: tuple[str, ...] = ()
     subresources: tuple[str, ...] = ()
     verbs: tuple[str, ...] = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+    categories: tuple[str, ...] = ()  # what `kubectl get all` (the "all" category) expands to
 
     @property
     def stored(self) -> bool:
@@ -37,35 +38,38 @@ class Resource:
         return self.prefix(namespace) + name
 
 
+ALL = ("all",)
+
+
 def _r(group: str, kind: str, plural: str, namespaced: bool = True, short: tuple[str, ...] = (),
-       sub: tuple[str, ...] = ()) -> Resource:
-    return Resource(group, "v1", kind, plural, namespaced, short, sub)
+       sub: tuple[str, ...] = (), categories: tuple[str, ...] = ()) -> Resource:
+    return Resource(group, "v1", kind, plural, namespaced, short, sub, categories=categories)
 
 
 RESOURCES: list[Resource] = [
     _r("", "Namespace", "namespaces", False, ("ns",), ("status", "finalize")),
     _r("", "Node", "nodes", False, ("no",), ("status",)),
-    _r("", "Pod", "pods", True, ("po",), ("status", "binding", "log", "eviction", "exec", "attach", "portforward")),
-    _r("", "Service", "services", True, ("svc",), ("status",)),
+    _r("", "Pod", "pods", True, ("po",), ("status", "binding", "log", "eviction", "exec", "attach", "portforward"), ALL),
+    _r("", "Service", "services", True, ("svc",), ("status",), ALL),
     _r("", "Endpoints", "endpoints", True, ("ep",)),
     _r("", "ConfigMap", "configmaps", True, ("cm",)),
     _r("", "Secret", "secrets", True),
     _r("", "Event", "events", True, ("ev",)),
     _r("", "ServiceAccount", "serviceaccounts", True, ("sa",), ("token",)),
-    _r("", "ReplicationController", "replicationcontrollers", True, ("rc",), ("status", "scale")),
-    _r("apps", "Deployment", "deployments", True, ("deploy",), ("status", "scale")),
-    _r("apps", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale")),
-    _r("apps", "StatefulSet", "statefulsets", True, ("sts",), ("status", "scale")),
-    _r("apps", "DaemonSet", "daemonsets", True, ("ds",), ("status",)),
+    _r("", "ReplicationController", "replicationcontrollers", True, ("rc",), ("status", "scale"), ALL),
+    _r("apps", "Deployment", "deployments", True, ("deploy",), ("status", "scale"), ALL),
+    _r("apps", "ReplicaSet", "replicasets", True, ("rs",), ("status", "scale"), ALL),
+    _r("apps", "StatefulSet", "statefulsets", True, ("sts",), ("status", "scale"), ALL),
+    _r("apps", "DaemonSet", "daemonsets", True, ("ds",), ("status",), ALL),
     _r("apps", "ControllerRevision", "controllerrevisions", True),
-    _r("batch", "Job", "jobs", True, (), ("status",)),
+    _r("batch", "Job", "jobs", True, (), ("status",), ALL),
     _r("coordination.k8s.io", "Lease", "leases", True),
     _r("policy", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",), ("status",)),
     _r("rbac.authorization.k8s.io", "Role", "roles", True),
     _r("rbac.authorization.k8s.io", "RoleBinding", "rolebindings", True),
     _r("rbac.authorization.k8s.io", "ClusterRole", "clusterroles", False),
     _r("rbac.authorization.k8s.io", "ClusterRoleBinding", "clusterrolebindings", False),
-    _r("apiregistration.k8s.io", "APIService", "apiservices", False, (), ("status",)),
+    _r("apiregistration.k8s.io", "APIService", "apiservices", False, (), ("status",), ("api-extensions",)),
     Resource("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False,
              verbs=("create",)),
     Resource("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False, verbs=("create",)),

@@ -310,6 +310,22 @@ def test_the_everyday_commands(kube, tmp_path):
     assert kube("get", "deploy", "everyday", check=False).returncode != 0
 
 
+def test_get_all_lists_a_namespaces_workloads_and_services(kube):
+    """`kubectl get all` is the "all" category of discovery: workloads, pods and services, not config."""
+    kube("create", "namespace", "everything")
+    ns = ("-n", "everything")
+    kube("create", "deployment", "shop", "--image=nginx", *ns)
+    kube("create", "service", "clusterip", "shop", "--tcp=80:8080", *ns)
+    kube("create", "job", "once", "--image=busybox", *ns)
+    kube("create", "configmap", "settings", "--from-literal=a=b", *ns)
+    listed = set(kube("get", "all", "-o", "name", *ns).stdout.split())
+    assert {"deployment.apps/shop", "service/shop", "job.batch/once"} <= listed
+    assert not any(name.startswith("configmap/") for name in listed)
+    in_all = kube("api-resources", "--categories=all", "-o", "name").stdout.split()
+    assert sorted(in_all) == sorted(["pods", "services", "replicationcontrollers", "deployments.apps",
+                                     "replicasets.apps", "statefulsets.apps", "daemonsets.apps", "jobs.batch"])
+
+
 SERVICE = """apiVersion: v1
 kind: Service
 metadata: {{name: two-ports}}
