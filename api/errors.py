@@ -21,7 +21,7 @@ class ApiError(Exception):
         """The Status, its fields in kube-apiserver's order (clients have compared error bodies as text)."""
         out: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                                "message": self.message, "reason": self.reason}
-        if self.details:
+        if self.details is not None:
             out["details"] = self.details
         out["code"] = self.code
         return out
@@ -29,6 +29,13 @@ class ApiError(Exception):
 
 def _details(resource: str, name: str, group: str = "") -> dict[str, Any]:
     return {"name": name, **({"group": group} if group else {}), "kind": resource}
+
+
+def no_such_path(message: str) -> ApiError:
+    """A path nothing here serves (no such resource type or subresource). kube-apiserver answers it NotFound with
+    empty details, and clients tell it from a missing object by their empty name: `kubectl debug` reads the
+    details of a 404 without checking that they are there."""
+    return ApiError(404, message, details={})
 
 
 def not_found(resource: str, name: str, group: str = "") -> ApiError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from api.errors import ApiError
+from api.errors import no_such_path
 from api.registry import Resource, lookup
 
 
@@ -29,15 +29,15 @@ def parse_path(path: str) -> Target:
     elif parts[:1] == ["apis"] and len(parts) >= 4:
         group, version, rest = parts[1], parts[2], parts[3:]
     else:
-        raise ApiError(404, f"the server could not find the requested resource ({path})")
+        raise no_such_path(f"the server could not find the requested resource ({path})")
     namespace = None
     if rest[0] == "namespaces" and len(rest) >= 3 and not (len(rest) == 3 and rest[2] in ("status", "finalize")):
         namespace, rest = rest[1], rest[2:]
     res = lookup(group, version, rest[0])
     if res is None or len(rest) > 3 or (namespace and not res.namespaced):
-        raise ApiError(404, f"the server could not find the requested resource ({path})")
+        raise no_such_path(f"the server could not find the requested resource ({path})")
     name = rest[1] if len(rest) > 1 else None
     sub = rest[2] if len(rest) > 2 else None
     if sub is not None and sub not in res.subresources:
-        raise ApiError(404, f"{res.plural} has no subresource {sub!r}")
+        raise no_such_path(f"{res.plural} has no subresource {sub!r}")
     return Target(res, namespace, name, sub)

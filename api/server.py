@@ -165,13 +165,13 @@ class ApiServer:
     async def resource_list(self, request: web.Request) -> web.Response:
         found = discovery.resource_list(request.match_info.get("group", ""), request.match_info["version"])
         if found is None:
-            raise ApiError(404, f"the server could not find the requested resource ({request.path})")
+            raise errors.no_such_path(f"the server could not find the requested resource ({request.path})")
         return reply(found)
 
     async def openapi(self, request: web.Request) -> web.Response:
         found = _openapi_v3(request.match_info.get("group", ""), request.match_info["version"])
         if found is None:
-            raise ApiError(404, f"no OpenAPI document for {request.path}")
+            raise errors.no_such_path(f"no OpenAPI document for {request.path}")
         return web.Response(body=found, content_type="application/json")
 
     async def openapi_v2(self, request: web.Request) -> web.Response:

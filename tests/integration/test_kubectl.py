@@ -326,6 +326,15 @@ def test_get_all_lists_a_namespaces_workloads_and_services(kube):
                                      "replicasets.apps", "statefulsets.apps", "daemonsets.apps", "jobs.batch"])
 
 
+def test_debug_says_ephemeral_containers_are_not_served(kube):
+    """kubectl debug patches pods/ephemeralcontainers, which is not served here. kubectl crashed on that 404
+    until it carried the empty details kube-apiserver sends for a path it does not serve."""
+    kube("run", "target", "--image=busybox")
+    debug = kube("debug", "target", "--image=busybox", check=False)
+    assert debug.returncode == 1 and "panic" not in debug.stderr
+    assert "ephemeral containers are disabled for this cluster" in debug.stderr
+
+
 SERVICE = """apiVersion: v1
 kind: Service
 metadata: {{name: two-ports}}
