@@ -254,7 +254,10 @@ class ApiServer:
 
     def decode(self, request: web.Request, t: Target, body: Any, definition: str | None = None) -> tuple[Any, list[str]]:
         """The body decoded as Kubernetes' type for the target (api/fields.py), and the warnings to send."""
-        return fields.check(definition or self.definition(t), body, request.query.get("fieldValidation"))
+        decoded, warnings = fields.check(definition or self.definition(t), body, request.query.get("fieldValidation"))
+        if not isinstance(decoded, dict):  # JSON null, say: every body here is an object
+            raise errors.bad_request("the request body must be a JSON or YAML object")
+        return decoded, warnings
 
     async def get(self, request: web.Request, t: Target) -> web.StreamResponse:
         if t.subresource == "log":  # proxied to the pod's kubelet (api/pod_proxy.py)
@@ -399,8 +402,9 @@ class ApiServer:
     async def delete_options(self, request: web.Request, t: Target) -> dict:
         """The request's DeleteOptions: its body, if any, with the query's options."""
         body = {}
-        if (await request.read()).strip():
-            body, _ = self.decode(request, t, await self.body(request), DELETE_OPTIONS)
+        sent = await self.body(request) if (await request.read()).strip() else None
+        if sent is not None:  # JSON null is no options, as kube-apiserver reads it
+            body, _ = self.decode(request, t, sent, DELETE_OPTIONS)
             if body.get("dryRun"):  # kubectl delete --dry-run=server says so here
                 DRY_RUN.set(dry_run(body["dryRun"]))
         return deletion.options(body, request.query)

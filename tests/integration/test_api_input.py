@@ -145,7 +145,20 @@ ONCE_500 = [
     ("PATCH", X + "/status", {"status": {"containerStatuses": ["x"]}}, MERGE),
     ("POST", "/api/v1/namespaces/default/events", {"metadata": {"name": "e"}, "involvedObject": {"kind": "Pod"},
                                                     "lastTimestamp": "yesterday"}, "application/json"),
+    # a body of JSON null (found by test_fuzz.py): each of these read it as an object
+    ("POST", X + "/eviction", b"null", "application/json"),
+    ("POST", "/api/v1/namespaces/default/serviceaccounts/default/token", b"null", "application/json"),
+    ("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", b"null", "application/json"),
+    ("DELETE", POD + "?labelSelector=none-such", b"[]", "application/json"),
 ]
+
+
+async def test_a_delete_with_a_null_body_is_one_without_options(api, x):
+    """kube-apiserver reads DeleteOptions of JSON null as none; a DELETE of a collection with it answered 500."""
+    status, answer = await call(api, "DELETE", POD + "?labelSelector=none-such", b"null")
+    assert status == 200 and answer["items"] == [], answer
+    status, answer = await call(api, "DELETE", X + "?gracePeriodSeconds=0", b"null")
+    assert status == 200, answer
 
 
 @pytest.fixture
