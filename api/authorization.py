@@ -27,7 +27,7 @@ from kvstore.client import prefix_end
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MODES = ("AlwaysAllow", "Node", "RBAC")
 RBAC_GROUP = "rbac.authorization.k8s.io"
-VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
+VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "HEAD": "get"}
 
 
 def attributes(request: web.Request, user: User, parse_path: Callable[[str], Any]) -> Attributes:

@@ -43,7 +43,8 @@ def _viewer() -> list[Obj]:
 
 def _editor() -> list[Obj]:
     return [rule([CORE], CORE_NAMESPACED + ["secrets", "pods/eviction", "pods/exec", "pods/attach",
-                                            "pods/portforward", "serviceaccounts/token"], READ + WRITE),
+                                            "pods/portforward", "pods/proxy", "services/proxy",
+                                            "serviceaccounts/token"], READ + WRITE),
             rule([CORE], ["namespaces"], READ), rule([APPS], WORKLOADS, READ + WRITE),
             rule([BATCH], ["jobs"], READ + WRITE), rule(["policy"], ["poddisruptionbudgets"], READ + WRITE),
             rule([COORD], ["leases"], READ + WRITE)]

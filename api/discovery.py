@@ -13,7 +13,7 @@ VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0+raftkube", "gitCo
            "buildDate": "2026-11-26T00:00:00Z", "goVersion": "python", "compiler": "cpython",
            "platform": "linux/amd64"}
 
-# Subresources that are another kind: (group, version, kind, verbs).
+# Subresources that are another kind: (group, version, kind, verbs); "{}" in a kind is the resource's.
 _SUB_KINDS = {"scale": ("autoscaling", "v1", "Scale", ["get", "patch", "update"]),
               "eviction": ("policy", "v1", "Eviction", ["create"]),
               "binding": ("", "v1", "Binding", ["create"]),
@@ -23,7 +23,8 @@ _SUB_KINDS = {"scale": ("autoscaling", "v1", "Scale", ["get", "patch", "update"]
               "status": (None, None, None, ["get", "patch", "update"]),
               "exec": ("", "v1", "PodExecOptions", ["create", "get"]),
               "attach": ("", "v1", "PodAttachOptions", ["create", "get"]),
-              "portforward": ("", "v1", "PodPortForwardOptions", ["create", "get"])}
+              "portforward": ("", "v1", "PodPortForwardOptions", ["create", "get"]),
+              "proxy": ("", "v1", "{}ProxyOptions", ["create", "delete", "get", "patch", "update"])}
 
 
 def _groups() -> dict[str, list[str]]:
@@ -79,7 +80,7 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
         for sub in res.subresources:
             g, v, kind, verbs = _SUB_KINDS[sub]
             entry = {"name": f"{res.plural}/{sub}", "singularName": "", "namespaced": res.namespaced,
-                     "kind": kind or res.kind, "verbs": verbs}
+                     "kind": (kind or "{}").format(res.kind), "verbs": verbs}
             if g is not None:
                 entry.update(group=g, version=v)
             entries.append(entry)
@@ -110,7 +111,7 @@ def _discovered(res: Resource) -> dict[str, Any]:
         g, v, kind, verbs = _SUB_KINDS[sub]
         subs.append({"subresource": sub, "verbs": verbs,
                      "responseKind": {"group": g if g is not None else res.group,
-                                      "version": v or res.version, "kind": kind or res.kind}})
+                                      "version": v or res.version, "kind": (kind or "{}").format(res.kind)}})
     if subs:
         out["subresources"] = subs
     return out

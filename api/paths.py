@@ -34,7 +34,8 @@ def parse_path(path: str) -> Target:
     if rest[0] == "namespaces" and len(rest) >= 3 and not (len(rest) == 3 and rest[2] in ("status", "finalize")):
         namespace, rest = rest[1], rest[2:]
     res = lookup(group, version, rest[0])
-    if res is None or len(rest) > 3 or (namespace and not res.namespaced):
+    proxied = len(rest) > 3 and rest[2] == "proxy"  # the rest is the path asked of the pod (api/http_proxy.py)
+    if res is None or (len(rest) > 3 and not proxied) or (namespace and not res.namespaced):
         raise no_such_path(f"the server could not find the requested resource ({path})")
     name = rest[1] if len(rest) > 1 else None
     sub = rest[2] if len(rest) > 2 else None

@@ -49,8 +49,9 @@ def _r(group: str, kind: str, plural: str, namespaced: bool = True, short: tuple
 RESOURCES: list[Resource] = [
     _r("", "Namespace", "namespaces", False, ("ns",), ("status", "finalize")),
     _r("", "Node", "nodes", False, ("no",), ("status",)),
-    _r("", "Pod", "pods", True, ("po",), ("status", "binding", "log", "eviction", "exec", "attach", "portforward"), ALL),
-    _r("", "Service", "services", True, ("svc",), ("status",), ALL),
+    _r("", "Pod", "pods", True, ("po",), ("status", "binding", "log", "eviction", "exec", "attach", "portforward", "proxy"),
+       ALL),
+    _r("", "Service", "services", True, ("svc",), ("status", "proxy"), ALL),
     _r("", "Endpoints", "endpoints", True, ("ep",)),
     _r("", "ConfigMap", "configmaps", True, ("cm",)),
     _r("", "Secret", "secrets", True),

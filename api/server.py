@@ -28,6 +28,7 @@ from api import (
     errors,
     eviction,
     fields,
+    http_proxy,
     openapi,
     patch,
     pod_proxy,
@@ -190,6 +191,8 @@ class ApiServer:
         if t.res in AGGREGATED_APIS:
             return await resource_metrics.serve(request, t.res, t.namespace, t.name, objects=self.objects,
                                                 kubelets=self.kubelets, select=self.select)
+        if t.subresource == "proxy":
+            return await http_proxy.serve(request, t, self.objects)
         if t.subresource in STREAMING:  # GET for a WebSocket, POST for SPDY: both reach the kubelet
             if method not in ("GET", "POST"):
                 raise ApiError(405, f"{method} is not supported on pods/{t.subresource}")

@@ -1,6 +1,6 @@
 """The kubelet-side verbs with the real kubectl 1.32 against three masters, a process node and a fake one: exec (output,
 exit code, stdin, a TTY and its size), attach, cp both ways, port-forward to a pod, a Service and a Deployment with two
-connections at once, top pods/nodes/--containers, and logs with --timestamps, --since, --since-time, --limit-bytes,
+connections at once, pods/proxy and services/proxy (get --raw, kubectl proxy), top pods/nodes/--containers, and logs with --timestamps, --since, --since-time, --limit-bytes,
 --tail, --all-containers, -l --prefix, --previous and -f (which follows a restarted container's next run). Bad input
 (an unknown channel, a text message, garbage SPDY, no command, a missing pod, a container not running, a fake pod) is
 a clear error and leaves everything serving. Pods are bound by hand: these masters run no scheduler."""
@@ -322,6 +322,53 @@ def test_port_forward_to_a_closed_port_is_reported(kubectl):
     finally:
         proc.kill()
         proc.wait()
+
+
+# -- the proxy subresources ----------------------------------------------------------------
+
+
+def test_pods_and_services_proxy_relay_http_to_the_pod(kubectl):
+    """pods/NAME:PORT/proxy/ and services/NAME:PORT/proxy/, with kubectl get --raw and through kubectl proxy, as the
+    Kubernetes Basics tutorial uses them: the pod's server answers, the path and query reach it as sent, its own
+    errors come back as they are, and the proxy path without its slash is redirected to it."""
+    pods = "/api/v1/namespaces/default/pods"
+    assert "Directory listing for /" in kubectl("get", "--raw", f"{pods}/web:8080/proxy/").stdout
+    assert "Directory listing for /" in kubectl("get", "--raw", f"{pods}/web/proxy/").stdout  # its container port
+    # these masters run no endpoints controller: the Service's endpoints are written here, as it would
+    ip = kubectl("get", "pod", "web", "-o", "jsonpath={.status.podIP}").stdout
+    kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web"},
+                                                   "subsets": [{"addresses": [{"ip": ip, "targetRef": {
+                                                       "kind": "Pod", "namespace": "default", "name": "web"}}],
+                                                                "ports": [{"port": 8080}]}]}))
+    services = "/api/v1/namespaces/default/services"
+    for name in ("web", "web:80", "http:web:80"):
+        assert "Directory listing for /" in kubectl("get", "--raw", f"{services}/{name}/proxy/").stdout
+    assert "no service port 81" in kubectl("get", "--raw", f"{services}/web:81/proxy/", check=False).stderr
+    proc = kubectl.popen("proxy", "--port=0")
+    try:
+        port = int(re.search(r"Starting to serve on 127.0.0.1:(\d+)", proc.stdout.readline()).group(1))
+        missing = raw_get(port, f"{pods}/web:8080/proxy/no%20such/file?x=1&y=%2F")
+        assert missing.startswith(b"HTTP/1.1 404")
+        wait_until(lambda: '"GET /no%20such/file?x=1&y=%2F HTTP/1.1" 404' in kubectl("logs", "web").stdout,
+                   "the request line in the web server's log")
+        moved = raw_get(port, f"{services}/web/proxy")
+        assert moved.startswith(b"HTTP/1.1 301") and b"Location: /api/v1/namespaces/default/services/web/proxy/" in moved
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    refused = kubectl("get", "--raw", f"{pods}/web:9/proxy/", check=False)
+    assert refused.returncode == 1 and 'error trying to reach pod "web"' in refused.stderr
+    assert 'pods "nothing" not found' in kubectl("get", "--raw", f"{pods}/nothing/proxy/", check=False).stderr
+
+
+def raw_get(port: int, path: str) -> bytes:
+    """The answer to a GET of `path` on 127.0.0.1:`port` as it came, headers and body (no redirect followed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as conn:
+        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+        return data
 
 
 # -- top ------------------------------------------------------------------------------------

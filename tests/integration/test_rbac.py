@@ -56,6 +56,10 @@ def test_a_service_account_bound_to_view_reads_its_namespace_and_nothing_more(ku
     assert can(kube, token, "list", "pods", "-n", "dev") == "yes"
     assert can(kube, token, "get", "secrets", "-n", "dev") == "no"
     assert can(kube, token, "create", "deployments", "-n", "dev") == "no"
+    proxied = kube("--token", token, "get", "--raw", "/api/v1/namespaces/dev/pods/web:80/proxy/", check=False)
+    assert proxied.returncode == 1
+    assert 'pods "web:80" is forbidden: User "system:serviceaccount:dev:ci" cannot get resource "pods/proxy"' \
+        in proxied.stderr
 
 
 def test_impersonation_with_kubectl_as(kube):
