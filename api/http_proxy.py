@@ -57,8 +57,10 @@ def split_scheme_name_port(text: str) -> tuple[str, str, str] | None:
 
 async def serve(request: web.Request, t: Target, objects: Any) -> web.StreamResponse:
     tail = _tail(request, t)
+    query = request.rel_url.raw_query_string
     if tail == "" and not request.path.endswith("/"):  # relative links in the page resolve under the proxy path
-        raise web.HTTPMovedPermanently(request.rel_url.with_path(request.path + "/"))
+        raise web.HTTPMovedPermanently(URL(request.rel_url.raw_path + "/" + (f"?{query}" if query else ""),
+                                           encoded=True))
     if request.headers.get("Upgrade"):
         raise bad_request(f"{t.res.plural}/proxy does not relay {request.headers['Upgrade']} upgrades")
     kind = "pod" if t.res is PODS else "service"
@@ -70,7 +72,6 @@ async def serve(request: web.Request, t: Target, objects: Any) -> web.StreamResp
         host, port = await _pod_address(objects, t.namespace, name, port)
     else:
         host, port = await _service_address(objects, t.namespace, name, port)
-    query = request.rel_url.raw_query_string
     url = URL(f"{scheme}://{host}:{port}/{tail}" + (f"?{query}" if query else ""), encoded=True)
     return await _relay(request, url, kind, name)
 
