@@ -31,6 +31,7 @@ from kvstore.metrics import StoreCollector, handler as metrics_handler, new_regi
 from kvstore.replica import Replica
 from kvstore.store import Store
 from kvstore.watch import WatchHub
+from api import health
 from raftkube import kv_flags, logs, restore
 
 log = logging.getLogger("raftkube.master")
@@ -320,19 +321,14 @@ class Master:
     def add_health_routes(self, app: web.Application) -> None:
         """/livez: the process answers; /readyz and /healthz: it can reach a quorum (load balancers)."""
 
-        async def livez(request: web.Request) -> web.Response:
-            return web.Response(text="ok")
-
-        async def readyz(request: web.Request) -> web.Response:
+        async def quorum() -> str | None:
             try:
                 await self.store.read_index(timeout=1.0)
             except KVFailure as exc:
-                return web.Response(status=503, text=f"not ready: {exc.error.message}")
-            return web.Response(text="ok")
+                return exc.error.message
+            return None
 
-        app.router.add_get("/livez", livez)
-        app.router.add_get("/healthz", readyz)
-        app.router.add_get("/readyz", readyz)
+        health.add_routes(app, quorum)
 
     async def failpoints(self, request: web.Request) -> web.Response:
         """POST {"cut": ["HOST:PORT", ...]} drops all Raft traffic with those peers; {"heal": [...]} restores it;

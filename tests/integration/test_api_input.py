@@ -265,3 +265,12 @@ async def test_a_dry_run_writes_nothing_and_the_next_request_on_the_connection_w
     assert (await call(api, "GET", "/api/v1/namespaces/default/configmaps/dry", b""))[0] == 200
     assert (await call(api, "POST", "/api/v1/namespaces/default/configmaps?dryRun=Some", cm))[0] == 400
     await call(api, "DELETE", "/api/v1/namespaces/default/configmaps/dry", b"")
+
+
+async def test_health_lists_its_checks_as_kube_apiserver_does(api):
+    async with api.get("/readyz?verbose") as r:
+        assert r.status == 200 and await r.text() == "[+]ping ok\n[+]log ok\n[+]etcd ok\nreadyz check passed\n"
+    for path, status, text in [("/healthz", 200, "ok"), ("/healthz/etcd", 200, "ok"), ("/livez/ping", 200, "ok"),
+                               ("/readyz/nope", 404, "404 page not found\n")]:
+        async with api.get(path) as r:
+            assert (r.status, await r.text()) == (status, text), path

@@ -5,6 +5,7 @@ import os
 import shutil
 import signal
 
+import aiohttp
 import pytest
 
 from kvstore.client import EtcdError
@@ -82,6 +83,7 @@ async def test_without_quorum_writes_fail_fast_and_serializable_reads_answer(clu
     assert err.value.status == 503
     assert await lone.get(b"k", serializable=True) == b"before"
     await _keepalive_fails_as_etcds_gateway_says(lone, lease)
+    await _health_says_not_ready_but_alive(cluster, "m1")
 
     cluster.restart("m2")  # one back: a majority again
     await eventually(lambda: lone.put(b"k", b"again"), timeout=20, what="writes after a restart")
@@ -100,6 +102,21 @@ async def _keepalive_fails_as_etcds_gateway_says(kv, lease: int) -> None:
     with pytest.raises(EtcdError) as err:
         await kv.lease_keepalive(lease)
     assert err.value.status == 503 and err.value.code == 14
+
+
+async def _health_says_not_ready_but_alive(cluster, name: str) -> None:
+    """kube-apiserver's health answers: /readyz fails on its etcd check (500, every check's line, no reason
+    given), /livez still passes (a load balancer reaches the master and hears "no quorum" from it)."""
+    async with aiohttp.ClientSession(base_url=cluster.master(name)["api"],
+                                     connector=aiohttp.TCPConnector(ssl=cluster.tls())) as api:
+        async with api.get("/readyz") as r:
+            assert r.status == 500
+            assert await r.text() == ("[+]ping ok\n[+]log ok\n[-]etcd failed: reason withheld\n"
+                                      "readyz check failed\n")
+        async with api.get("/readyz?exclude=etcd") as r:
+            assert r.status == 200 and await r.text() == "ok"
+        async with api.get("/livez?verbose") as r:
+            assert r.status == 200 and await r.text() == "[+]ping ok\n[+]log ok\nlivez check passed\n"
 
 
 async def test_every_acknowledged_write_survives_kill_9_of_every_master(cluster):
