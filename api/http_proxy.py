@@ -22,6 +22,7 @@ from typing import Any, Mapping
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 from yarl import URL
 
 from api.errors import ApiError, bad_request
@@ -141,10 +142,10 @@ async def _service_address(objects: Any, namespace: str | None, name: str, port:
     raise ApiError(503, f'no endpoints available for service "{name}"')
 
 
-def forwarded_headers(headers: Mapping[str, str]) -> dict[str, str]:
+def forwarded_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
     """The request's headers the pod gets: not the hop-by-hop ones, and not the caller's credentials."""
-    return {k: v for k, v in headers.items()
-            if k.lower() not in NOT_PASSED_ON and not k.lower().startswith("impersonate-")}
+    return CIMultiDict((k, v) for k, v in headers.items()
+                       if k.lower() not in NOT_PASSED_ON and not k.lower().startswith("impersonate-"))
 
 
 async def _relay(request: web.Request, url: URL, kind: str, name: str) -> web.StreamResponse:
@@ -158,10 +159,9 @@ async def _relay(request: web.Request, url: URL, kind: str, name: str) -> web.St
         except (aiohttp.ClientError, OSError) as exc:
             raise ApiError(503, f'error trying to reach {kind} "{name}" at {url.human_repr()}: {exc}') from None
         async with upstream:
-            resp = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers={
-                k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP})
-            if upstream.headers.get("Content-Length"):
-                resp.content_length = int(upstream.headers["Content-Length"])
+            resp = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=CIMultiDict(
+                (k, v) for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP))
+            resp.content_length = upstream.content_length
             await resp.prepare(request)
             try:
                 async for chunk in upstream.content.iter_any():

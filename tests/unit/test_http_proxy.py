@@ -1,6 +1,7 @@
 """pods/proxy and services/proxy (api/http_proxy.py): how a name is read, which headers reach the pod, and which
 addresses a master will dial for a pod."""
 import pytest
+from multidict import CIMultiDict
 
 from api import http_proxy
 from api.errors import ApiError, not_found
@@ -20,7 +21,10 @@ def test_the_callers_credentials_and_hop_by_hop_headers_stay_behind():
     sent = {"Authorization": "Bearer secret", "Impersonate-User": "admin", "Impersonate-Group": "system:masters",
             "Connection": "close", "Host": "api:6443", "Transfer-Encoding": "chunked", "Accept": "text/html",
             "Cookie": "a=b", "X-Trace": "1"}
-    assert http_proxy.forwarded_headers(sent) == {"Accept": "text/html", "Cookie": "a=b", "X-Trace": "1"}
+    assert list(http_proxy.forwarded_headers(sent).items()) == [("Accept", "text/html"), ("Cookie", "a=b"),
+                                                                 ("X-Trace", "1")]
+    twice = CIMultiDict([("X-Forwarded-For", "a"), ("X-Forwarded-For", "b")])
+    assert http_proxy.forwarded_headers(twice).getall("X-Forwarded-For") == ["a", "b"]
 
 
 class Objects:
