@@ -166,13 +166,20 @@ class LeaderElector:
         return bool(self._lease and (self._lease.get("spec") or {}).get("holderIdentity") == self.identity)
 
     async def _release(self) -> None:
-        """Hand the lease back (holder cleared, 1 s duration) so the next leader need not wait it out."""
-        if self._lease is None:
-            return
-        spec = {**(self._lease.get("spec") or {}), "holderIdentity": "", "leaseDurationSeconds": 1,
-                "renewTime": micro_time()}
+        """Hand the lease back (holder cleared, 1 s duration) so the next leader need not wait it out. A renew cut
+        short by the stop may have been written all the same, so our copy is stale (409): then the lease is read
+        again and, while it is still ours, released from there."""
+        lease = self._lease
         try:
-            await asyncio.wait_for(self.client.update("leases", {**self._lease, "spec": spec}), 2.0)
-            log.info("%s: %s released the lease", self.lease_name, self.identity)
+            async with asyncio.timeout(2.0):
+                while lease is not None and (lease.get("spec") or {}).get("holderIdentity") == self.identity:
+                    spec = {**(lease.get("spec") or {}), "holderIdentity": "", "leaseDurationSeconds": 1,
+                            "renewTime": micro_time()}
+                    try:
+                        await self.client.update("leases", {**lease, "spec": spec})
+                        log.info("%s: %s released the lease", self.lease_name, self.identity)
+                        return
+                    except Conflict:
+                        lease = await self.client.get("leases", self.lease_name, self.namespace)
         except (asyncio.TimeoutError, ApiClientError, OSError):
             pass
