@@ -99,8 +99,9 @@ def path(res: Resource, namespace: str | None = None, name: str | None = None, s
 
 class ApiClient:
     def __init__(self, servers: list[str], *, token: str | None = None, ca_file: str | None = None,
-                 timeout: float = 10.0, credentials: Credentials | None = None) -> None:
-        """`token`: a fixed bearer token; `credentials`: one that is renewed (api/client.py Credentials)."""
+                 timeout: float = 10.0, credentials: Credentials | None = None, user_agent: str = "raftkube") -> None:
+        """`token`: a fixed bearer token; `credentials`: one that is renewed (api/client.py Credentials).
+        `user_agent`: the component's name, which the server records as the manager of the fields it writes."""
         if not servers:
             raise ValueError("ApiClient needs at least one server URL")
         self.servers = [s.rstrip("/") for s in servers]
@@ -108,12 +109,14 @@ class ApiClient:
         self.ca_file = ca_file
         self.tls = ssl.create_default_context(cafile=ca_file) if ca_file else None  # the cluster's own CA
         self.timeout = timeout
+        self.user_agent = user_agent
         self._current = 0
         self._session: aiohttp.ClientSession | None = None
 
     def with_credentials(self, credentials: Credentials) -> "ApiClient":
         """A client of the same servers, acting as someone else."""
-        return ApiClient(self.servers, ca_file=self.ca_file, timeout=self.timeout, credentials=credentials)
+        return ApiClient(self.servers, ca_file=self.ca_file, timeout=self.timeout, credentials=credentials,
+                         user_agent=self.user_agent)
 
     async def __aenter__(self) -> "ApiClient":
         return self
@@ -129,7 +132,8 @@ class ApiClient:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.tls or True))
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.tls or True),
+                                                  headers={"User-Agent": f"{self.user_agent}/v1.32.0 (raftkube)"})
         return self._session
 
     async def authorization(self) -> dict[str, str]:

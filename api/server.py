@@ -308,7 +308,13 @@ class ApiServer:
             raise ApiError(405, f"POST to {t.res.plural}/{t.subresource} is not served yet")
         body, warnings = self.decode(request, t, await self.body(request))
         obj = self.admission.new_object(t.res, body, t.namespace, request["user"])
+        self.record_update(request, t, None, obj)
         return reply(await self.admission.create(t.res, obj), 201, warned(warnings))
+
+    def record_update(self, request: web.Request, t: Target, old: dict | None, new: dict) -> None:
+        """`new`'s managedFields after this write, by the manager the request names (api/apply.py)."""
+        manager = apply.manager_of(request.query.get("fieldManager"), request.headers.get("User-Agent", ""))
+        apply.record_update(old, new, manager, t.res.group_version, self.definition(t.whole), t.subresource)
 
     async def store_update(self, t: Target, new: dict, expected: int) -> web.Response:
         saved = await self.admission.store_update(t, new, expected)
@@ -321,6 +327,7 @@ class ApiServer:
         async def attempt() -> web.Response:  # without a resourceVersion a PUT is unconditional
             old = await self.objects.get(t.res, t.namespace, t.name)
             new = self.admission.changed_object(t, old, body, request["user"])
+            self.record_update(request, t, old, new)
             return await self.store_update(t, new, resource_version(rv) if rv else int(old["metadata"]["resourceVersion"]))
 
         answer = await (attempt() if rv else retry_stale(attempt))
@@ -377,6 +384,7 @@ class ApiServer:
             patched, warnings = self.decode(request, t, patch.apply_patch(content_type, target, body,
                                                                           self.definition(t)))
             new = self.admission.changed_object(t, old, patched, request["user"])
+            self.record_update(request, t, old, new)
             rv = (patched.get("metadata") or {}).get("resourceVersion")
             answer = await self.store_update(t, new, resource_version(rv) if pinned else
                                              int(old["metadata"]["resourceVersion"]))

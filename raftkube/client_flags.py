@@ -27,10 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state-dir", help="a `raftkube up` state directory: servers, token and CA from there")
 
 
-def make_client(args: argparse.Namespace, user: str) -> ApiClient:
-    """An ApiClient from the flags, acting as `user`."""
-    servers, token, ca = connection(args, user)
-    return ApiClient(servers, token=token, ca_file=ca)
+def make_client(args: argparse.Namespace, component: str) -> ApiClient:
+    """An ApiClient from the flags, acting as `component`'s user (COMPONENT_USERS) and named kube-COMPONENT."""
+    servers, token, ca = connection(args, COMPONENT_USERS[component])
+    return ApiClient(servers, token=token, ca_file=ca, user_agent=f"kube-{component}")
 
 
 def connection(args: argparse.Namespace, user: str) -> tuple[list[str], str | None, str | None]:

@@ -70,7 +70,7 @@ class Command:
         return 0
 
     async def _main(self, args: argparse.Namespace, timing: Timing, options: Options) -> None:
-        clients = {c: client_flags.make_client(args, client_flags.COMPONENT_USERS[c]) for c in self.components}
+        clients = {c: client_flags.make_client(args, c) for c in self.components}
         ca_file = next(iter(clients.values())).ca_file
         if ca_file:
             with open(ca_file) as f:

@@ -213,7 +213,8 @@ async def _main(args: argparse.Namespace) -> None:
 
         up.ensure_node_tokens(args.state_dir, names)
     connections = {n: client_flags.connection(args, node_user(n)) for n in names}  # each node as itself
-    clients = {n: ApiClient(servers, token=token, ca_file=ca) for n, (servers, token, ca) in connections.items()}
+    clients = {n: ApiClient(servers, token=token, ca_file=ca, user_agent="kubelet")
+               for n, (servers, token, ca) in connections.items()}
     client = clients[names[0]]  # kube-proxy's and the pod network's: the first node's
     root = args.root_dir or os.path.join(args.state_dir or ".", "nodes" if args.state_dir else ".raftkube-nodes")
     runtime = FakeRuntime(start_delay=args.fake_start_delay, run_time=args.fake_run_time) \

@@ -420,6 +420,40 @@ def test_server_side_apply_reports_a_conflict_with_another_manager_unless_forced
     kube("delete", "deployment", "dry")
 
 
+def test_server_side_apply_conflicts_with_what_other_verbs_changed(kube, tmp_path):
+    """kubectl create and scale are Updates by their managers (kubectl-create, and kubectl, as scale sends no
+    fieldManager): an apply that would undo a scale names that manager, as kube-apiserver does; a replace from a file without
+    managedFields keeps them; and an object applied client-side moves to server-side apply without a conflict
+    (kubectl rewrites the managedFields of kubectl-client-side-apply)."""
+    kube("create", "deployment", "owned", "--image=nginx:1.27", "--replicas=1")
+    created = json.loads(kube("get", "deploy", "owned", "-o", "json", "--show-managed-fields").stdout)
+    [entry] = created["metadata"]["managedFields"]
+    assert (entry["manager"], entry["operation"]) == ("kubectl-create", "Update")
+    assert "f:replicas" in entry["fieldsV1"]["f:spec"]
+    kube("scale", "deploy", "owned", "--replicas=3")
+    config = (DEPLOYMENT.format(name="owned", selector="owned", label="owned")
+              .replace("spec:\n  selector", "spec:\n  replicas: 1\n  selector"))
+    out = kube("apply", "--server-side", "-f", "-", stdin=config, check=False)
+    assert out.returncode == 1  # kubectl scale names no field manager: it is its User-Agent's "kubectl"
+    assert 'conflict with "kubectl" with subresource "scale" using apps/v1 at ' in out.stderr
+    assert ": .spec.replicas" in out.stderr
+    kube("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=config)
+    got = json.loads(kube("get", "deploy", "owned", "-o", "json", "--show-managed-fields").stdout)
+    assert got["spec"]["replicas"] == 1
+    managers = {(e["manager"], e["operation"]) for e in got["metadata"]["managedFields"]}
+    assert ("kubectl", "Apply") in managers and ("kubectl", "Update") not in managers
+    exported = tmp_path / "owned.json"
+    exported.write_text(kube("get", "deploy", "owned", "-o", "json").stdout)  # without managedFields
+    kube("replace", "-f", str(exported))
+    kept = json.loads(kube("get", "deploy", "owned", "-o", "json", "--show-managed-fields").stdout)
+    assert ("kubectl", "Apply") in {(e["manager"], e["operation"]) for e in kept["metadata"]["managedFields"]}
+    kube("delete", "deploy", "owned")
+    csa = CONFIGMAP.format(name="migrated", value="one")
+    kube("apply", "-f", "-", stdin=csa)
+    kube("apply", "--server-side", "-f", "-", stdin=csa.replace("one", "two"))
+    assert kube("get", "cm", "migrated", "-o", "jsonpath={.data.greeting}").stdout == "two"
+
+
 APISERVICE = """apiVersion: apiregistration.k8s.io/v1
 kind: APIService
 metadata: {{name: {name}}}
