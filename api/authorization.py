@@ -19,7 +19,7 @@ from api import node_authorizer
 from api.authentication import User
 from api.errors import ApiError
 from api.query import TRUE
-from api.rbac import Attributes, Policy, allowed, forbidden_message
+from api.rbac import Attributes, Obj, Policy, allowed, forbidden_message, rules_for
 from api.registry import STREAMING, lookup
 from api.responses import reply
 from kvstore.client import prefix_end
@@ -93,6 +93,18 @@ class Authorizer:
             if reason:
                 return reason
         return None
+
+    async def rules(self, user: User, namespace: str) -> tuple[list[Obj], str]:
+        """The rules `user` has in `namespace`, and, when they are not all of what it may do, why not."""
+        if "system:masters" in user.groups or "AlwaysAllow" in self.modes:
+            return [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+                    {"nonResourceURLs": ["*"], "verbs": ["*"]}], ""
+        if "Node" in self.modes and node_authorizer.node_of(user.name, user.groups) is not None:
+            why = "node authorizer does not support user rule resolution"
+        else:
+            why = ""
+        rules = rules_for(user.name, user.groups, namespace, await self.policy()) if "RBAC" in self.modes else []
+        return rules, why
 
     async def policy(self) -> Policy:
         marker = self._marker

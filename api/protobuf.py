@@ -121,7 +121,7 @@ SCHEMAS: dict[str, dict[int, tuple[str, Any]]] = {
                            3: ("roleRef", "RoleRef")},
     "Subject": {1: ("kind", S), 2: ("apiGroup", S), 3: ("name", S), 4: ("namespace", S)},
     "RoleRef": {1: ("apiGroup", S), 2: ("kind", S), 3: ("name", S)},
-    # authentication.k8s.io/v1 and authorization.k8s.io/v1: kubectl create token, auth whoami, auth can-i
+    # authentication.k8s.io/v1 and authorization.k8s.io/v1: kubectl create token, auth whoami, auth can-i [--list]
     "TokenRequest": {1: ("metadata", "ObjectMeta"), 2: ("spec", "TokenRequestSpec"), 3: ("status", "Empty")},
     "TokenRequestSpec": {1: ("audiences", ("repeated", S)), 3: ("boundObjectRef", "BoundObjectReference"),
                          4: ("expirationSeconds", I)},
@@ -134,6 +134,9 @@ SCHEMAS: dict[str, dict[int, tuple[str, Any]]] = {
     "ResourceAttributes": {1: ("namespace", S), 2: ("verb", S), 3: ("group", S), 4: ("version", S), 5: ("resource", S),
                            6: ("subresource", S), 7: ("name", S)},
     "NonResourceAttributes": {1: ("path", S), 2: ("verb", S)},
+    "SelfSubjectRulesReview": {1: ("metadata", "ObjectMeta"), 2: ("spec", "SelfSubjectRulesReviewSpec"),
+                               3: ("status", "Empty")},
+    "SelfSubjectRulesReviewSpec": {1: ("namespace", S)},
 }
 
 

@@ -115,6 +115,21 @@ def allowed(a: Attributes, policy: Policy) -> str | None:
     return None
 
 
+def rules_for(user: str, groups: tuple[str, ...], namespace: str, policy: Policy) -> list[Obj]:
+    """Every rule that applies to the user in `namespace`: those of its cluster role bindings and of its role
+    bindings there (SelfSubjectRulesReview, `kubectl auth can-i --list`)."""
+    who = Attributes(user, groups, "")
+    out: list[Obj] = []
+    for binding in policy.cluster_role_bindings:
+        if any(subject_matches(s, who) for s in binding.get("subjects") or []):
+            out += _rules(binding.get("roleRef") or {}, "", policy)
+    for binding in policy.role_bindings:
+        if namespace and binding["metadata"].get("namespace") == namespace and \
+                any(subject_matches(s, who) for s in binding.get("subjects") or []):
+            out += _rules(binding.get("roleRef") or {}, namespace, policy)
+    return out
+
+
 def forbidden_message(a: Attributes) -> str:
     """kube-apiserver's wording, which kubectl and tests match on."""
     if not a.is_resource:

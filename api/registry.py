@@ -73,6 +73,8 @@ RESOURCES: list[Resource] = [
     _r("apiregistration.k8s.io", "APIService", "apiservices", False, (), ("status",), ("api-extensions",)),
     Resource("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False,
              verbs=("create",)),
+    Resource("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", False,
+             verbs=("create",)),
     Resource("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False, verbs=("create",)),
 ]
 

@@ -1,5 +1,5 @@
 """Requests that ask a question rather than store an object: SelfSubjectReview (`kubectl auth whoami`),
-SelfSubjectAccessReview (`kubectl auth can-i`) and TokenRequest (`kubectl create token`, and the kubelet for a
+SelfSubjectAccessReview (`kubectl auth can-i`), SelfSubjectRulesReview (`kubectl auth can-i --list`) and TokenRequest (`kubectl create token`, and the kubelet for a
 pod's projected token)."""
 from __future__ import annotations
 
@@ -33,9 +33,31 @@ async def review(res: Resource, body: Obj, user: User, authorizer: Authorizer) -
     out = {"apiVersion": res.group_version, "kind": res.kind, "metadata": {"creationTimestamp": objects.now()}}
     if res.kind == "SelfSubjectReview":
         return {**out, "status": {"userInfo": user.info()}}
+    if res.kind == "SelfSubjectRulesReview":
+        spec = body.get("spec") or {}
+        namespace = spec.get("namespace") if isinstance(spec, dict) else None
+        rules, incomplete = await authorizer.rules(user, namespace if isinstance(namespace, str) else "")
+        return {**out, "spec": spec, "status": rules_status(rules, incomplete)}
     spec = body.get("spec") or {}
     reason = await authorizer.decide(_attributes(res, user, spec))
     return {**out, "spec": spec, "status": {"allowed": reason is not None, **({"reason": reason} if reason else {})}}
+
+
+def rules_status(rules: list[Obj], incomplete: str) -> Obj:
+    """SubjectRulesReviewStatus: each policy rule as a resource rule or a non-resource one, as upstream splits
+    them; `incomplete` says why the list is not all the user may do."""
+    resource_rules, url_rules = [], []
+    for rule in rules:
+        verbs = list(rule.get("verbs") or [])
+        if rule.get("nonResourceURLs"):
+            url_rules.append({"verbs": verbs, "nonResourceURLs": list(rule["nonResourceURLs"])})
+        if rule.get("resources"):
+            resource_rules.append({"verbs": verbs, "apiGroups": list(rule.get("apiGroups") or []),
+                                   "resources": list(rule["resources"]),
+                                   **({"resourceNames": list(rule["resourceNames"])} if rule.get("resourceNames")
+                                      else {})})
+    return {"resourceRules": resource_rules, "nonResourceRules": url_rules, "incomplete": bool(incomplete),
+            **({"evaluationError": incomplete} if incomplete else {})}
 
 
 async def token_request(store: ObjectStore, keys: ServiceAccountKeys, namespace: str, account_name: str,

@@ -32,6 +32,7 @@ ROOTS = [
     *("io.k8s.api.rbac.v1." + k for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")),
     "io.k8s.api.authentication.v1.TokenRequest", "io.k8s.api.authentication.v1.SelfSubjectReview",
     "io.k8s.api.authorization.v1.SelfSubjectAccessReview", "io.k8s.api.authorization.v1.SubjectAccessReview",
+    "io.k8s.api.authorization.v1.SelfSubjectRulesReview",
     "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIService",
     META + "DeleteOptions", META + "Status",
 ]

@@ -62,6 +62,20 @@ def test_a_service_account_bound_to_view_reads_its_namespace_and_nothing_more(ku
         in proxied.stderr
 
 
+def test_can_i_list_shows_what_a_service_account_may_do_and_all_for_the_admin(kube):
+    """kubectl auth can-i --list asks a SelfSubjectRulesReview (in protobuf): the view role's rules in dev, none
+    of them on secrets; the admin may do everything; a node's list is marked incomplete, as upstream's."""
+    token = kube("-n", "dev", "create", "token", "ci").stdout.strip()
+    rows = [line.split() for line in kube("--token", token, "-n", "dev", "auth", "can-i", "--list").stdout.splitlines()]
+    pods = next(row for row in rows if row[0] == "pods")
+    assert pods[-3:] == ["[get", "list", "watch]"]
+    assert not any(row[0].startswith("secrets") for row in rows)
+    assert kube("--token", token, "-n", "default", "auth", "can-i", "--list").stdout.count("pods ") == 0
+    assert kube("auth", "can-i", "--list").stdout.splitlines()[1].split() == ["*.*", "[]", "[]", "[*]"]
+    node = kube("--as", "system:node:n1", "--as-group", "system:nodes", "auth", "can-i", "--list")
+    assert "the list may be incomplete: node authorizer does not support user rule resolution" in node.stderr
+
+
 def test_impersonation_with_kubectl_as(kube):
     """kubectl --as / --as-group: the admin acts as someone else and gets exactly their rights; someone without
     the impersonate verb cannot."""

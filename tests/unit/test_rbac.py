@@ -1,6 +1,7 @@
 """RBAC as Kubernetes evaluates it, with the cluster's bootstrap roles: bindings grant, nothing denies."""
 from api import bootstrap_policy
-from api.rbac import Attributes, Policy, allowed, forbidden_message
+from api.rbac import Attributes, Policy, allowed, forbidden_message, rules_for
+from api.reviews import rules_status
 
 
 def policy(*role_bindings) -> Policy:
@@ -58,6 +59,19 @@ def test_every_signed_in_user_may_discover_and_ask_what_it_may_do():
     assert not allowed(ask(verb="get", path="/metrics"), policy())
     assert allowed(ask(verb="create", resource="selfsubjectaccessreviews", api_group="authorization.k8s.io"),
                    policy())
+
+
+def test_the_rules_listed_are_those_the_user_is_allowed_by_in_that_namespace():
+    """SelfSubjectRulesReview (kubectl auth can-i --list): alice's view role in dev, with what everyone has."""
+    in_dev = rules_status(rules_for("alice", ("system:authenticated",), "dev", policy(ALICE_VIEWS_DEV)), "")
+    pods = [r for r in in_dev["resourceRules"] if "pods" in r["resources"] and r["apiGroups"] == [""]]
+    assert pods and all(set(r["verbs"]) <= {"get", "list", "watch"} for r in pods)
+    assert not any("secrets" in r["resources"] for r in in_dev["resourceRules"])
+    urls = {u for r in in_dev["nonResourceRules"] for u in r["nonResourceURLs"]}
+    assert {"/apis/*", "/readyz", "/version"} <= urls and in_dev["incomplete"] is False
+    elsewhere = rules_status(rules_for("alice", ("system:authenticated",), "prod", policy(ALICE_VIEWS_DEV)), "")
+    assert not any("pods" in r["resources"] for r in elsewhere["resourceRules"])
+    assert rules_status([], "node authorizer does not support user rule resolution")["incomplete"] is True
 
 
 def test_the_refusal_reads_as_kube_apiservers():
