@@ -1,6 +1,6 @@
 """Requests that ask a question rather than store an object: SelfSubjectReview (`kubectl auth whoami`),
-SelfSubjectAccessReview (`kubectl auth can-i`), SelfSubjectRulesReview (`kubectl auth can-i --list`) and TokenRequest (`kubectl create token`, and the kubelet for a
-pod's projected token)."""
+SelfSubjectAccessReview (`kubectl auth can-i`), SelfSubjectRulesReview (`kubectl auth can-i --list`) and
+TokenRequest (`kubectl create token`, and the kubelet for a pod's projected token)."""
 from __future__ import annotations
 
 from typing import Any
@@ -33,12 +33,11 @@ async def review(res: Resource, body: Obj, user: User, authorizer: Authorizer) -
     out = {"apiVersion": res.group_version, "kind": res.kind, "metadata": {"creationTimestamp": objects.now()}}
     if res.kind == "SelfSubjectReview":
         return {**out, "status": {"userInfo": user.info()}}
+    spec = body.get("spec") or {}
     if res.kind == "SelfSubjectRulesReview":
-        spec = body.get("spec") or {}
         namespace = spec.get("namespace") if isinstance(spec, dict) else None
         rules, incomplete = await authorizer.rules(user, namespace if isinstance(namespace, str) else "")
         return {**out, "spec": spec, "status": rules_status(rules, incomplete)}
-    spec = body.get("spec") or {}
     reason = await authorizer.decide(_attributes(res, user, spec))
     return {**out, "spec": spec, "status": {"allowed": reason is not None, **({"reason": reason} if reason else {})}}
 
