@@ -54,6 +54,7 @@ def _key_problem(key: str) -> str | None:
     return None
 
 
+OMIT_EMPTY = ("labels", "annotations", "finalizers", "ownerReferences", "managedFields")
 _META_TYPES = {"name": str, "generateName": str, "namespace": str, "labels": dict, "annotations": dict,
                "finalizers": list, "ownerReferences": list, "managedFields": list}
 
@@ -127,15 +128,26 @@ def for_create(res: Resource, body: Any, namespace: str | None) -> Obj:
         meta["name"] = meta["generateName"] + "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(5))
     for server_owned in ("resourceVersion", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"):
         meta.pop(server_owned, None)
-    meta.update(uid=str(uuid.uuid4()), creationTimestamp=now(), generation=1)
-    obj = {**body, "apiVersion": res.group_version, "kind": res.kind, "metadata": meta}
+    meta.update(uid=str(uuid.uuid4()), creationTimestamp=now())
+    if res.has_generation:
+        meta["generation"] = 1
+    else:
+        meta.pop("generation", None)
+    obj = {**body, "apiVersion": res.group_version, "kind": res.kind, "metadata": _without_empty(meta)}
     check_metadata(res, obj)
     return obj
 
 
+def _without_empty(meta: Obj) -> Obj:
+    """Metadata as kube-apiserver stores it: an empty map or list of these fields is no field at all (omitempty), so
+    `kubectl diff` and `-o yaml` show no `annotations: {}` a client sent."""
+    return {k: v for k, v in meta.items() if not (k in OMIT_EMPTY and v in ({}, []))}
+
+
 def for_update(res: Resource, old: Obj, body: Any, subresource: str | None) -> Obj:
     """The object to store for a PUT: identity kept; with a status subresource, a PUT of the object
-    leaves status alone and a PUT of /status changes only status. Spec changes raise generation."""
+    leaves status alone and a PUT of /status changes only status. Spec changes raise generation (of the kinds
+    that have one)."""
     check_shape(res, body)
     old_meta = old["metadata"]
     meta = dict(body.get("metadata") or {})
@@ -146,6 +158,8 @@ def for_update(res: Resource, old: Obj, body: Any, subresource: str | None) -> O
                  "deletionGracePeriodSeconds"):
         if kept in old_meta:
             meta[kept] = old_meta[kept]
+        else:
+            meta.pop(kept, None)  # the server's to set, not the client's
     meta.pop("resourceVersion", None)
     if subresource == "status":
         new = {**old, "status": body.get("status")}
@@ -158,10 +172,13 @@ def for_update(res: Resource, old: Obj, body: Any, subresource: str | None) -> O
                 new["status"] = old["status"]
             else:
                 new.pop("status", None)
-    if _spec(new) != _spec(old):
+    if res.has_generation and _spec(new) != _spec(old):
         new["metadata"]["generation"] = int(old_meta.get("generation", 1)) + 1
+    elif not res.has_generation:
+        new["metadata"].pop("generation", None)  # stored by an older version
     if new.get("status") is None:
         new.pop("status", None)
+    new["metadata"] = _without_empty(new["metadata"])
     check_metadata(res, new)
     return new
 

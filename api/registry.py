@@ -22,6 +22,12 @@ class Resource:
         return "get" in self.verbs
 
     @property
+    def has_generation(self) -> bool:
+        """Whether its objects count spec changes in metadata.generation: only the kinds whose controllers report
+        an observedGeneration, as kube-apiserver's strategies set it (a ConfigMap or a Pod has none)."""
+        return self.kind in GENERATION_KINDS
+
+    @property
     def group_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
@@ -39,6 +45,8 @@ class Resource:
 
 
 ALL = ("all",)
+GENERATION_KINDS = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "PodDisruptionBudget",
+                              "ReplicationController"})
 
 
 def _r(group: str, kind: str, plural: str, namespaced: bool = True, short: tuple[str, ...] = (),

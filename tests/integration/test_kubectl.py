@@ -388,6 +388,17 @@ def test_server_dry_runs_change_nothing_and_diff_shows_exactly_the_change(kube):
     kube("delete", "deployment", "dry")
 
 
+def test_diff_of_a_created_configmap_shows_only_its_data(kube):
+    """kubectl diff sends `annotations: {}` (it masks the last-applied one); as kube-apiserver, an empty map is no
+    field, and a ConfigMap has no generation to raise, so the diff is the data and nothing else."""
+    kube("create", "configmap", "plain", "--from-literal=a=1")
+    assert "generation" not in json.loads(kube("get", "cm", "plain", "-o", "json").stdout)["metadata"]
+    diff = kube("diff", "-f", "-", stdin="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain}\ndata: {a: '2'}\n",
+                check=False)
+    changed = [line for line in diff.stdout.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert changed == ['-  a: "1"', '+  a: "2"'], diff.stdout
+
+
 def test_explain_prints_the_fields_from_the_servers_schemas(kube):
     """kubectl explain reads /openapi/v3: Kubernetes 1.32's own types, descriptions and all."""
     out = kube("explain", "deployment.spec.strategy").stdout
