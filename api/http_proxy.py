@@ -10,7 +10,7 @@ of its ports' name or number (none: its only unnamed port); the request goes to 
 picked at random, at the endpoint's target port.
 
 The master dials the pod's IP itself, as kube-apiserver does (the compose cluster's masters have no route to the
-pods' network, so there it answers 503). That IP must be inside the pod range of the pod's node (its
+pods' network, so there it answers 503 once the connection fails). That IP must be inside the pod range of the pod's node (its
 spec.podCIDR), which keeps a master's own ports on 127.0.0.1 out of reach. The caller's credentials are not
 passed on (Authorization and Impersonate-* headers are dropped), and WebSocket upgrades are not relayed.
 """
