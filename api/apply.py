@@ -205,7 +205,7 @@ def _upgraded_from_client_side(existing: Obj, config: Obj, owned_now: Obj, manag
         return False
     conflicts = _conflicts(existing, config, owned_now, manager, managed)
     return isinstance(last_applied, dict) and bool(conflicts) and \
-        {p for _, p in conflicts} <= _leaves(field_set(last_applied, root))
+        {p for _, p in conflicts} <= _leaf_values(last_applied, root).keys()
 
 
 def _who(entry: Obj) -> str:

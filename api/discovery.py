@@ -27,6 +27,12 @@ _SUB_KINDS = {"scale": ("autoscaling", "v1", "Scale", ["get", "patch", "update"]
               "proxy": ("", "v1", "{}ProxyOptions", ["create", "delete", "get", "patch", "update"])}
 
 
+def _sub_kind(res: Resource, sub: str) -> tuple[str | None, str | None, str, list[str]]:
+    """A subresource's (group, version, kind, verbs), its kind spelled out for this resource."""
+    g, v, kind, verbs = _SUB_KINDS[sub]
+    return g, v, (kind or "{}").format(res.kind), verbs
+
+
 def _groups() -> dict[str, list[str]]:
     """Every group and its versions: the stored resources' and the aggregated ones' (metrics.k8s.io)."""
     groups = {group: list(versions) for group, versions in GROUPS.items()}
@@ -78,9 +84,9 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
     for res in resources:
         entries.append(_entry(res))
         for sub in res.subresources:
-            g, v, kind, verbs = _SUB_KINDS[sub]
+            g, v, kind, verbs = _sub_kind(res, sub)
             entry = {"name": f"{res.plural}/{sub}", "singularName": "", "namespaced": res.namespaced,
-                     "kind": (kind or "{}").format(res.kind), "verbs": verbs}
+                     "kind": kind, "verbs": verbs}
             if g is not None:
                 entry.update(group=g, version=v)
             entries.append(entry)
@@ -108,10 +114,10 @@ def _discovered(res: Resource) -> dict[str, Any]:
                            **_aliases(res)}
     subs = []
     for sub in res.subresources:
-        g, v, kind, verbs = _SUB_KINDS[sub]
+        g, v, kind, verbs = _sub_kind(res, sub)
         subs.append({"subresource": sub, "verbs": verbs,
                      "responseKind": {"group": g if g is not None else res.group,
-                                      "version": v or res.version, "kind": (kind or "{}").format(res.kind)}})
+                                      "version": v or res.version, "kind": kind}})
     if subs:
         out["subresources"] = subs
     return out

@@ -17,20 +17,32 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
+from kvstore.errors import KVFailure
+from kvstore.store import Store
+
 log = logging.getLogger("raftkube.api")
 
 Check = Callable[[], Awaitable[str | None]]  # None when it passes, else what failed
+QUORUM_WAIT = 1.0  # seconds the etcd check waits for a quorum
 
 
 async def passes() -> str | None:
     return None
 
 
-def add_routes(app: web.Application, store_check: Check) -> None:
+def add_routes(app: web.Application, store: Store) -> None:
     """The three endpoints, and one path per check under each."""
+
+    async def quorum() -> str | None:
+        try:
+            await store.read_index(timeout=QUORUM_WAIT)
+        except KVFailure as exc:
+            return exc.error.message
+        return None
+
     endpoints = {"livez": {"ping": passes, "log": passes},
-                 "readyz": {"ping": passes, "log": passes, "etcd": store_check},
-                 "healthz": {"ping": passes, "log": passes, "etcd": store_check}}
+                 "readyz": {"ping": passes, "log": passes, "etcd": quorum},
+                 "healthz": {"ping": passes, "log": passes, "etcd": quorum}}
     for kind, checks in endpoints.items():
         handler = _handler(kind, checks)
         app.router.add_get(f"/{kind}", handler)

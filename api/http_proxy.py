@@ -31,9 +31,10 @@ from api.registry import lookup
 
 Obj = dict[str, Any]
 CONNECT_TIMEOUT = 10.0
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+# Headers not copied across: the hop-by-hop ones, and those each side sets for its own connection.
+NOT_COPIED = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "transfer-encoding", "upgrade", "host", "content-length"}
-NOT_PASSED_ON = HOP_BY_HOP | {"authorization"}
+NOT_PASSED_ON = NOT_COPIED | {"authorization"}  # ... and, to the pod, the caller's credentials
 PODS = lookup("", "v1", "pods")
 NODES = lookup("", "v1", "nodes")
 SERVICES = lookup("", "v1", "services")
@@ -160,7 +161,7 @@ async def _relay(request: web.Request, url: URL, kind: str, name: str) -> web.St
             raise ApiError(503, f'error trying to reach {kind} "{name}" at {url.human_repr()}: {exc}') from None
         async with upstream:
             resp = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=CIMultiDict(
-                (k, v) for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP))
+                (k, v) for k, v in upstream.headers.items() if k.lower() not in NOT_COPIED))
             resp.content_length = upstream.content_length
             await resp.prepare(request)
             try:

@@ -31,7 +31,6 @@ from kvstore.metrics import StoreCollector, handler as metrics_handler, new_regi
 from kvstore.replica import Replica
 from kvstore.store import Store
 from kvstore.watch import WatchHub
-from api import health
 from raftkube import kv_flags, logs, restore
 
 log = logging.getLogger("raftkube.master")
@@ -286,7 +285,6 @@ class Master:
         kube = master_api.KubeApi(self.args)
         api_app, api_tasks = kube.app(self.store, self.hub, registry, self.members, self.kv_client_tls)
         tasks += api_tasks
-        self.add_health_routes(api_app)
         if self.args.enable_failpoints:
             api_app.middlewares.append(self.drop_when_cut)
         runner = await self._serve(api_app, self.args.api_listen, kube.tls)
@@ -317,18 +315,6 @@ class Master:
                 return
             except KVFailure:
                 await asyncio.sleep(0.5)
-
-    def add_health_routes(self, app: web.Application) -> None:
-        """/livez: the process answers; /readyz and /healthz: it can reach a quorum (load balancers)."""
-
-        async def quorum() -> str | None:
-            try:
-                await self.store.read_index(timeout=1.0)
-            except KVFailure as exc:
-                return exc.error.message
-            return None
-
-        health.add_routes(app, quorum)
 
     async def failpoints(self, request: web.Request) -> web.Response:
         """POST {"cut": ["HOST:PORT", ...]} drops all Raft traffic with those peers; {"heal": [...]} restores it;

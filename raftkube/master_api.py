@@ -21,7 +21,7 @@ from typing import Callable
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from api import authorization, encryption, kubelet_client
+from api import authorization, encryption, health, kubelet_client
 from api.authentication import ServiceAccountKeys, StaticTokens
 from api.dashboard import Dashboard
 from api.inflight import InFlight
@@ -84,6 +84,7 @@ class KubeApi:
                                           watches_per_user=args.max_watches_per_user),
                         kubelet_tls=self.kubelet_tls)
         app = api.app()
+        health.add_routes(app, store)  # /livez, /readyz, /healthz: open to load balancers (api/health.py)
         Dashboard(objects=api.objects, store=store, hub=hub, members=members, name=args.name,
                   scheme="https" if args.tls_cert_file else "http",
                   kv_tls=kv_tls).install(app)
